@@ -1,0 +1,81 @@
+import { isDeviceId, shortId } from "../identity";
+import { WireError } from "../wire/errors";
+
+export interface KnownPeer {
+  id: string;
+  name?: string;
+  /** host:port of the peer's listener, when known. */
+  address?: string;
+}
+
+const ADDRESS_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):(\d{1,5})$/;
+
+export function isAddress(value: unknown): value is string {
+  const match = typeof value === "string" ? ADDRESS_PATTERN.exec(value) : null;
+  return !!match && Number(match[2]) > 0 && Number(match[2]) < 65536;
+}
+
+/** Turns a configured peer list into validated entries, with one sentence per problem. */
+export function validateKnownPeers(input: unknown): { peers: KnownPeer[]; problems: string[] } {
+  const peers: KnownPeer[] = [];
+  const problems: string[] = [];
+  if (input === undefined || input === null) return { peers, problems };
+  if (!Array.isArray(input)) return { peers, problems: ["the known peers must be a list"] };
+  input.forEach((raw: unknown, i) => {
+    const entry = (raw ?? {}) as Record<string, unknown>;
+    const id = typeof entry.id === "string" ? entry.id.trim().toLowerCase() : "";
+    const name = typeof entry.name === "string" && entry.name.trim() ? entry.name.trim() : undefined;
+    const address = typeof entry.address === "string" && entry.address.trim() ? entry.address.trim() : undefined;
+    const label = name ?? `#${i + 1}`;
+    if (!isDeviceId(id)) problems.push(`peer ${label}: "${id}" is not a device id (52 base32 characters)`);
+    else if (address !== undefined && !isAddress(address)) problems.push(`peer ${label}: "${address}" is not host:port`);
+    else peers.push({ id, name, address });
+  });
+  return { peers, problems };
+}
+
+/**
+ * The peers this device knows by configuration. Answers "who is X" for senders (by id, name or an id
+ * prefix of at least 8 characters) and "do we know this key" for the default authorisation.
+ */
+export class PeerDirectory {
+  private readonly byId = new Map<string, KnownPeer>();
+
+  constructor(peers: KnownPeer[] = []) {
+    for (const peer of peers) this.byId.set(peer.id, peer);
+  }
+
+  has(id: string): boolean {
+    return this.byId.has(id);
+  }
+
+  get(id: string): KnownPeer | undefined {
+    return this.byId.get(id);
+  }
+
+  list(): KnownPeer[] {
+    return [...this.byId.values()];
+  }
+
+  nameOf(id: string): string | undefined {
+    return this.byId.get(id)?.name;
+  }
+
+  resolve(reference: string): KnownPeer {
+    const wanted = reference.trim();
+    const exact = this.byId.get(wanted.toLowerCase());
+    if (exact) return exact;
+    const named = this.list().filter((peer) => peer.name === wanted);
+    if (named.length === 1) return named[0];
+    if (named.length > 1) throw new WireError("UNKNOWN_PEER", `more than one known peer is named "${wanted}"; use its device id`);
+    if (wanted.length >= 8) {
+      const prefixed = this.list().filter((peer) => peer.id.startsWith(wanted.toLowerCase()));
+      if (prefixed.length === 1) return prefixed[0];
+    }
+    throw new WireError("UNKNOWN_PEER", `no known peer is called "${wanted}"`);
+  }
+
+  label(id: string): string {
+    return this.nameOf(id) ?? shortId(id);
+  }
+}

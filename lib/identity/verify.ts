@@ -1,0 +1,21 @@
+import { X509Certificate } from "node:crypto";
+import { deviceIdOf } from "./device-id";
+
+export class CertificateError extends Error {
+  readonly code = "BAD_CERTIFICATE";
+}
+
+/**
+ * Checks a peer's self-signed certificate and returns its device id. TLS has already proved that the
+ * peer holds the private key; this refuses certificates whose self-signature does not match (altered
+ * after signing) and those outside their validity period. No CA is consulted: trust is by device id.
+ */
+export function verifyPeerCertificate(certificate: X509Certificate | undefined, now: Date = new Date()): string {
+  if (!certificate) throw new CertificateError("the peer presented no certificate");
+  if (!certificate.verify(certificate.publicKey)) {
+    throw new CertificateError("the peer's certificate is not validly self-signed");
+  }
+  if (now < new Date(certificate.validFrom)) throw new CertificateError("the peer's certificate is not yet valid");
+  if (now > new Date(certificate.validTo)) throw new CertificateError("the peer's certificate has expired");
+  return deviceIdOf(certificate.publicKey);
+}

@@ -1,0 +1,231 @@
+import { randomUUID } from "node:crypto";
+import http2, { ClientHttp2Session, ClientHttp2Stream } from "node:http2";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { TLSSocket } from "node:tls";
+import { Identity, verifyPeerCertificate } from "../identity";
+import { WireError } from "./errors";
+import { errorFromResponse, readResponse, ClientResponse } from "./http2-io";
+import { encodePayload } from "./payload";
+import { Ack, HEADER_MESSAGE_ID, MESSAGE_PATH, STREAM_PATH, topicPath } from "./protocol";
+import { validateTopic } from "./topic";
+
+export interface PeerEndpoint {
+  id: string;
+  /** host:port, with IPv6 hosts in brackets ("[::1]:4000"). */
+  address: string;
+}
+
+export interface ClientPoolOptions {
+  /** A connection with no request for this long is closed. */
+  idleMs?: number;
+  connectTimeoutMs?: number;
+}
+
+export interface SendOptions {
+  timeoutMs?: number;
+  /** Defaults to a random UUID; reuse it to retry, the receiver delivers a given id once. */
+  id?: string;
+}
+
+export interface StreamOptions {
+  /** The stream fails when no data moves for this long. */
+  idleMs?: number;
+  id?: string;
+}
+
+const DEFAULT_IDLE_MS = 60_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+const DEFAULT_SEND_TIMEOUT_MS = 10_000;
+const DEFAULT_STREAM_IDLE_MS = 30_000;
+
+interface PooledSession {
+  session: ClientHttp2Session;
+  /** True once a request on it has completed: a later failure may mean the peer dropped an idle connection. */
+  used: boolean;
+  /** Why the peer sent GOAWAY, when it said (e.g. our certificate was refused). */
+  refusal?: string;
+}
+
+/**
+ * Outgoing connections: one HTTP/2 session per peer, opened on demand, shared by concurrent requests,
+ * closed when idle and replaced when it fails. The server's certificate must carry the expected device id.
+ */
+export class ClientPool {
+  private readonly sessions = new Map<string, Promise<PooledSession>>();
+  private readonly idleMs: number;
+  private readonly connectTimeoutMs: number;
+  private closed = false;
+
+  constructor(private readonly identity: Identity, options: ClientPoolOptions = {}) {
+    this.idleMs = options.idleMs ?? DEFAULT_IDLE_MS;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  }
+
+  get connectionCount(): number {
+    return this.sessions.size;
+  }
+
+  async message(peer: PeerEndpoint, topic: string, payload: unknown, options: SendOptions = {}): Promise<Ack> {
+    validateTopic(topic);
+    const { body, contentType } = encodePayload(payload);
+    const id = options.id ?? randomUUID();
+    const headers = {
+      ":method": "POST",
+      ":path": topicPath(MESSAGE_PATH, topic),
+      "content-type": contentType,
+      "content-length": body.length,
+      [HEADER_MESSAGE_ID]: id,
+    };
+    const timeoutMs = options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS;
+    const attempt = async (): Promise<ClientResponse> => {
+      const pooled = await this.session(peer);
+      try {
+        return await this.exchange(pooled.session.request(headers), timeoutMs, (request) => request.end(body));
+      } catch (err) {
+        if (pooled.refusal) throw refused(peer, pooled.refusal);
+        // A reused connection the peer had already dropped: retrying is safe, the receiver dedupes by id.
+        if (pooled.used && !(err instanceof WireError)) {
+          this.forget(peer.id, pooled);
+          const fresh = await this.session(peer);
+          return this.exchange(fresh.session.request(headers), timeoutMs, (request) => request.end(body));
+        }
+        throw err;
+      } finally {
+        pooled.used = true;
+      }
+    };
+    const response = await attempt().catch((err: unknown) => {
+      throw this.describe(err, peer);
+    });
+    if (response.status !== 200) throw errorFromResponse(response);
+    return JSON.parse(response.body.toString("utf8")) as Ack;
+  }
+
+  /** Sends a Readable as one stream; HTTP/2 flow control holds the source back when the peer is slower. */
+  async stream(peer: PeerEndpoint, topic: string, body: Readable, options: StreamOptions = {}): Promise<Ack> {
+    validateTopic(topic);
+    const pooled = await this.session(peer).catch((err: unknown) => {
+      body.destroy();
+      throw this.describe(err, peer);
+    });
+    const request = pooled.session.request({
+      ":method": "POST",
+      ":path": topicPath(STREAM_PATH, topic),
+      "content-type": "application/octet-stream",
+      [HEADER_MESSAGE_ID]: options.id ?? randomUUID(),
+    });
+    const idleMs = options.idleMs ?? DEFAULT_STREAM_IDLE_MS;
+    const response = readResponse(request);
+    response.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
+    request.setTimeout(idleMs, () => request.destroy(new WireError("TIMEOUT", `the stream to ${peer.id} moved no data for ${idleMs} ms`)));
+    try {
+      await pipeline(body, request);
+    } catch (err) {
+      if (pooled.refusal) throw refused(peer, pooled.refusal);
+      const answer = await Promise.race([response, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 50))]).catch(() => undefined);
+      if (answer && answer.status !== 200) throw errorFromResponse(answer);
+      if (err instanceof WireError) throw err;
+      throw new WireError("STREAM_ABORTED", `the stream to ${peer.id} broke off: ${(err as Error).message}`);
+    } finally {
+      pooled.used = true;
+    }
+    const answer = await response.catch((err: unknown) => {
+      throw pooled.refusal ? refused(peer, pooled.refusal) : this.describe(err, peer);
+    });
+    if (answer.status !== 200) throw errorFromResponse(answer);
+    return JSON.parse(answer.body.toString("utf8")) as Ack;
+  }
+
+  /** Closes every connection; requests under way fail with CLOSED. */
+  close(): void {
+    this.closed = true;
+    for (const entry of this.sessions.values()) entry.then((pooled) => pooled.session.destroy(), () => undefined);
+    this.sessions.clear();
+  }
+
+  private exchange(request: ClientHttp2Stream, timeoutMs: number, write: (request: ClientHttp2Stream) => void): Promise<ClientResponse> {
+    const response = readResponse(request);
+    request.setTimeout(timeoutMs, () => request.destroy(new WireError("TIMEOUT", `no answer within ${timeoutMs} ms`)));
+    write(request);
+    return response;
+  }
+
+  private session(peer: PeerEndpoint): Promise<PooledSession> {
+    if (this.closed) return Promise.reject(new WireError("CLOSED", "the device is stopping"));
+    let entry = this.sessions.get(peer.id);
+    if (!entry) {
+      entry = this.connect(peer);
+      this.sessions.set(peer.id, entry);
+      entry.catch(() => this.sessions.delete(peer.id));
+    }
+    return entry;
+  }
+
+  private connect(peer: PeerEndpoint): Promise<PooledSession> {
+    return new Promise((resolve, reject) => {
+      const session = http2.connect(`https://${peer.address}`, {
+        secureContext: this.identity.tlsContext(),
+        rejectUnauthorized: false, // self-signed by design; the device id is checked below
+        checkServerIdentity: () => undefined,
+        settings: { initialWindowSize: 1024 * 1024 },
+      });
+      const pooled: PooledSession = { session, used: false };
+      const fail = (err: Error): void => {
+        clearTimeout(timer);
+        session.destroy();
+        reject(pooled.refusal ? refused(peer, pooled.refusal) : err);
+      };
+      const timer = setTimeout(() => fail(new WireError("TIMEOUT", `no TLS connection within ${this.connectTimeoutMs} ms`)), this.connectTimeoutMs);
+      session.on("goaway", (_code: number, _last: number, data?: Buffer) => {
+        if (data && data.length > 0) pooled.refusal = data.toString("utf8");
+        this.forget(peer.id, pooled);
+      });
+      session.once("error", fail);
+      session.once("close", () => {
+        this.forget(peer.id, pooled);
+        fail(new WireError("UNREACHABLE", `${peer.address} closed the connection`));
+      });
+      session.once("connect", () => {
+        clearTimeout(timer);
+        let actualId: string;
+        try {
+          actualId = verifyPeerCertificate((session.socket as TLSSocket).getPeerX509Certificate());
+        } catch (err) {
+          fail(new WireError("REFUSED", `the peer at ${peer.address}: ${(err as Error).message}`));
+          return;
+        }
+        if (actualId !== peer.id) {
+          fail(new WireError("IDENTITY_MISMATCH", `the device at ${peer.address} is ${actualId}, not ${peer.id}`));
+          return;
+        }
+        session.off("error", fail);
+        session.on("error", () => this.forget(peer.id, pooled));
+        session.setTimeout(this.idleMs, () => session.close());
+        resolve(pooled);
+      });
+    });
+  }
+
+  private forget(peerId: string, pooled: PooledSession): void {
+    const entry = this.sessions.get(peerId);
+    if (!entry) return;
+    entry.then((current) => {
+      if (current === pooled && this.sessions.get(peerId) === entry) this.sessions.delete(peerId);
+    }, () => undefined);
+  }
+
+  private describe(err: unknown, peer: PeerEndpoint): WireError {
+    if (err instanceof WireError) return err;
+    const code = (err as NodeJS.ErrnoException)?.code;
+    const message = (err as Error)?.message ?? String(err);
+    if (code === "ECONNREFUSED" || code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "ENOTFOUND" || code === "ECONNRESET") {
+      return new WireError("UNREACHABLE", `${peer.id} at ${peer.address} is unreachable: ${message}`);
+    }
+    return new WireError("UNREACHABLE", `${peer.id} at ${peer.address}: ${message}`);
+  }
+}
+
+function refused(peer: PeerEndpoint, reason: string): WireError {
+  return new WireError("REFUSED", `${peer.id} refused the connection: ${reason}`);
+}

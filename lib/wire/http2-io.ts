@@ -1,0 +1,81 @@
+import type { ClientHttp2Stream, IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import { constants } from "node:http2";
+import { WireError, wireErrorFromResponse } from "./errors";
+import { HEADER_ERROR_CODE } from "./protocol";
+
+/** Reads a request body into memory, refusing it as soon as it passes `limit` bytes. */
+export function readBody(stream: ServerHttp2Stream, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        stream.off("data", onData);
+        reject(new WireError("TOO_LARGE", `the message is larger than the ${limit} bytes this device accepts`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    stream.on("data", onData);
+    stream.once("end", () => resolve(Buffer.concat(chunks, size)));
+    stream.once("aborted", () => reject(new WireError("STREAM_ABORTED", "the sender aborted the request")));
+    stream.once("error", (err) => reject(new WireError("STREAM_ABORTED", err.message)));
+  });
+}
+
+export function respondJson(stream: ServerHttp2Stream, status: number, body: unknown): void {
+  if (stream.destroyed || stream.closed) return;
+  if (!stream.headersSent) stream.respond({ ":status": status, "content-type": "application/json" });
+  stream.end(JSON.stringify(body));
+}
+
+/**
+ * Answers with the error's status and reason, then resets the stream so a client still uploading stops
+ * at once instead of waiting on flow control for a body nobody reads.
+ */
+export function respondError(stream: ServerHttp2Stream, err: unknown): void {
+  const wireError = err instanceof WireError ? err : new WireError("REMOTE_ERROR", (err as Error)?.message ?? String(err));
+  if (stream.destroyed || stream.closed) return;
+  if (!stream.headersSent) {
+    stream.respond({ ":status": wireError.httpStatus, "content-type": "application/json", [HEADER_ERROR_CODE]: wireError.code });
+    stream.end(JSON.stringify({ error: wireError.code, reason: wireError.message }), () => {
+      if (!stream.destroyed && !stream.readableEnded) stream.close(constants.NGHTTP2_NO_ERROR);
+    });
+  } else {
+    stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+  }
+}
+
+export interface ClientResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+const MAX_RESPONSE_BYTES = 64 * 1024;
+
+export function readResponse(request: ClientHttp2Stream): Promise<ClientResponse> {
+  return new Promise((resolve, reject) => {
+    request.once("error", reject);
+    request.once("response", (headers) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      request.on("data", (chunk: Buffer) => {
+        size += chunk.length;
+        if (size <= MAX_RESPONSE_BYTES) chunks.push(chunk);
+      });
+      request.once("end", () => resolve({ status: Number(headers[":status"]), headers, body: Buffer.concat(chunks) }));
+    });
+  });
+}
+
+export function errorFromResponse(response: ClientResponse): WireError {
+  let parsed: { error?: unknown; reason?: unknown } = {};
+  try {
+    parsed = JSON.parse(response.body.toString("utf8")) as typeof parsed;
+  } catch {
+    // a peer that is not one of ours; the status alone will have to do
+  }
+  return wireErrorFromResponse(response.status, parsed.error ?? response.headers[HEADER_ERROR_CODE], parsed.reason);
+}

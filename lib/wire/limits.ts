@@ -1,0 +1,20 @@
+export interface WireLimits {
+  /** Largest message body; a larger one is answered 413. */
+  maxMessageBytes: number;
+  /** A stream that sends nothing for this long is reset. */
+  streamIdleMs: number;
+  /** Concurrent requests on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxConcurrentStreams: number;
+  /** Connections the listener keeps open at once; more are refused. */
+  maxConnections: number;
+  /** Message ids remembered per listener to drop retransmitted duplicates. */
+  rememberedMessageIds: number;
+}
+
+export const DEFAULT_LIMITS: WireLimits = {
+  maxMessageBytes: 16 * 1024 * 1024,
+  streamIdleMs: 30_000,
+  maxConcurrentStreams: 128,
+  maxConnections: 256,
+  rememberedMessageIds: 10_000,
+};
