@@ -1,0 +1,102 @@
+import type { Request, Response } from "express";
+import type { Node, NodeAPI, NodeDef } from "node-red";
+import { Device, Identity, IdentityError, validateKnownPeers } from "../../lib";
+import type { IdentityConfigNode } from "../shared/identity-node";
+
+interface IdentityConfigDef extends NodeDef {
+  host?: string;
+  port?: number | string;
+  peers?: unknown;
+}
+
+interface IdentityCredentials {
+  privateKey: unknown;
+  certificate: unknown;
+}
+
+type Creds = { credentials?: Partial<IdentityCredentials> };
+
+/** Reads the identity from credentials; a node deployed without one (an imported flow) gets a new one. */
+function loadIdentity(RED: NodeAPI, node: IdentityConfigNode & Creds, name: string | undefined): Identity {
+  const { privateKey, certificate } = node.credentials ?? {};
+  if (typeof privateKey === "string" && privateKey && typeof certificate === "string" && certificate) return Identity.fromPem(privateKey, certificate);
+  if (privateKey || certificate) throw new IdentityError(RED._("identity-config.errors.half-identity"));
+  const identity = Identity.generate({ name });
+  // Kept in the credential store; Node-RED writes it to disk with the next deploy.
+  RED.nodes.addCredentials(node.id, { privateKey: identity.privateKeyPem, certificate: identity.certificatePem });
+  node.warn(RED._("identity-config.warnings.generated", { id: identity.deviceId }));
+  return identity;
+}
+
+function parsePort(value: unknown): number {
+  const port = value === undefined || value === "" ? 0 : Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`port ${String(value)} is not between 0 and 65535`);
+  return port;
+}
+
+export = (RED: NodeAPI): void => {
+  RED.nodes.registerType<Node<IdentityCredentials>, IdentityConfigDef, unknown, IdentityCredentials>(
+    "identity-config",
+    function (this: Node<IdentityCredentials>, def: IdentityConfigDef) {
+      RED.nodes.createNode(this, def);
+      const node = this as unknown as IdentityConfigNode & Creds;
+      try {
+        const identity = loadIdentity(RED, node, def.name);
+        const { peers, problems } = validateKnownPeers(def.peers);
+        for (const problem of problems) node.warn(problem);
+        node.device = new Device({ identity, host: def.host || "127.0.0.1", port: parsePort(def.port), peers });
+        node.device.on("refused", ({ peerId, reason }) => node.debug(`refused ${peerId ?? "a connection"}: ${reason}`));
+        node.ready = node.device.start();
+        node.ready.then(
+          (port) => node.log(RED._("identity-config.log.listening", { id: identity.deviceId, host: def.host || "127.0.0.1", port })),
+          (err: Error) => node.error(RED._("identity-config.errors.listen", { message: err.message })),
+        );
+      } catch (err) {
+        node.error((err as Error).message);
+        node.ready = Promise.reject(err);
+      }
+      node.ready.catch(() => undefined); // peer nodes report it in their status
+      node.on("close", (_removed: boolean, done: () => void) => {
+        const stopping = node.device ? node.device.stop() : Promise.resolve();
+        stopping.then(done, done);
+      });
+    },
+    { credentials: { privateKey: { type: "password" }, certificate: { type: "text" } } },
+  );
+
+  const send = (res: Response, work: () => unknown): void => {
+    try {
+      res.json(work());
+    } catch (err) {
+      res.status(400).json({ error: (err as Error).message });
+    }
+  };
+  const describe = (identity: Identity) => ({ deviceId: identity.deviceId, shortId: identity.shortId, certificate: identity.certificatePem, validTo: identity.validTo.toISOString() });
+
+  // A fresh identity for a new config node; the dialog keeps it in the node's credentials.
+  RED.httpAdmin.post("/peer-mesh/identity/generate", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) =>
+    send(res, () => {
+      const identity = Identity.generate({ name: typeof req.body?.name === "string" && req.body.name ? req.body.name : undefined });
+      return { ...describe(identity), privateKey: identity.privateKeyPem };
+    }),
+  );
+  // Checks a pasted PEM bundle (import) and tells the dialog its device id.
+  RED.httpAdmin.post("/peer-mesh/identity/inspect", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) =>
+    send(res, () => {
+      const identity = Identity.fromBundlePem(String(req.body?.pem ?? ""));
+      return { ...describe(identity), privateKey: identity.privateKeyPem };
+    }),
+  );
+  // The running identity of a deployed config node: id and port, without the key.
+  RED.httpAdmin.get("/peer-mesh/identity/:id", RED.auth.needsPermission("identity-config.read"), (req: Request, res: Response) => {
+    const node = RED.nodes.getNode(String(req.params.id)) as IdentityConfigNode | null;
+    if (!node?.device) return void res.status(404).json({ error: "not deployed" });
+    res.json({ ...describe(node.device.identity), port: node.device.port ?? null });
+  });
+  // PEM backup of a deployed identity (key and certificate).
+  RED.httpAdmin.get("/peer-mesh/identity/:id/export", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) => {
+    const node = RED.nodes.getNode(String(req.params.id)) as IdentityConfigNode | null;
+    if (!node?.device) return void res.status(404).json({ error: "not deployed" });
+    res.type("application/x-pem-file").attachment(`device-${node.device.identity.shortId}.pem`).send(node.device.identity.toBundlePem());
+  });
+};

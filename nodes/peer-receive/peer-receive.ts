@@ -1,0 +1,100 @@
+import type { Node, NodeAPI, NodeDef } from "node-red";
+import { Rechunker, type ReceivedStream } from "../../lib";
+import { useIdentity } from "../shared/identity-node";
+
+interface PeerReceiveDef extends NodeDef {
+  identity?: string;
+  topic?: string;
+  streamOutput?: "chunks" | "buffer";
+  chunkKb?: number | string;
+  maxBufferMb?: number | string;
+}
+
+const DEFAULT_CHUNK_KB = 64;
+const DEFAULT_MAX_BUFFER_MB = 64;
+
+export = (RED: NodeAPI): void => {
+  RED.nodes.registerType("peer-receive", function (this: Node, def: PeerReceiveDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const { ready } = useIdentity(RED, node, def.identity);
+    const pattern = def.topic || "#";
+    const chunkBytes = Math.max(1, Number(def.chunkKb) || DEFAULT_CHUNK_KB) * 1024;
+    const maxBufferBytes = Math.max(1, Number(def.maxBufferMb) || DEFAULT_MAX_BUFFER_MB) * 1024 * 1024;
+    const unsubscribe: Array<() => void> = [];
+    let received = 0;
+    let port = 0;
+
+    const counted = (): void => {
+      received += 1;
+      node.status({ fill: "green", shape: "dot", text: RED._("peer-mesh.status.received", { count: received, port }) });
+    };
+
+    /** One msg per chunk of about chunkBytes, with msg.parts as the split node makes them (count on the last). */
+    const emitChunks = async (stream: ReceivedStream): Promise<void> => {
+      const rechunker = new Rechunker(chunkBytes);
+      let index = 0;
+      // One piece is held back so that the last msg, which carries parts.count, can be told apart.
+      let held: Buffer | undefined;
+      const emit = (payload: Buffer, last: boolean): void => {
+        const parts = { id: stream.id, index, type: "buffer", len: chunkBytes, ...(last ? { count: index + 1 } : {}) };
+        index += 1;
+        node.send({ topic: stream.topic, payload, peer: stream.from, parts });
+      };
+      for await (const chunk of stream.body as AsyncIterable<Buffer>) {
+        for (const piece of rechunker.push(chunk)) {
+          if (held) emit(held, false);
+          held = piece;
+        }
+        // Let the flow take what was sent before reading more: the sender waits on HTTP/2 flow control.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const tail = rechunker.flush();
+      if (tail.length > 0) {
+        if (held) emit(held, false);
+        held = tail;
+      }
+      emit(held ?? Buffer.alloc(0), true);
+      counted();
+    };
+
+    const emitBuffer = async (stream: ReceivedStream): Promise<void> => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of stream.body as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > maxBufferBytes) {
+          throw Object.assign(new Error(RED._("peer-receive.errors.too-large", { max: maxBufferBytes })), { code: "TOO_LARGE" });
+        }
+        chunks.push(chunk);
+      }
+      node.send({ topic: stream.topic, payload: Buffer.concat(chunks, size), peer: stream.from });
+      counted();
+    };
+
+    ready.then(
+      (device) => {
+        port = device.port ?? 0;
+        node.status({ fill: "green", shape: "dot", text: RED._("peer-mesh.status.listening", { port }) });
+        unsubscribe.push(
+          device.onMessage(pattern, (message) => {
+            node.send({ topic: message.topic, payload: message.payload, peer: message.from });
+            counted();
+          }),
+          device.onStream(pattern, (stream) =>
+            (def.streamOutput === "buffer" ? emitBuffer(stream) : emitChunks(stream)).catch((err: Error) => {
+              node.error(RED._("peer-receive.errors.stream", { topic: stream.topic, message: err.message }), { topic: stream.topic, peer: stream.from });
+              throw err;
+            }),
+          ),
+        );
+      },
+      () => undefined, // shown in the status by useIdentity
+    );
+
+    node.on("close", (_removed: boolean, done: () => void) => {
+      for (const stop of unsubscribe.splice(0)) stop();
+      done();
+    });
+  });
+};
