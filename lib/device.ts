@@ -1,5 +1,5 @@
 import { EventEmitter, once } from "node:events";
-import { PassThrough, Readable } from "node:stream";
+import { PassThrough, Readable, Transform } from "node:stream";
 import { KnownPeer, PeerDirectory } from "./discovery/peer-directory";
 import { Identity } from "./identity";
 import { ClientPool, SendOptions, StreamOptions } from "./wire/client-pool";
@@ -101,17 +101,17 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     await this.server.close();
   }
 
-  send(peer: string, topic: string, payload: unknown, options?: SendOptions): Promise<Ack> {
+  async send(peer: string, topic: string, payload: unknown, options?: SendOptions): Promise<Ack> {
     return this.pool.message(this.endpoint(peer), topic, payload, options);
   }
 
-  sendStream(peer: string, topic: string, body: Readable, options?: StreamOptions): Promise<Ack> {
+  async sendStream(peer: string, topic: string, body: Readable, options?: StreamOptions): Promise<Ack> {
     let endpoint;
     try {
       endpoint = this.endpoint(peer);
     } catch (err) {
       body.destroy();
-      return Promise.reject(err);
+      throw err;
     }
     return this.pool.stream(endpoint, topic, body, options);
   }
@@ -139,9 +139,17 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     if (listeners.length === 0) throw new WireError("NO_RECEIVER", `nothing on ${this.identity.shortId} receives streams on "${stream.topic}"`);
     const from = this.peerRef(stream.from);
     let bytes = 0;
-    stream.body.on("data", (chunk: Buffer) => (bytes += chunk.length));
+    const counter = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        bytes += chunk.length;
+        callback(null, chunk);
+      },
+    });
+    const body = stream.body.pipe(counter);
+    stream.body.once("error", (err) => counter.destroy(err));
+    stream.body.once("aborted", () => counter.destroy(new WireError("STREAM_ABORTED", "the sender broke off the stream")));
     if (listeners.length === 1) {
-      await listeners[0]({ ...stream, from });
+      await listeners[0]({ ...stream, from, body });
     } else {
       const copies = listeners.map(() => new PassThrough());
       const consumers = listeners.map((listener, i) =>
@@ -150,10 +158,10 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
           throw err;
         }),
       );
-      await Promise.all([...consumers, fanOut(stream.body, copies)]);
+      await Promise.all([...consumers, fanOut(body, copies)]);
     }
     // A listener that stopped reading early still lets the sender finish: the ack counts every byte.
-    if (!stream.body.readableEnded) for await (const _ of stream.body) void _;
+    if (!body.readableEnded) for await (const _ of body) void _;
     return { receivers: listeners.length, bytes };
   }
 

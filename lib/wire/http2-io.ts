@@ -55,18 +55,29 @@ export interface ClientResponse {
 
 const MAX_RESPONSE_BYTES = 64 * 1024;
 
+/**
+ * The peer's answer. A peer that refuses an upload answers and then resets the stream, so an answer whose
+ * body was cut short by the reset still counts: the status and reason are what the caller needs.
+ */
 export function readResponse(request: ClientHttp2Stream): Promise<ClientResponse> {
   return new Promise((resolve, reject) => {
-    request.once("error", reject);
+    let answer: ClientResponse | undefined;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = (err?: Error): void => {
+      if (answer) resolve({ ...answer, body: Buffer.concat(chunks) });
+      else reject(err ?? new Error("the stream closed without an answer"));
+    };
     request.once("response", (headers) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
+      answer = { status: Number(headers[":status"]), headers, body: Buffer.alloc(0) };
       request.on("data", (chunk: Buffer) => {
         size += chunk.length;
         if (size <= MAX_RESPONSE_BYTES) chunks.push(chunk);
       });
-      request.once("end", () => resolve({ status: Number(headers[":status"]), headers, body: Buffer.concat(chunks) }));
     });
+    request.once("end", () => settle());
+    request.once("error", (err) => settle(err));
+    request.once("close", () => settle());
   });
 }
 

@@ -1,0 +1,41 @@
+import { Readable } from "node:stream";
+import { Device, Identity, KnownPeer } from "../../lib";
+
+/** Two devices on 127.0.0.1 that know each other: a sends, b receives. Stop them with stopAll. */
+export async function devicePair(options: { bPeers?: KnownPeer[]; maxMessageBytes?: number } = {}): Promise<{ a: Device; b: Device }> {
+  const aIdentity = Identity.generate();
+  const b = new Device({
+    identity: Identity.generate(),
+    peers: options.bPeers ?? [{ id: aIdentity.deviceId, name: "a" }],
+    limits: options.maxMessageBytes ? { maxMessageBytes: options.maxMessageBytes } : undefined,
+  });
+  const port = await b.start();
+  const a = new Device({ identity: aIdentity, peers: [{ id: b.id, name: "b", address: `127.0.0.1:${port}` }] });
+  await a.start();
+  return { a, b };
+}
+
+export async function stopAll(...devices: Array<Device | undefined>): Promise<void> {
+  await Promise.all(devices.map((device) => device?.stop()));
+}
+
+/** A Readable of `total` bytes in `chunk`-sized pieces, made lazily so the source itself holds no memory. */
+export function byteSource(total: number, chunk = 64 * 1024, fill = (i: number) => i & 0xff): Readable {
+  let sent = 0;
+  let n = 0;
+  return new Readable({
+    read() {
+      if (sent >= total) return void this.push(null);
+      const size = Math.min(chunk, total - sent);
+      sent += size;
+      this.push(Buffer.alloc(size, fill(n++)));
+    },
+  });
+}
+
+/** Resolves with the value of the first call to the returned callback. */
+export function nextCall<T>(): { callback: (value: T) => void; value: Promise<T> } {
+  let callback!: (value: T) => void;
+  const value = new Promise<T>((resolve) => (callback = resolve));
+  return { callback, value };
+}

@@ -1,0 +1,43 @@
+import http2, { ClientHttp2Session, OutgoingHttpHeaders } from "node:http2";
+
+/** A bare HTTP/2 client with any key and certificate, to send what our own client never would. */
+export async function rawSession(port: number, credentials: { key?: string; cert?: string }): Promise<ClientHttp2Session> {
+  const session = http2.connect(`https://127.0.0.1:${port}`, { ...credentials, rejectUnauthorized: false, minVersion: "TLSv1.3" });
+  session.on("error", () => undefined);
+  // A refused client may see its session close before or instead of "connect".
+  await new Promise<void>((resolve) => {
+    session.once("connect", () => resolve());
+    session.once("close", () => resolve());
+  });
+  return session;
+}
+
+export interface RawResponse {
+  status: number;
+  body: string;
+}
+
+export function rawRequest(session: ClientHttp2Session, headers: OutgoingHttpHeaders, body?: Buffer | string): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const request = session.request(headers);
+    let status = 0;
+    const chunks: Buffer[] = [];
+    request.on("response", (h) => (status = Number(h[":status"])));
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => resolve({ status, body: Buffer.concat(chunks).toString() }));
+    request.on("error", reject);
+    request.end(body);
+  });
+}
+
+/** Resolves when the session closes, or after `ms`, with whether it closed. */
+export async function closesWithin(session: ClientHttp2Session, ms: number): Promise<boolean> {
+  if (session.closed || session.destroyed) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const closed = await Promise.race([
+    new Promise<boolean>((resolve) => session.once("close", () => resolve(true))),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+  ]);
+  clearTimeout(timer);
+  return closed;
+}

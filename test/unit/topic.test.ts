@@ -1,0 +1,43 @@
+import should from "should";
+import { TopicSubscriptions, topicMatches, validatePattern, validateTopic, WireError } from "../../lib";
+
+describe("topics", () => {
+  it("matches MQTT-style wildcards", () => {
+    const cases: Array<[string, string, boolean]> = [
+      ["a/b", "a/b", true],
+      ["a/b", "a/c", false],
+      ["a/+", "a/b", true],
+      ["a/+", "a/b/c", false],
+      ["a/+/c", "a/x/c", true],
+      ["a/#", "a", true],
+      ["a/#", "a/b/c", true],
+      ["#", "anything/at/all", true],
+      ["+", "a", true],
+      ["+", "a/b", false],
+      ["a/b", "a/b/c", false],
+      ["a/b/c", "a/b", false],
+    ];
+    for (const [pattern, topic, expected] of cases) should(topicMatches(pattern, topic)).equal(expected, `${pattern} vs ${topic}`);
+  });
+
+  it("refuses wildcards, control characters and empty or huge topics for sending", () => {
+    should(validateTopic("factory/line-3/alarm")).equal("factory/line-3/alarm");
+    for (const bad of ["", "a/+", "a/#", "a\nb", "x".repeat(513), undefined, 5]) should(() => validateTopic(bad)).throw(WireError);
+  });
+
+  it("refuses malformed patterns", () => {
+    for (const good of ["#", "a/+/c", "a/#", "+/+"]) should(validatePattern(good)).equal(good);
+    for (const bad of ["", "a/#/b", "a#", "a/b+", undefined]) should(() => validatePattern(bad)).throw(WireError);
+  });
+
+  it("finds every subscription that matches and forgets unsubscribed ones", () => {
+    const subscriptions = new TopicSubscriptions<string>();
+    subscriptions.subscribe("a/#", "all of a");
+    const off = subscriptions.subscribe("a/+", "one level");
+    subscriptions.subscribe("b", "b only");
+    should(subscriptions.match("a/x").sort()).eql(["all of a", "one level"]);
+    off();
+    should(subscriptions.match("a/x")).eql(["all of a"]);
+    should(subscriptions.match("c")).eql([]);
+  });
+});
