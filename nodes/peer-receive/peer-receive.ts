@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef } from "node-red";
-import { Rechunker, type ReceivedStream } from "../../lib";
+import { Rechunker, WireError, type ReceivedStream } from "../../lib";
 import { useIdentity } from "../shared/identity-node";
 
 interface PeerReceiveDef extends NodeDef {
@@ -64,7 +64,7 @@ export = (RED: NodeAPI): void => {
       for await (const chunk of stream.body as AsyncIterable<Buffer>) {
         size += chunk.length;
         if (size > maxBufferBytes) {
-          throw Object.assign(new Error(RED._("peer-receive.errors.too-large", { max: maxBufferBytes })), { code: "TOO_LARGE" });
+          throw new WireError("TOO_LARGE", RED._("peer-receive.errors.too-large", { max: maxBufferBytes }));
         }
         chunks.push(chunk);
       }
@@ -83,7 +83,9 @@ export = (RED: NodeAPI): void => {
           }),
           device.onStream(pattern, (stream) =>
             (def.streamOutput === "buffer" ? emitBuffer(stream) : emitChunks(stream)).catch((err: Error) => {
-              node.error(RED._("peer-receive.errors.stream", { topic: stream.topic, message: err.message }), { topic: stream.topic, peer: stream.from });
+              const code = err instanceof WireError ? err.code : "STREAM_ABORTED";
+              const report = new WireError(code, RED._("peer-receive.errors.stream", { topic: stream.topic, message: err.message }));
+              node.error(report, { topic: stream.topic, peer: stream.from });
               throw err;
             }),
           ),

@@ -1,6 +1,6 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import { Readable } from "node:stream";
-import { SequenceStream, type Ack, type Device } from "../../lib";
+import { SequenceStream, WireError, type Ack, type Device } from "../../lib";
 import { errorStatus, useIdentity } from "../shared/identity-node";
 
 interface PeerSendDef extends NodeDef {
@@ -31,7 +31,7 @@ function peerOf(msg: NodeMessageInFlow & { peer?: unknown }, configured: string 
   const peer = msg.peer;
   if (typeof peer === "string" && peer) return peer;
   if (peer && typeof peer === "object" && typeof (peer as { id?: unknown }).id === "string") return (peer as { id: string }).id;
-  throw Object.assign(new Error("no peer: set one in the node or pass msg.peer (device id or name)"), { code: "UNKNOWN_PEER" });
+  throw new WireError("UNKNOWN_PEER", "no peer: set one in the node or pass msg.peer (device id or name)");
 }
 
 function partsOf(msg: NodeMessageInFlow): Parts | undefined {
@@ -42,7 +42,7 @@ function partsOf(msg: NodeMessageInFlow): Parts | undefined {
 function chunkOf(payload: unknown): Buffer {
   if (Buffer.isBuffer(payload)) return payload;
   if (typeof payload === "string") return Buffer.from(payload, "utf8");
-  throw Object.assign(new Error("a stream part's msg.payload must be a Buffer or a string"), { code: "BAD_REQUEST" });
+  throw new WireError("BAD_REQUEST", "a stream part's msg.payload must be a Buffer or a string");
 }
 
 export = (RED: NodeAPI): void => {

@@ -1,0 +1,24 @@
+import helper from "node-red-node-test-helper";
+import path from "node:path";
+
+/**
+ * The Node-RED runtime under test: the devDependency by default, or the one NODE_RED_RUNTIME points at
+ * (how the suite runs against Node-RED 5 on Node 22).
+ */
+helper.init(process.env.NODE_RED_RUNTIME ?? require.resolve("node-red"));
+
+export { helper };
+
+const dist = path.resolve(__dirname, "..", "..", "nodes");
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const identityConfig = require(path.join(dist, "identity-config", "identity-config.js"));
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const peerSend = require(path.join(dist, "peer-send", "peer-send.js"));
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const peerReceive = require(path.join(dist, "peer-receive", "peer-receive.js"));
+export const allNodes = [identityConfig, peerSend, peerReceive];
+
+/** helper.load with flows typed as plain objects (the helper's typings know only the common NodeDef fields). */
+export function loadFlow(nodes: unknown, flow: Array<Record<string, unknown>>, credentials: Record<string, unknown> = {}): Promise<void> {
+  return helper.load(nodes as never, flow as never, credentials as never) as unknown as Promise<void>;
+}

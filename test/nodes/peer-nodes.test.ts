@@ -1,0 +1,221 @@
+import should from "should";
+import { Readable } from "node:stream";
+import type { Node, NodeMessage } from "node-red";
+import { Identity } from "../../lib";
+import type { IdentityConfigNode } from "../../nodes/shared/identity-node";
+import { byteSource } from "../helpers/devices";
+import { allNodes, helper, loadFlow } from "../helpers/node-red";
+import { freePort, identityPair } from "./fixtures";
+
+type Msg = NodeMessage & Record<string, unknown>;
+
+/** Collects what a helper node receives; `next(n)` resolves with the next n msgs. */
+function collector(id: string) {
+  const node = helper.getNode(id);
+  const queue: Msg[] = [];
+  const waiters: Array<() => void> = [];
+  node.on("input", (msg: Msg) => {
+    queue.push(msg);
+    waiters.splice(0).forEach((wake) => wake());
+  });
+  return {
+    queue,
+    async next(count = 1): Promise<Msg[]> {
+      while (queue.length < count) await new Promise<void>((resolve) => waiters.push(resolve));
+      return queue.splice(0, count);
+    },
+  };
+}
+
+/** Puts every flow node on one tab; config nodes stay global. A catch node needs a tab to have a scope. */
+function inTab(nodes: Array<Record<string, unknown>>): Array<Record<string, unknown>> {
+  return [{ id: "tab", type: "tab" }, ...nodes.map((node) => (node.type === "identity-config" ? node : { z: "tab", ...node }))];
+}
+
+async function ready(...ids: string[]): Promise<void> {
+  await Promise.all(ids.map((id) => (helper.getNode(id) as unknown as IdentityConfigNode).ready));
+}
+
+function statuses(id: string): Array<{ fill?: string; text?: string }> {
+  const calls: Array<{ fill?: string; text?: string }> = [];
+  const node = helper.getNode(id) as unknown as { on(event: string, listener: (call: { args: [{ fill?: string; text?: string }] }) => void): void };
+  node.on("call:status", (call) => calls.push(call.args[0]));
+  return calls;
+}
+
+describe("peer-send and peer-receive nodes", () => {
+  before(async () => {
+    await helper.startServer();
+  });
+  after(async () => {
+    await helper.stopServer();
+  });
+  afterEach(async () => {
+    await helper.unload();
+  });
+
+  async function deploy(extra: Array<Record<string, unknown>>, receive: Record<string, unknown> = {}) {
+    const bPort = await freePort();
+    const pair = identityPair({ bPort });
+    await loadFlow(
+      allNodes,
+      inTab([
+        ...pair.nodes(`127.0.0.1:${bPort}`),
+        { id: "send", type: "peer-send", identity: "idA", peer: "B", timeout: 5, partsAsStream: true, wires: [["acks"]] },
+        { id: "recv", type: "peer-receive", identity: "idB", topic: "sensors/#", streamOutput: "chunks", chunkKb: 64, wires: [["out"]], ...receive },
+        { id: "acks", type: "helper" },
+        { id: "out", type: "helper" },
+        { id: "catcher", type: "catch", scope: null, uncaught: false, wires: [["caught"]] },
+        { id: "caught", type: "helper" },
+        ...extra,
+      ]),
+      pair.credentials,
+    );
+    await ready("idA", "idB");
+    return { pair, acks: collector("acks"), out: collector("out"), caught: collector("caught") };
+  }
+
+  it("delivers strings, JSON and Buffers with the sender's verified id, then outputs the ack", async () => {
+    const { pair, acks, out } = await deploy([]);
+    const send = helper.getNode("send");
+    send.receive({ topic: "sensors/press-7/temperature", payload: { celsius: 81.5 } } as Msg);
+    send.receive({ topic: "sensors/press-7/state", payload: "running" } as Msg);
+    send.receive({ topic: "sensors/press-7/raw", payload: Buffer.from([1, 2, 3]) } as Msg);
+    const received = await out.next(3);
+    const byTopic = Object.fromEntries(received.map((msg) => [msg.topic, msg]));
+    should(byTopic["sensors/press-7/temperature"].payload).eql({ celsius: 81.5 });
+    should(byTopic["sensors/press-7/state"].payload).equal("running");
+    should(Buffer.isBuffer(byTopic["sensors/press-7/raw"].payload)).be.true();
+    should(byTopic["sensors/press-7/raw"].peer).eql({ id: pair.a.deviceId, name: "A" });
+    const acked = await acks.next(3);
+    should(acked.map((msg) => (msg.payload as { receivers: number }).receivers)).eql([1, 1, 1]);
+  });
+
+  it("lets a flow answer the sender through msg.peer", async () => {
+    const { out } = await deploy([
+      { id: "reply", type: "peer-send", identity: "idB", timeout: 5, wires: [[]] },
+      { id: "replies", type: "peer-receive", identity: "idA", topic: "answers", wires: [["answered"]] },
+      { id: "answered", type: "helper" },
+    ]);
+    const answered = collector("answered");
+    // B knows A by key but not by address: give it one so it can answer.
+    const idB = helper.getNode("idB") as unknown as IdentityConfigNode;
+    const idA = helper.getNode("idA") as unknown as IdentityConfigNode;
+    const a = idB.device!.peers.get(idA.device!.id)!;
+    a.address = `127.0.0.1:${idA.device!.port}`;
+    helper.getNode("send").receive({ topic: "sensors/ping", payload: "ping" } as Msg);
+    const [question] = await out.next();
+    helper.getNode("reply").receive({ ...question, topic: "answers", payload: "pong" });
+    const [answer] = await answered.next();
+    should(answer.payload).equal("pong");
+    should((answer.peer as { id: string }).id).equal(idB.device!.id);
+  });
+
+  it("passes failures to a Catch node with a code, and shows them in the status", async () => {
+    const { caught } = await deploy([]);
+    const seen = statuses("send");
+    const send = helper.getNode("send");
+    send.receive({ topic: "nobody/listens/here", payload: 1 } as Msg);
+    const [noReceiver] = await caught.next();
+    should(noReceiver.error).match({ code: "NO_RECEIVER", message: /receives messages on "nobody\/listens\/here"/, source: { id: "send" } });
+    send.receive({ topic: "sensors/x", payload: () => 1 } as unknown as Msg);
+    const [unsendable] = await caught.next();
+    should((unsendable.error as { message: string }).message).match(/cannot be sent/);
+    should(seen).containDeep([{ fill: "red", text: "no receiver" }]);
+  });
+
+  it("refuses to send to a peer that is not configured or not known", async () => {
+    await deploy([{ id: "loose", type: "peer-send", identity: "idA", timeout: 5, wires: [[]] }]);
+    const caught = collector("caught");
+    helper.getNode("loose").receive({ topic: "sensors/x", payload: 1 } as Msg);
+    should((await caught.next())[0].error).match({ code: "UNKNOWN_PEER", message: /no peer/ });
+    helper.getNode("loose").receive({ topic: "sensors/x", payload: 1, peer: "stranger" } as Msg);
+    should((await caught.next())[0].error).match({ message: /no known peer is called "stranger"/ });
+  });
+
+  it("outputs a stream as chunk msgs with msg.parts that rebuild it exactly", async () => {
+    const { out, acks } = await deploy([]);
+    const total = 1_000_000;
+    const source = byteSource(total, 10_000, (i) => i);
+    helper.getNode("send").receive({ topic: "sensors/camera", payload: source } as Msg);
+    const expectedChunks = Math.ceil(total / 65536);
+    const chunks = await out.next(expectedChunks);
+    const parts = chunks.map((msg) => msg.parts as { id: string; index: number; count?: number; type: string });
+    should(parts.map((p) => p.index)).eql(Array.from({ length: expectedChunks }, (_, i) => i));
+    should(parts.filter((p) => p.count !== undefined)).have.length(1);
+    should(parts[expectedChunks - 1].count).equal(expectedChunks);
+    should(new Set(parts.map((p) => p.id)).size).equal(1);
+    const whole = Buffer.concat(chunks.map((msg) => msg.payload as Buffer));
+    const expected = Buffer.concat(await Readable.from(byteSource(total, 10_000, (i) => i)).toArray());
+    should(whole.equals(expected)).be.true();
+    should((await acks.next())[0].payload).match({ bytes: total, receivers: 1 });
+  });
+
+  it("turns a split-style msg.parts sequence into one stream, even out of order, and outputs one Buffer", async () => {
+    const { out, acks } = await deploy([], { streamOutput: "buffer" });
+    const send = helper.getNode("send");
+    const pieces = ["alpha-", "beta-", "gamma"];
+    const order = [1, 0, 2];
+    for (const index of order) {
+      send.receive({ topic: "sensors/log", payload: pieces[index], parts: { id: "seq-1", index, count: pieces.length, type: "string" } } as unknown as Msg);
+    }
+    const [whole] = await out.next();
+    should(Buffer.isBuffer(whole.payload)).be.true();
+    should(String(whole.payload)).equal("alpha-beta-gamma");
+    const acked = await acks.next();
+    should(acked).have.length(1);
+    should(acked[0].payload).match({ bytes: 16 });
+  });
+
+  it("fails a stream larger than the buffer limit in buffer mode, at both ends", async () => {
+    const { caught } = await deploy([], { streamOutput: "buffer", maxBufferMb: 1 });
+    helper.getNode("send").receive({ topic: "sensors/huge", payload: byteSource(3 * 1024 * 1024) } as Msg);
+    const errors = await caught.next(2);
+    const sources = errors.map((msg) => (msg.error as { source: { id: string } }).source.id).sort();
+    should(sources).eql(["recv", "send"]);
+    should(errors.map((msg) => (msg.error as { code: string }).code)).eql(["TOO_LARGE", "TOO_LARGE"]);
+  });
+
+  it("shows the listening port and a count in the receiver's status", async () => {
+    const { out } = await deploy([]);
+    const seen = statuses("recv");
+    helper.getNode("send").receive({ topic: "sensors/a", payload: 1 } as Msg);
+    await out.next();
+    const port = (helper.getNode("idB") as unknown as IdentityConfigNode).device!.port;
+    // The test helper's RED._ returns keys; the catalog test checks the words behind them.
+    should(seen).containDeep([{ fill: "green", text: "peer-mesh.status.received" }]);
+    should(port).be.above(0);
+  });
+
+  it("shows a red status on nodes whose identity is missing", async () => {
+    await loadFlow(allNodes, inTab([{ id: "orphan", type: "peer-send", identity: "gone", wires: [[]] }]));
+    const orphan = helper.getNode("orphan") as Node & { status: { lastCall?: { args: unknown[] } } };
+    should(orphan.status.lastCall!.args[0]).match({ fill: "red" });
+  });
+
+  it("refuses messages from a key that identity B does not know, before they reach the flow", async () => {
+    const bPort = await freePort();
+    const pair = identityPair({ bPort });
+    const stranger = Identity.generate();
+    await loadFlow(
+      allNodes,
+      inTab([
+        ...pair.nodes(`127.0.0.1:${bPort}`),
+        { id: "idS", type: "identity-config", port: 0, peers: [{ id: pair.b.deviceId, name: "B", address: `127.0.0.1:${bPort}` }] },
+        { id: "sendS", type: "peer-send", identity: "idS", peer: "B", timeout: 5, wires: [[]] },
+        { id: "recv", type: "peer-receive", identity: "idB", topic: "#", wires: [["out"]] },
+        { id: "out", type: "helper" },
+        { id: "catcher", type: "catch", scope: null, wires: [["caught"]] },
+        { id: "caught", type: "helper" },
+      ]),
+      { ...pair.credentials, idS: { privateKey: stranger.privateKeyPem, certificate: stranger.certificatePem } },
+    );
+    await ready("idB", "idS");
+    const out = collector("out");
+    const caught = collector("caught");
+    helper.getNode("sendS").receive({ topic: "door/unlock", payload: true } as Msg);
+    const [refusal] = await caught.next();
+    should(refusal.error).match({ code: "REFUSED", message: new RegExp(`${stranger.deviceId} is not allowed`) });
+    should(out.queue).have.length(0);
+  });
+});

@@ -1,0 +1,36 @@
+import should from "should";
+import fs from "node:fs";
+import path from "node:path";
+
+const nodesDir = path.resolve(__dirname, "..", "..", "nodes");
+const sharedJs = fs.readFileSync(path.join(nodesDir, "shared", "identity-node.js"), "utf8");
+
+function has(catalog: unknown, key: string): boolean {
+  return typeof key.split(".").reduce<unknown>((at, part) => (at && typeof at === "object" ? (at as Record<string, unknown>)[part] : undefined), catalog) === "string";
+}
+
+function keysUsed(source: string): string[] {
+  const patterns = [/RED\._\(\s*"([^"]+)"/g, /\b_\(\s*'([^']+)'/g, /data-i18n="(?:\[[a-z]+\])?([^"]+)"/g];
+  return patterns.flatMap((pattern) => [...source.matchAll(pattern)].map((match) => match[1]));
+}
+
+describe("locales", () => {
+  const nodeNames = fs.readdirSync(nodesDir).filter((name) => name !== "shared" && fs.existsSync(path.join(nodesDir, name, `${name}.html`)));
+
+  it("finds the built nodes", () => {
+    should(nodeNames.sort()).eql(["identity-config", "peer-receive", "peer-send"]);
+  });
+
+  for (const name of ["identity-config", "peer-receive", "peer-send"]) {
+    it(`${name}: every message key its runtime and editor use has en-US words, and help exists`, () => {
+      const dir = path.join(nodesDir, name);
+      const catalog = JSON.parse(fs.readFileSync(path.join(dir, "locales", "en-US", `${name}.json`), "utf8"));
+      const used = [...keysUsed(fs.readFileSync(path.join(dir, `${name}.js`), "utf8")), ...keysUsed(fs.readFileSync(path.join(dir, `${name}.html`), "utf8")), ...keysUsed(sharedJs)];
+      should(used.length).be.above(3);
+      const missing = [...new Set(used)].filter((key) => !has(catalog, key));
+      should(missing).eql([]);
+      const help = fs.readFileSync(path.join(dir, "locales", "en-US", `${name}.html`), "utf8");
+      should(help).match(new RegExp(`data-help-name="${name}"`));
+    });
+  }
+});
