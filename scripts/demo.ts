@@ -1,0 +1,123 @@
+import { ChildProcess, spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { demoFlow } from "./demo-flow";
+
+const projectRoot = path.resolve(__dirname, "..", "..");
+const PACKAGE_NAME = "@peer-mesh/node-red-peer-mesh";
+
+export interface DemoOptions {
+  /** The Node-RED user directory; the project's own .demo/ by default, never ~/.node-red. */
+  userDir?: string;
+  port?: number;
+  /** Port of the gateway identity's listener in the demo flow. */
+  gatewayPort?: number;
+  /** Where Node-RED's output goes; inherited by default. */
+  stdio?: "inherit" | "pipe";
+  /** Node-RED's red.js; the devDependency by default. */
+  redJs?: string;
+  /** The Node.js binary to run it with. */
+  nodeBinary?: string;
+}
+
+export interface RunningDemo {
+  url: string;
+  userDir: string;
+  child: ChildProcess;
+  /** Stops Node-RED and resolves once the process has exited. */
+  stop(): Promise<void>;
+}
+
+/** A user directory in which this package is installed the way the palette would (a link into node_modules). */
+function prepareUserDir(userDir: string, port: number): string {
+  const scope = path.join(userDir, "node_modules", ...PACKAGE_NAME.split("/").slice(0, -1));
+  fs.mkdirSync(scope, { recursive: true });
+  const link = path.join(userDir, "node_modules", PACKAGE_NAME);
+  if (!fs.existsSync(link)) fs.symlinkSync(projectRoot, link, "dir");
+  const settings = path.join(userDir, "settings.js");
+  fs.writeFileSync(
+    settings,
+    `// Written by npm start: the demo runtime listens on loopback only and calls no outside service.
+module.exports = {
+  uiHost: "127.0.0.1",
+  uiPort: ${port},
+  flowFile: "flows.json",
+  telemetry: { enabled: false },
+  diagnostics: { enabled: false },
+  externalModules: { autoInstall: false, palette: { allowInstall: false } },
+  editorTheme: { projects: { enabled: false }, tours: false },
+  logging: { console: { level: "info" } },
+};
+`,
+  );
+  return settings;
+}
+
+async function waitForEditor(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`Node-RED exited with code ${child.exitCode} while starting`);
+    try {
+      const res = await fetch(`${url}/settings`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`Node-RED did not answer on ${url} within ${timeoutMs / 1000} s`);
+}
+
+/** Deploys the demo flow on first start; later starts keep what the user deployed. */
+async function deployDemoOnce(url: string, gatewayPort: number): Promise<boolean> {
+  const current = (await (await fetch(`${url}/flows`)).json()) as unknown[];
+  if (Array.isArray(current) && current.length > 0) return false;
+  const res = await fetch(`${url}/flows`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "Node-RED-Deployment-Type": "full" },
+    body: JSON.stringify(demoFlow({ gatewayPort })),
+  });
+  if (!res.ok) throw new Error(`deploying the demo flow failed: ${res.status} ${await res.text()}`);
+  return true;
+}
+
+export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo> {
+  const userDir = path.resolve(options.userDir ?? path.join(projectRoot, ".demo"));
+  const port = options.port ?? 1880;
+  const url = `http://127.0.0.1:${port}`;
+  const settings = prepareUserDir(userDir, port);
+  const redJs = options.redJs ?? require.resolve("node-red/red.js");
+  const child = spawn(options.nodeBinary ?? process.execPath, [redJs, "--userDir", userDir, "--settings", settings], {
+    stdio: options.stdio === "pipe" ? ["ignore", "pipe", "pipe"] : "inherit",
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGINT");
+    await exited;
+  };
+  try {
+    await waitForEditor(url, child, 60_000);
+    await deployDemoOnce(url, options.gatewayPort ?? 17802);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url, userDir, child, stop };
+}
+
+if (require.main === module) {
+  const port = Number(process.env.PORT ?? 1880);
+  startDemo({ port }).then(
+    (demo) => {
+      console.log(`\nPeer mesh demo running: open ${demo.url} (Node-RED user dir: ${demo.userDir})`);
+      console.log("Stop it with Ctrl+C.\n");
+      const shutdown = (): void => void demo.stop().then(() => process.exit(0));
+      process.once("SIGINT", shutdown);
+      process.once("SIGTERM", shutdown);
+    },
+    (err: Error) => {
+      console.error(`The demo could not start: ${err.message}`);
+      process.exit(1);
+    },
+  );
+}

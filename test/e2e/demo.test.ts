@@ -1,0 +1,89 @@
+import should from "should";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import WebSocket from "ws";
+import { RunningDemo, startDemo } from "../../scripts/demo";
+import { freePort } from "../nodes/fixtures";
+
+interface DebugMessage {
+  id: string;
+  msg: string;
+  format: string;
+}
+
+/** Listens to the editor's debug sidebar feed, as the browser does, and waits for a message from one node. */
+function debugFeed(url: string) {
+  const socket = new WebSocket(`${url.replace("http", "ws")}/comms`);
+  const seen: DebugMessage[] = [];
+  const waiters: Array<() => void> = [];
+  socket.on("open", () => socket.send(JSON.stringify({ subscribe: "debug" })));
+  socket.on("message", (data) => {
+    const events = JSON.parse(String(data)) as Array<{ topic: string; data: DebugMessage }>;
+    for (const event of [events].flat()) if (event.topic === "debug") seen.push(event.data);
+    waiters.splice(0).forEach((wake) => wake());
+  });
+  return {
+    async from(nodeId: string, timeoutMs = 20_000): Promise<DebugMessage> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = seen.find((message) => message.id === nodeId);
+        if (found) return found;
+        if (Date.now() > deadline) throw new Error(`no debug message from ${nodeId} within ${timeoutMs} ms`);
+        await new Promise<void>((resolve) => {
+          waiters.push(resolve);
+          setTimeout(resolve, 500);
+        });
+      }
+    },
+    close: () => socket.close(),
+  };
+}
+
+describe("npm start: the demo in a real Node-RED", function () {
+  this.timeout(120_000);
+  let demo: RunningDemo | undefined;
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "peer-mesh-demo-"));
+  after(async () => {
+    await demo?.stop();
+    fs.rmSync(userDir, { recursive: true, force: true });
+  });
+
+  it("loads the nodes, deploys the demo, and messages and a stream flow between the two identities", async () => {
+    demo = await startDemo({
+      userDir,
+      port: await freePort(),
+      gatewayPort: await freePort(),
+      stdio: "pipe",
+      redJs: process.env.NODE_RED_RUNTIME ? path.join(path.dirname(process.env.NODE_RED_RUNTIME), "..", "red.js") : undefined,
+    });
+    const nodes = (await (await fetch(`${demo.url}/nodes`, { headers: { accept: "application/json" } })).json()) as Array<{ module: string; types: string[] }>;
+    const ours = nodes.filter((set) => set.module === "@peer-mesh/node-red-peer-mesh").flatMap((set) => set.types);
+    should(ours.sort()).eql(["identity-config", "peer-receive", "peer-send"]);
+
+    const feed = debugFeed(demo.url);
+    try {
+      const reading = await feed.from("demo-received");
+      should(reading.msg).match(/"celsius"/).and.match(/"name":"sensor box"/);
+      const ack = await feed.from("demo-acks");
+      should(ack.msg).match(/"receivers":1/);
+      await fetch(`${demo.url}/inject/demo-frame`, { method: "POST" });
+      const frame = await feed.from("demo-frames");
+      should(frame.msg).equal("1048576 bytes from sensor box");
+    } finally {
+      feed.close();
+    }
+  });
+
+  it("keeps both device ids across a restart (keys stored in encrypted credentials)", async () => {
+    const idOf = async (node: string) => ((await (await fetch(`${demo!.url}/peer-mesh/identity/${node}`)).json()) as { deviceId: string }).deviceId;
+    const before = [await idOf("demo-sensor"), await idOf("demo-gateway")];
+    should(before[0]).match(/^[a-z2-7]{52}$/);
+    const credentials = fs.readFileSync(path.join(userDir, "flows_cred.json"), "utf8");
+    should(credentials).not.match(/PRIVATE KEY/);
+    const port = Number(new URL(demo!.url).port);
+    await demo!.stop();
+    demo = await startDemo({ userDir, port, stdio: "pipe" });
+    should([await idOf("demo-sensor"), await idOf("demo-gateway")]).eql(before);
+  });
+});
