@@ -98,6 +98,8 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
 
   async stop(): Promise<void> {
     this.pool.close();
+    // A stop that overtakes a start must wait for the listener to exist, or it would outlive the device.
+    await this.started?.catch(() => undefined);
     await this.server.close();
   }
 

@@ -262,3 +262,22 @@ describe("wire: streams", () => {
     await should(a.sendStream("b", "s", byteSource(10_000_000))).be.rejectedWith({ name: "WireError", code: "NO_RECEIVER" });
   });
 });
+
+describe("wire: lifecycle", () => {
+  it("a stop that overtakes a start leaves nothing listening", async () => {
+    const device = new Device({ identity: Identity.generate() });
+    const starting = device.start();
+    await device.stop();
+    const port = await starting;
+    const net = await import("node:net");
+    const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      const socket = net.connect(port, "127.0.0.1");
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(undefined);
+      });
+      socket.once("error", resolve);
+    });
+    should(error?.code).equal("ECONNREFUSED");
+  });
+});
