@@ -5,7 +5,7 @@ import { pipeline } from "node:stream/promises";
 import type { TLSSocket } from "node:tls";
 import { Identity, verifyPeerCertificate } from "../identity";
 import { WireError } from "./errors";
-import { errorFromResponse, readResponse, ClientResponse } from "./http2-io";
+import { ackFromResponse, errorFromResponse, readResponse, ClientResponse } from "./http2-io";
 import { encodePayload } from "./payload";
 import { Ack, HEADER_MESSAGE_ID, MESSAGE_PATH, STREAM_PATH, topicPath } from "./protocol";
 import { validateTopic } from "./topic";
@@ -99,7 +99,7 @@ export class ClientPool {
       throw this.describe(err, peer);
     });
     if (response.status !== 200) throw errorFromResponse(response);
-    return JSON.parse(response.body.toString("utf8")) as Ack;
+    return ackFromResponse(response);
   }
 
   /** Sends a Readable as one stream; HTTP/2 flow control holds the source back when the peer is slower. */
@@ -134,7 +134,7 @@ export class ClientPool {
       throw pooled.refusal ? refused(peer, pooled.refusal) : this.describe(err, peer);
     });
     if (answer.status !== 200) throw errorFromResponse(answer);
-    return JSON.parse(answer.body.toString("utf8")) as Ack;
+    return ackFromResponse(answer);
   }
 
   /** Closes every connection; requests under way fail with CLOSED. */

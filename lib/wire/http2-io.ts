@@ -1,7 +1,7 @@
 import type { ClientHttp2Stream, IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { constants } from "node:http2";
 import { WireError, wireErrorFromResponse } from "./errors";
-import { HEADER_ERROR_CODE } from "./protocol";
+import { Ack, HEADER_ACK, HEADER_ERROR_CODE } from "./protocol";
 
 /** Reads a request body into memory, refusing it as soon as it passes `limit` bytes. */
 export function readBody(stream: ServerHttp2Stream, limit: number): Promise<Buffer> {
@@ -24,10 +24,18 @@ export function readBody(stream: ServerHttp2Stream, limit: number): Promise<Buff
   });
 }
 
-export function respondJson(stream: ServerHttp2Stream, status: number, body: unknown): void {
-  if (stream.destroyed || stream.closed) return;
-  if (!stream.headersSent) stream.respond({ ":status": status, "content-type": "application/json" });
-  stream.end(JSON.stringify(body));
+export function respondAck(stream: ServerHttp2Stream, ack: Ack): void {
+  if (stream.destroyed || stream.closed || stream.headersSent) return;
+  stream.respond({ ":status": 200, [HEADER_ACK]: JSON.stringify(ack) }, { endStream: true });
+}
+
+export function ackFromResponse(response: ClientResponse): Ack {
+  const header = response.headers[HEADER_ACK];
+  try {
+    return JSON.parse(String(header)) as Ack;
+  } catch {
+    throw new WireError("REMOTE_ERROR", "the peer's answer carries no readable acknowledgement");
+  }
 }
 
 /**

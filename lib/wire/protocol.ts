@@ -3,6 +3,8 @@ export const MESSAGE_PATH = "/msg/";
 export const STREAM_PATH = "/stream/";
 export const HEADER_MESSAGE_ID = "x-peer-mesh-id";
 export const HEADER_ERROR_CODE = "x-peer-mesh-error";
+/** A successful answer is headers only: the ack travels as JSON in this header, with no DATA frame. */
+export const HEADER_ACK = "x-peer-mesh-ack";
 
 export function topicPath(prefix: string, topic: string): string {
   return prefix + topic.split("/").map(encodeURIComponent).join("/");

@@ -5,7 +5,7 @@ import type { Readable } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { Identity, verifyPeerCertificate } from "../identity";
 import { WireError } from "./errors";
-import { readBody, respondError, respondJson } from "./http2-io";
+import { readBody, respondAck, respondError } from "./http2-io";
 import { DEFAULT_LIMITS, WireLimits } from "./limits";
 import { decodePayload } from "./payload";
 import { Ack, Authorizer, HEADER_MESSAGE_ID, MESSAGE_PATH, STREAM_PATH, topicFromPath } from "./protocol";
@@ -167,7 +167,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     const key = `${meta.from}/${meta.id}`;
     const ack: Ack = { id: meta.id, topic: meta.topic, receivers: 0, bytes: body.length };
     if (!this.seen.add(key)) {
-      respondJson(stream, 200, { ...ack, duplicate: true });
+      respondAck(stream, { ...ack, duplicate: true });
       return;
     }
     try {
@@ -176,7 +176,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       this.seen.delete(key); // not delivered: a retry must be able to deliver it
       throw err;
     }
-    respondJson(stream, 200, ack);
+    respondAck(stream, ack);
   }
 
   private async serveStream(stream: ServerHttp2Stream, meta: { id: string; from: string; topic: string }): Promise<void> {
@@ -185,6 +185,6 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     });
     const result = await this.options.receiver.acceptStream({ ...meta, body: stream });
     const ack: Ack = { id: meta.id, topic: meta.topic, ...result };
-    respondJson(stream, 200, ack);
+    respondAck(stream, ack);
   }
 }

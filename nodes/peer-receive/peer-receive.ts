@@ -1,6 +1,7 @@
 import type { Node, NodeAPI, NodeDef } from "node-red";
 import { Rechunker, WireError, type ReceivedStream } from "../../lib";
 import { useIdentity } from "../shared/identity-node";
+import { ThrottledStatus } from "../shared/throttled-status";
 
 interface PeerReceiveDef extends NodeDef {
   identity?: string;
@@ -22,12 +23,13 @@ export = (RED: NodeAPI): void => {
     const chunkBytes = Math.max(1, Number(def.chunkKb) || DEFAULT_CHUNK_KB) * 1024;
     const maxBufferBytes = Math.max(1, Number(def.maxBufferMb) || DEFAULT_MAX_BUFFER_MB) * 1024 * 1024;
     const unsubscribe: Array<() => void> = [];
+    const status = new ThrottledStatus(node);
     let received = 0;
     let port = 0;
 
     const counted = (): void => {
       received += 1;
-      node.status({ fill: "green", shape: "dot", text: RED._("peer-mesh.status.received", { count: received, port }) });
+      status.update(() => ({ fill: "green", shape: "dot", text: RED._("peer-mesh.status.received", { count: received, port }) }));
     };
 
     /** One msg per chunk of about chunkBytes, with msg.parts as the split node makes them (count on the last). */
@@ -75,7 +77,7 @@ export = (RED: NodeAPI): void => {
     ready.then(
       (device) => {
         port = device.port ?? 0;
-        node.status({ fill: "green", shape: "dot", text: RED._("peer-mesh.status.listening", { port }) });
+        status.now({ fill: "green", shape: "dot", text: RED._("peer-mesh.status.listening", { port }) });
         unsubscribe.push(
           device.onMessage(pattern, (message) => {
             node.send({ topic: message.topic, payload: message.payload, peer: message.from });
@@ -95,6 +97,7 @@ export = (RED: NodeAPI): void => {
     );
 
     node.on("close", (_removed: boolean, done: () => void) => {
+      status.stop();
       for (const stop of unsubscribe.splice(0)) stop();
       done();
     });

@@ -2,6 +2,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import { Readable } from "node:stream";
 import { SequenceStream, WireError, type Ack, type Device } from "../../lib";
 import { errorStatus, useIdentity } from "../shared/identity-node";
+import { ThrottledStatus } from "../shared/throttled-status";
 
 interface PeerSendDef extends NodeDef {
   identity?: string;
@@ -52,14 +53,9 @@ export = (RED: NodeAPI): void => {
     const { ready } = useIdentity(RED, node, def.identity);
     const timeoutMs = Math.max(1, Number(def.timeout) || 10) * 1000;
     const outgoing = new Map<string, Outgoing>();
+    const status = new ThrottledStatus(node);
     let delivered = 0;
-    ready.then(() => node.status({ fill: "grey", shape: "ring", text: RED._("peer-mesh.status.idle") }), () => undefined);
-
-    const succeeded = (ack: Ack): void => {
-      delivered += 1;
-      node.status({ fill: "green", shape: "dot", text: RED._("peer-mesh.status.delivered", { count: delivered }) });
-      void ack;
-    };
+    ready.then(() => status.now({ fill: "grey", shape: "ring", text: RED._("peer-mesh.status.idle") }), () => undefined);
 
     /** Feeds one part into its sequence's stream; the last part waits for the receiver's ack. */
     const sendPart = async (device: Device, msg: NodeMessageInFlow, parts: Parts, peer: string, topic: string): Promise<Ack | undefined> => {
@@ -93,24 +89,26 @@ export = (RED: NodeAPI): void => {
         .then(async (device) => {
           const peer = peerOf(msg, def.peer);
           const parts = def.partsAsStream !== false ? partsOf(msg) : undefined;
-          node.status({ fill: "yellow", shape: "ring", text: RED._("peer-mesh.status.sending", { peer: shortLabel(peer) }) });
+          status.update(() => ({ fill: "yellow", shape: "ring", text: RED._("peer-mesh.status.sending", { peer: shortLabel(peer) }) }));
           let ack: Ack | undefined;
           if (msg.payload instanceof Readable) ack = await device.sendStream(peer, String(topic ?? ""), msg.payload, { idleMs: timeoutMs });
           else if (parts) ack = await sendPart(device, msg, parts, peer, String(topic ?? ""));
           else ack = await device.send(peer, String(topic ?? ""), msg.payload, { timeoutMs });
           if (ack) {
-            succeeded(ack);
+            delivered += 1;
+            status.update(() => ({ fill: "green", shape: "dot", text: RED._("peer-mesh.status.delivered", { count: delivered }) }));
             send({ ...msg, payload: ack });
           }
           done();
         })
         .catch((err: Error) => {
-          node.status(errorStatus(err));
+          status.now(errorStatus(err));
           done(err);
         });
     });
 
     node.on("close", (_removed: boolean, done: () => void) => {
+      status.stop();
       for (const entry of outgoing.values()) {
         clearTimeout(entry.idle);
         entry.sequence.abort(new Error("the node was closed"));

@@ -1,0 +1,97 @@
+import type { Node, NodeMessage } from "node-red";
+import { Identity } from "../lib";
+import { freePort } from "../test/nodes/fixtures";
+import type { IdentityConfigNode } from "../nodes/shared/identity-node";
+import { startEmbeddedNodeRed } from "./embedded-node-red";
+import type { Broker } from "./mosquitto";
+import { percentile } from "./stats";
+
+export interface MessageFigures {
+  rate: number;
+  p50: number;
+  p99: number;
+}
+
+type Probe = NodeMessage & { payload: { t: number; seq: number } };
+
+
+/**
+ * Sends `count` messages through `entry`, keeping `window` in flight, and times each from entry to sink.
+ * The same driver runs for both paths, so the comparison is the path and nothing else.
+ */
+type Sink = { on(event: "input", listener: (msg: Probe) => void): void; off(event: "input", listener: (msg: Probe) => void): void };
+
+function drive(entry: Node, sinkNode: Node, topic: string, count: number, window: number): Promise<MessageFigures> {
+  const sink = sinkNode as unknown as Sink;
+  return new Promise((resolve) => {
+    const latencies: number[] = [];
+    let sent = 0;
+    const started = performance.now();
+    const sendOne = (): void => {
+      entry.receive({ topic, payload: { t: performance.now(), seq: sent++ } } as NodeMessage);
+    };
+    const onInput = (msg: Probe): void => {
+      latencies.push(performance.now() - msg.payload.t);
+      if (sent < count) sendOne();
+      if (latencies.length === count) {
+        sink.off("input", onInput);
+        const seconds = (performance.now() - started) / 1000;
+        resolve({ rate: count / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) });
+      }
+    };
+    sink.on("input", onInput);
+    for (let i = 0; i < Math.min(window, count); i++) sendOne();
+  });
+}
+
+async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** peer-send → peer-receive and mqtt out → mosquitto (TLS) → mqtt in, both QoS-1-like, in one Node-RED runtime. */
+export async function messagesInNodeRed(broker: Broker, options: { count: number; window: number; latencyCount: number }) {
+  const a = Identity.generate();
+  const b = Identity.generate();
+  const bPort = await freePort();
+  const red = await startEmbeddedNodeRed(
+      [
+        { id: "tab", type: "tab" },
+        { id: "idA", type: "identity-config", port: 0, peers: [{ id: b.deviceId, name: "B", address: `127.0.0.1:${bPort}` }] },
+        { id: "idB", type: "identity-config", port: bPort, peers: [{ id: a.deviceId, name: "A" }] },
+        { id: "peerOut", type: "peer-send", z: "tab", identity: "idA", peer: "B", timeout: 30, wires: [[]] },
+        { id: "peerIn", type: "peer-receive", z: "tab", identity: "idB", topic: "bench/#", wires: [["peerSink"]] },
+        { id: "peerSink", type: "junction", z: "tab", wires: [[]] },
+        { id: "mqttTls", type: "tls-config", cert: "", key: "", ca: "", certname: "", keyname: "", caname: "", servername: "", alpnprotocol: "", verifyservercert: false },
+        { id: "mqttBroker", type: "mqtt-broker", broker: "127.0.0.1", port: String(broker.port), usetls: true, tls: "mqttTls", protocolVersion: "4", keepalive: "60", cleansession: true, autoConnect: true },
+        { id: "mqttOut", type: "mqtt out", z: "tab", broker: "mqttBroker", topic: "", qos: "1", retain: "false", wires: [] },
+        { id: "mqttIn", type: "mqtt in", z: "tab", broker: "mqttBroker", topic: "bench/#", qos: "1", datatype: "json", wires: [["mqttSink"]] },
+        { id: "mqttSink", type: "junction", z: "tab", wires: [[]] },
+      ],
+      {
+        idA: { privateKey: a.privateKeyPem, certificate: a.certificatePem },
+        idB: { privateKey: b.privateKeyPem, certificate: b.certificatePem },
+      },
+  );
+  const helper = red;
+  try {
+    await Promise.all(["idA", "idB"].map((id) => (helper.getNode(id) as unknown as IdentityConfigNode).ready));
+    await until(() => (helper.getNode("mqttBroker") as unknown as { connected: boolean }).connected, "the MQTT broker connection");
+    const ours = { entry: helper.getNode("peerOut"), sink: helper.getNode("peerSink") };
+    const mqtt = { entry: helper.getNode("mqttOut"), sink: helper.getNode("mqttSink") };
+    // Warm up both paths (connections, subscriptions, JIT) before measuring.
+    for (const path of [ours, mqtt]) await drive(path.entry, path.sink, "bench/warm", 300, 8);
+    const figures = { ours: { rate: 0, p50: 0, p99: 0 }, mqtt: { rate: 0, p50: 0, p99: 0 } };
+    for (const [key, path] of [["ours", ours], ["mqtt", mqtt]] as const) {
+      const throughput = await drive(path.entry, path.sink, "bench/rate", options.count, options.window);
+      const latency = await drive(path.entry, path.sink, "bench/latency", options.latencyCount, 1);
+      figures[key] = { rate: throughput.rate, p50: latency.p50, p99: latency.p99 };
+    }
+    return figures;
+  } finally {
+    await red.stop();
+  }
+}

@@ -1,0 +1,57 @@
+import { ChildProcess, spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { Identity } from "../lib";
+
+export interface Broker {
+  port: number;
+  caPem: string;
+  stop(): Promise<void>;
+}
+
+export function mosquittoAvailable(): boolean {
+  return spawnSync("mosquitto", ["-h"]).error === undefined;
+}
+
+/** A mosquitto with a TLS listener on a loopback port of its own, started and stopped by the benchmark. */
+export async function startMosquitto(port: number): Promise<Broker> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-mosquitto-"));
+  const identity = Identity.generate({ name: "127.0.0.1" });
+  // mosquitto started as root drops to its own user, which must be able to read this throwaway key.
+  fs.chmodSync(dir, 0o755);
+  fs.writeFileSync(path.join(dir, "key.pem"), identity.privateKeyPem, { mode: 0o644 });
+  fs.writeFileSync(path.join(dir, "cert.pem"), identity.certificatePem);
+  fs.writeFileSync(
+    path.join(dir, "mosquitto.conf"),
+    [`listener ${port} 127.0.0.1`, `certfile ${dir}/cert.pem`, `keyfile ${dir}/key.pem`, "tls_version tlsv1.3", "allow_anonymous true", "persistence false", "log_dest none", ""].join("\n"),
+  );
+  const child: ChildProcess = spawn("mosquitto", ["-c", path.join(dir, "mosquitto.conf")], { stdio: "ignore" });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, "127.0.0.1", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (open) break;
+    if (Date.now() > deadline || child.exitCode !== null) {
+      child.kill();
+      throw new Error("mosquitto did not start");
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return {
+    port,
+    caPem: identity.certificatePem,
+    async stop() {
+      child.kill("SIGTERM");
+      await exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,48 @@
+import fs from "node:fs";
+import path from "node:path";
+import { freePort } from "../test/nodes/fixtures";
+import { messagesInNodeRed } from "./messages-in-node-red";
+import { mosquittoAvailable, startMosquitto } from "./mosquitto";
+import { BenchResult, result } from "./stats";
+import { firstMessage, streamThroughput } from "./streams-and-handshakes";
+
+/**
+ * npm run bench: each figure of ours beside a baseline measured in the same run on this machine, because
+ * absolute numbers drift on a shared machine; the ratio is what to compare between runs.
+ */
+async function main(): Promise<void> {
+  const results: BenchResult[] = [];
+  const started = Date.now();
+
+  if (mosquittoAvailable()) {
+    const broker = await startMosquitto(await freePort());
+    try {
+      const figures = await messagesInNodeRed(broker, { count: 5000, window: 32, latencyCount: 1000 });
+      results.push(result("msg-rate-vs-mqtt-tls", figures.ours.rate, figures.mqtt.rate, "msg/s", "peer-send→peer-receive vs mqtt out→mosquitto(TLS)→mqtt in, QoS 1, 32 in flight"));
+      results.push(result("msg-p50-vs-mqtt-tls", figures.ours.p50, figures.mqtt.p50, "ms", "one message at a time; lower is better"));
+      results.push(result("msg-p99-vs-mqtt-tls", figures.ours.p99, figures.mqtt.p99, "ms", "one message at a time; lower is better"));
+    } finally {
+      await broker.stop();
+    }
+  } else {
+    console.warn("mosquitto is not installed (apt-get install mosquitto): the MQTT comparison is skipped");
+  }
+
+  const stream = await streamThroughput(512 * 1024 * 1024);
+  results.push(result("stream-vs-raw-tls", stream.ours, stream.raw, "MB/s", "512 MiB, one stream vs one bare TLS 1.3 socket"));
+  const first = await firstMessage(30);
+  results.push(result("first-msg-vs-raw-tls", first.ours, first.raw, "ms", "median of 30: new peer send→ack vs bare mutual-TLS handshake; lower is better"));
+
+  console.log("\n" + "benchmark".padEnd(24) + "ours".padStart(12) + "baseline".padStart(12) + "  unit   ratio");
+  for (const row of results) {
+    console.log(row.name.padEnd(24) + String(row.ours).padStart(12) + String(row.baseline).padStart(12) + `  ${row.unit.padEnd(6)} ${row.ratio}`);
+  }
+  const file = path.resolve(__dirname, "..", "..", "bench", "results.json");
+  fs.writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
+  console.log(`\nwrote ${path.relative(process.cwd(), file)} in ${Math.round((Date.now() - started) / 1000)} s`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,103 @@
+import { once } from "node:events";
+import tls from "node:tls";
+import { Device, Identity } from "../lib";
+import { byteSource } from "../test/helpers/devices";
+import { median } from "./stats";
+
+async function pair(): Promise<{ a: Device; b: Device }> {
+  const aIdentity = Identity.generate();
+  const b = new Device({ identity: Identity.generate(), peers: [{ id: aIdentity.deviceId, name: "a" }] });
+  const port = await b.start();
+  const a = new Device({ identity: aIdentity, peers: [{ id: b.id, name: "b", address: `127.0.0.1:${port}` }] });
+  return { a, b };
+}
+
+/** A TLS 1.3 server and a client with certificates, the same keys and cipher suite as the wire, nothing on top. */
+async function rawTlsServer(onSocket: (socket: tls.TLSSocket) => void): Promise<{ port: number; client: Identity; close(): Promise<void> }> {
+  const server = Identity.generate();
+  const client = Identity.generate();
+  const listener = tls.createServer(
+    { key: server.privateKeyPem, cert: server.certificatePem, minVersion: "TLSv1.3", requestCert: true, rejectUnauthorized: false },
+    onSocket,
+  );
+  listener.listen(0, "127.0.0.1");
+  await once(listener, "listening");
+  return {
+    port: (listener.address() as { port: number }).port,
+    client,
+    close: () => new Promise((resolve) => listener.close(() => resolve())),
+  };
+}
+
+function rawConnect(port: number, client: Identity): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ port, host: "127.0.0.1", secureContext: client.tlsContext(), rejectUnauthorized: false }, () => resolve(socket));
+    socket.once("error", reject);
+  });
+}
+
+/** MB/s of one stream over the wire vs over a bare TLS socket pair. */
+export async function streamThroughput(bytes: number): Promise<{ ours: number; raw: number }> {
+  const { a, b } = await pair();
+  let ours = 0;
+  try {
+    b.onStream("bulk", async (stream) => {
+      for await (const _ of stream.body) void _;
+    });
+    await a.sendStream("b", "bulk", byteSource(8 * 1024 * 1024));
+    const started = performance.now();
+    await a.sendStream("b", "bulk", byteSource(bytes));
+    ours = bytes / 1e6 / ((performance.now() - started) / 1000);
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+  }
+  let received = 0;
+  let finished!: () => void;
+  const done = new Promise<void>((resolve) => (finished = resolve));
+  const server = await rawTlsServer((socket) => {
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.length;
+      if (received >= bytes) finished();
+    });
+    socket.on("error", () => undefined);
+  });
+  const socket = await rawConnect(server.port, server.client);
+  const started = performance.now();
+  byteSource(bytes).pipe(socket);
+  await done;
+  const raw = bytes / 1e6 / ((performance.now() - started) / 1000);
+  socket.destroy();
+  await server.close();
+  return { ours, raw };
+}
+
+/** Milliseconds from send() to the ack for a peer not yet connected, vs a bare mutual-TLS handshake. */
+export async function firstMessage(runs: number): Promise<{ ours: number; raw: number }> {
+  const target = new Device({ identity: Identity.generate(), peers: [] });
+  target.authorize = () => true;
+  const port = await target.start();
+  target.onMessage("hello", () => undefined);
+  const ours: number[] = [];
+  try {
+    for (let i = 0; i < runs; i++) {
+      const sender = new Device({ identity: Identity.generate(), peers: [{ id: target.id, name: "t", address: `127.0.0.1:${port}` }] });
+      const started = performance.now();
+      await sender.send("t", "hello", i);
+      ours.push(performance.now() - started);
+      await sender.stop();
+    }
+  } finally {
+    await target.stop();
+  }
+  const raw: number[] = [];
+  const server = await rawTlsServer((socket) => socket.on("error", () => undefined));
+  for (let i = 0; i < runs; i++) {
+    const client = Identity.generate();
+    const started = performance.now();
+    const socket = await rawConnect(server.port, client);
+    raw.push(performance.now() - started);
+    socket.destroy();
+  }
+  await server.close();
+  return { ours: median(ours), raw: median(raw) };
+}
