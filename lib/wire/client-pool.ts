@@ -1,13 +1,14 @@
 import { randomUUID } from "node:crypto";
-import http2, { ClientHttp2Session, ClientHttp2Stream } from "node:http2";
+import http2, { ClientHttp2Session, ClientHttp2Stream, OutgoingHttpHeaders } from "node:http2";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { TLSSocket } from "node:tls";
 import { Identity, verifyPeerCertificate } from "../identity";
-import { WireError } from "./errors";
+import { BatchItem, BatchOutcome, encodeBatch } from "./batch";
+import { WireError, wireErrorFromResponse } from "./errors";
 import { ackFromResponse, errorFromResponse, readResponse, ClientResponse } from "./http2-io";
 import { encodePayload } from "./payload";
-import { Ack, HEADER_MESSAGE_ID, MESSAGE_PATH, STREAM_PATH, topicPath } from "./protocol";
+import { Ack, BATCH_CONTENT_TYPE, BATCH_PATH, HEADER_MESSAGE_ID, MESSAGE_PATH, STREAM_PATH, topicPath } from "./protocol";
 import { validateTopic } from "./topic";
 
 export interface PeerEndpoint {
@@ -39,6 +40,26 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 const DEFAULT_SEND_TIMEOUT_MS = 10_000;
 const DEFAULT_STREAM_IDLE_MS = 30_000;
 
+/** Requests in flight at once to one peer before further messages wait to go as a batch. */
+const MAX_IN_FLIGHT = 4;
+const MAX_BATCH_ITEMS = 256;
+/** Larger messages always travel alone. */
+const MAX_BATCH_BYTES = 256 * 1024;
+
+interface Outgoing extends BatchItem {
+  timeoutMs: number;
+}
+
+interface Queued extends Outgoing {
+  resolve(ack: Ack): void;
+  reject(err: unknown): void;
+}
+
+interface Lane {
+  inFlight: number;
+  queue: Queued[];
+}
+
 interface PooledSession {
   session: ClientHttp2Session;
   /** True once a request on it has completed: a later failure may mean the peer dropped an idle connection. */
@@ -53,6 +74,7 @@ interface PooledSession {
  */
 export class ClientPool {
   private readonly sessions = new Map<string, Promise<PooledSession>>();
+  private readonly lanes = new Map<string, Lane>();
   private readonly idleMs: number;
   private readonly connectTimeoutMs: number;
   private closed = false;
@@ -66,40 +88,108 @@ export class ClientPool {
     return this.sessions.size;
   }
 
+  /**
+   * Sends one message and resolves with the receiver's ack. Up to MAX_IN_FLIGHT requests run at once per
+   * peer; messages arriving beyond that wait and leave together as one batch request when one returns, so
+   * a burst costs a few requests instead of one each, and a lone message never waits.
+   */
   async message(peer: PeerEndpoint, topic: string, payload: unknown, options: SendOptions = {}): Promise<Ack> {
     validateTopic(topic);
     const { body, contentType } = encodePayload(payload);
-    const id = options.id ?? randomUUID();
-    const headers = {
-      ":method": "POST",
-      ":path": topicPath(MESSAGE_PATH, topic),
-      "content-type": contentType,
-      "content-length": body.length,
-      [HEADER_MESSAGE_ID]: id,
-    };
-    const timeoutMs = options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS;
-    const attempt = async (): Promise<ClientResponse> => {
+    const item: Outgoing = { id: options.id ?? randomUUID(), topic, contentType, body, timeoutMs: options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS };
+    const lane = this.lane(peer.id);
+    if (lane.inFlight < MAX_IN_FLIGHT || body.length > MAX_BATCH_BYTES) return this.sendOne(peer, lane, item);
+    if (this.closed) throw new WireError("CLOSED", "the device is stopping");
+    return new Promise<Ack>((resolve, reject) => lane.queue.push({ ...item, resolve, reject }));
+  }
+
+  private lane(peerId: string): Lane {
+    let lane = this.lanes.get(peerId);
+    if (!lane) {
+      lane = { inFlight: 0, queue: [] };
+      this.lanes.set(peerId, lane);
+    }
+    return lane;
+  }
+
+  private async sendOne(peer: PeerEndpoint, lane: Lane, item: Outgoing): Promise<Ack> {
+    lane.inFlight += 1;
+    try {
+      const headers = {
+        ":method": "POST",
+        ":path": topicPath(MESSAGE_PATH, item.topic),
+        "content-type": item.contentType,
+        "content-length": item.body.length,
+        [HEADER_MESSAGE_ID]: item.id,
+      };
+      const response = await this.post(peer, headers, item.body, item.timeoutMs);
+      if (response.status !== 200) throw errorFromResponse(response);
+      return ackFromResponse(response);
+    } finally {
+      lane.inFlight -= 1;
+      this.drain(peer, lane);
+    }
+  }
+
+  private async sendBatch(peer: PeerEndpoint, lane: Lane, batch: Queued[]): Promise<void> {
+    lane.inFlight += 1;
+    try {
+      const body = encodeBatch(batch);
+      const headers = { ":method": "POST", ":path": BATCH_PATH, "content-type": BATCH_CONTENT_TYPE, "content-length": body.length };
+      const response = await this.post(peer, headers, body, Math.max(...batch.map((item) => item.timeoutMs)));
+      if (response.status !== 200) throw errorFromResponse(response);
+      const outcomes = JSON.parse(response.body.toString("utf8")) as BatchOutcome[];
+      batch.forEach((item, i) => {
+        const outcome = outcomes[i];
+        if (outcome && "ack" in outcome) item.resolve(outcome.ack);
+        else if (outcome) item.reject(wireErrorFromResponse(outcome.status, outcome.error, outcome.reason));
+        else item.reject(new WireError("REMOTE_ERROR", "the peer's batch answer is missing this message"));
+      });
+    } catch (err) {
+      for (const item of batch) item.reject(err);
+    } finally {
+      lane.inFlight -= 1;
+      this.drain(peer, lane);
+    }
+  }
+
+  /** Sends what queued up while requests were in flight; forgets an idle lane. */
+  private drain(peer: PeerEndpoint, lane: Lane): void {
+    while (lane.queue.length > 0 && lane.inFlight < MAX_IN_FLIGHT) {
+      let bytes = 0;
+      let count = 0;
+      while (count < lane.queue.length && count < MAX_BATCH_ITEMS && bytes + lane.queue[count].body.length <= MAX_BATCH_BYTES) {
+        bytes += lane.queue[count].body.length;
+        count += 1;
+      }
+      const batch = lane.queue.splice(0, Math.max(1, count));
+      if (batch.length === 1) this.sendOne(peer, lane, batch[0]).then(batch[0].resolve, batch[0].reject);
+      else void this.sendBatch(peer, lane, batch);
+    }
+    if (lane.inFlight === 0 && lane.queue.length === 0) this.lanes.delete(peer.id);
+  }
+
+  /** One request with its answer; a connection the peer had silently dropped is replaced once. */
+  private async post(peer: PeerEndpoint, headers: OutgoingHttpHeaders, body: Buffer, timeoutMs: number): Promise<ClientResponse> {
+    try {
       const pooled = await this.session(peer);
       try {
         return await this.exchange(pooled.session.request(headers), timeoutMs, (request) => request.end(body));
       } catch (err) {
         if (pooled.refusal) throw refused(peer, pooled.refusal);
-        // A reused connection the peer had already dropped: retrying is safe, the receiver dedupes by id.
+        // Retrying is safe: the receiver drops message ids it has already delivered.
         if (pooled.used && !(err instanceof WireError)) {
           this.forget(peer.id, pooled);
           const fresh = await this.session(peer);
-          return this.exchange(fresh.session.request(headers), timeoutMs, (request) => request.end(body));
+          return await this.exchange(fresh.session.request(headers), timeoutMs, (request) => request.end(body));
         }
         throw err;
       } finally {
         pooled.used = true;
       }
-    };
-    const response = await attempt().catch((err: unknown) => {
+    } catch (err) {
       throw this.describe(err, peer);
-    });
-    if (response.status !== 200) throw errorFromResponse(response);
-    return ackFromResponse(response);
+    }
   }
 
   /** Sends a Readable as one stream; HTTP/2 flow control holds the source back when the peer is slower. */
@@ -140,6 +230,7 @@ export class ClientPool {
   /** Closes every connection; requests under way fail with CLOSED. */
   close(): void {
     this.closed = true;
+    for (const lane of this.lanes.values()) for (const item of lane.queue.splice(0)) item.reject(new WireError("CLOSED", "the device is stopping"));
     for (const entry of this.sessions.values()) entry.then((pooled) => pooled.session.destroy(), () => undefined);
     this.sessions.clear();
   }

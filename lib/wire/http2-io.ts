@@ -24,6 +24,12 @@ export function readBody(stream: ServerHttp2Stream, limit: number): Promise<Buff
   });
 }
 
+export function respondJson(stream: ServerHttp2Stream, body: unknown): void {
+  if (stream.destroyed || stream.closed || stream.headersSent) return;
+  stream.respond({ ":status": 200, "content-type": "application/json" });
+  stream.end(JSON.stringify(body));
+}
+
 export function respondAck(stream: ServerHttp2Stream, ack: Ack): void {
   if (stream.destroyed || stream.closed || stream.headersSent) return;
   stream.respond({ ":status": 200, [HEADER_ACK]: JSON.stringify(ack) }, { endStream: true });
@@ -61,7 +67,7 @@ export interface ClientResponse {
   body: Buffer;
 }
 
-const MAX_RESPONSE_BYTES = 64 * 1024;
+const MAX_RESPONSE_BYTES = 1024 * 1024;
 
 /**
  * The peer's answer. A peer that refuses an upload answers and then resets the stream, so an answer whose

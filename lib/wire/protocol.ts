@@ -1,6 +1,8 @@
 /** Paths and headers of the wire; one place so client and server cannot drift apart. */
 export const MESSAGE_PATH = "/msg/";
 export const STREAM_PATH = "/stream/";
+export const BATCH_PATH = "/batch";
+export const BATCH_CONTENT_TYPE = "application/x-peer-mesh-batch";
 export const HEADER_MESSAGE_ID = "x-peer-mesh-id";
 export const HEADER_ERROR_CODE = "x-peer-mesh-error";
 /** A successful answer is headers only: the ack travels as JSON in this header, with no DATA frame. */

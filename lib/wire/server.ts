@@ -5,12 +5,15 @@ import type { Readable } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { Identity, verifyPeerCertificate } from "../identity";
 import { WireError } from "./errors";
-import { readBody, respondAck, respondError } from "./http2-io";
+import { BatchItem, BatchOutcome, decodeBatch } from "./batch";
+import { readBody, respondAck, respondError, respondJson } from "./http2-io";
 import { DEFAULT_LIMITS, WireLimits } from "./limits";
 import { decodePayload } from "./payload";
-import { Ack, Authorizer, HEADER_MESSAGE_ID, MESSAGE_PATH, STREAM_PATH, topicFromPath } from "./protocol";
+import { Ack, Authorizer, BATCH_PATH, HEADER_MESSAGE_ID, MESSAGE_PATH, STREAM_PATH, topicFromPath } from "./protocol";
 import { validateTopic } from "./topic";
 import { RecentIds } from "./recent-ids";
+
+const MAX_BATCH_ITEMS = 1024;
 
 export interface IncomingMessage {
   id: string;
@@ -138,6 +141,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     if (!peerId) throw new WireError("REFUSED", "the connection has no verified device id");
     if (headers[":method"] !== "POST") throw new WireError("BAD_REQUEST", "only POST is served", 405);
     const path = (headers[":path"] ?? "").split("?")[0];
+    if (path === BATCH_PATH) return this.serveBatch(stream, peerId);
     const prefix = path.startsWith(MESSAGE_PATH) ? MESSAGE_PATH : path.startsWith(STREAM_PATH) ? STREAM_PATH : undefined;
     if (!prefix) throw new WireError("NOT_FOUND", `no route for ${path}`);
     let topic: string;
@@ -148,35 +152,55 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     }
     const id = headers[HEADER_MESSAGE_ID];
     if (typeof id !== "string" || id.length === 0 || id.length > 128) throw new WireError("BAD_REQUEST", `the ${HEADER_MESSAGE_ID} header is missing or too long`);
-    const kind = prefix === MESSAGE_PATH ? "msg" : "stream";
-    if (!(await this.authorize(peerId, "send", `${kind}/${topic}`))) {
-      this.emit("refused", { peerId, reason: `not allowed to send to ${kind}/${topic}` });
-      throw new WireError("REFUSED", `device ${peerId} is not allowed to send to ${kind}/${topic}`);
+    if (prefix === STREAM_PATH) {
+      await this.ensureAllowed(peerId, "stream", topic);
+      return this.serveStream(stream, { id, from: peerId, topic });
     }
-    if (prefix === MESSAGE_PATH) await this.serveMessage(stream, headers, { id, from: peerId, topic });
-    else await this.serveStream(stream, { id, from: peerId, topic });
-  }
-
-  private async serveMessage(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, meta: { id: string; from: string; topic: string }): Promise<void> {
+    await this.ensureAllowed(peerId, "msg", topic);
     const declared = Number(headers["content-length"] ?? 0);
     if (declared > this.limits.maxMessageBytes) {
       throw new WireError("TOO_LARGE", `the message (${declared} bytes) is larger than the ${this.limits.maxMessageBytes} bytes this device accepts`);
     }
     const body = await readBody(stream, this.limits.maxMessageBytes);
-    const payload = decodePayload(body, headers["content-type"]);
-    const key = `${meta.from}/${meta.id}`;
-    const ack: Ack = { id: meta.id, topic: meta.topic, receivers: 0, bytes: body.length };
-    if (!this.seen.add(key)) {
-      respondAck(stream, { ...ack, duplicate: true });
-      return;
+    respondAck(stream, await this.deliver(peerId, { id, topic, contentType: String(headers["content-type"] ?? ""), body }));
+  }
+
+  /** Messages that queued up at the sender, delivered in order, each with its own outcome. */
+  private async serveBatch(stream: ServerHttp2Stream, peerId: string): Promise<void> {
+    const items = decodeBatch(await readBody(stream, this.limits.maxMessageBytes), MAX_BATCH_ITEMS);
+    const outcomes: BatchOutcome[] = [];
+    for (const item of items) {
+      try {
+        validateTopic(item.topic);
+        await this.ensureAllowed(peerId, "msg", item.topic);
+        outcomes.push({ ack: await this.deliver(peerId, item) });
+      } catch (err) {
+        const failure = err instanceof WireError ? err : new WireError("REMOTE_ERROR", (err as Error)?.message ?? String(err));
+        outcomes.push({ error: failure.code, reason: failure.message, status: failure.httpStatus });
+      }
     }
+    respondJson(stream, outcomes);
+  }
+
+  private async ensureAllowed(peerId: string, kind: "msg" | "stream", topic: string): Promise<void> {
+    if (await this.authorize(peerId, "send", `${kind}/${topic}`)) return;
+    this.emit("refused", { peerId, reason: `not allowed to send to ${kind}/${topic}` });
+    throw new WireError("REFUSED", `device ${peerId} is not allowed to send to ${kind}/${topic}`);
+  }
+
+  /** Hands one message to the receiver once per id; a failed delivery forgets the id so a retry can succeed. */
+  private async deliver(from: string, item: BatchItem): Promise<Ack> {
+    const payload = decodePayload(item.body, item.contentType);
+    const ack: Ack = { id: item.id, topic: item.topic, receivers: 0, bytes: item.body.length };
+    const key = `${from}/${item.id}`;
+    if (!this.seen.add(key)) return { ...ack, duplicate: true };
     try {
-      ack.receivers = await this.options.receiver.acceptMessage({ ...meta, payload, bytes: body.length });
+      ack.receivers = await this.options.receiver.acceptMessage({ id: item.id, from, topic: item.topic, payload, bytes: item.body.length });
     } catch (err) {
-      this.seen.delete(key); // not delivered: a retry must be able to deliver it
+      this.seen.delete(key);
       throw err;
     }
-    respondAck(stream, ack);
+    return ack;
   }
 
   private async serveStream(stream: ServerHttp2Stream, meta: { id: string; from: string; topic: string }): Promise<void> {

@@ -1,0 +1,61 @@
+import { WireError, type WireErrorCode } from "./errors";
+import type { Ack } from "./protocol";
+
+/** One message inside a batch request: what a single /msg request carries in its path and headers. */
+export interface BatchItem {
+  id: string;
+  topic: string;
+  contentType: string;
+  body: Buffer;
+}
+
+export type BatchOutcome = { ack: Ack } | { error: WireErrorCode; reason: string; status: number };
+
+const MAX_ITEM_HEADER_BYTES = 2048;
+
+/**
+ * Several messages in one request body, each as [u32 length][JSON {id, topic, contentType}][u32 length][body].
+ * Used only when messages queue up behind requests already in flight to the same peer.
+ */
+export function encodeBatch(items: BatchItem[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const item of items) {
+    const header = Buffer.from(JSON.stringify({ id: item.id, topic: item.topic, contentType: item.contentType }));
+    const lengths = Buffer.allocUnsafe(4);
+    lengths.writeUInt32BE(header.length);
+    const bodyLength = Buffer.allocUnsafe(4);
+    bodyLength.writeUInt32BE(item.body.length);
+    parts.push(lengths, header, bodyLength, item.body);
+  }
+  return Buffer.concat(parts);
+}
+
+export function decodeBatch(buffer: Buffer, maxItems: number): BatchItem[] {
+  const items: BatchItem[] = [];
+  let offset = 0;
+  const take = (length: number, what: string): Buffer => {
+    if (offset + length > buffer.length) throw new WireError("BAD_REQUEST", `the batch is cut short in item ${items.length + 1} (${what})`);
+    const slice = buffer.subarray(offset, offset + length);
+    offset += length;
+    return slice;
+  };
+  while (offset < buffer.length) {
+    if (items.length >= maxItems) throw new WireError("BAD_REQUEST", `a batch holds at most ${maxItems} messages`);
+    const headerLength = take(4, "header length").readUInt32BE();
+    if (headerLength > MAX_ITEM_HEADER_BYTES) throw new WireError("BAD_REQUEST", `item ${items.length + 1} has a header of ${headerLength} bytes`);
+    let header: { id?: unknown; topic?: unknown; contentType?: unknown };
+    try {
+      header = JSON.parse(take(headerLength, "header").toString("utf8")) as typeof header;
+    } catch (err) {
+      if (err instanceof WireError) throw err;
+      throw new WireError("BAD_REQUEST", `item ${items.length + 1} has an unreadable header`);
+    }
+    const { id, topic, contentType } = header ?? {};
+    if (typeof id !== "string" || !id || id.length > 128 || typeof topic !== "string" || typeof contentType !== "string") {
+      throw new WireError("BAD_REQUEST", `item ${items.length + 1} lacks an id, topic or content type`);
+    }
+    const body = take(take(4, "body length").readUInt32BE(), "body");
+    items.push({ id, topic, contentType, body });
+  }
+  return items;
+}
