@@ -9,6 +9,7 @@ import { WireError, wireErrorFromResponse } from "./errors";
 import { ackFromResponse, errorFromResponse, readResponse, ClientResponse } from "./http2-io";
 import { encodePayload } from "./payload";
 import { Ack, BATCH_CONTENT_TYPE, BATCH_PATH, HEADER_MESSAGE_ID, MESSAGE_PATH, STREAM_PATH, topicPath } from "./protocol";
+import { FLOW_SETTINGS } from "./limits";
 import { validateTopic } from "./topic";
 
 export interface PeerEndpoint {
@@ -259,7 +260,7 @@ export class ClientPool {
         secureContext: this.identity.tlsContext(),
         rejectUnauthorized: false, // self-signed by design; the device id is checked below
         checkServerIdentity: () => undefined,
-        settings: { initialWindowSize: 1024 * 1024 },
+        settings: FLOW_SETTINGS,
       });
       const pooled: PooledSession = { session, used: false };
       const fail = (err: Error): void => {

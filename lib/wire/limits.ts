@@ -18,3 +18,9 @@ export const DEFAULT_LIMITS: WireLimits = {
   maxConnections: 256,
   rememberedMessageIds: 10_000,
 };
+
+/**
+ * HTTP/2 settings for both ends: a 1 MiB stream window instead of 64 KiB keeps a stream moving on a
+ * loopback or LAN round trip. (64 KiB frames were tried and measured no faster.)
+ */
+export const FLOW_SETTINGS = { initialWindowSize: 1024 * 1024 };

@@ -7,7 +7,7 @@ import { Identity, verifyPeerCertificate } from "../identity";
 import { WireError } from "./errors";
 import { BatchItem, BatchOutcome, decodeBatch } from "./batch";
 import { readBody, respondAck, respondError, respondJson } from "./http2-io";
-import { DEFAULT_LIMITS, WireLimits } from "./limits";
+import { DEFAULT_LIMITS, FLOW_SETTINGS, WireLimits } from "./limits";
 import { decodePayload } from "./payload";
 import { Ack, Authorizer, BATCH_PATH, HEADER_MESSAGE_ID, MESSAGE_PATH, STREAM_PATH, topicFromPath } from "./protocol";
 import { validateTopic } from "./topic";
@@ -73,7 +73,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       requestCert: true,
       // Self-signed certificates are the point: trust is decided by device id, not by a CA.
       rejectUnauthorized: false,
-      settings: { maxConcurrentStreams: this.limits.maxConcurrentStreams, initialWindowSize: 1024 * 1024 },
+      settings: { maxConcurrentStreams: this.limits.maxConcurrentStreams, ...FLOW_SETTINGS },
     });
     this.server.maxConnections = this.limits.maxConnections;
     this.server.on("session", (session) => this.admit(session));

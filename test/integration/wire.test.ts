@@ -203,6 +203,24 @@ describe("wire: streams", () => {
     should(peakGrowth).be.below(64 * 1024 * 1024);
   });
 
+  it("carries 1 GiB while the process grows by less than 64 MB", async function () {
+    ({ a, b } = await devicePair());
+    const total = 1024 ** 3;
+    let bytes = 0;
+    let peakGrowth = 0;
+    const baseline = process.memoryUsage().rss;
+    b.onStream("huge", async (stream) => {
+      for await (const chunk of stream.body) {
+        bytes += (chunk as Buffer).length;
+        peakGrowth = Math.max(peakGrowth, process.memoryUsage().rss - baseline);
+      }
+    });
+    const ack = await a.sendStream("b", "huge", byteSource(total));
+    should(ack.bytes).equal(total);
+    should(bytes).equal(total);
+    should(peakGrowth).be.below(64 * 1024 * 1024);
+  });
+
   it("copies a stream to every matching receiver", async () => {
     ({ a, b } = await devicePair());
     const totals: number[] = [];
