@@ -15,7 +15,10 @@ export class SequenceStream {
   private count?: number;
   private readonly pending = new Map<number, Buffer>();
 
-  constructor(private readonly maxPending = 256) {}
+  constructor(private readonly maxPending = 256) {
+    // An abort after the consumer has gone must not become an uncaught 'error'; consumers still see it.
+    this.readable.on("error", () => undefined);
+  }
 
   get complete(): boolean {
     return this.count !== undefined && this.next === this.count;

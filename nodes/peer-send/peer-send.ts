@@ -1,6 +1,6 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import { Readable } from "node:stream";
-import { SequenceStream, WireError, type Ack, type Device } from "../../lib";
+import { OutgoingSequences, WireError, type Ack } from "../../lib";
 import { errorStatus, useIdentity } from "../shared/identity-node";
 import { ThrottledStatus } from "../shared/throttled-status";
 
@@ -16,13 +16,6 @@ interface Parts {
   id: string;
   index: number;
   count?: number;
-}
-
-/** A msg.parts sequence being sent as one stream. */
-interface Outgoing {
-  sequence: SequenceStream;
-  result: Promise<Ack>;
-  idle: NodeJS.Timeout;
 }
 
 const SEQUENCE_IDLE_MS = 30_000;
@@ -52,36 +45,10 @@ export = (RED: NodeAPI): void => {
     const node = this;
     const { ready } = useIdentity(RED, node, def.identity);
     const timeoutMs = Math.max(1, Number(def.timeout) || 10) * 1000;
-    const outgoing = new Map<string, Outgoing>();
+    const sequences = new OutgoingSequences<Ack>(SEQUENCE_IDLE_MS);
     const status = new ThrottledStatus(node);
     let delivered = 0;
     ready.then(() => status.now({ fill: "grey", shape: "ring", text: RED._("peer-mesh.status.idle") }), () => undefined);
-
-    /** Feeds one part into its sequence's stream; the last part waits for the receiver's ack. */
-    const sendPart = async (device: Device, msg: NodeMessageInFlow, parts: Parts, peer: string, topic: string): Promise<Ack | undefined> => {
-      let entry = outgoing.get(parts.id);
-      if (!entry) {
-        const sequence = new SequenceStream();
-        const result = device.sendStream(peer, topic, sequence.readable, { idleMs: timeoutMs });
-        result.catch(() => undefined); // surfaced by the part that is waiting, or by the last one
-        entry = { sequence, result, idle: setTimeout(() => undefined, 0) };
-        outgoing.set(parts.id, entry);
-        result.finally(() => {
-          clearTimeout(outgoing.get(parts.id)?.idle);
-          outgoing.delete(parts.id);
-        });
-      }
-      const current = entry;
-      clearTimeout(current.idle);
-      current.idle = setTimeout(() => current.sequence.abort(new Error(`no part of sequence ${parts.id} for ${SEQUENCE_IDLE_MS / 1000} s`)), SEQUENCE_IDLE_MS);
-      try {
-        await Promise.race([current.sequence.push(parts.index, chunkOf(msg.payload), parts.count), current.result.then(() => undefined)]);
-      } catch (err) {
-        current.sequence.abort(err as Error);
-        throw err;
-      }
-      return current.sequence.complete ? current.result : undefined;
-    };
 
     node.on("input", (msg, send, done) => {
       const topic = def.topic || msg.topic;
@@ -92,7 +59,11 @@ export = (RED: NodeAPI): void => {
           status.update(() => ({ fill: "yellow", shape: "ring", text: RED._("peer-mesh.status.sending", { peer: shortLabel(peer) }) }));
           let ack: Ack | undefined;
           if (msg.payload instanceof Readable) ack = await device.sendStream(peer, String(topic ?? ""), msg.payload, { idleMs: timeoutMs });
-          else if (parts) ack = await sendPart(device, msg, parts, peer, String(topic ?? ""));
+          else if (parts) {
+            ack = await sequences.push(parts.id, parts.index, chunkOf(msg.payload), parts.count, (body) =>
+              device.sendStream(peer, String(topic ?? ""), body, { idleMs: timeoutMs }),
+            );
+          }
           else ack = await device.send(peer, String(topic ?? ""), msg.payload, { timeoutMs });
           if (ack) {
             delivered += 1;
@@ -109,11 +80,7 @@ export = (RED: NodeAPI): void => {
 
     node.on("close", (_removed: boolean, done: () => void) => {
       status.stop();
-      for (const entry of outgoing.values()) {
-        clearTimeout(entry.idle);
-        entry.sequence.abort(new Error("the node was closed"));
-      }
-      outgoing.clear();
+      sequences.close(new Error("the node was closed"));
       done();
     });
   });

@@ -22,3 +22,16 @@ export const allNodes = [identityConfig, peerSend, peerReceive];
 export function loadFlow(nodes: unknown, flow: Array<Record<string, unknown>>, credentials: Record<string, unknown> = {}): Promise<void> {
   return helper.load(nodes as never, flow as never, credentials as never) as unknown as Promise<void>;
 }
+
+/** Mocha hooks for a suite of node tests: the helper's server around the suite, a fresh flow per test. */
+export function useNodeRedHelper(): void {
+  before(async () => {
+    await helper.startServer();
+  });
+  after(async () => {
+    await helper.stopServer();
+  });
+  afterEach(async () => {
+    await helper.unload();
+  });
+}

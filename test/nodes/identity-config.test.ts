@@ -2,19 +2,11 @@ import should from "should";
 import type { Node } from "node-red";
 import { Identity } from "../../lib";
 import type { IdentityConfigNode } from "../../nodes/shared/identity-node";
-import { helper, identityConfig, loadFlow } from "../helpers/node-red";
+import { helper, identityConfig, loadFlow, useNodeRedHelper } from "../helpers/node-red";
 import { freePort } from "./fixtures";
 
 describe("identity-config node", () => {
-  before(async () => {
-    await helper.startServer();
-  });
-  after(async () => {
-    await helper.stopServer();
-  });
-  afterEach(async () => {
-    await helper.unload();
-  });
+  useNodeRedHelper();
 
   it("runs the identity from its credentials and listens on the configured port", async () => {
     const identity = Identity.generate();

@@ -4,7 +4,7 @@ import type { Node, NodeMessage } from "node-red";
 import { Identity } from "../../lib";
 import type { IdentityConfigNode } from "../../nodes/shared/identity-node";
 import { byteSource } from "../helpers/devices";
-import { allNodes, helper, loadFlow } from "../helpers/node-red";
+import { allNodes, helper, loadFlow, useNodeRedHelper } from "../helpers/node-red";
 import { freePort, identityPair } from "./fixtures";
 
 type Msg = NodeMessage & Record<string, unknown>;
@@ -60,15 +60,7 @@ function statuses(id: string): Array<{ fill?: string; text?: string }> {
 }
 
 describe("peer-send and peer-receive nodes", () => {
-  before(async () => {
-    await helper.startServer();
-  });
-  after(async () => {
-    await helper.stopServer();
-  });
-  afterEach(async () => {
-    await helper.unload();
-  });
+  useNodeRedHelper();
 
   async function deploy(extra: Array<Record<string, unknown>>, receive: Record<string, unknown> = {}) {
     const bPort = await freePort();
@@ -181,6 +173,17 @@ describe("peer-send and peer-receive nodes", () => {
     const acked = await acks.next();
     should(acked).have.length(1);
     should(acked[0].payload).match({ bytes: 16 });
+  });
+
+  it("fails every part of a sequence nobody receives, without opening a second stream", async () => {
+    const { caught } = await deploy([]);
+    const send = helper.getNode("send");
+    for (let index = 0; index < 3; index++) {
+      send.receive({ topic: "nobody/here", payload: Buffer.alloc(10), parts: { id: "lost", index, count: 3 } } as unknown as Msg);
+    }
+    const errors = await caught.next(3);
+    should(errors.map((msg) => (msg.error as { message: string }).message).join("\n")).match(/receives streams on "nobody\/here"|already failed/);
+    should((helper.getNode("idA") as unknown as IdentityConfigNode).device!.port).be.above(0);
   });
 
   it("fails a stream larger than the buffer limit in buffer mode, at both ends", async () => {
