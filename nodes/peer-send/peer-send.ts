@@ -60,11 +60,9 @@ export = (RED: NodeAPI): void => {
           let ack: Ack | undefined;
           if (msg.payload instanceof Readable) ack = await device.sendStream(peer, String(topic ?? ""), msg.payload, { idleMs: timeoutMs });
           else if (parts) {
-            ack = await sequences.push(parts.id, parts.index, chunkOf(msg.payload), parts.count, (body) =>
-              device.sendStream(peer, String(topic ?? ""), body, { idleMs: timeoutMs }),
-            );
-          }
-          else ack = await device.send(peer, String(topic ?? ""), msg.payload, { timeoutMs });
+            const start = (body: Readable) => device.sendStream(peer, String(topic ?? ""), body, { idleMs: timeoutMs });
+            ack = await sequences.push(parts.id, parts.index, chunkOf(msg.payload), parts.count, start);
+          } else ack = await device.send(peer, String(topic ?? ""), msg.payload, { timeoutMs });
           if (ack) {
             delivered += 1;
             status.update(() => ({ fill: "green", shape: "dot", text: RED._("peer-mesh.status.delivered", { count: delivered }) }));
