@@ -214,7 +214,8 @@ export class ClientPool {
       await pipeline(body, request);
     } catch (err) {
       if (pooled.refusal) throw refused(peer, pooled.refusal);
-      const answer = await Promise.race([response, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 50))]).catch(() => undefined);
+      // pipeline() has destroyed the request, so the answer settles now: with the peer's reason if it sent one.
+      const answer = await response.catch(() => undefined);
       if (answer && answer.status !== 200) throw errorFromResponse(answer);
       if (err instanceof WireError) throw err;
       throw new WireError("STREAM_ABORTED", `the stream to ${peer.id} broke off: ${(err as Error).message}`);
