@@ -29,6 +29,9 @@ export async function startMosquitto(port: number): Promise<Broker> {
   );
   const child: ChildProcess = spawn("mosquitto", ["-c", path.join(dir, "mosquitto.conf")], { stdio: "ignore" });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  // An interrupted benchmark must not leave a broker behind.
+  const killOnExit = (): void => void child.kill("SIGTERM");
+  process.once("exit", killOnExit);
   const deadline = Date.now() + 10_000;
   for (;;) {
     const open = await new Promise<boolean>((resolve) => {
@@ -49,6 +52,7 @@ export async function startMosquitto(port: number): Promise<Broker> {
     port,
     caPem: identity.certificatePem,
     async stop() {
+      process.off("exit", killOnExit);
       child.kill("SIGTERM");
       await exited;
       fs.rmSync(dir, { recursive: true, force: true });

@@ -42,6 +42,9 @@ async function main(): Promise<void> {
   console.log(`\nwrote ${path.relative(process.cwd(), file)} in ${Math.round((Date.now() - started) / 1000)} s`);
 }
 
+// Ctrl+C goes through process.exit so that the "exit" handlers stop the broker.
+process.once("SIGINT", () => process.exit(130));
+
 main().catch((err: unknown) => {
   console.error(err);
   process.exit(1);
