@@ -25,7 +25,6 @@ export function deviceIdOf(publicKey: KeyObject): string {
   return base32(createHash("sha256").update(spki).digest());
 }
 
-export const DEVICE_ID_LENGTH = 52;
 const DEVICE_ID_PATTERN = /^[a-z2-7]{52}$/;
 
 export function isDeviceId(value: unknown): value is string {

@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject, X509Certificate } from "node:crypto";
+import { createPrivateKey, generateKeyPairSync, KeyObject, X509Certificate } from "node:crypto";
 import { SecureContext, createSecureContext } from "node:tls";
 import { createSelfSignedCertificate } from "./certificate";
 import { deviceIdOf, shortId } from "./device-id";
@@ -80,10 +80,6 @@ export class Identity {
 
   get shortId(): string {
     return shortId(this.deviceId);
-  }
-
-  get publicKey(): KeyObject {
-    return createPublicKey(this.privateKey);
   }
 
   get validTo(): Date {

@@ -175,14 +175,14 @@ export class ClientPool {
     try {
       const pooled = await this.session(peer);
       try {
-        return await this.exchange(pooled.session.request(headers), timeoutMs, (request) => request.end(body));
+        return await this.exchange(pooled.session.request(headers), timeoutMs, body);
       } catch (err) {
         if (pooled.refusal) throw refused(peer, pooled.refusal);
         // Retrying is safe: the receiver drops message ids it has already delivered.
         if (pooled.used && !(err instanceof WireError)) {
           this.forget(peer.id, pooled);
           const fresh = await this.session(peer);
-          return await this.exchange(fresh.session.request(headers), timeoutMs, (request) => request.end(body));
+          return await this.exchange(fresh.session.request(headers), timeoutMs, body);
         }
         throw err;
       } finally {
@@ -237,10 +237,10 @@ export class ClientPool {
     this.sessions.clear();
   }
 
-  private exchange(request: ClientHttp2Stream, timeoutMs: number, write: (request: ClientHttp2Stream) => void): Promise<ClientResponse> {
+  private exchange(request: ClientHttp2Stream, timeoutMs: number, body: Buffer): Promise<ClientResponse> {
     const response = readResponse(request);
     request.setTimeout(timeoutMs, () => request.destroy(new WireError("TIMEOUT", `no answer within ${timeoutMs} ms`)));
-    write(request);
+    request.end(body);
     return response;
   }
 

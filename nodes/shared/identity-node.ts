@@ -8,8 +8,6 @@ export interface IdentityConfigNode extends Node {
   ready: Promise<number>;
 }
 
-export type StatusReporter = (status: { fill: "grey" | "yellow" | "green" | "red"; shape: "ring" | "dot"; text: string }) => void;
-
 /**
  * Finds the identity a peer node is configured with and waits for its listener. A missing or broken
  * identity becomes a red status and a rejected promise rather than an exception in the constructor.
