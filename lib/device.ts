@@ -1,6 +1,10 @@
 import { EventEmitter, once } from "node:events";
 import { PassThrough, Readable, Transform } from "node:stream";
+import { MdnsTransport, MdnsTransportOptions } from "./discovery/mdns-transport";
 import { KnownPeer, PeerDirectory } from "./discovery/peer-directory";
+import { PeerTable } from "./discovery/peer-table";
+import { StaticTransport } from "./discovery/static-transport";
+import type { Transport } from "./discovery/transport";
 import { Identity } from "./identity";
 import { ClientPool, SendOptions, StreamOptions } from "./wire/client-pool";
 import { WireError } from "./wire/errors";
@@ -19,6 +23,19 @@ export interface DeviceOptions {
   authorize?: Authorizer;
   limits?: Partial<WireLimits>;
   idleConnectionMs?: number;
+  /** Announced to other devices alongside the id. */
+  name?: string;
+  discovery?: DiscoveryOptions;
+}
+
+export interface DiscoveryOptions {
+  /** LAN discovery; off unless given, so that nothing multicasts where it was not asked to. */
+  mdns?: false | Omit<MdnsTransportOptions, "deviceId" | "port" | "name">;
+  /** How often configured peer addresses are probed; 0 turns probing off. */
+  staticProbeIntervalMs?: number;
+  maxPeers?: number;
+  /** Further transports (BLE, a test transport); the device starts and stops them. */
+  transports?: Transport[];
 }
 
 export interface PeerRef {
@@ -47,6 +64,8 @@ export type StreamListener = (stream: ReceivedStream) => Promise<void>;
 
 export interface DeviceEvents {
   refused: [info: { peerId?: string; reason: string }];
+  /** A transport hit something worth telling the user that did not stop it. */
+  warning: [err: Error, transport: string];
 }
 
 /**
@@ -56,16 +75,24 @@ export interface DeviceEvents {
 export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   readonly identity: Identity;
   readonly peers: PeerDirectory;
+  /** The peers in range right now, as the transports report them. */
+  readonly peerTable: PeerTable;
+  private transports: Transport[] = [];
   private readonly server: WireServer;
   private readonly pool: ClientPool;
   private readonly messageListeners = new TopicSubscriptions<MessageListener>();
   private readonly streamListeners = new TopicSubscriptions<StreamListener>();
   private started?: Promise<number>;
 
-  constructor(options: DeviceOptions) {
+  constructor(private readonly options: DeviceOptions) {
     super();
     this.identity = options.identity;
     this.peers = new PeerDirectory(options.peers);
+    this.peerTable = new PeerTable({
+      maxPeers: options.discovery?.maxPeers,
+      isTrusted: (id) => this.peers.has(id),
+      nameOf: (id) => this.peers.nameOf(id),
+    });
     this.server = new WireServer({
       identity: options.identity,
       host: options.host,
@@ -82,10 +109,36 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     return this.identity.deviceId;
   }
 
-  /** Starts listening once; later calls return the same port. */
+  /** Starts listening and discovering once; later calls return the same port. */
   start(): Promise<number> {
-    this.started ??= this.server.listen().then((address) => address.port);
+    this.started ??= this.server.listen().then(async (address) => {
+      this.transports = this.createTransports(address.port);
+      for (const transport of this.transports) {
+        this.peerTable.attach(transport);
+        transport.on("warning", (err) => this.emit("warning", err, transport.name));
+      }
+      await Promise.all(this.transports.map((transport) => transport.start()));
+      return address.port;
+    });
     return this.started;
+  }
+
+  /** The transports this device runs, for status displays. */
+  get transportNames(): string[] {
+    return this.transports.map((transport) => transport.name);
+  }
+
+  private createTransports(port: number): Transport[] {
+    const discovery = this.options.discovery ?? {};
+    const transports: Transport[] = [...(discovery.transports ?? [])];
+    if (discovery.mdns) {
+      transports.push(new MdnsTransport({ ...discovery.mdns, deviceId: this.id, port, name: this.options.name }));
+    }
+    const entries = this.peers.list().flatMap((peer) => (peer.address ? [{ address: peer.address, expectedId: peer.id, name: peer.name }] : []));
+    if (entries.length > 0 && discovery.staticProbeIntervalMs !== 0) {
+      transports.push(new StaticTransport({ identity: this.identity, entries, probeIntervalMs: discovery.staticProbeIntervalMs }));
+    }
+    return transports;
   }
 
   get port(): number | undefined {
@@ -100,6 +153,8 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     this.pool.close();
     // A stop that overtakes a start must wait for the listener to exist, or it would outlive the device.
     await this.started?.catch(() => undefined);
+    // Goodbyes go out while the listener still answers.
+    await Promise.all(this.transports.map((transport) => transport.stop().catch((err: Error) => this.emit("warning", err, transport.name))));
     await this.server.close();
   }
 
@@ -171,10 +226,28 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     return { id, name: this.peers.nameOf(id) };
   }
 
+  /** A configured peer by id, name or id prefix, else a peer in range by the same. */
+  resolvePeer(reference: string): string {
+    try {
+      return this.peers.resolve(reference).id;
+    } catch (err) {
+      const wanted = reference.trim().toLowerCase();
+      const inRange = this.peerTable.list();
+      const matches = [
+        inRange.filter((peer) => peer.id === wanted),
+        inRange.filter((peer) => peer.name?.toLowerCase() === wanted),
+        wanted.length >= 8 ? inRange.filter((peer) => peer.id.startsWith(wanted)) : [],
+      ].find((found) => found.length > 0);
+      if (matches?.length === 1) return matches[0].id;
+      throw err;
+    }
+  }
+
   private endpoint(reference: string): { id: string; address: string } {
-    const peer = this.peers.resolve(reference);
-    if (!peer.address) throw new WireError("UNREACHABLE", `no address is known for peer ${this.peers.label(peer.id)}`);
-    return { id: peer.id, address: peer.address };
+    const id = this.resolvePeer(reference);
+    const address = this.peerTable.get(id)?.address ?? this.peers.get(id)?.address;
+    if (!address) throw new WireError("UNREACHABLE", `peer ${this.peers.label(id)} is not in range and has no configured address`);
+    return { id, address };
   }
 }
 

@@ -111,7 +111,7 @@ describe("wire: messages over mutual TLS on 127.0.0.1", () => {
     await should(a.send("b", "t", 1)).be.rejectedWith({ name: "WireError", code: "UNREACHABLE", message: new RegExp(`127.0.0.1:${port}`) });
     const lonely = new Device({ identity: Identity.generate(), peers: [{ id: b.id, name: "b" }] });
     extra.push(lonely);
-    await should(lonely.send("b", "t", 1)).be.rejectedWith({ name: "WireError", code: "UNREACHABLE", message: /no address/ });
+    await should(lonely.send("b", "t", 1)).be.rejectedWith({ name: "WireError", code: "UNREACHABLE", message: /no configured address/ });
   });
 
   it("answers an oversized message with 413 and keeps serving", async () => {

@@ -1,0 +1,182 @@
+import { Bonjour, Browser, Service } from "bonjour-service";
+import { EventEmitter } from "node:events";
+import net from "node:net";
+import os from "node:os";
+import type { Duplex } from "node:stream";
+import { isDeviceId } from "../identity";
+import { splitAddress } from "./static-transport";
+import { RANK, Transport, TransportEvents } from "./transport";
+
+export const SERVICE_TYPE = "peer-mesh";
+
+export interface MdnsTransportOptions {
+  deviceId: string;
+  /** The wire listener's port, announced in the SRV record. */
+  port: number;
+  name?: string;
+  /** An interface name ("eth1") or its IPv4 address; empty: every interface the OS offers. */
+  interface?: string;
+  /** How often this device re-announces itself. */
+  announceIntervalMs?: number;
+  /** A peer not heard for this long is lost (a crash sends no goodbye). */
+  expireMs?: number;
+}
+
+export const DEFAULT_ANNOUNCE_INTERVAL_MS = 1_000;
+export const DEFAULT_EXPIRE_MS = 3_500;
+
+interface DnsRecord {
+  name: string;
+  type: string;
+  ttl?: number;
+}
+
+interface DnsPacket {
+  answers: DnsRecord[];
+  additionals: DnsRecord[];
+}
+
+/** The multicast-dns instance under bonjour-service (untyped there). */
+interface MulticastDns {
+  on(event: "response", listener: (packet: DnsPacket) => void): void;
+  off(event: "response", listener: (packet: DnsPacket) => void): void;
+  on(event: "warning" | "error", listener: (err: Error) => void): void;
+  respond(records: DnsRecord[], callback?: (err?: Error | null) => void): void;
+}
+
+/**
+ * bonjour-service keeps its multicast-dns socket private and types its constructor options as a service
+ * config, though it hands them to multicast-dns; heartbeats and liveness need both, so this is the one
+ * place that reaches past its typings.
+ */
+function createBonjour(options: { interface?: string; bind?: string }, onError: (err: Error) => void): { bonjour: Bonjour; mdns: MulticastDns } {
+  const BonjourWithMdnsOptions = Bonjour as unknown as new (options: object, onError: (err: Error) => void) => Bonjour;
+  const bonjour = new BonjourWithMdnsOptions(options, onError);
+  return { bonjour, mdns: (bonjour as unknown as { server: { mdns: MulticastDns } }).server.mdns };
+}
+
+/** Turns an interface name into its IPv4 address; addresses pass through. */
+export function interfaceAddress(wanted: string): string {
+  if (net.isIPv4(wanted)) return wanted;
+  const ipv4 = os.networkInterfaces()[wanted]?.find((address) => address.family === "IPv4");
+  if (!ipv4) throw new Error(`the network interface "${wanted}" does not exist or has no IPv4 address`);
+  return ipv4.address;
+}
+
+/**
+ * LAN discovery over mDNS / DNS-SD (bonjour-service). Each device publishes `_peer-mesh._tcp` with its
+ * device id in TXT and its wire port in SRV, re-announces every second so that peers notice a crash
+ * within `expireMs`, and sends a goodbye on stop so that peers see it leave at once. The id in an
+ * announcement is only a claim; the wire's TLS handshake proves it when a connection is made.
+ */
+export class MdnsTransport extends EventEmitter<TransportEvents> implements Transport {
+  readonly name = "mdns";
+  readonly rank = RANK.mdns;
+  readonly carriesIp = true;
+  private readonly announceIntervalMs: number;
+  private readonly expireMs: number;
+  private bonjour?: Bonjour;
+  private mdns?: MulticastDns;
+  private browser?: Browser;
+  private service?: Service;
+  private timer?: NodeJS.Timeout;
+  private onResponse?: (packet: DnsPacket) => void;
+
+  constructor(private readonly options: MdnsTransportOptions) {
+    super();
+    this.announceIntervalMs = options.announceIntervalMs ?? DEFAULT_ANNOUNCE_INTERVAL_MS;
+    this.expireMs = options.expireMs ?? DEFAULT_EXPIRE_MS;
+    if (this.expireMs <= this.announceIntervalMs) throw new Error("expireMs must be longer than announceIntervalMs");
+  }
+
+  get instanceName(): string {
+    return `pm-${this.options.deviceId}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.bonjour) return;
+    const iface = this.options.interface ? interfaceAddress(this.options.interface) : undefined;
+    // Bound to the wildcard address: a socket bound to the interface's unicast address receives no multicast.
+    const { bonjour, mdns } = createBonjour(iface ? { interface: iface, bind: "0.0.0.0" } : {}, (err) => this.emit("warning", err));
+    this.bonjour = bonjour;
+    this.mdns = mdns;
+    mdns.on("warning", (err) => this.emit("warning", err));
+    mdns.on("error", (err) => this.emit("warning", err));
+
+    this.browser = bonjour.find({ type: SERVICE_TYPE });
+    this.browser.on("up", (service) => this.seen(service));
+    this.browser.on("srv-update", (service) => this.seen(service));
+    this.browser.on("txt-update", (service) => this.seen(service));
+    this.browser.on("down", (service) => {
+      const id = idOf(service);
+      if (id && id !== this.options.deviceId) this.emit("lost", id);
+    });
+    this.onResponse = (packet) => this.refresh(packet);
+    mdns.on("response", this.onResponse);
+
+    this.service = bonjour.publish({
+      name: this.instanceName,
+      type: SERVICE_TYPE,
+      port: this.options.port,
+      // Hostnames are shared by containers and namespaces; a host name from the id is unique.
+      host: `${this.options.deviceId.slice(0, 16)}.local`,
+      txt: { id: this.options.deviceId, ...(this.options.name ? { name: this.options.name } : {}) },
+      probe: false, // the instance name holds the device id, so no other device can own it
+      disableIPv6: true,
+    });
+    this.timer = setInterval(() => this.tick(), this.announceIntervalMs);
+  }
+
+  async stop(): Promise<void> {
+    const bonjour = this.bonjour;
+    if (!bonjour) return;
+    this.bonjour = undefined;
+    clearInterval(this.timer);
+    this.browser?.stop();
+    this.browser?.removeAllListeners();
+    if (this.onResponse) this.mdns?.off("response", this.onResponse);
+    // The goodbye (records with TTL 0) goes out before the socket closes.
+    await new Promise<void>((resolve) => bonjour.unpublishAll(() => resolve()));
+    await new Promise<void>((resolve) => bonjour.destroy(() => resolve()));
+  }
+
+  connect(address: string): Duplex {
+    const { host, port } = splitAddress(address);
+    return net.connect({ host, port });
+  }
+
+  private tick(): void {
+    if (!this.bonjour || !this.mdns) return;
+    if (this.service?.published) this.mdns.respond(this.service.records(), (err) => err && this.emit("warning", err));
+    this.browser?.expire();
+  }
+
+  /** Any packet that carries a peer's SRV record keeps that peer alive. */
+  private refresh(packet: DnsPacket): void {
+    const now = Date.now();
+    for (const record of [...packet.answers, ...packet.additionals]) {
+      if (record.type !== "SRV" || !record.ttl) continue;
+      const service = this.browser?.services.find((known) => known.fqdn === record.name);
+      if (!service) continue;
+      service.lastSeen = now;
+      // bonjour-service expires a service ttl seconds after its lastSeen; ours is the crash timeout.
+      service.ttl = this.expireMs / 1000;
+      this.seen(service);
+    }
+  }
+
+  private seen(service: Service): void {
+    const id = idOf(service);
+    const host = service.referer?.address;
+    if (!id || id === this.options.deviceId || !host || !service.port) return;
+    service.ttl = this.expireMs / 1000;
+    service.lastSeen ??= Date.now();
+    const name = typeof service.txt?.name === "string" ? service.txt.name : undefined;
+    this.emit("found", { id, address: net.isIPv6(host) ? `[${host}]:${service.port}` : `${host}:${service.port}`, name, verified: false });
+  }
+}
+
+function idOf(service: Service): string | undefined {
+  const id: unknown = service.txt?.id;
+  return typeof id === "string" && isDeviceId(id) ? id : undefined;
+}

@@ -1,0 +1,147 @@
+import { EventEmitter } from "node:events";
+import net from "node:net";
+import type { Duplex } from "node:stream";
+import tls from "node:tls";
+import { Identity, verifyPeerCertificate } from "../identity";
+import { isAddress } from "./peer-directory";
+import { RANK, Transport, TransportEvents } from "./transport";
+
+export interface StaticEntry {
+  address: string;
+  /** The id configured for this address; a different key answering there is reported as a warning. */
+  expectedId?: string;
+  name?: string;
+}
+
+export interface StaticTransportOptions {
+  identity: Identity;
+  entries: StaticEntry[];
+  /** Time between two probes of one address. */
+  probeIntervalMs?: number;
+  /** A handshake that takes longer counts as no answer. */
+  probeTimeoutMs?: number;
+}
+
+export const DEFAULT_PROBE_INTERVAL_MS = 5_000;
+const DEFAULT_PROBE_TIMEOUT_MS = 3_000;
+
+/** Splits "host:port" and "[v6]:port". */
+export function splitAddress(address: string): { host: string; port: number } {
+  if (!isAddress(address)) throw new Error(`"${address}" is not host:port`);
+  const at = address.lastIndexOf(":");
+  return { host: address.slice(0, at).replace(/^\[(.*)\]$/, "$1"), port: Number(address.slice(at + 1)) };
+}
+
+/**
+ * Opens a mutual-TLS handshake to a wire listener and returns the device id its certificate proves.
+ * The handshake is the whole probe: no request is sent, so it needs no permission at the peer.
+ */
+export function probeDevice(identity: Identity, address: string, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS): Promise<string> {
+  const { host, port } = splitAddress(address);
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host,
+      port,
+      secureContext: identity.tlsContext(),
+      ALPNProtocols: ["h2"],
+      rejectUnauthorized: false, // self-signed by design; the id is checked by the caller
+      checkServerIdentity: () => undefined,
+      servername: net.isIP(host) ? undefined : host,
+    });
+    const fail = (err: Error): void => {
+      socket.destroy();
+      reject(err);
+    };
+    socket.setTimeout(timeoutMs, () => fail(new Error(`no TLS handshake within ${timeoutMs} ms`)));
+    socket.once("error", fail);
+    socket.once("secureConnect", () => {
+      try {
+        resolve(verifyPeerCertificate(socket.getPeerX509Certificate()));
+      } catch (err) {
+        reject(err);
+      }
+      socket.end();
+      socket.destroy();
+    });
+  });
+}
+
+/**
+ * Configured host:port entries, probed periodically: an address whose listener completes a mutual-TLS
+ * handshake is a found peer with a verified id; one that stops answering is lost.
+ */
+export class StaticTransport extends EventEmitter<TransportEvents> implements Transport {
+  readonly name = "static";
+  readonly rank = RANK.static;
+  readonly carriesIp = true;
+  private readonly intervalMs: number;
+  private readonly timeoutMs: number;
+  /** address → id that answered there at the last probe */
+  private readonly answering = new Map<string, string>();
+  private timer?: NodeJS.Timeout;
+  private running = false;
+  private round?: Promise<void>;
+
+  constructor(private readonly options: StaticTransportOptions) {
+    super();
+    for (const entry of options.entries) splitAddress(entry.address);
+    this.intervalMs = options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
+    this.timeoutMs = options.probeTimeoutMs ?? Math.min(DEFAULT_PROBE_TIMEOUT_MS, this.intervalMs);
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.timer);
+    await this.round;
+    this.answering.clear();
+  }
+
+  connect(address: string): Duplex {
+    const { host, port } = splitAddress(address);
+    return net.connect({ host, port });
+  }
+
+  private schedule(delayMs: number): void {
+    this.timer = setTimeout(() => {
+      this.round = this.probeAll().finally(() => {
+        if (this.running) this.schedule(this.intervalMs);
+      });
+    }, delayMs);
+  }
+
+  private async probeAll(): Promise<void> {
+    await Promise.all(this.options.entries.map((entry) => this.probe(entry)));
+  }
+
+  private async probe(entry: StaticEntry): Promise<void> {
+    let id: string | undefined;
+    try {
+      id = await probeDevice(this.options.identity, entry.address, this.timeoutMs);
+    } catch {
+      id = undefined;
+    }
+    if (!this.running) return;
+    const previous = this.answering.get(entry.address);
+    if (previous && previous !== id) {
+      this.answering.delete(entry.address);
+      if (!this.stillAnsweringElsewhere(previous)) this.emit("lost", previous);
+    }
+    if (!id) return;
+    if (id === this.options.identity.deviceId) return;
+    if (entry.expectedId && entry.expectedId !== id && previous !== id) {
+      this.emit("warning", new Error(`${entry.address} answers as ${id}, not as the configured ${entry.expectedId}`));
+    }
+    this.answering.set(entry.address, id);
+    this.emit("found", { id, address: entry.address, name: entry.expectedId === id ? entry.name : undefined, verified: true });
+  }
+
+  private stillAnsweringElsewhere(id: string): boolean {
+    return [...this.answering.values()].includes(id);
+  }
+}

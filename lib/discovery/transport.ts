@@ -1,0 +1,43 @@
+import type { EventEmitter } from "node:events";
+import type { Duplex } from "node:stream";
+
+/** What one transport saw of one device. */
+export interface Sighting {
+  /** The device id the peer claims (mDNS TXT) or proved (a TLS handshake: `verified`). */
+  id: string;
+  /** Where the transport reaches it; for IP transports "host:port" with IPv6 hosts in brackets. */
+  address: string;
+  name?: string;
+  /** True when the id comes from the peer's certificate rather than from an unauthenticated announcement. */
+  verified: boolean;
+}
+
+export interface TransportEvents {
+  /** A device is in range, or is still in range; repeated sightings refresh it. */
+  found: [sighting: Sighting];
+  lost: [id: string];
+  /** Something the user should know that does not stop the transport (an unreachable interface, a bad packet). */
+  warning: [err: Error];
+}
+
+/**
+ * One way of finding peers (mDNS, static addresses, BLE, Tor). Every transport passes the shared
+ * compliance suite in test/transport-compliance.ts.
+ */
+export interface Transport extends EventEmitter<TransportEvents> {
+  /** Short lowercase name shown to users: "mdns", "static", "ble". */
+  readonly name: string;
+  /** Lower is preferred when a device is reachable several ways. */
+  readonly rank: number;
+  /** False for transports whose addresses are not host:port (BLE); the wire then dials through connect(). */
+  readonly carriesIp: boolean;
+  /** Idempotent; resolves once the transport announces and listens. */
+  start(): Promise<void>;
+  /** Idempotent; tells peers it is leaving where the transport can (an mDNS goodbye). No events after it resolves. */
+  stop(): Promise<void>;
+  /** A byte stream to the wire listener at an address this transport reported. */
+  connect(address: string): Duplex;
+}
+
+/** Transport ranks: the order in which addresses are preferred. */
+export const RANK = { mdns: 10, static: 20, ble: 40, tor: 50 } as const;

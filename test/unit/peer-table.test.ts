@@ -1,0 +1,75 @@
+import should from "should";
+import { PeerInfo, PeerTable } from "../../lib";
+import { MemoryEther, MemoryTransport } from "../helpers/memory-transport";
+
+/** A distinct device id per number. */
+const ID = (n: number): string => String(n).replace(/\d/g, (digit) => "abcdefghij"[Number(digit)]).padStart(52, "2");
+
+describe("PeerTable", () => {
+  function recording(table: PeerTable): Array<[string, PeerInfo]> {
+    const events: Array<[string, PeerInfo]> = [];
+    for (const event of ["found", "lost", "changed"] as const) table.on(event, (peer) => events.push([event, peer]));
+    return events;
+  }
+
+  it("merges transports for one id, prefers the better-ranked address, and says found / changed / lost once each", () => {
+    const table = new PeerTable({ isTrusted: (id) => id === ID(1), nameOf: () => undefined });
+    const events = recording(table);
+    table.report("static", 20, { id: ID(1), address: "10.0.0.1:7000", verified: true });
+    table.report("mdns", 10, { id: ID(1), address: "169.254.0.1:7000", name: "press", verified: false });
+    table.report("mdns", 10, { id: ID(1), address: "169.254.0.1:7000", name: "press", verified: false }); // a heartbeat
+    table.withdraw("mdns", ID(1));
+    table.withdraw("static", ID(1));
+    table.withdraw("static", ID(1));
+    should(events.map(([event, peer]) => `${event} ${peer.transport} ${peer.address}`)).eql([
+      "found static 10.0.0.1:7000",
+      "changed mdns 169.254.0.1:7000",
+      "changed static 10.0.0.1:7000",
+      "lost static 10.0.0.1:7000",
+    ]);
+    should(events[1][1]).containEql({ transports: ["mdns", "static"], name: "press", trusted: true, verified: true });
+    should(table.size).equal(0);
+  });
+
+  it("refreshes lastSeen on a repeated sighting without an event", () => {
+    let now = 1_000;
+    const table = new PeerTable({ now: () => now });
+    const events = recording(table);
+    table.report("mdns", 10, { id: ID(2), address: "h:1", verified: false });
+    now = 5_000;
+    table.report("mdns", 10, { id: ID(2), address: "h:1", verified: false });
+    should(events).have.length(1);
+    should(table.get(ID(2))?.lastSeen).equal(5_000);
+  });
+
+  it("prefers a configured name over an announced one", () => {
+    const table = new PeerTable({ nameOf: (id) => (id === ID(3) ? "line gateway" : undefined) });
+    table.report("mdns", 10, { id: ID(3), address: "h:1", name: "whatever it says", verified: false });
+    should(table.get(ID(3))?.name).equal("line gateway");
+  });
+
+  it("keeps at most maxPeers: strangers beyond it are dropped, a trusted newcomer evicts the stranger seen longest ago", () => {
+    let now = 0;
+    const trusted = ID(99);
+    const table = new PeerTable({ maxPeers: 3, isTrusted: (id) => id === trusted, now: () => ++now });
+    const events = recording(table);
+    for (let i = 10; i < 20; i++) table.report("mdns", 10, { id: ID(i), address: `h:${i}`, verified: false });
+    should(table.size).equal(3);
+    should(table.dropped).equal(7);
+    table.report("mdns", 10, { id: ID(10), address: "h:10", verified: false }); // ID(10) seen again: ID(11) is now the oldest
+    table.report("static", 20, { id: trusted, address: "h:99", verified: true });
+    should(table.list().map((peer) => peer.id).sort()).eql([ID(10), ID(12), trusted].sort());
+    should(events.filter(([event]) => event === "lost").map(([, peer]) => peer.id)).eql([ID(11)]);
+  });
+
+  it("forgets every route of a transport that is detached", () => {
+    const transport = new MemoryTransport(new MemoryEther(), ID(4), "h:4");
+    const table = new PeerTable();
+    const detach = table.attach(transport);
+    transport.emit("found", { id: ID(5), address: "h:5", verified: false });
+    should(table.size).equal(1);
+    detach();
+    transport.emit("found", { id: ID(6), address: "h:6", verified: false });
+    should(table.size).equal(0);
+  });
+});
