@@ -87,6 +87,9 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   constructor(private readonly options: DeviceOptions) {
     super();
     this.identity = options.identity;
+    if (options.discovery?.mdns && isLoopback(options.host ?? "127.0.0.1")) {
+      throw new Error(`LAN discovery would announce this device to the network, but its listener accepts connections only from this machine (host ${options.host ?? "127.0.0.1"}); listen on 0.0.0.0 or a LAN address`);
+    }
     this.peers = new PeerDirectory(options.peers);
     this.peerTable = new PeerTable({
       maxPeers: options.discovery?.maxPeers,
@@ -249,6 +252,10 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     if (!address) throw new WireError("UNREACHABLE", `peer ${this.peers.label(id)} is not in range and has no configured address`);
     return { id, address };
   }
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host.startsWith("127.");
 }
 
 /** Writes every chunk to each copy, waiting for the slowest copy before reading on. */

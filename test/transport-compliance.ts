@@ -68,7 +68,10 @@ export function transportCompliance(name: string, setup: () => Promise<Complianc
         checkServerIdentity: () => undefined,
       });
       try {
-        await waitFor(socket, "secureConnect", () => true, 5_000, "a TLS handshake through connect()");
+        await Promise.race([
+          waitFor(socket, "secureConnect", () => true, 5_000, "a TLS handshake through connect()"),
+          waitFor<[Error]>(socket, "error", () => true, 5_000).then(([err]) => Promise.reject(err)),
+        ]);
         should(verifyPeerCertificate(socket.getPeerX509Certificate())).equal(env.subjectId);
       } finally {
         socket.destroy();

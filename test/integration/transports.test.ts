@@ -148,3 +148,9 @@ describe("Device discovery", () => {
     should((await a.send("b", "t", 1)).receivers).equal(1);
   });
 });
+
+describe("Device discovery configuration", () => {
+  it("refuses LAN discovery on a device that listens only on loopback, saying what to change", () => {
+    should(() => new Device({ identity: Identity.generate(), host: "127.0.0.1", discovery: { mdns: {} } })).throw(/listen on 0\.0\.0\.0/);
+  });
+});
