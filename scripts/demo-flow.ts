@@ -12,18 +12,18 @@ export function demoFlow(options: { gatewayPort: number }): Array<Record<string,
   return [
     { id: tab, type: "tab", label: "Peer mesh demo", info: "Two devices in one Node-RED, talking over mutual TLS on 127.0.0.1." },
     {
-      id: "demo-sensor", type: "identity-config", name: "sensor box", deviceId: sensor.deviceId, host: "127.0.0.1", port: 0,
+      id: "demo-sensor", type: "identity-config", name: "sensor box", deviceId: sensor.deviceId, host: "127.0.0.1", port: 0, mdns: false,
       peers: [{ id: gateway.deviceId, name: "gateway", address: `127.0.0.1:${options.gatewayPort}` }],
       credentials: { privateKey: sensor.privateKeyPem, certificate: sensor.certificatePem },
     },
     {
-      id: "demo-gateway", type: "identity-config", name: "line gateway", deviceId: gateway.deviceId, host: "127.0.0.1", port: options.gatewayPort,
+      id: "demo-gateway", type: "identity-config", name: "line gateway", deviceId: gateway.deviceId, host: "127.0.0.1", port: options.gatewayPort, mdns: false,
       peers: [{ id: sensor.deviceId, name: "sensor box", address: "" }],
       credentials: { privateKey: gateway.privateKeyPem, certificate: gateway.certificatePem },
     },
     {
       id: "demo-comment", type: "comment", z: tab, x: 200, y: 40, name: "Two devices, one runtime: read me",
-      info: "The **sensor box** identity sends a temperature reading every 5 s to the **line gateway** identity, and a 1 MB camera frame as a stream when you press the inject button. Each identity has its own key pair; the gateway accepts only the sensor box's key. Watch the debug sidebar, then open an identity node to see its device id.",
+      info: "The **sensor box** identity sends a temperature reading every 5 s to the **line gateway** identity, and a 1 MB camera frame as a stream when you press the inject button. Each identity has its own key pair; the gateway accepts only the sensor box's key. Watch the debug sidebar, then open an identity node to see its device id. The **peer discover** node reports the gateway as found (and lists the peers in range when you press *list peers*) once the sensor box's probe of its address succeeds (LAN discovery is off here, so nothing leaves this machine).",
     },
     { id: "demo-tick", type: "inject", z: tab, x: 130, y: 100, name: "every 5 s", props: [{ p: "payload" }], repeat: "5", once: true, onceDelay: "1", payload: "", payloadType: "date", wires: [["demo-reading"]] },
     {
@@ -41,6 +41,9 @@ export function demoFlow(options: { gatewayPort: number }): Array<Record<string,
     { id: "demo-send-stream", type: "peer-send", z: tab, x: 660, y: 240, name: "stream to gateway", identity: "demo-sensor", peer: "gateway", topic: "", timeout: 10, partsAsStream: true, wires: [["demo-acks"]] },
     { id: "demo-receive-frames", type: "peer-receive", z: tab, x: 150, y: 300, name: "camera frames", identity: "demo-gateway", topic: "factory/+/camera", streamOutput: "buffer", chunkKb: 64, maxBufferMb: 16, wires: [["demo-describe"]] },
     { id: "demo-describe", type: "function", z: tab, x: 360, y: 300, name: "describe", func: "msg.payload = `${msg.payload.length} bytes from ${msg.peer.name || msg.peer.id}`;\nreturn msg;", outputs: 1, wires: [["demo-frames"]] },
+    { id: "demo-list-peers", type: "inject", z: tab, x: 130, y: 380, name: "list peers", props: [{ p: "payload" }], repeat: "", once: false, payload: "", payloadType: "date", wires: [["demo-discover"]] },
+    { id: "demo-discover", type: "peer-discover", z: tab, x: 330, y: 380, name: "gateway in range?", identity: "demo-sensor", transports: [], trustedOnly: false, wires: [["demo-peers"]] },
+    { id: "demo-peers", type: "debug", z: tab, x: 540, y: 380, name: "peers", active: true, tosidebar: true, console: false, complete: "true", targetType: "full", statusVal: "", statusType: "auto", wires: [] },
     { id: "demo-frames", type: "debug", z: tab, x: 550, y: 300, name: "frames", active: true, tosidebar: true, console: false, complete: "payload", targetType: "msg", statusVal: "", statusType: "auto", wires: [] },
   ];
 }

@@ -96,7 +96,7 @@ export class PeerTable extends EventEmitter<PeerTableEvents> {
     routes.set(transport, { transport, rank, address: sighting.address, name: sighting.name, verified: sighting.verified, lastSeen: this.now() });
     const after = this.describe(sighting.id, routes);
     if (isNew) this.emit("found", after);
-    else if (before && differs(before, after)) this.emit("changed", after);
+    else if (before && peerDiffers(before, after)) this.emit("changed", after);
   }
 
   withdraw(transport: string, id: string): void {
@@ -163,6 +163,7 @@ export class PeerTable extends EventEmitter<PeerTableEvents> {
   }
 }
 
-function differs(a: PeerInfo, b: PeerInfo): boolean {
+/** Whether two descriptions of a peer differ in anything a user would see change. */
+export function peerDiffers(a: PeerInfo, b: PeerInfo): boolean {
   return a.address !== b.address || a.transport !== b.transport || a.name !== b.name || a.verified !== b.verified || a.transports.join() !== b.transports.join();
 }

@@ -1,12 +1,17 @@
 import type { Request, Response } from "express";
 import type { Node, NodeAPI, NodeDef } from "node-red";
-import { Device, Identity, IdentityError, validateKnownPeers } from "../../lib";
+import { DEFAULT_PROBE_INTERVAL_MS, Device, DiscoveryOptions, Identity, IdentityError, validateKnownPeers } from "../../lib";
 import type { IdentityConfigNode } from "../shared/identity-node";
 
 interface IdentityConfigDef extends NodeDef {
   host?: string;
   port?: number | string;
   peers?: unknown;
+  /** LAN discovery; absent in flows made before it existed, which therefore keep it off. */
+  mdns?: boolean;
+  mdnsInterface?: string;
+  /** Seconds between probes of known peers' addresses; 0 turns probing off. */
+  probeInterval?: number | string;
 }
 
 interface IdentityCredentials {
@@ -28,6 +33,31 @@ function loadIdentity(RED: NodeAPI, node: IdentityConfigNode & Creds, name: stri
   return identity;
 }
 
+function parseProbeInterval(value: unknown): number {
+  if (value === undefined || value === "") return DEFAULT_PROBE_INTERVAL_MS;
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds < 0) throw new Error(`probe interval ${String(value)} is not a number of seconds`);
+  return seconds * 1000;
+}
+
+function discoveryOptions(def: IdentityConfigDef): DiscoveryOptions {
+  return {
+    mdns: def.mdns === true ? { interface: def.mdnsInterface?.trim() || undefined } : false,
+    staticProbeIntervalMs: parseProbeInterval(def.probeInterval),
+  };
+}
+
+/** Logs each distinct transport warning once, so a flapping network does not flood the log. */
+function warnOnce(node: Node): (err: Error, transport: string) => void {
+  const seen = new Set<string>();
+  return (err, transport) => {
+    const text = `${transport}: ${err.message}`;
+    if (seen.has(text)) return;
+    seen.add(text);
+    node.warn(text);
+  };
+}
+
 function parsePort(value: unknown): number {
   const port = value === undefined || value === "" ? 0 : Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`port ${String(value)} is not between 0 and 65535`);
@@ -44,8 +74,9 @@ export = (RED: NodeAPI): void => {
         const identity = loadIdentity(RED, node, def.name);
         const { peers, problems } = validateKnownPeers(def.peers);
         for (const problem of problems) node.warn(problem);
-        node.device = new Device({ identity, host: def.host || "127.0.0.1", port: parsePort(def.port), peers });
+        node.device = new Device({ identity, name: def.name || undefined, host: def.host || "127.0.0.1", port: parsePort(def.port), peers, discovery: discoveryOptions(def) });
         node.device.on("refused", ({ peerId, reason }) => node.debug(`refused ${peerId ?? "a connection"}: ${reason}`));
+        node.device.on("warning", warnOnce(node));
         node.ready = node.device.start();
         node.ready.then(
           (port) => node.log(RED._("identity-config.log.listening", { id: identity.deviceId, host: def.host || "127.0.0.1", port })),

@@ -59,7 +59,7 @@ describe("npm start: the demo in a real Node-RED", function () {
     });
     const nodes = (await (await fetch(`${demo.url}/nodes`, { headers: { accept: "application/json" } })).json()) as Array<{ module: string; types: string[] }>;
     const ours = nodes.filter((set) => set.module === "@peer-mesh/node-red-peer-mesh").flatMap((set) => set.types);
-    should(ours.sort()).eql(["identity-config", "peer-receive", "peer-send"]);
+    should(ours.sort()).eql(["identity-config", "peer-discover", "peer-receive", "peer-send"]);
 
     const feed = debugFeed(demo.url);
     try {
@@ -70,6 +70,9 @@ describe("npm start: the demo in a real Node-RED", function () {
       await fetch(`${demo.url}/inject/demo-frame`, { method: "POST" });
       const frame = await feed.from("demo-frames");
       should(frame.msg).equal("1048576 bytes from sensor box");
+      await fetch(`${demo.url}/inject/demo-list-peers`, { method: "POST" });
+      const inRange = await feed.from("demo-peers");
+      should(inRange.msg).match(/"topic":"(found|peers)"/).and.match(/"name":"gateway"/).and.match(/"transports":\["static"\]/);
     } finally {
       feed.close();
     }

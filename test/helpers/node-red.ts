@@ -16,7 +16,9 @@ export const identityConfig = require(path.join(dist, "identity-config", "identi
 export const peerSend = require(path.join(dist, "peer-send", "peer-send.js"));
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const peerReceive = require(path.join(dist, "peer-receive", "peer-receive.js"));
-export const allNodes = [identityConfig, peerSend, peerReceive];
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const peerDiscover = require(path.join(dist, "peer-discover", "peer-discover.js"));
+export const allNodes = [identityConfig, peerSend, peerReceive, peerDiscover];
 
 /** helper.load with flows typed as plain objects (the helper's typings know only the common NodeDef fields). */
 export function loadFlow(nodes: unknown, flow: Array<Record<string, unknown>>, credentials: Record<string, unknown> = {}): Promise<void> {

@@ -77,7 +77,7 @@ export class HostDevice {
     const at = Date.now();
     if (!this.running) return at;
     const exited = waitFor(this.events!, "exit", () => true, 10_000, `${this.name} exit`);
-    this.child.send({ type: "stop" });
+    this.child!.send({ type: "stop" });
     await exited;
     return at;
   }
@@ -87,7 +87,7 @@ export class HostDevice {
     const at = Date.now();
     if (!this.running) return at;
     const exited = waitFor(this.events!, "exit", () => true, 10_000, `${this.name} exit`);
-    this.child.kill("SIGKILL");
+    this.child!.kill("SIGKILL");
     await exited;
     return at;
   }

@@ -1,5 +1,5 @@
 import should from "should";
-import { PeerInfo, PeerTable } from "../../lib";
+import { PeerInfo, PeerTable, PeerView } from "../../lib";
 import { MemoryEther, MemoryTransport } from "../helpers/memory-transport";
 
 /** A distinct device id per number. */
@@ -71,5 +71,34 @@ describe("PeerTable", () => {
     detach();
     transport.emit("found", { id: ID(6), address: "h:6", verified: false });
     should(table.size).equal(0);
+  });
+});
+
+describe("PeerView", () => {
+  it("shows only the chosen transports and trusted peers, with found/lost from its own point of view", () => {
+    const trusted = ID(7);
+    const table = new PeerTable({ isTrusted: (id) => id === trusted });
+    const view = new PeerView(table, { transports: ["static"], trustedOnly: true });
+    const events: string[] = [];
+    for (const event of ["found", "lost", "changed"] as const) view.on(event, (peer) => events.push(`${event} ${peer.id === trusted ? "trusted" : "stranger"} ${peer.transports.join("+")} ${peer.address}`));
+    table.report("mdns", 10, { id: trusted, address: "lan:1", verified: false });
+    table.report("static", 20, { id: ID(8), address: "s:8", verified: true }); // not trusted
+    table.report("static", 20, { id: trusted, address: "s:7", verified: true });
+    table.report("mdns", 10, { id: trusted, address: "lan:2", verified: false }); // invisible to a static view
+    table.withdraw("static", trusted);
+    table.withdraw("mdns", trusted);
+    should(events).eql(["found trusted static s:7", "lost trusted static s:7"]);
+    should(view.size).equal(0);
+    view.close();
+    table.report("static", 20, { id: trusted, address: "s:7", verified: true });
+    should(events).have.length(2);
+  });
+
+  it("lists what it shows", () => {
+    const table = new PeerTable();
+    table.report("mdns", 10, { id: ID(1), address: "a:1", verified: false });
+    table.report("static", 20, { id: ID(2), address: "b:2", verified: true });
+    should(new PeerView(table, { transports: ["mdns"] }).list().map((peer) => peer.id)).eql([ID(1)]);
+    should(new PeerView(table).list()).have.length(2);
   });
 });

@@ -1,0 +1,66 @@
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
+import { PeerInfo, PeerView } from "../../lib";
+import { useIdentity } from "../shared/identity-node";
+import { ThrottledStatus } from "../shared/throttled-status";
+
+interface PeerDiscoverDef extends NodeDef {
+  identity?: string;
+  /** Transport names to report; empty: all. */
+  transports?: string[] | string;
+  trustedOnly?: boolean;
+}
+
+/** What a flow gets for a peer: plain JSON, lastSeen in epoch milliseconds like Date.now(). */
+function describe(peer: PeerInfo) {
+  return { id: peer.id, name: peer.name, transports: peer.transports, address: peer.address, lastSeen: peer.lastSeen, trusted: peer.trusted, verified: peer.verified };
+}
+
+function transportList(value: PeerDiscoverDef["transports"]): string[] {
+  const names = Array.isArray(value) ? value : typeof value === "string" ? value.split(",") : [];
+  return names.map((name) => String(name).trim()).filter(Boolean);
+}
+
+export = (RED: NodeAPI): void => {
+  RED.nodes.registerType("peer-discover", function (this: Node, def: PeerDiscoverDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const { ready } = useIdentity(RED, node, def.identity);
+    const status = new ThrottledStatus(node);
+    let view: PeerView | undefined;
+    let closed = false;
+
+    const showCount = (): void =>
+      status.update(() => ({ fill: view && view.size > 0 ? "green" : "grey", shape: view && view.size > 0 ? "dot" : "ring", text: RED._("peer-discover.status.in-range", { count: view?.size ?? 0 }) }));
+
+    ready.then((device) => {
+      if (closed) return;
+      view = new PeerView(device.peerTable, { transports: transportList(def.transports), trustedOnly: def.trustedOnly === true });
+      for (const event of ["found", "lost", "changed"] as const) {
+        view.on(event, (peer) => {
+          node.send({ topic: event, payload: describe(peer) });
+          showCount();
+        });
+      }
+      // Peers already in range when this node starts (a partial deploy) are news to its flow.
+      for (const peer of view.list()) node.send({ topic: "found", payload: describe(peer) });
+      showCount();
+    }, () => undefined); // useIdentity shows the reason in the status
+
+    node.on("input", (msg: NodeMessageInFlow, send: (msg: NodeMessageInFlow) => void, done: (err?: Error) => void) => {
+      ready.then(
+        () => {
+          send({ ...msg, topic: "peers", payload: (view?.list() ?? []).map(describe) });
+          done();
+        },
+        (err: Error) => done(err),
+      );
+    });
+
+    node.on("close", (_removed: boolean, done: () => void) => {
+      closed = true;
+      view?.close();
+      status.stop();
+      done();
+    });
+  });
+};

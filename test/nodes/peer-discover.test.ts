@@ -1,0 +1,92 @@
+import should from "should";
+import { Device, Identity } from "../../lib";
+import { allNodes, helper, loadFlow, useNodeRedHelper } from "../helpers/node-red";
+import { freePort } from "../helpers/ports";
+import { collector, inTab, ready, statusWhere } from "./flow-helpers";
+
+describe("peer-discover node", function () {
+  useNodeRedHelper();
+
+  let outside: Device | undefined;
+  afterEach(async () => {
+    await outside?.stop();
+    outside = undefined;
+  });
+
+  /** A device outside Node-RED, known to the flow's identity by key and address. */
+  async function startOutsidePeer(identity: Identity, port: number): Promise<Device> {
+    outside = new Device({ identity, host: "127.0.0.1", port });
+    await outside.start();
+    return outside;
+  }
+
+  function flow(peerIdentity: Identity, port: number, discover: Record<string, unknown> = {}) {
+    return inTab([
+      { id: "id", type: "identity-config", name: "gateway", host: "127.0.0.1", port: 0, probeInterval: 0.1, peers: [{ id: peerIdentity.deviceId, name: "press", address: `127.0.0.1:${port}` }] },
+      { id: "discover", type: "peer-discover", identity: "id", wires: [["out"]], ...discover },
+      { id: "out", type: "helper" },
+      { id: "catcher", type: "catch", scope: null, wires: [["caught"]] },
+      { id: "caught", type: "helper" },
+    ]);
+  }
+
+  it("outputs found and lost for a known peer that comes and goes, with its description, and counts it in the status", async () => {
+    const press = Identity.generate();
+    const port = await freePort();
+    await loadFlow(allNodes, flow(press, port));
+    const out = collector("out");
+    await ready("id");
+    const inRange = statusWhere("discover", (status) => status.fill === "green");
+    const device = await startOutsidePeer(press, port);
+    const [found] = await out.next();
+    should(found.topic).equal("found");
+    should(found.payload).containEql({ id: press.deviceId, name: "press", transports: ["static"], address: `127.0.0.1:${port}`, trusted: true, verified: true });
+    should((found.payload as { lastSeen: number }).lastSeen).be.a.Number();
+    should(await inRange).containEql({ shape: "dot", text: "peer-discover.status.in-range" }); // the test runtime shows catalog keys
+    await device.stop();
+    const [lost] = await out.next();
+    should(lost).containEql({ topic: "lost" });
+    should(lost.payload).containEql({ id: press.deviceId });
+  });
+
+  it("answers an input msg with the list of peers in range, keeping the msg's other properties", async () => {
+    const press = Identity.generate();
+    const port = await freePort();
+    await loadFlow(allNodes, flow(press, port));
+    const out = collector("out");
+    await ready("id");
+    await startOutsidePeer(press, port);
+    await out.next(); // found
+    helper.getNode("discover").receive({ payload: "list", _msgid: "m1", correlation: 7 } as never);
+    const [answer] = await out.next();
+    should(answer).containEql({ topic: "peers", correlation: 7 });
+    should((answer.payload as Array<{ id: string }>).map((peer) => peer.id)).eql([press.deviceId]);
+  });
+
+  it("reports nothing from transports it was told not to show", async () => {
+    const press = Identity.generate();
+    const port = await freePort();
+    await loadFlow(allNodes, flow(press, port, { transports: ["mdns"] }));
+    const out = collector("out");
+    await ready("id");
+    await startOutsidePeer(press, port);
+    // The identity sees the peer (the table says so) but this node shows only mDNS peers.
+    const identity = helper.getNode("id") as unknown as { device: Device };
+    while (!identity.device.peerTable.get(press.deviceId)) await new Promise((resolve) => setTimeout(resolve, 20));
+    helper.getNode("discover").receive({ payload: "list" } as never);
+    const [answer] = await out.next();
+    should(answer).containEql({ topic: "peers", payload: [] });
+  });
+
+  it("without an identity, passes an input msg's error to a catch node", async () => {
+    await loadFlow(allNodes, inTab([
+      { id: "discover", type: "peer-discover", identity: "", wires: [[]] },
+      { id: "catcher", type: "catch", scope: null, wires: [["caught"]] },
+      { id: "caught", type: "helper" },
+    ]));
+    const caught = collector("caught");
+    helper.getNode("discover").receive({ payload: "list" } as never);
+    const [msg] = await caught.next();
+    should((msg.error as { message: string }).message).match(/peer-mesh\.errors\.no-identity$/);
+  });
+});
