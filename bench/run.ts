@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
-import { freePort } from "../test/nodes/fixtures";
+import { freePort } from "../test/helpers/ports";
+import { discoveryTimes } from "./discovery-in-netns";
 import { messagesInNodeRed } from "./messages-in-node-red";
 import { mosquittoAvailable, startMosquitto } from "./mosquitto";
 import { BenchResult, result } from "./stats";
@@ -33,9 +34,16 @@ async function main(): Promise<void> {
   const first = await firstMessage(30);
   results.push(result("first-msg-vs-raw-tls", first.ours, first.raw, "ms", "median of 30: new peer send→ack vs bare mutual-TLS handshake; lower is better"));
 
-  console.log("\n" + "benchmark".padEnd(24) + "ours".padStart(12) + "baseline".padStart(12) + "  unit   ratio");
+  const discovery = await discoveryTimes(5);
+  if (discovery) {
+    results.push(result("mdns-found-vs-announce", discovery.foundMs, discovery.announceIntervalMs, "ms", "device started → found at a peer over a namespace bridge, median of 10, beside the announce interval; target < 1000 ms"));
+    results.push(result("mdns-crash-lost-vs-expiry", discovery.lostAfterCrashMs, discovery.expireMs, "ms", "SIGKILL → lost at a peer, median of 5, beside the expiry; target < 5000 ms"));
+    results.push(result("mdns-stop-lost-vs-announce", discovery.lostAfterStopMs, discovery.announceIntervalMs, "ms", "clean stop (goodbye) → lost at a peer, median of 5, beside the announce interval"));
+  }
+
+  console.log("\n" + "benchmark".padEnd(28) + "ours".padStart(12) + "baseline".padStart(12) + "  unit   ratio");
   for (const row of results) {
-    console.log(row.name.padEnd(24) + String(row.ours).padStart(12) + String(row.baseline).padStart(12) + `  ${row.unit.padEnd(6)} ${row.ratio}`);
+    console.log(row.name.padEnd(28) + String(row.ours).padStart(12) + String(row.baseline).padStart(12) + `  ${row.unit.padEnd(6)} ${row.ratio}`);
   }
   const file = path.resolve(__dirname, "..", "..", "bench", "results.json");
   fs.writeFileSync(file, JSON.stringify(results, null, 2) + "\n");

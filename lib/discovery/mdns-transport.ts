@@ -79,7 +79,8 @@ export class MdnsTransport extends EventEmitter<TransportEvents> implements Tran
   private mdns?: MulticastDns;
   private browser?: Browser;
   private service?: Service;
-  private timer?: NodeJS.Timeout;
+  private announceTimer?: NodeJS.Timeout;
+  private expireTimer?: NodeJS.Timeout;
   private onResponse?: (packet: DnsPacket) => void;
 
   constructor(private readonly options: MdnsTransportOptions) {
@@ -124,14 +125,17 @@ export class MdnsTransport extends EventEmitter<TransportEvents> implements Tran
       probe: false, // the instance name holds the device id, so no other device can own it
       disableIPv6: true,
     });
-    this.timer = setInterval(() => this.tick(), this.announceIntervalMs);
+    this.announceTimer = setInterval(() => this.announce(), this.announceIntervalMs);
+    // Checked more often than peers announce, so that a crash is noticed close to expireMs.
+    this.expireTimer = setInterval(() => this.browser?.expire(), Math.max(50, Math.round(this.expireMs / 14)));
   }
 
   async stop(): Promise<void> {
     const bonjour = this.bonjour;
     if (!bonjour) return;
     this.bonjour = undefined;
-    clearInterval(this.timer);
+    clearInterval(this.announceTimer);
+    clearInterval(this.expireTimer);
     this.browser?.stop();
     this.browser?.removeAllListeners();
     if (this.onResponse) this.mdns?.off("response", this.onResponse);
@@ -145,10 +149,8 @@ export class MdnsTransport extends EventEmitter<TransportEvents> implements Tran
     return net.connect({ host, port });
   }
 
-  private tick(): void {
-    if (!this.bonjour || !this.mdns) return;
-    if (this.service?.published) this.mdns.respond(this.service.records(), (err) => err && this.emit("warning", err));
-    this.browser?.expire();
+  private announce(): void {
+    if (this.service?.published) this.mdns?.respond(this.service.records(), (err) => err && this.emit("warning", err));
   }
 
   /** Any packet that carries a peer's SRV record keeps that peer alive. */
