@@ -5,7 +5,12 @@ import { KnownPeer, PeerDirectory } from "./discovery/peer-directory";
 import { PeerTable } from "./discovery/peer-table";
 import { StaticTransport } from "./discovery/static-transport";
 import type { Transport } from "./discovery/transport";
+import { Acl } from "./acl/acl";
+import { AclStore } from "./acl/acl-store";
+import type { Rule } from "./acl/rules";
+import { signGroup } from "./acl/signed-group";
 import { Identity } from "./identity";
+import { Database, openDatabase } from "./storage/database";
 import { ClientPool, SendOptions, StreamOptions } from "./wire/client-pool";
 import { WireError } from "./wire/errors";
 import type { WireLimits } from "./wire/limits";
@@ -19,8 +24,12 @@ export interface DeviceOptions {
   /** 0 picks a free port. */
   port?: number;
   peers?: KnownPeer[];
-  /** Replaces the default rule "known peers may do anything, unknown keys nothing". */
+  /** Replaces the ACL entirely with a function (tests, embedding hosts). */
   authorize?: Authorizer;
+  /** Rules and this device's own groups; without rules, known peers may do anything and unknown keys nothing. */
+  acl?: { rules?: Rule[]; groups?: Array<{ name: string; members: string[] }> };
+  /** Where this device keeps its PouchDB databases (groups today); without it, groups live in memory. */
+  storageDir?: string;
   limits?: Partial<WireLimits>;
   idleConnectionMs?: number;
   /** Announced to other devices alongside the id. */
@@ -64,6 +73,8 @@ export type StreamListener = (stream: ReceivedStream) => Promise<void>;
 
 export interface DeviceEvents {
   refused: [info: { peerId?: string; reason: string }];
+  /** A group document failed verification (tampered, unsigned, replayed older version). */
+  rejected: [info: { id: string; reason: string }];
   /** A transport hit something worth telling the user that did not stop it. */
   warning: [err: Error, transport: string];
 }
@@ -78,6 +89,11 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   /** The peers in range right now, as the transports report them. */
   readonly peerTable: PeerTable;
   private transports: Transport[] = [];
+  /** Who may do what; consulted for every request in and out unless an authorize function replaces it. */
+  readonly acl: Acl;
+  private authorizer: Authorizer;
+  private database?: Database;
+  private aclStore?: AclStore;
   private readonly server: WireServer;
   private readonly pool: ClientPool;
   private readonly messageListeners = new TopicSubscriptions<MessageListener>();
@@ -91,6 +107,9 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       throw new Error(`LAN discovery would announce this device to the network, but its listener accepts connections only from this machine (host ${options.host ?? "127.0.0.1"}); listen on 0.0.0.0 or a LAN address`);
     }
     this.peers = new PeerDirectory(options.peers);
+    this.acl = new Acl({ selfId: options.identity.deviceId, rules: options.acl?.rules, isKnown: (id) => this.peers.has(id) });
+    this.acl.on("rejected", (info) => this.emit("rejected", info));
+    this.authorizer = options.authorize ?? ((peerId, verb, resource) => this.acl.authorize(peerId, verb, resource));
     this.peerTable = new PeerTable({
       maxPeers: options.discovery?.maxPeers,
       isTrusted: (id) => this.peers.has(id),
@@ -101,10 +120,12 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       host: options.host,
       port: options.port,
       limits: options.limits,
-      authorize: options.authorize ?? ((peerId) => this.peers.has(peerId)),
+      authorize: (peerId, verb, resource) => this.authorizer(peerId, verb, resource),
       receiver: this,
     });
     this.server.on("refused", (info) => this.emit("refused", info));
+    // A revoked key loses its open streams now, not when they end.
+    this.acl.on("changed", () => void this.server.reauthorize());
     this.pool = new ClientPool(options.identity, { idleMs: options.idleConnectionMs });
   }
 
@@ -114,7 +135,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
 
   /** Starts listening and discovering once; later calls return the same port. */
   start(): Promise<number> {
-    this.started ??= this.server.listen().then(async (address) => {
+    this.started ??= this.openAcl().then(() => this.server.listen()).then(async (address) => {
       this.transports = this.createTransports(address.port);
       for (const transport of this.transports) {
         this.peerTable.attach(transport);
@@ -124,6 +145,37 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       return address.port;
     });
     return this.started;
+  }
+
+  /** Loads stored groups and signs this device's configured ones, before the first request is served. */
+  private async openAcl(): Promise<void> {
+    const groups = this.options.acl?.groups ?? [];
+    if (this.options.storageDir) {
+      this.database = openDatabase(this.options.storageDir, "system");
+      this.aclStore = new AclStore(this.database, this.acl, this.identity);
+      await this.aclStore.open();
+    }
+    for (const group of groups) await this.setGroup(group.name, group.members);
+  }
+
+  /** Gives this device's group `name` exactly these members, signed anew (and stored) if they changed. */
+  async setGroup(name: string, members: string[]): Promise<void> {
+    if (this.aclStore) {
+      await this.aclStore.saveOwnGroup(name, members);
+      return;
+    }
+    const held = this.acl.group(this.id, name);
+    if (held && held.members.join() === [...new Set(members)].sort().join()) return;
+    this.acl.acceptGroup(signGroup(this.identity, name, members, (held?.version ?? 0) + 1));
+  }
+
+  /** Accepts, after verifying it, a group document from elsewhere (another device's group). */
+  acceptGroup(doc: unknown): boolean {
+    return this.acl.acceptGroup(doc);
+  }
+
+  set authorize(authorize: Authorizer) {
+    this.authorizer = authorize;
   }
 
   /** The transports this device runs, for status displays. */
@@ -148,10 +200,6 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     return this.server.listening ? this.server.address().port : undefined;
   }
 
-  set authorize(authorize: Authorizer) {
-    this.server.authorize = authorize;
-  }
-
   async stop(): Promise<void> {
     this.pool.close();
     // A stop that overtakes a start must wait for the listener to exist, or it would outlive the device.
@@ -159,16 +207,21 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     // Goodbyes go out while the listener still answers.
     await Promise.all(this.transports.map((transport) => transport.stop().catch((err: Error) => this.emit("warning", err, transport.name))));
     await this.server.close();
+    await this.aclStore?.close();
+    await this.database?.close();
   }
 
   async send(peer: string, topic: string, payload: unknown, options?: SendOptions): Promise<Ack> {
-    return this.pool.message(this.endpoint(peer), topic, payload, options);
+    const endpoint = this.endpoint(peer);
+    await this.ensureMayReceive(endpoint.id, `msg/${topic}`);
+    return this.pool.message(endpoint, topic, payload, options);
   }
 
   async sendStream(peer: string, topic: string, body: Readable, options?: StreamOptions): Promise<Ack> {
     let endpoint;
     try {
       endpoint = this.endpoint(peer);
+      await this.ensureMayReceive(endpoint.id, `stream/${topic}`);
     } catch (err) {
       body.destroy();
       throw err;
@@ -227,6 +280,12 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
 
   private peerRef(id: string): PeerRef {
     return { id, name: this.peers.nameOf(id) };
+  }
+
+  /** What this device sends is for peers its ACL lets receive it, whatever the peer would accept. */
+  private async ensureMayReceive(peerId: string, resource: string): Promise<void> {
+    if (await this.authorizer(peerId, "receive", resource)) return;
+    throw new WireError("REFUSED", `this device's ACL does not let ${this.peers.label(peerId)} receive ${resource}`);
   }
 
   /** A configured peer by id, name or id prefix, else a peer in range by the same. */

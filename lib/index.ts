@@ -5,3 +5,5 @@ export { Device, type DeviceOptions, type DiscoveryOptions, type PeerRef, type R
 export { SequenceStream } from "./streams/sequence-stream";
 export { Rechunker } from "./streams/rechunker";
 export { OutgoingSequences } from "./streams/outgoing-sequences";
+export * from "./acl";
+export { openDatabase, type Database } from "./storage/database";

@@ -58,6 +58,8 @@ export class WireServer extends EventEmitter<WireServerEvents> {
   private readonly peerIds = new WeakMap<Http2Session, string>();
   private readonly sessions = new Set<Http2Session>();
   private readonly seen: RecentIds;
+  /** Incoming streams in progress, so that a revoked permission can end them. */
+  private readonly openStreams = new Set<{ peerId: string; resource: string; stream: ServerHttp2Stream }>();
   readonly limits: WireLimits;
   authorize: Authorizer;
 
@@ -117,6 +119,25 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const session of this.sessions) session.destroy();
     await closed;
+  }
+
+  /**
+   * Asks the authorizer again about every stream in progress and ends the ones it now refuses; the
+   * sender gets REFUSED. Called when the rules or groups change. Resolves with how many were ended.
+   */
+  async reauthorize(): Promise<number> {
+    let ended = 0;
+    for (const open of [...this.openStreams]) {
+      if (await this.authorize(open.peerId, "send", open.resource)) continue;
+      ended++;
+      this.openStreams.delete(open);
+      this.emit("refused", { peerId: open.peerId, reason: `permission for ${open.resource} revoked` });
+      const revoked = new WireError("REFUSED", `device ${open.peerId} is no longer allowed to send to ${open.resource}`);
+      respondError(open.stream, revoked);
+      // The local reader learns it too, rather than waiting for an end that will not come.
+      open.stream.destroy(revoked);
+    }
+    return ended;
   }
 
   private admit(session: Http2Session): void {
@@ -207,8 +228,14 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     stream.setTimeout(this.limits.streamIdleMs, () => {
       stream.destroy(new WireError("TIMEOUT", `the stream sent nothing for ${this.limits.streamIdleMs} ms`));
     });
-    const result = await this.options.receiver.acceptStream({ ...meta, body: stream });
-    const ack: Ack = { id: meta.id, topic: meta.topic, ...result };
-    respondAck(stream, ack);
+    const open = { peerId: meta.from, resource: `stream/${meta.topic}`, stream };
+    this.openStreams.add(open);
+    try {
+      const result = await this.options.receiver.acceptStream({ ...meta, body: stream });
+      const ack: Ack = { id: meta.id, topic: meta.topic, ...result };
+      respondAck(stream, ack);
+    } finally {
+      this.openStreams.delete(open);
+    }
   }
 }

@@ -1,0 +1,93 @@
+import { Identity } from "../identity";
+import type PouchDB from "pouchdb-node";
+import type { Database } from "../storage/database";
+import type { Acl } from "./acl";
+import { GroupDoc, signGroup } from "./signed-group";
+
+/** Verified copies of every group in force, in a _local document: _local documents never replicate, so
+ * no relay can replace them with an older version. */
+const FORCE_DOC = "_local/peer-mesh-groups";
+
+interface ForceDoc {
+  _id: string;
+  _rev?: string;
+  groups: Record<string, GroupDoc>;
+}
+
+/**
+ * Keeps an Acl's groups in PouchDB: loads them at start, signs this device's own groups when they change,
+ * and feeds every group document that arrives later (by replication, through any relay) to the Acl, which
+ * verifies it. Conflicting revisions are all looked at, and the highest valid version wins.
+ */
+export class AclStore {
+  private feed?: PouchDB.Changes<object>;
+  private saving: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly db: Database,
+    private readonly acl: Acl,
+    private readonly owner: Identity,
+  ) {}
+
+  async open(): Promise<void> {
+    const force = await this.forceDoc();
+    for (const doc of Object.values(force.groups)) this.acl.acceptGroup(doc);
+    const all = await this.db.allDocs({ startkey: "group:", endkey: "group:\uffff", include_docs: true, conflicts: true });
+    for (const row of all.rows) if (row.doc) await this.ingest(row.doc);
+    this.acl.on("changed", () => this.remember());
+    this.feed = this.db.changes({ since: "now", live: true, include_docs: true, conflicts: true });
+    this.feed.on("change", (change) => {
+      if (change.id.startsWith("group:") && change.doc && !change.deleted) void this.ingest(change.doc);
+    });
+    this.feed.on("error", () => undefined); // a closed database ends the feed; close() handles that
+  }
+
+  /** Signs and stores this device's group `name` with exactly these members (a new version if they changed). */
+  async saveOwnGroup(name: string, members: string[]): Promise<GroupDoc> {
+    const held = this.acl.group(this.owner.deviceId, name);
+    const wanted = [...new Set(members)].sort();
+    if (held && held.members.join() === wanted.join()) return held;
+    const doc = signGroup(this.owner, name, wanted, (held?.version ?? 0) + 1);
+    const existing = await this.db.get(doc._id).catch(() => undefined);
+    await this.db.put({ ...doc, _rev: existing?._rev });
+    this.acl.acceptGroup(doc);
+    return doc;
+  }
+
+  async close(): Promise<void> {
+    this.feed?.cancel();
+    await this.saving.catch(() => undefined);
+  }
+
+  private async ingest(doc: PouchDB.Existing<object>): Promise<void> {
+    this.acl.acceptGroup(stripped(doc));
+    for (const rev of doc._conflicts ?? []) {
+      const other = await this.db.get(doc._id, { rev }).catch(() => undefined);
+      if (other) this.acl.acceptGroup(stripped(other));
+    }
+  }
+
+  private async forceDoc(): Promise<ForceDoc> {
+    return (await this.db.get<ForceDoc>(FORCE_DOC).catch(() => undefined)) ?? { _id: FORCE_DOC, groups: {} };
+  }
+
+  /** Writes the groups in force; serialised so that two changes in a row cannot race on the _rev. */
+  private remember(): void {
+    this.saving = this.saving
+      .then(async () => {
+        const force = await this.forceDoc();
+        force.groups = Object.fromEntries(this.acl.listGroups().map((group) => [group._id, stripped(group) as GroupDoc]));
+        await this.db.put(force);
+      })
+      .catch(() => undefined);
+  }
+}
+
+/** A group document without PouchDB's bookkeeping, as it was signed. */
+function stripped(doc: object): object {
+  const { _rev, _conflicts, ...rest } = doc as { _rev?: string; _conflicts?: string[] };
+  void _rev;
+  void _conflicts;
+  return rest;
+}
+

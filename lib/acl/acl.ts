@@ -1,0 +1,142 @@
+import { EventEmitter } from "node:events";
+import type { Verb } from "../wire/protocol";
+import { groupOfPrincipal, resourceMatches, Rule, validateRules } from "./rules";
+import { GroupDoc, groupDocId, GroupError, verifyGroup } from "./signed-group";
+
+export interface AclOptions {
+  /** This device's id: "group:<name>" means a group it owns. */
+  selfId: string;
+  rules?: Rule[];
+  /** The configured known peers, for the principal "known". */
+  isKnown?: (id: string) => boolean;
+  /** Decisions remembered until the next change; bounded so varied topics cannot grow it. */
+  decisionCacheSize?: number;
+}
+
+export interface AclEvents {
+  /** Rules or a group changed: open streams must be checked again. */
+  changed: [];
+  /** A group document failed verification or was older than one already held. */
+  rejected: [info: { id: string; reason: string }];
+}
+
+/** The rules that "known" peers had before there was an ACL: everything. */
+export const DEFAULT_RULES: Rule[] = [{ effect: "allow", principal: "known", verb: "*", resource: "*" }];
+
+const DEFAULT_DECISION_CACHE = 10_000;
+
+/**
+ * Decides who may do what: rules over principals (a device, a group of public keys, the known peers, any
+ * authenticated device), verbs and resources. Deny beats allow; nothing matching means deny, so unknown
+ * keys get nothing unless a rule names "any". Groups are signed documents verified on arrival; the
+ * highest valid version of each is kept, so a replayed older copy cannot undo a revocation.
+ */
+export class Acl extends EventEmitter<AclEvents> {
+  readonly selfId: string;
+  private rules: Rule[] = [];
+  private readonly groups = new Map<string, GroupDoc>();
+  private readonly memberships = new Map<string, Set<string>>();
+  private readonly decisions = new Map<string, boolean>();
+  private readonly isKnown: (id: string) => boolean;
+  private readonly cacheSize: number;
+
+  constructor(options: AclOptions) {
+    super();
+    this.selfId = options.selfId;
+    this.isKnown = options.isKnown ?? (() => false);
+    this.cacheSize = options.decisionCacheSize ?? DEFAULT_DECISION_CACHE;
+    this.setRules(options.rules ?? DEFAULT_RULES);
+  }
+
+  setRules(rules: unknown): void {
+    this.rules = validateRules(rules);
+    this.invalidate();
+  }
+
+  getRules(): Rule[] {
+    return this.rules.map((rule) => ({ ...rule }));
+  }
+
+  /**
+   * Takes a group document from anywhere (this device, a replica, a relay). Returns true when it is now
+   * the copy in force; false, with a "rejected" event saying why, when it is invalid or outdated.
+   */
+  acceptGroup(input: unknown): boolean {
+    let doc: GroupDoc;
+    try {
+      doc = verifyGroup(input);
+    } catch (err) {
+      const id = typeof (input as { _id?: unknown })?._id === "string" ? (input as { _id: string })._id : "?";
+      this.emit("rejected", { id, reason: err instanceof GroupError ? err.message : String(err) });
+      return false;
+    }
+    const held = this.groups.get(doc._id);
+    if (held && held.version > doc.version) {
+      this.emit("rejected", { id: doc._id, reason: `version ${doc.version} is older than the version ${held.version} in force` });
+      return false;
+    }
+    if (held && held.version === doc.version) return held.signature === doc.signature;
+    this.groups.set(doc._id, doc);
+    this.invalidate();
+    return true;
+  }
+
+  group(owner: string, name: string): GroupDoc | undefined {
+    return this.groups.get(groupDocId(owner, name));
+  }
+
+  listGroups(): GroupDoc[] {
+    return [...this.groups.values()];
+  }
+
+  /** Whether a device is in the group a principal such as "group:family" names. */
+  inGroup(principal: string, peerId: string): boolean {
+    const ref = groupOfPrincipal(principal, this.selfId);
+    return !!ref && !!this.groups.get(groupDocId(ref.owner, ref.name))?.members.includes(peerId);
+  }
+
+  authorize(peerId: string, verb: Verb, resource: string): boolean {
+    const key = `${peerId}\u0000${verb}\u0000${resource}`;
+    const cached = this.decisions.get(key);
+    if (cached !== undefined) return cached;
+    const decision = this.decide(peerId, verb, resource);
+    if (this.decisions.size >= this.cacheSize) this.decisions.clear();
+    this.decisions.set(key, decision);
+    return decision;
+  }
+
+  private decide(peerId: string, verb: Verb, resource: string): boolean {
+    const principals = this.principalsOf(peerId);
+    let allowed = false;
+    for (const rule of this.rules) {
+      if (!principals.has(rule.principal)) continue;
+      if (rule.verb !== "*" && rule.verb !== verb) continue;
+      if (!resourceMatches(rule.resource, resource)) continue;
+      if (rule.effect === "deny") return false;
+      allowed = true;
+    }
+    return allowed;
+  }
+
+  /** Every principal string a device answers to. */
+  private principalsOf(peerId: string): Set<string> {
+    const principals = new Set<string>(["any", `device:${peerId}`]);
+    if (this.isKnown(peerId)) principals.add("known");
+    for (const group of this.memberships.get(peerId) ?? []) principals.add(group);
+    return principals;
+  }
+
+  private invalidate(): void {
+    this.decisions.clear();
+    this.memberships.clear();
+    for (const group of this.groups.values()) {
+      const principals = group.owner === this.selfId ? [`group:${group.name}`, `group:${group.owner}/${group.name}`] : [`group:${group.owner}/${group.name}`];
+      for (const member of group.members) {
+        let set = this.memberships.get(member);
+        if (!set) this.memberships.set(member, (set = new Set()));
+        for (const principal of principals) set.add(principal);
+      }
+    }
+    this.emit("changed");
+  }
+}

@@ -1,0 +1,87 @@
+import { isDeviceId } from "../identity";
+import type { Verb } from "../wire/protocol";
+import { topicMatches, validatePattern } from "../wire/topic";
+import { isGroupName } from "./signed-group";
+
+export const VERBS: readonly Verb[] = ["send", "receive", "read", "write", "relay"];
+
+/**
+ * One line of policy: who (a device, a group, the configured known peers, or any authenticated device)
+ * may or may not do what (a verb) to what (a message or stream topic pattern, a database, the mesh).
+ */
+export interface Rule {
+  effect: "allow" | "deny";
+  /** "any" | "known" | "device:<id>" | "group:<name>" (owned by this device) | "group:<owner id>/<name>" */
+  principal: string;
+  verb: Verb | "*";
+  /** "*" | "msg/<pattern>" | "stream/<pattern>" | "db/<name>" | "db/*" | "mesh" */
+  resource: string;
+}
+
+export class AclError extends Error {
+  readonly code = "BAD_RULE";
+}
+
+/** Every problem of a rule, as sentences; empty when it is valid. */
+export function ruleProblems(rule: unknown, index: number): string[] {
+  const r = (rule ?? {}) as Partial<Record<keyof Rule, unknown>>;
+  const label = `rule ${index + 1}`;
+  const problems: string[] = [];
+  if (r.effect !== "allow" && r.effect !== "deny") problems.push(`${label}: effect must be allow or deny`);
+  if (typeof r.principal !== "string" || !isPrincipal(r.principal)) problems.push(`${label}: "${String(r.principal)}" is not any, known, device:<id> or group:<name>`);
+  if (r.verb !== "*" && !VERBS.includes(r.verb as Verb)) problems.push(`${label}: verb must be one of ${VERBS.join(", ")} or *`);
+  if (typeof r.resource !== "string" || !resourceIsValid(r.resource)) problems.push(`${label}: "${String(r.resource)}" is not *, msg/<topic>, stream/<topic>, db/<name> or mesh`);
+  return problems;
+}
+
+export function validateRules(rules: unknown): Rule[] {
+  if (!Array.isArray(rules)) throw new AclError("the rules must be a list");
+  const problems = rules.flatMap((rule, i) => ruleProblems(rule, i));
+  if (problems.length > 0) throw new AclError(problems.join("; "));
+  return rules.map((rule: Rule) => ({ effect: rule.effect, principal: rule.principal, verb: rule.verb, resource: rule.resource }));
+}
+
+function isPrincipal(principal: string): boolean {
+  if (principal === "any" || principal === "known") return true;
+  if (principal.startsWith("device:")) return isDeviceId(principal.slice(7));
+  if (principal.startsWith("group:")) {
+    const ref = principal.slice(6);
+    const slash = ref.indexOf("/");
+    return slash === -1 ? isGroupName(ref) : isDeviceId(ref.slice(0, slash)) && isGroupName(ref.slice(slash + 1));
+  }
+  return false;
+}
+
+function resourceIsValid(resource: string): boolean {
+  if (resource === "*" || resource === "mesh" || resource === "db/*") return true;
+  if (resource.startsWith("db/")) return /^db\/[a-z][a-z0-9_$()+/-]*$/.test(resource);
+  for (const prefix of ["msg/", "stream/"]) {
+    if (resource.startsWith(prefix)) {
+      try {
+        validatePattern(resource.slice(prefix.length));
+        return true;
+      } catch {
+        return false;
+      }
+    }
+  }
+  return false;
+}
+
+/** Whether a rule's resource pattern covers a concrete resource ("msg/factory/line-3/temp", "db/readings"). */
+export function resourceMatches(pattern: string, resource: string): boolean {
+  if (pattern === "*") return true;
+  if (pattern === "db/*") return resource.startsWith("db/");
+  for (const prefix of ["msg/", "stream/"]) {
+    if (pattern.startsWith(prefix)) return resource.startsWith(prefix) && topicMatches(pattern.slice(prefix.length), resource.slice(prefix.length));
+  }
+  return pattern === resource;
+}
+
+/** Resolves a group principal to the document id of the group it names. */
+export function groupOfPrincipal(principal: string, selfId: string): { owner: string; name: string } | undefined {
+  if (!principal.startsWith("group:")) return undefined;
+  const ref = principal.slice(6);
+  const slash = ref.indexOf("/");
+  return slash === -1 ? { owner: selfId, name: ref } : { owner: ref.slice(0, slash), name: ref.slice(slash + 1) };
+}

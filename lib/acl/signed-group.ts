@@ -1,0 +1,81 @@
+import { createPublicKey, verify } from "node:crypto";
+import { deviceIdOf, Identity, isDeviceId } from "../identity";
+
+/** A group of public keys as it travels between devices: content plus its owner's signature. */
+export interface GroupDoc {
+  _id: string;
+  _rev?: string;
+  type: "group";
+  name: string;
+  /** Device id of the owner, the only key that may sign this group. */
+  owner: string;
+  /** The owner's public key (DER SPKI, base64), so a copy can be verified with nothing else. */
+  ownerKey: string;
+  /** Device ids, sorted. */
+  members: string[];
+  /** Raised by one with every change; a lower version never replaces a higher one. */
+  version: number;
+  /** ECDSA P-256 / SHA-256 over {@link signedBytes}, base64. */
+  signature: string;
+}
+
+export class GroupError extends Error {
+  readonly code = "BAD_GROUP";
+}
+
+const GROUP_NAME = /^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$/;
+
+export function isGroupName(name: unknown): name is string {
+  return typeof name === "string" && GROUP_NAME.test(name);
+}
+
+/** The document id of a group: owner and name together, so two owners' "family" groups never mix. */
+export function groupDocId(owner: string, name: string): string {
+  return `group:${owner}:${name}`;
+}
+
+/** The exact bytes that are signed: every field that carries meaning, in a fixed order. */
+function signedBytes(doc: Omit<GroupDoc, "_id" | "_rev" | "signature">): Buffer {
+  return Buffer.from(JSON.stringify(["peer-mesh-group/1", doc.type, doc.name, doc.owner, doc.ownerKey, doc.members, doc.version]));
+}
+
+/** Builds and signs a group owned by `owner`. */
+export function signGroup(owner: Identity, name: string, members: Iterable<string>, version: number): GroupDoc {
+  if (!isGroupName(name)) throw new GroupError(`"${name}" is not a group name (letters, digits, space, _ . -; up to 64)`);
+  const sorted = [...new Set(members)].sort();
+  for (const member of sorted) if (!isDeviceId(member)) throw new GroupError(`group ${name}: "${member}" is not a device id`);
+  if (!Number.isSafeInteger(version) || version < 1) throw new GroupError(`group ${name}: version must be a positive integer`);
+  const body = { type: "group" as const, name, owner: owner.deviceId, ownerKey: owner.publicKeySpki.toString("base64"), members: sorted, version };
+  return { _id: groupDocId(owner.deviceId, name), ...body, signature: owner.sign(signedBytes(body)).toString("base64") };
+}
+
+/**
+ * Checks a group document that may have come through any relay: well formed, its key is the owner's
+ * (the id is the key's hash), and the signature covers exactly this content. Throws GroupError saying
+ * what is wrong; returns the document otherwise.
+ */
+export function verifyGroup(input: unknown): GroupDoc {
+  const doc = (input ?? {}) as Partial<GroupDoc>;
+  const label = typeof doc._id === "string" ? doc._id : "a group document";
+  if (doc.type !== "group") throw new GroupError(`${label} is not a group`);
+  if (!isGroupName(doc.name) || !isDeviceId(doc.owner) || typeof doc.ownerKey !== "string" || !Array.isArray(doc.members) || !Number.isSafeInteger(doc.version)) {
+    throw new GroupError(`${label} is malformed`);
+  }
+  if (doc._id !== groupDocId(doc.owner, doc.name)) throw new GroupError(`${label} does not match its owner and name`);
+  if (typeof doc.signature !== "string" || doc.signature === "") throw new GroupError(`${label} is not signed`);
+  if (!doc.members.every(isDeviceId) || doc.members.some((member, i) => i > 0 && doc.members![i - 1] >= member)) {
+    throw new GroupError(`${label} has members that are not sorted, distinct device ids`);
+  }
+  let key;
+  try {
+    key = createPublicKey({ key: Buffer.from(doc.ownerKey, "base64"), format: "der", type: "spki" });
+  } catch {
+    throw new GroupError(`${label} carries an unreadable owner key`);
+  }
+  if (deviceIdOf(key) !== doc.owner) throw new GroupError(`${label} carries a key that is not its owner's`);
+  const body = { type: "group" as const, name: doc.name, owner: doc.owner, ownerKey: doc.ownerKey, members: doc.members, version: doc.version as number };
+  if (!verify("sha256", signedBytes(body), key, Buffer.from(doc.signature, "base64"))) {
+    throw new GroupError(`${label} has a signature that does not match its content (altered on the way?)`);
+  }
+  return doc as GroupDoc;
+}

@@ -1,0 +1,82 @@
+/**
+ * The part of PouchDB this project uses, typed here because @types/pouchdb-core pulls the DOM library
+ * into every file of the build (it references lib "dom"), which breaks node:crypto's Buffer types.
+ */
+declare module "pouchdb-node" {
+  namespace PouchDB {
+    interface Meta {
+      _id: string;
+      _rev: string;
+      _conflicts?: string[];
+      _deleted?: boolean;
+    }
+    type Existing<T> = T & Meta;
+    interface Response {
+      ok: boolean;
+      id: string;
+      rev: string;
+    }
+    interface Change<T> {
+      id: string;
+      seq: number | string;
+      deleted?: boolean;
+      changes: Array<{ rev: string }>;
+      doc?: Existing<T>;
+    }
+    interface ChangesOptions {
+      since?: number | string | "now";
+      live?: boolean;
+      include_docs?: boolean;
+      conflicts?: boolean;
+      limit?: number;
+      filter?: string | ((doc: object) => boolean);
+      doc_ids?: string[];
+    }
+    interface Changes<T> {
+      on(event: "change", listener: (change: Change<T>) => void): this;
+      on(event: "complete", listener: (info: { results: Array<Change<T>>; last_seq: number | string }) => void): this;
+      on(event: "error", listener: (err: Error) => void): this;
+      cancel(): void;
+    }
+    interface AllDocsOptions {
+      startkey?: string;
+      endkey?: string;
+      keys?: string[];
+      include_docs?: boolean;
+      conflicts?: boolean;
+      limit?: number;
+      skip?: number;
+      descending?: boolean;
+    }
+    interface AllDocsResponse<T> {
+      total_rows: number;
+      offset: number;
+      rows: Array<{ id: string; key: string; value: { rev: string; deleted?: boolean }; doc?: Existing<T> }>;
+    }
+    interface Info {
+      db_name: string;
+      doc_count: number;
+      update_seq: number | string;
+    }
+    interface Database<Content extends object = object> {
+      readonly name: string;
+      get<T extends object = Content>(id: string, options?: { rev?: string; conflicts?: boolean; revs?: boolean; attachments?: boolean; binary?: boolean }): Promise<Existing<T>>;
+      put<T extends object>(doc: T & { _id: string; _rev?: string }, options?: { force?: boolean }): Promise<Response>;
+      post<T extends object>(doc: T): Promise<Response>;
+      remove(doc: { _id: string; _rev: string }): Promise<Response>;
+      bulkDocs<T extends object>(docs: Array<T & { _id?: string; _rev?: string }>, options?: { new_edits?: boolean }): Promise<Array<Response | { error: string; reason: string; id: string; status?: number }>>;
+      allDocs<T extends object = Content>(options?: AllDocsOptions): Promise<AllDocsResponse<T>>;
+      changes<T extends object = Content>(options?: ChangesOptions): Changes<T>;
+      info(): Promise<Info>;
+      close(): Promise<void>;
+      destroy(): Promise<void>;
+    }
+  }
+  interface PouchDBConstructor {
+    /** One-shot replication (the result is also an event emitter, unused here). */
+    replicate(source: PouchDB.Database | string, target: PouchDB.Database | string, options?: { live?: boolean; retry?: boolean; doc_ids?: string[] }): Promise<{ ok: boolean; docs_read: number; docs_written: number }>;
+    new <Content extends object = object>(name: string, options?: { adapter?: string; prefix?: string; auth?: { username: string; password: string }; fetch?: unknown; skip_setup?: boolean }): PouchDB.Database<Content>;
+  }
+  const PouchDB: PouchDBConstructor;
+  export = PouchDB;
+}

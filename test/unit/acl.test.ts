@@ -1,0 +1,120 @@
+import should from "should";
+import { Acl, AclError, GroupError, Identity, signGroup, verifyGroup } from "../../lib";
+
+describe("Acl rules", () => {
+  const self = Identity.generate();
+  const alice = Identity.generate().deviceId;
+  const bob = Identity.generate().deviceId;
+  const stranger = Identity.generate().deviceId;
+
+  function aclWith(rules: unknown[], known: string[] = []): Acl {
+    const acl = new Acl({ selfId: self.deviceId, rules: rules as never, isKnown: (id) => known.includes(id) });
+    acl.acceptGroup(signGroup(self, "family", [alice], 1));
+    return acl;
+  }
+
+  it("by default lets known peers do anything and unknown keys nothing", () => {
+    const acl = new Acl({ selfId: self.deviceId, isKnown: (id) => id === alice });
+    should(acl.authorize(alice, "write", "db/readings")).be.true();
+    should(acl.authorize(stranger, "send", "msg/x")).be.false();
+  });
+
+  it("matches each principal kind: a device, a group, known peers, any authenticated device", () => {
+    const acl = aclWith(
+      [
+        { effect: "allow", principal: `device:${bob}`, verb: "send", resource: "msg/bob/#" },
+        { effect: "allow", principal: "group:family", verb: "send", resource: "msg/door/+" },
+        { effect: "allow", principal: "known", verb: "read", resource: "db/readings" },
+        { effect: "allow", principal: "any", verb: "send", resource: "msg/public" },
+      ],
+      [bob],
+    );
+    should(acl.authorize(bob, "send", "msg/bob/a/b")).be.true();
+    should(acl.authorize(alice, "send", "msg/bob/a")).be.false();
+    should(acl.authorize(alice, "send", "msg/door/front")).be.true();
+    should(acl.authorize(alice, "send", "msg/door/front/lock")).be.false();
+    should(acl.authorize(bob, "read", "db/readings")).be.true();
+    should(acl.authorize(alice, "read", "db/readings")).be.false();
+    should(acl.authorize(stranger, "send", "msg/public")).be.true();
+    should(acl.authorize(stranger, "send", "msg/door/front")).be.false();
+  });
+
+  it("keeps read and write apart: a reader cannot write", () => {
+    const acl = aclWith([{ effect: "allow", principal: "group:family", verb: "read", resource: "db/*" }]);
+    should(acl.authorize(alice, "read", "db/photos")).be.true();
+    should(acl.authorize(alice, "write", "db/photos")).be.false();
+  });
+
+  it("lets deny beat allow, in any order", () => {
+    const rules = [
+      { effect: "deny", principal: `device:${alice}`, verb: "*", resource: "msg/door/unlock" },
+      { effect: "allow", principal: "group:family", verb: "*", resource: "*" },
+    ];
+    for (const ordered of [rules, [...rules].reverse()]) {
+      const acl = aclWith(ordered);
+      should(acl.authorize(alice, "send", "msg/door/unlock")).be.false();
+      should(acl.authorize(alice, "send", "msg/door/lock")).be.true();
+    }
+  });
+
+  it("takes a new rule or membership into account on the next decision (the decision cache is dropped)", () => {
+    const acl = aclWith([{ effect: "allow", principal: "group:family", verb: "send", resource: "*" }]);
+    should(acl.authorize(alice, "send", "msg/x")).be.true();
+    should(acl.authorize(bob, "send", "msg/x")).be.false();
+    let changes = 0;
+    acl.on("changed", () => changes++);
+    acl.acceptGroup(signGroup(self, "family", [bob], 2));
+    should(acl.authorize(alice, "send", "msg/x")).be.false();
+    should(acl.authorize(bob, "send", "msg/x")).be.true();
+    acl.setRules([]);
+    should(acl.authorize(bob, "send", "msg/x")).be.false();
+    should(changes).equal(2);
+  });
+
+  it("names groups of other owners by owner id, never confusing them with its own of the same name", () => {
+    const other = Identity.generate();
+    const acl = aclWith([{ effect: "allow", principal: "group:family", verb: "send", resource: "*" }, { effect: "allow", principal: `group:${other.deviceId}/family`, verb: "read", resource: "*" }]);
+    acl.acceptGroup(signGroup(other, "family", [stranger], 1));
+    should(acl.authorize(stranger, "send", "msg/x")).be.false(); // not in *our* family
+    should(acl.authorize(stranger, "read", "db/x")).be.true();
+  });
+
+  it("refuses malformed rules, naming each problem", () => {
+    should(() => new Acl({ selfId: self.deviceId, rules: [{ effect: "maybe", principal: "everyone", verb: "fly", resource: "msg/#/x" }] as never })).throw(AclError, {
+      message: /rule 1: effect.*rule 1: "everyone".*rule 1: verb.*rule 1: "msg\/#\/x"/,
+    });
+  });
+});
+
+describe("Signed groups", () => {
+  const owner = Identity.generate();
+  const member = Identity.generate().deviceId;
+
+  it("verifies a group signed by its owner, with nothing but the document", () => {
+    const doc = JSON.parse(JSON.stringify(signGroup(owner, "line-3", [member], 4)));
+    should(verifyGroup(doc)).containEql({ name: "line-3", owner: owner.deviceId, members: [member], version: 4 });
+  });
+
+  it("rejects an altered member list, a raised version, a missing signature and a key that is not the owner's", () => {
+    const doc = signGroup(owner, "line-3", [member], 1);
+    const intruder = Identity.generate();
+    should(() => verifyGroup({ ...doc, members: [member, intruder.deviceId].sort() })).throw(GroupError, { message: /does not match its content/ });
+    should(() => verifyGroup({ ...doc, version: 2 })).throw(GroupError, { message: /does not match its content/ });
+    should(() => verifyGroup({ ...doc, signature: "" })).throw(GroupError, { message: /not signed/ });
+    should(() => verifyGroup({ ...doc, ownerKey: intruder.publicKeySpki.toString("base64") })).throw(GroupError, { message: /not its owner's/ });
+    const forged = signGroup(intruder, "line-3", [intruder.deviceId], 9);
+    should(() => verifyGroup({ ...forged, _id: doc._id, owner: owner.deviceId })).throw(GroupError);
+  });
+
+  it("keeps the highest version: an older copy replayed later is rejected and reported", () => {
+    const acl = new Acl({ selfId: Identity.generate().deviceId });
+    const rejected: string[] = [];
+    acl.on("rejected", ({ reason }) => rejected.push(reason));
+    const v1 = signGroup(owner, "line-3", [member], 1);
+    const v2 = signGroup(owner, "line-3", [], 2);
+    should(acl.acceptGroup(v2)).be.true();
+    should(acl.acceptGroup(v1)).be.false();
+    should(acl.group(owner.deviceId, "line-3")?.members).eql([]);
+    should(rejected).eql(["version 1 is older than the version 2 in force"]);
+  });
+});
