@@ -158,6 +158,11 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     for (const group of groups) await this.setGroup(group.name, group.members);
   }
 
+  /** The database holding this device's groups (and, later, its mesh documents), when it has storage. */
+  get systemDatabase(): Database | undefined {
+    return this.database;
+  }
+
   /** Gives this device's group `name` exactly these members, signed anew (and stored) if they changed. */
   async setGroup(name: string, members: string[]): Promise<void> {
     if (this.aclStore) {
@@ -208,7 +213,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     await Promise.all(this.transports.map((transport) => transport.stop().catch((err: Error) => this.emit("warning", err, transport.name))));
     await this.server.close();
     await this.aclStore?.close();
-    await this.database?.close();
+    await this.database?.close().catch(() => undefined); // already closed by whoever shared it
   }
 
   async send(peer: string, topic: string, payload: unknown, options?: SendOptions): Promise<Ack> {
