@@ -1,6 +1,7 @@
 import type { Request, Response } from "express";
+import path from "node:path";
 import type { Node, NodeAPI, NodeDef } from "node-red";
-import { DEFAULT_PROBE_INTERVAL_MS, Device, DiscoveryOptions, Identity, IdentityError, validateKnownPeers } from "../../lib";
+import { DEFAULT_PROBE_INTERVAL_MS, Device, DiscoveryOptions, Identity, IdentityError, Rule, validateKnownPeers } from "../../lib";
 import type { IdentityConfigNode } from "../shared/identity-node";
 
 interface IdentityConfigDef extends NodeDef {
@@ -12,6 +13,10 @@ interface IdentityConfigDef extends NodeDef {
   mdnsInterface?: string;
   /** Seconds between probes of known peers' addresses; 0 turns probing off. */
   probeInterval?: number | string;
+  /** This device's own groups of public keys; members as ids (an array, or one per line). */
+  groups?: Array<{ name?: unknown; members?: unknown }>;
+  /** Absent in flows made before the ACL existed: those keep "known peers may do anything". */
+  rules?: unknown;
 }
 
 interface IdentityCredentials {
@@ -58,6 +63,19 @@ function warnOnce(node: Node): (err: Error, transport: string) => void {
   };
 }
 
+function parseGroups(groups: IdentityConfigDef["groups"]): Array<{ name: string; members: string[] }> {
+  return (Array.isArray(groups) ? groups : []).map((group) => ({
+    name: String(group?.name ?? "").trim(),
+    members: (Array.isArray(group?.members) ? group.members.map(String) : String(group?.members ?? "").split(/[\s,]+/)).map((id) => id.trim().toLowerCase()).filter(Boolean),
+  }));
+}
+
+/** Each device keeps its databases under the Node-RED user directory; without one (tests), in memory. */
+function storageDirOf(RED: NodeAPI, deviceId: string): string | undefined {
+  const userDir = (RED.settings as { userDir?: string }).userDir;
+  return userDir ? path.join(userDir, "peer-mesh", deviceId) : undefined;
+}
+
 function parsePort(value: unknown): number {
   const port = value === undefined || value === "" ? 0 : Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`port ${String(value)} is not between 0 and 65535`);
@@ -74,9 +92,14 @@ export = (RED: NodeAPI): void => {
         const identity = loadIdentity(RED, node, def.name);
         const { peers, problems } = validateKnownPeers(def.peers);
         for (const problem of problems) node.warn(problem);
-        node.device = new Device({ identity, name: def.name || undefined, host: def.host || "127.0.0.1", port: parsePort(def.port), peers, discovery: discoveryOptions(def) });
+        node.device = new Device({ identity, name: def.name || undefined, host: def.host || "127.0.0.1", port: parsePort(def.port), peers,
+          discovery: discoveryOptions(def),
+          acl: { rules: def.rules === undefined ? undefined : (def.rules as Rule[]), groups: parseGroups(def.groups) },
+          storageDir: storageDirOf(RED, identity.deviceId),
+        });
         node.device.on("refused", ({ peerId, reason }) => node.debug(`refused ${peerId ?? "a connection"}: ${reason}`));
         node.device.on("warning", warnOnce(node));
+        node.device.on("rejected", ({ id, reason }) => node.warn(RED._("identity-config.warnings.group-rejected", { id, reason })));
         node.ready = node.device.start();
         node.ready.then(
           (port) => node.log(RED._("identity-config.log.listening", { id: identity.deviceId, host: def.host || "127.0.0.1", port })),

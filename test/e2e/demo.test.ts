@@ -24,10 +24,10 @@ function debugFeed(url: string) {
     waiters.splice(0).forEach((wake) => wake());
   });
   return {
-    async from(nodeId: string, timeoutMs = 20_000): Promise<DebugMessage> {
+    async from(nodeId: string, timeoutMs = 20_000, wanted: (message: DebugMessage) => boolean = () => true): Promise<DebugMessage> {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const found = seen.find((message) => message.id === nodeId);
+        const found = seen.find((message) => message.id === nodeId && wanted(message));
         if (found) return found;
         if (Date.now() > deadline) throw new Error(`no debug message from ${nodeId} within ${timeoutMs} ms`);
         await new Promise<void>((resolve) => {
@@ -59,7 +59,7 @@ describe("npm start: the demo in a real Node-RED", function () {
     });
     const nodes = (await (await fetch(`${demo.url}/nodes`, { headers: { accept: "application/json" } })).json()) as Array<{ module: string; types: string[] }>;
     const ours = nodes.filter((set) => set.module === "@peer-mesh/node-red-peer-mesh").flatMap((set) => set.types);
-    should(ours.sort()).eql(["identity-config", "peer-discover", "peer-receive", "peer-send"]);
+    should(ours.sort()).eql(["acl-check", "identity-config", "peer-discover", "peer-receive", "peer-send"]);
 
     const feed = debugFeed(demo.url);
     try {
@@ -70,8 +70,9 @@ describe("npm start: the demo in a real Node-RED", function () {
       await fetch(`${demo.url}/inject/demo-frame`, { method: "POST" });
       const frame = await feed.from("demo-frames");
       should(frame.msg).equal("1048576 bytes from sensor box");
-      await fetch(`${demo.url}/inject/demo-list-peers`, { method: "POST" });
-      const inRange = await feed.from("demo-peers");
+      // The gateway is found at the sensor box's first successful probe (every 5 s); meanwhile ask for the list.
+      const asking = setInterval(() => void fetch(`${demo!.url}/inject/demo-list-peers`, { method: "POST" }), 1_000);
+      const inRange = await feed.from("demo-peers", 20_000, (message) => message.msg.includes('"name":"gateway"')).finally(() => clearInterval(asking));
       should(inRange.msg).match(/"topic":"(found|peers)"/).and.match(/"name":"gateway"/).and.match(/"transports":\["static"\]/);
     } finally {
       feed.close();

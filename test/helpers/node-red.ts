@@ -18,7 +18,9 @@ export const peerSend = require(path.join(dist, "peer-send", "peer-send.js"));
 export const peerReceive = require(path.join(dist, "peer-receive", "peer-receive.js"));
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const peerDiscover = require(path.join(dist, "peer-discover", "peer-discover.js"));
-export const allNodes = [identityConfig, peerSend, peerReceive, peerDiscover];
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const aclCheck = require(path.join(dist, "acl-check", "acl-check.js"));
+export const allNodes = [identityConfig, peerSend, peerReceive, peerDiscover, aclCheck];
 
 /** helper.load with flows typed as plain objects (the helper's typings know only the common NodeDef fields). */
 export function loadFlow(nodes: unknown, flow: Array<Record<string, unknown>>, credentials: Record<string, unknown> = {}): Promise<void> {
