@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { freePort } from "../test/helpers/ports";
+import { aclCost } from "./acl-cost";
 import { discoveryTimes } from "./discovery-in-netns";
 import { messagesInNodeRed } from "./messages-in-node-red";
 import { mosquittoAvailable, startMosquitto } from "./mosquitto";
@@ -33,6 +34,9 @@ async function main(): Promise<void> {
   results.push(result("stream-vs-raw-tls", stream.ours, stream.raw, "MB/s", "512 MiB, one stream vs one bare TLS 1.3 socket"));
   const first = await firstMessage(30);
   results.push(result("first-msg-vs-raw-tls", first.ours, first.raw, "ms", "median of 30: new peer send→ack vs bare mutual-TLS handshake; lower is better"));
+
+  const acl = await aclCost(10_000, 5);
+  results.push(result("acl-msg-rate-vs-off", acl.withAcl, acl.without, "msg/s", "1,000 rules and 10 groups of 100 keys checked at both ends vs no ACL, a new topic per message (no cached decision), 32 in flight, median of 5; target ≥ 0.9"));
 
   const discovery = await discoveryTimes(5);
   if (discovery) {

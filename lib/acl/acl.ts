@@ -34,9 +34,12 @@ const DEFAULT_DECISION_CACHE = 10_000;
 export class Acl extends EventEmitter<AclEvents> {
   readonly selfId: string;
   private rules: Rule[] = [];
+  /** Rules by principal: a decision looks only at the rules that can name the device. */
+  private rulesByPrincipal = new Map<string, Rule[]>();
   private readonly groups = new Map<string, GroupDoc>();
   private readonly memberships = new Map<string, Set<string>>();
   private readonly decisions = new Map<string, boolean>();
+  private readonly principalCache = new Map<string, string[]>();
   private readonly isKnown: (id: string) => boolean;
   private readonly cacheSize: number;
 
@@ -50,6 +53,12 @@ export class Acl extends EventEmitter<AclEvents> {
 
   setRules(rules: unknown): void {
     this.rules = validateRules(rules);
+    this.rulesByPrincipal = new Map();
+    for (const rule of this.rules) {
+      const list = this.rulesByPrincipal.get(rule.principal);
+      if (list) list.push(rule);
+      else this.rulesByPrincipal.set(rule.principal, [rule]);
+    }
     this.invalidate();
   }
 
@@ -106,28 +115,31 @@ export class Acl extends EventEmitter<AclEvents> {
   }
 
   private decide(peerId: string, verb: Verb, resource: string): boolean {
-    const principals = this.principalsOf(peerId);
     let allowed = false;
-    for (const rule of this.rules) {
-      if (!principals.has(rule.principal)) continue;
-      if (rule.verb !== "*" && rule.verb !== verb) continue;
-      if (!resourceMatches(rule.resource, resource)) continue;
-      if (rule.effect === "deny") return false;
-      allowed = true;
+    for (const principal of this.principalsOf(peerId)) {
+      for (const rule of this.rulesByPrincipal.get(principal) ?? []) {
+        if (rule.verb !== "*" && rule.verb !== verb) continue;
+        if (!resourceMatches(rule.resource, resource)) continue;
+        if (rule.effect === "deny") return false;
+        allowed = true;
+      }
     }
     return allowed;
   }
 
-  /** Every principal string a device answers to. */
-  private principalsOf(peerId: string): Set<string> {
-    const principals = new Set<string>(["any", `device:${peerId}`]);
-    if (this.isKnown(peerId)) principals.add("known");
-    for (const group of this.memberships.get(peerId) ?? []) principals.add(group);
+  /** Every principal string a device answers to (remembered until the next change). */
+  private principalsOf(peerId: string): string[] {
+    let principals = this.principalCache.get(peerId);
+    if (principals) return principals;
+    principals = ["any", `device:${peerId}`, ...(this.isKnown(peerId) ? ["known"] : []), ...(this.memberships.get(peerId) ?? [])];
+    if (this.principalCache.size >= this.cacheSize) this.principalCache.clear();
+    this.principalCache.set(peerId, principals);
     return principals;
   }
 
   private invalidate(): void {
     this.decisions.clear();
+    this.principalCache.clear();
     this.memberships.clear();
     for (const group of this.groups.values()) {
       const principals = group.owner === this.selfId ? [`group:${group.name}`, `group:${group.owner}/${group.name}`] : [`group:${group.owner}/${group.name}`];
