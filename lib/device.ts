@@ -9,13 +9,16 @@ import { Acl } from "./acl/acl";
 import { AclStore } from "./acl/acl-store";
 import type { Rule } from "./acl/rules";
 import { signGroup } from "./acl/signed-group";
-import { Identity } from "./identity";
+import { advertisedHost, formatPairingCode, parsePairingCode, shortAuthenticationString } from "./acl/pairing";
+import { randomUUID } from "node:crypto";
+import { Identity, shortId } from "./identity";
 import { Database, openDatabase } from "./storage/database";
 import { ClientPool, SendOptions, StreamOptions } from "./wire/client-pool";
 import { WireError } from "./wire/errors";
+import { errorFromResponse } from "./wire/http2-io";
 import type { WireLimits } from "./wire/limits";
 import type { Ack, Authorizer } from "./wire/protocol";
-import { IncomingMessage, IncomingStream, Receiver, WireServer } from "./wire/server";
+import { IncomingMessage, IncomingPairing, IncomingStream, Receiver, WireServer } from "./wire/server";
 import { TopicSubscriptions } from "./wire/subscriptions";
 
 export interface DeviceOptions {
@@ -71,7 +74,25 @@ export type MessageListener = (message: ReceivedMessage) => void | Promise<void>
 /** Resolves once it has read the whole body (or rejects); the sender's ack waits for it. */
 export type StreamListener = (stream: ReceivedStream) => Promise<void>;
 
+/** A pairing waiting for this device's user (or flow) to confirm it. */
+export interface PendingPairing {
+  requestId: string;
+  /** incoming: the peer asked us; outgoing: we asked the peer. */
+  direction: "incoming" | "outgoing";
+  peer: PeerRef;
+  /** The six digits both users compare. */
+  sas: string;
+  at: number;
+  /** For outgoing pairings: where the peer's code said it listens. */
+  address?: string;
+}
+
+const MAX_PENDING_PAIRINGS = 16;
+const PAIRING_TTL_MS = 10 * 60_000;
+
 export interface DeviceEvents {
+  /** Someone asked to pair, or this device asked someone: the users compare `sas` and confirm. */
+  pairing: [request: PendingPairing];
   refused: [info: { peerId?: string; reason: string }];
   /** A group document failed verification (tampered, unsigned, replayed older version). */
   rejected: [info: { id: string; reason: string }];
@@ -93,6 +114,9 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   readonly acl: Acl;
   private authorizer: Authorizer;
   private database?: Database;
+  private readonly pairings = new Map<string, PendingPairing>();
+  /** Addresses learned from confirmed pairing codes (until restart; discovery finds them after that). */
+  private readonly pairedAddresses = new Map<string, string>();
   private aclStore?: AclStore;
   private readonly server: WireServer;
   private readonly pool: ClientPool;
@@ -287,6 +311,87 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     return { id, name: this.peers.nameOf(id) };
   }
 
+  /** The text (and QR content) another device needs to ask this one to pair. */
+  pairingCode(): string {
+    const port = this.port;
+    if (port === undefined) throw new WireError("CLOSED", "the device is not listening yet");
+    const host = advertisedHost(this.options.host ?? "127.0.0.1");
+    return formatPairingCode({ id: this.id, address: `${host.includes(":") ? `[${host}]` : host}:${port}` });
+  }
+
+  /** Asks the device behind a pairing code to pair; both sides then show the same six digits. */
+  async requestPairing(code: string): Promise<PendingPairing> {
+    const target = parsePairingCode(code);
+    const body = Buffer.from(JSON.stringify({ name: this.options.name }));
+    const { response, keyingMaterial } = await this.pool.pair(target, body);
+    if (response.status !== 200) throw errorFromResponse(response);
+    const pending: PendingPairing = {
+      requestId: randomUUID(),
+      direction: "outgoing",
+      peer: this.peerRef(target.id),
+      sas: shortAuthenticationString(keyingMaterial, this.id, target.id),
+      at: Date.now(),
+      address: target.address,
+    };
+    this.remember(pending);
+    return pending;
+  }
+
+  /** @internal called by the wire server for a pairing request. */
+  acceptPairing(request: IncomingPairing): string {
+    this.expirePairings();
+    const incoming = [...this.pairings.values()].filter((pending) => pending.direction === "incoming");
+    if (incoming.length >= MAX_PENDING_PAIRINGS) throw new WireError("REFUSED", "too many pairing requests are waiting for confirmation");
+    const pending: PendingPairing = {
+      requestId: randomUUID(),
+      direction: "incoming",
+      peer: { id: request.from, name: this.peers.nameOf(request.from) ?? request.name },
+      sas: shortAuthenticationString(request.keyingMaterial, this.id, request.from),
+      at: Date.now(),
+    };
+    this.remember(pending);
+    return pending.requestId;
+  }
+
+  listPairings(): PendingPairing[] {
+    this.expirePairings();
+    return [...this.pairings.values()];
+  }
+
+  /**
+   * Confirms a pairing: the peer joins this device's group `group`. `sas`, when given, must be the six
+   * digits this device derived (the user typed what the other device shows); a mismatch is refused and
+   * the request dropped, since it means another device sat in the middle.
+   */
+  async confirmPairing(requestId: string, options: { group: string; sas?: string }): Promise<PendingPairing> {
+    this.expirePairings();
+    const pending = this.pairings.get(requestId);
+    if (!pending) throw new WireError("NOT_FOUND", "no such pairing request (expired, confirmed or refused)");
+    if (options.sas !== undefined && options.sas.trim() !== pending.sas) {
+      this.pairings.delete(requestId);
+      throw new WireError("PAIRING_MISMATCH", `the code ${options.sas.trim()} does not match this device's ${pending.sas}: pairing with ${shortId(pending.peer.id)} refused`);
+    }
+    const members = this.acl.group(this.id, options.group)?.members ?? [];
+    await this.setGroup(options.group, [...members, pending.peer.id]);
+    if (pending.address) this.pairedAddresses.set(pending.peer.id, pending.address);
+    this.pairings.delete(requestId);
+    return pending;
+  }
+
+  rejectPairing(requestId: string): boolean {
+    return this.pairings.delete(requestId);
+  }
+
+  private remember(pending: PendingPairing): void {
+    this.pairings.set(pending.requestId, pending);
+    this.emit("pairing", pending);
+  }
+
+  private expirePairings(): void {
+    const oldest = Date.now() - PAIRING_TTL_MS;
+    for (const [id, pending] of this.pairings) if (pending.at < oldest) this.pairings.delete(id);
+  }
+
   /** What this device sends is for peers its ACL lets receive it, whatever the peer would accept. */
   private async ensureMayReceive(peerId: string, resource: string): Promise<void> {
     if (await this.authorizer(peerId, "receive", resource)) return;
@@ -306,13 +411,14 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
         wanted.length >= 8 ? inRange.filter((peer) => peer.id.startsWith(wanted)) : [],
       ].find((found) => found.length > 0);
       if (matches?.length === 1) return matches[0].id;
+      if (this.pairedAddresses.has(wanted)) return wanted;
       throw err;
     }
   }
 
   private endpoint(reference: string): { id: string; address: string } {
     const id = this.resolvePeer(reference);
-    const address = this.peerTable.get(id)?.address ?? this.peers.get(id)?.address;
+    const address = this.peerTable.get(id)?.address ?? this.peers.get(id)?.address ?? this.pairedAddresses.get(id);
     if (!address) throw new WireError("UNREACHABLE", `peer ${this.peers.label(id)} is not in range and has no configured address`);
     return { id, address };
   }

@@ -8,7 +8,8 @@ import { BatchItem, BatchOutcome, encodeBatch } from "./batch";
 import { WireError, wireErrorFromResponse } from "./errors";
 import { ackFromResponse, errorFromResponse, readResponse, ClientResponse } from "./http2-io";
 import { encodePayload } from "./payload";
-import { Ack, BATCH_CONTENT_TYPE, BATCH_PATH, HEADER_MESSAGE_ID, MESSAGE_PATH, STREAM_PATH, topicPath } from "./protocol";
+import { PAIRING_EXPORTER_LABEL } from "../acl/pairing";
+import { Ack, BATCH_CONTENT_TYPE, BATCH_PATH, HEADER_MESSAGE_ID, MESSAGE_PATH, PAIRING_PATH, STREAM_PATH, topicPath } from "./protocol";
 import { FLOW_SETTINGS } from "./limits";
 import { validateTopic } from "./topic";
 
@@ -227,6 +228,22 @@ export class ClientPool {
     });
     if (answer.status !== 200) throw errorFromResponse(answer);
     return ackFromResponse(answer);
+  }
+
+  /**
+   * Asks a peer to pair. Returns its answer and this connection's TLS exporter bytes, from which both
+   * ends derive the same short authentication string.
+   */
+  async pair(peer: PeerEndpoint, body: Buffer): Promise<{ response: ClientResponse; keyingMaterial: Buffer }> {
+    try {
+      const pooled = await this.session(peer);
+      const keyingMaterial = (pooled.session.socket as TLSSocket).exportKeyingMaterial(32, PAIRING_EXPORTER_LABEL, Buffer.alloc(0));
+      const headers = { ":method": "POST", ":path": PAIRING_PATH, "content-type": "application/json", "content-length": body.length };
+      const response = await this.exchange(pooled.session.request(headers), DEFAULT_SEND_TIMEOUT_MS, body);
+      return { response, keyingMaterial };
+    } catch (err) {
+      throw this.describe(err, peer);
+    }
   }
 
   /** Closes every connection; requests under way fail with CLOSED. */

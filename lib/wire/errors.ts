@@ -10,7 +10,9 @@ export type WireErrorCode =
   | "IDENTITY_MISMATCH"
   | "STREAM_ABORTED"
   | "REMOTE_ERROR"
-  | "CLOSED";
+  | "CLOSED"
+  /** The six digits confirmed for a pairing are not the ones this device derived. */
+  | "PAIRING_MISMATCH";
 
 const STATUS_BY_CODE: Partial<Record<WireErrorCode, number>> = {
   BAD_REQUEST: 400,

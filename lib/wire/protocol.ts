@@ -2,6 +2,8 @@
 export const MESSAGE_PATH = "/msg/";
 export const STREAM_PATH = "/stream/";
 export const BATCH_PATH = "/batch";
+/** Pairing requests: the one route open to keys no rule allows yet, since pairing is how they get in. */
+export const PAIRING_PATH = "/pair";
 export const BATCH_CONTENT_TYPE = "application/x-peer-mesh-batch";
 export const HEADER_MESSAGE_ID = "x-peer-mesh-id";
 export const HEADER_ERROR_CODE = "x-peer-mesh-error";

@@ -9,7 +9,8 @@ import { BatchItem, BatchOutcome, decodeBatch } from "./batch";
 import { readBody, respondAck, respondError, respondJson } from "./http2-io";
 import { DEFAULT_LIMITS, FLOW_SETTINGS, WireLimits } from "./limits";
 import { decodePayload } from "./payload";
-import { Ack, Authorizer, BATCH_PATH, HEADER_MESSAGE_ID, MESSAGE_PATH, STREAM_PATH, topicFromPath } from "./protocol";
+import { PAIRING_EXPORTER_LABEL } from "../acl/pairing";
+import { Ack, Authorizer, BATCH_PATH, HEADER_MESSAGE_ID, MESSAGE_PATH, PAIRING_PATH, STREAM_PATH, topicFromPath } from "./protocol";
 import { validateTopic } from "./topic";
 import { RecentIds } from "./recent-ids";
 
@@ -30,11 +31,22 @@ export interface IncomingStream {
   body: Readable;
 }
 
+export interface IncomingPairing {
+  from: string;
+  name?: string;
+  /** TLS exporter bytes of this connection; the other end derives the same. */
+  keyingMaterial: Buffer;
+}
+
 /** Where accepted requests go; each returns how many receivers took the request. */
 export interface Receiver {
   acceptMessage(message: IncomingMessage): Promise<number>;
   acceptStream(stream: IncomingStream): Promise<{ receivers: number; bytes: number }>;
+  /** Records a pairing request and returns its id; absent: this device does not pair. */
+  acceptPairing?(request: IncomingPairing): string;
 }
+
+const MAX_PAIRING_BODY = 4096;
 
 export interface WireServerOptions {
   identity: Identity;
@@ -163,6 +175,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     if (headers[":method"] !== "POST") throw new WireError("BAD_REQUEST", "only POST is served", 405);
     const path = (headers[":path"] ?? "").split("?")[0];
     if (path === BATCH_PATH) return this.serveBatch(stream, peerId);
+    if (path === PAIRING_PATH) return this.servePairing(stream, peerId);
     const prefix = path.startsWith(MESSAGE_PATH) ? MESSAGE_PATH : path.startsWith(STREAM_PATH) ? STREAM_PATH : undefined;
     if (!prefix) throw new WireError("NOT_FOUND", `no route for ${path}`);
     let topic: string;
@@ -184,6 +197,21 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     }
     const body = await readBody(stream, this.limits.maxMessageBytes);
     respondAck(stream, await this.deliver(peerId, { id, topic, contentType: String(headers["content-type"] ?? ""), body }));
+  }
+
+  /** A pairing request; allowed without a rule, since it only asks the users to confirm. */
+  private async servePairing(stream: ServerHttp2Stream, peerId: string): Promise<void> {
+    const accept = this.options.receiver.acceptPairing?.bind(this.options.receiver);
+    if (!accept) throw new WireError("NOT_FOUND", "this device does not take pairing requests");
+    let name: string | undefined;
+    try {
+      const body = JSON.parse((await readBody(stream, MAX_PAIRING_BODY)).toString("utf8") || "{}") as { name?: unknown };
+      name = typeof body.name === "string" ? body.name.slice(0, 64) : undefined;
+    } catch (err) {
+      throw err instanceof WireError ? err : new WireError("BAD_REQUEST", "the pairing request is not JSON");
+    }
+    const keyingMaterial = (stream.session?.socket as TLSSocket).exportKeyingMaterial(32, PAIRING_EXPORTER_LABEL, Buffer.alloc(0));
+    respondJson(stream, { requestId: accept({ from: peerId, name, keyingMaterial }) });
   }
 
   /** Messages that queued up at the sender, delivered in order, each with its own outcome. */

@@ -1,0 +1,50 @@
+import { createHash } from "node:crypto";
+import os from "node:os";
+import { isDeviceId } from "../identity";
+import { isAddress } from "../discovery/peer-directory";
+
+/** TLS exporter label (RFC 8446 §7.5): both ends of one session derive the same bytes from it. */
+export const PAIRING_EXPORTER_LABEL = "EXPORTER-peer-mesh-pairing";
+const CODE_PREFIX = "peer-mesh:";
+
+export interface PairingCode {
+  id: string;
+  address: string;
+}
+
+/** The text a device shows (and puts in its QR code) so that another can ask to pair: id and address. */
+export function formatPairingCode(code: PairingCode): string {
+  return `${CODE_PREFIX}${code.id}@${code.address}`;
+}
+
+export function parsePairingCode(text: unknown): PairingCode {
+  const trimmed = typeof text === "string" ? text.trim() : "";
+  const body = trimmed.startsWith(CODE_PREFIX) ? trimmed.slice(CODE_PREFIX.length) : trimmed;
+  const at = body.indexOf("@");
+  const id = body.slice(0, at).toLowerCase();
+  const address = body.slice(at + 1);
+  if (at < 0 || !isDeviceId(id) || !isAddress(address)) {
+    throw new Error(`"${trimmed.slice(0, 80)}" is not a pairing code (peer-mesh:<device id>@<host:port>)`);
+  }
+  return { id, address };
+}
+
+/**
+ * Six digits both users compare: derived from the TLS session both devices share and both device ids,
+ * so a device in the middle, which must run two different sessions, shows different digits on each side.
+ */
+export function shortAuthenticationString(keyingMaterial: Buffer, idA: string, idB: string): string {
+  const [first, second] = [idA, idB].sort();
+  const digest = createHash("sha256").update(keyingMaterial).update(first).update(second).digest();
+  return String(digest.readUInt32BE(0) % 1_000_000).padStart(6, "0");
+}
+
+/** The address to put in a pairing code for a listener on `host`: a wildcard listener is reachable at a LAN address. */
+export function advertisedHost(host: string): string {
+  if (host !== "0.0.0.0" && host !== "::") return host;
+  for (const addresses of Object.values(os.networkInterfaces())) {
+    const lan = addresses?.find((address) => address.family === "IPv4" && !address.internal);
+    if (lan) return lan.address;
+  }
+  return "127.0.0.1";
+}

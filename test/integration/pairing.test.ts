@@ -1,0 +1,78 @@
+import should from "should";
+import { Device, Identity, parsePairingCode, PendingPairing } from "../../lib";
+import { waitFor } from "../helpers/events";
+
+describe("Pairing by code, confirmed with six digits on both sides", () => {
+  const devices: Device[] = [];
+  afterEach(async () => {
+    await Promise.all(devices.splice(0).map((device) => device.stop()));
+  });
+
+  /** A device that knows nobody; only the "paired" group may send it messages and receive from it. */
+  async function stranger(name: string): Promise<Device> {
+    const device = new Device({
+      identity: Identity.generate(),
+      name,
+      host: "127.0.0.1",
+      discovery: { staticProbeIntervalMs: 0 },
+      acl: { rules: [{ effect: "allow", principal: "group:paired", verb: "*", resource: "*" }] },
+    });
+    devices.push(device);
+    await device.start();
+    device.onMessage("#", () => undefined);
+    return device;
+  }
+
+  it("pairs two devices that knew nothing of each other, after which they may talk", async () => {
+    const hub = await stranger("hub");
+    const guest = await stranger("guest phone");
+    const incoming = waitFor<[PendingPairing]>(hub, "pairing", (p) => p.direction === "incoming", 5_000);
+    const code = hub.pairingCode();
+    should(parsePairingCode(code)).eql({ id: hub.id, address: `127.0.0.1:${hub.port}` });
+
+    const outgoing = await guest.requestPairing(code);
+    const [request] = await incoming;
+    should(request.peer).eql({ id: guest.id, name: "guest phone" });
+    should(request.sas).match(/^\d{6}$/);
+    should(outgoing.sas).equal(request.sas); // the users see the same digits on both screens
+
+    // Before confirmation neither side lets the other in.
+    await should(guest.send(hub.id, "hello", 1)).be.rejected();
+    should(hub.acl.authorize(guest.id, "send", "msg/hello")).be.false();
+
+    await hub.confirmPairing(request.requestId, { group: "paired", sas: outgoing.sas });
+    await guest.confirmPairing(outgoing.requestId, { group: "paired", sas: request.sas });
+    should(hub.acl.inGroup("group:paired", guest.id)).be.true();
+    should((await guest.send(hub.id, "hello", 1)).receivers).equal(1);
+    should(hub.listPairings()).be.empty();
+  });
+
+  it("refuses a confirmation with digits that do not match, and the peer stays out", async () => {
+    const hub = await stranger("hub");
+    const guest = await stranger("guest");
+    const incoming = waitFor<[PendingPairing]>(hub, "pairing", () => true, 5_000);
+    const outgoing = await guest.requestPairing(hub.pairingCode());
+    const [request] = await incoming;
+    const wrong = String((Number(outgoing.sas) + 1) % 1_000_000).padStart(6, "0");
+    await should(hub.confirmPairing(request.requestId, { group: "paired", sas: wrong })).be.rejectedWith({ code: "PAIRING_MISMATCH" });
+    should(hub.acl.inGroup("group:paired", guest.id)).be.false();
+    // The request is gone: a second guess is not possible.
+    await should(hub.confirmPairing(request.requestId, { group: "paired", sas: outgoing.sas })).be.rejectedWith({ code: "NOT_FOUND" });
+  });
+
+  it("refuses a code whose device id is not the device at its address", async () => {
+    const hub = await stranger("hub");
+    const guest = await stranger("guest");
+    const forged = `peer-mesh:${Identity.generate().deviceId}@127.0.0.1:${hub.port}`;
+    await should(guest.requestPairing(forged)).be.rejectedWith({ code: "IDENTITY_MISMATCH" });
+    should(hub.listPairings()).be.empty();
+    should(() => parsePairingCode("hello")).throw(/not a pairing code/);
+  });
+
+  it("bounds the requests waiting for confirmation", async () => {
+    const hub = await stranger("hub");
+    const code = hub.pairingCode();
+    for (let i = 0; i < 16; i++) await (await stranger(`g${i}`)).requestPairing(code);
+    await should((await stranger("one too many")).requestPairing(code)).be.rejectedWith({ code: "REFUSED", message: /too many pairing requests/ });
+  });
+});
