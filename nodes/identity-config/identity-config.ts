@@ -1,5 +1,6 @@
 import type { Request, Response } from "express";
 import path from "node:path";
+import QRCode from "qrcode";
 import type { Node, NodeAPI, NodeDef } from "node-red";
 import { DEFAULT_PROBE_INTERVAL_MS, Device, DiscoveryOptions, Identity, IdentityError, Rule, validateKnownPeers } from "../../lib";
 import type { IdentityConfigNode } from "../shared/identity-node";
@@ -146,6 +147,42 @@ export = (RED: NodeAPI): void => {
     const node = RED.nodes.getNode(String(req.params.id)) as IdentityConfigNode | null;
     if (!node?.device) return void res.status(404).json({ error: "not deployed" });
     res.json({ ...describe(node.device.identity), port: node.device.port ?? null });
+  });
+  const deployed = (req: Request, res: Response): Device | undefined => {
+    const node = RED.nodes.getNode(String(req.params.id)) as IdentityConfigNode | null;
+    if (!node?.device) res.status(404).json({ error: "not deployed" });
+    return node?.device;
+  };
+  const answer = (res: Response, work: () => Promise<unknown>): void => {
+    work().then(
+      (result) => res.json(result),
+      (err: { message?: string; code?: string }) => res.status(err.code === "NOT_FOUND" ? 404 : 400).json({ error: err.message ?? String(err), code: err.code }),
+    );
+  };
+  // This device's pairing code, as text and as a QR code (SVG) for a phone or another device to scan.
+  RED.httpAdmin.get("/peer-mesh/identity/:id/pairing-code", RED.auth.needsPermission("identity-config.read"), (req: Request, res: Response) => {
+    const device = deployed(req, res);
+    if (device) answer(res, async () => ({ code: device.pairingCode(), svg: await QRCode.toString(device.pairingCode(), { type: "svg", margin: 1, errorCorrectionLevel: "M" }) }));
+  });
+  // Pairing requests waiting for this user's confirmation, incoming and outgoing, with their six digits.
+  RED.httpAdmin.get("/peer-mesh/identity/:id/pairings", RED.auth.needsPermission("identity-config.read"), (req: Request, res: Response) => {
+    const device = deployed(req, res);
+    if (device) res.json(device.listPairings());
+  });
+  // Asks the device behind a code (typed or scanned) to pair.
+  RED.httpAdmin.post("/peer-mesh/identity/:id/pairings", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) => {
+    const device = deployed(req, res);
+    if (device) answer(res, () => device.requestPairing(String(req.body?.code ?? "")));
+  });
+  // Confirms with the digits the other device shows; the peer joins the chosen group.
+  RED.httpAdmin.post("/peer-mesh/identity/:id/pairings/:request/confirm", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) => {
+    const device = deployed(req, res);
+    const sas = typeof req.body?.sas === "string" ? req.body.sas : "";
+    if (device) answer(res, () => device.confirmPairing(String(req.params.request), { group: String(req.body?.group || "paired"), sas }));
+  });
+  RED.httpAdmin.delete("/peer-mesh/identity/:id/pairings/:request", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) => {
+    const device = deployed(req, res);
+    if (device) res.json({ removed: device.rejectPairing(String(req.params.request)) });
   });
   // PEM backup of a deployed identity (key and certificate).
   RED.httpAdmin.get("/peer-mesh/identity/:id/export", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) => {
