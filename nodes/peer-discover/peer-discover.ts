@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
-import { PeerInfo, PeerView } from "../../lib";
+import { PeerInfo, PeerView, type PendingPairing } from "../../lib";
 import { useIdentity } from "../shared/identity-node";
 import { ThrottledStatus } from "../shared/throttled-status";
 
@@ -28,6 +28,7 @@ export = (RED: NodeAPI): void => {
     const status = new ThrottledStatus(node);
     let view: PeerView | undefined;
     let closed = false;
+    let stopPairing = (): void => undefined;
 
     const showCount = (): void =>
       status.update(() => ({ fill: view && view.size > 0 ? "green" : "grey", shape: view && view.size > 0 ? "dot" : "ring", text: RED._("peer-discover.status.in-range", { count: view?.size ?? 0 }) }));
@@ -41,24 +42,37 @@ export = (RED: NodeAPI): void => {
           showCount();
         });
       }
+      // Pairing requests go to the flow too, so a headless device can accept them (a physical button).
+      const onPairing = (request: PendingPairing): void => {
+        if (request.direction === "incoming") node.send({ topic: "pairing", payload: request });
+      };
+      device.on("pairing", onPairing);
+      stopPairing = () => device.off("pairing", onPairing);
       // Peers already in range when this node starts (a partial deploy) are news to its flow.
       for (const peer of view.list()) node.send({ topic: "found", payload: describe(peer) });
       showCount();
     }, () => undefined); // useIdentity shows the reason in the status
 
     node.on("input", (msg: NodeMessageInFlow, send: (msg: NodeMessageInFlow) => void, done: (err?: Error) => void) => {
-      ready.then(
-        () => {
+      ready
+        .then(async (device) => {
+          if (msg.topic === "pairing/accept" || msg.topic === "pairing/refuse") {
+            const request = (msg.payload ?? {}) as { requestId?: unknown; group?: unknown; sas?: unknown };
+            const requestId = String(request.requestId ?? "");
+            if (msg.topic === "pairing/refuse") return void send({ ...msg, topic: "pairing/refused", payload: { requestId, removed: device.rejectPairing(requestId) } });
+            const group = typeof request.group === "string" && request.group ? request.group : "paired";
+            const paired = await device.confirmPairing(requestId, { group, sas: typeof request.sas === "string" ? request.sas : undefined });
+            return void send({ ...msg, topic: "paired", payload: { ...paired, group } });
+          }
           send({ ...msg, topic: "peers", payload: (view?.list() ?? []).map(describe) });
-          done();
-        },
-        (err: Error) => done(err),
-      );
+        })
+        .then(() => done(), (err: Error) => done(err));
     });
 
     node.on("close", (_removed: boolean, done: () => void) => {
       closed = true;
       view?.close();
+      stopPairing();
       status.stop();
       done();
     });

@@ -90,3 +90,33 @@ describe("peer-discover node", function () {
     should((msg.error as { message: string }).message).match(/peer-mesh\.errors\.no-identity$/);
   });
 });
+
+describe("peer-discover node: pairing accepted by a flow", function () {
+  useNodeRedHelper();
+  let outside: Device | undefined;
+  afterEach(async () => {
+    await outside?.stop();
+  });
+
+  it("outputs an incoming pairing request and accepts it from an input msg, the peer joining the group", async () => {
+    await loadFlow(allNodes, inTab([
+      { id: "idHub", type: "identity-config", host: "127.0.0.1", port: 0, rules: [{ effect: "allow", principal: "group:family", verb: "*", resource: "*" }] },
+      { id: "discover", type: "peer-discover", identity: "idHub", wires: [["out"]] },
+      { id: "out", type: "helper" },
+    ]));
+    const out = collector("out");
+    await ready("idHub");
+    const hub = (helper.getNode("idHub") as unknown as { device: Device }).device;
+    const guest = new Device({ identity: Identity.generate(), name: "guest", acl: { rules: [{ effect: "allow", principal: "any", verb: "*", resource: "*" }] } });
+    outside = guest;
+    await guest.start();
+    const asked = await guest.requestPairing(hub.pairingCode());
+    const [request] = await out.next();
+    should(request).containEql({ topic: "pairing" });
+    should(request.payload).containEql({ direction: "incoming", sas: asked.sas, peer: { id: guest.id, name: "guest" } });
+    helper.getNode("discover").receive({ topic: "pairing/accept", payload: { requestId: (request.payload as { requestId: string }).requestId, group: "family" } } as never);
+    const [paired] = await out.next();
+    should(paired).containEql({ topic: "paired" });
+    should(hub.acl.inGroup("group:family", guest.id)).be.true();
+  });
+});
