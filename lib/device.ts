@@ -8,7 +8,6 @@ import type { Transport } from "./discovery/transport";
 import { Acl } from "./acl/acl";
 import { AclStore } from "./acl/acl-store";
 import type { Rule } from "./acl/rules";
-import { signGroup } from "./acl/signed-group";
 import { advertisedHost, formatPairingCode, parsePairingCode, shortAuthenticationString } from "./acl/pairing";
 import { randomUUID } from "node:crypto";
 import { Identity, shortId } from "./identity";
@@ -123,6 +122,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   private readonly messageListeners = new TopicSubscriptions<MessageListener>();
   private readonly streamListeners = new TopicSubscriptions<StreamListener>();
   private started?: Promise<number>;
+  private stopping?: Promise<void>;
 
   constructor(private readonly options: DeviceOptions) {
     super();
@@ -176,7 +176,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     const groups = this.options.acl?.groups ?? [];
     if (this.options.storageDir) {
       this.database = openDatabase(this.options.storageDir, "system");
-      this.aclStore = new AclStore(this.database, this.acl, this.identity);
+      this.aclStore = new AclStore(this.database, this.acl);
       await this.aclStore.open();
     }
     for (const group of groups) await this.setGroup(group.name, group.members);
@@ -189,27 +189,14 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
 
   /** Gives this device's group `name` exactly these members, signed anew (and stored) if they changed. */
   async setGroup(name: string, members: string[]): Promise<void> {
-    if (this.aclStore) {
-      await this.aclStore.saveOwnGroup(name, members);
-      return;
-    }
-    const held = this.acl.group(this.id, name);
-    if (held && held.members.join() === [...new Set(members)].sort().join()) return;
-    this.acl.acceptGroup(signGroup(this.identity, name, members, (held?.version ?? 0) + 1));
-  }
-
-  /** Accepts, after verifying it, a group document from elsewhere (another device's group). */
-  acceptGroup(doc: unknown): boolean {
-    return this.acl.acceptGroup(doc);
+    const revised = this.acl.revise(this.identity, name, members);
+    if (!revised) return;
+    await this.aclStore?.save(revised);
+    this.acl.acceptGroup(revised);
   }
 
   set authorize(authorize: Authorizer) {
     this.authorizer = authorize;
-  }
-
-  /** The transports this device runs, for status displays. */
-  get transportNames(): string[] {
-    return this.transports.map((transport) => transport.name);
   }
 
   private createTransports(port: number): Transport[] {
@@ -229,7 +216,13 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     return this.server.listening ? this.server.address().port : undefined;
   }
 
-  async stop(): Promise<void> {
+  /** Stops once; later calls wait for the same stop. */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
     this.pool.close();
     // A stop that overtakes a start must wait for the listener to exist, or it would outlive the device.
     await this.started?.catch(() => undefined);
@@ -237,7 +230,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     await Promise.all(this.transports.map((transport) => transport.stop().catch((err: Error) => this.emit("warning", err, transport.name))));
     await this.server.close();
     await this.aclStore?.close();
-    await this.database?.close().catch(() => undefined); // already closed by whoever shared it
+    await this.database?.close();
   }
 
   async send(peer: string, topic: string, payload: unknown, options?: SendOptions): Promise<Ack> {

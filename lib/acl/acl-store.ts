@@ -1,8 +1,7 @@
-import { Identity } from "../identity";
 import type PouchDB from "pouchdb-node";
 import type { Database } from "../storage/database";
 import type { Acl } from "./acl";
-import { GroupDoc, signGroup } from "./signed-group";
+import type { GroupDoc } from "./signed-group";
 
 /** Verified copies of every group in force, in a _local document: _local documents never replicate, so
  * no relay can replace them with an older version. */
@@ -15,7 +14,7 @@ interface ForceDoc {
 }
 
 /**
- * Keeps an Acl's groups in PouchDB: loads them at start, signs this device's own groups when they change,
+ * Keeps an Acl's groups in PouchDB: loads them at start, stores the new versions of this device's own groups,
  * and feeds every group document that arrives later (by replication, through any relay) to the Acl, which
  * verifies it. Conflicting revisions are all looked at, and the highest valid version wins.
  */
@@ -26,7 +25,6 @@ export class AclStore {
   constructor(
     private readonly db: Database,
     private readonly acl: Acl,
-    private readonly owner: Identity,
   ) {}
 
   async open(): Promise<void> {
@@ -34,6 +32,7 @@ export class AclStore {
     for (const doc of Object.values(force.groups)) this.acl.acceptGroup(doc);
     const all = await this.db.allDocs({ startkey: "group:", endkey: "group:\uffff", include_docs: true, conflicts: true });
     for (const row of all.rows) if (row.doc) await this.ingest(row.doc);
+    this.remember(); // groups that were only in the database are now in force too
     this.acl.on("changed", () => this.remember());
     this.feed = this.db.changes({ since: "now", live: true, include_docs: true, conflicts: true });
     this.feed.on("change", (change) => {
@@ -42,16 +41,10 @@ export class AclStore {
     this.feed.on("error", () => undefined); // a closed database ends the feed; close() handles that
   }
 
-  /** Signs and stores this device's group `name` with exactly these members (a new version if they changed). */
-  async saveOwnGroup(name: string, members: string[]): Promise<GroupDoc> {
-    const held = this.acl.group(this.owner.deviceId, name);
-    const wanted = [...new Set(members)].sort();
-    if (held && held.members.join() === wanted.join()) return held;
-    const doc = signGroup(this.owner, name, wanted, (held?.version ?? 0) + 1);
+  /** Stores a new version of a group (made by Acl.revise) over whatever revision the database holds. */
+  async save(doc: GroupDoc): Promise<void> {
     const existing = await this.db.get(doc._id).catch(() => undefined);
     await this.db.put({ ...doc, _rev: existing?._rev });
-    this.acl.acceptGroup(doc);
-    return doc;
   }
 
   async close(): Promise<void> {

@@ -1,7 +1,8 @@
 import { EventEmitter } from "node:events";
 import type { Verb } from "../wire/protocol";
 import { groupOfPrincipal, resourceMatches, Rule, validateRules } from "./rules";
-import { GroupDoc, groupDocId, GroupError, verifyGroup } from "./signed-group";
+import type { Identity } from "../identity";
+import { GroupDoc, groupDocId, GroupError, signGroup, verifyGroup } from "./signed-group";
 
 export interface AclOptions {
   /** This device's id: "group:<name>" means a group it owns. */
@@ -62,10 +63,6 @@ export class Acl extends EventEmitter<AclEvents> {
     this.invalidate();
   }
 
-  getRules(): Rule[] {
-    return this.rules.map((rule) => ({ ...rule }));
-  }
-
   /**
    * Takes a group document from anywhere (this device, a replica, a relay). Returns true when it is now
    * the copy in force; false, with a "rejected" event saying why, when it is invalid or outdated.
@@ -88,6 +85,17 @@ export class Acl extends EventEmitter<AclEvents> {
     this.groups.set(doc._id, doc);
     this.invalidate();
     return true;
+  }
+
+  /**
+   * The next signed version of `owner`'s group `name` with exactly these members, or undefined when
+   * the version in force already has them. Not yet in force: the caller stores it, then accepts it.
+   */
+  revise(owner: Identity, name: string, members: string[]): GroupDoc | undefined {
+    const held = this.group(owner.deviceId, name);
+    const wanted = [...new Set(members)].sort();
+    if (held && held.members.join() === wanted.join()) return undefined;
+    return signGroup(owner, name, wanted, (held?.version ?? 0) + 1);
   }
 
   group(owner: string, name: string): GroupDoc | undefined {

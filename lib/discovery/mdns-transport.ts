@@ -4,7 +4,7 @@ import net from "node:net";
 import os from "node:os";
 import type { Duplex } from "node:stream";
 import { isDeviceId } from "../identity";
-import { splitAddress } from "./static-transport";
+import { dialTcp } from "./tcp";
 import { RANK, Transport, TransportEvents } from "./transport";
 
 export const SERVICE_TYPE = "peer-mesh";
@@ -145,8 +145,7 @@ export class MdnsTransport extends EventEmitter<TransportEvents> implements Tran
   }
 
   connect(address: string): Duplex {
-    const { host, port } = splitAddress(address);
-    return net.connect({ host, port });
+    return dialTcp(address);
   }
 
   private announce(): void {
@@ -161,8 +160,6 @@ export class MdnsTransport extends EventEmitter<TransportEvents> implements Tran
       const service = this.browser?.services.find((known) => known.fqdn === record.name);
       if (!service) continue;
       service.lastSeen = now;
-      // bonjour-service expires a service ttl seconds after its lastSeen; ours is the crash timeout.
-      service.ttl = this.expireMs / 1000;
       this.seen(service);
     }
   }
@@ -171,6 +168,7 @@ export class MdnsTransport extends EventEmitter<TransportEvents> implements Tran
     const id = idOf(service);
     const host = service.referer?.address;
     if (!id || id === this.options.deviceId || !host || !service.port) return;
+    // bonjour-service expires a service ttl seconds after its lastSeen; ours is the crash timeout.
     service.ttl = this.expireMs / 1000;
     service.lastSeen ??= Date.now();
     const name = typeof service.txt?.name === "string" ? service.txt.name : undefined;

@@ -3,7 +3,7 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import { Identity, verifyPeerCertificate } from "../identity";
-import { isAddress } from "./peer-directory";
+import { dialTcp, splitAddress } from "./tcp";
 import { RANK, Transport, TransportEvents } from "./transport";
 
 export interface StaticEntry {
@@ -24,13 +24,6 @@ export interface StaticTransportOptions {
 
 export const DEFAULT_PROBE_INTERVAL_MS = 5_000;
 const DEFAULT_PROBE_TIMEOUT_MS = 3_000;
-
-/** Splits "host:port" and "[v6]:port". */
-export function splitAddress(address: string): { host: string; port: number } {
-  if (!isAddress(address)) throw new Error(`"${address}" is not host:port`);
-  const at = address.lastIndexOf(":");
-  return { host: address.slice(0, at).replace(/^\[(.*)\]$/, "$1"), port: Number(address.slice(at + 1)) };
-}
 
 /**
  * Opens a mutual-TLS handshake to a wire listener and returns the device id its certificate proves.
@@ -103,8 +96,7 @@ export class StaticTransport extends EventEmitter<TransportEvents> implements Tr
   }
 
   connect(address: string): Duplex {
-    const { host, port } = splitAddress(address);
-    return net.connect({ host, port });
+    return dialTcp(address);
   }
 
   private schedule(delayMs: number): void {

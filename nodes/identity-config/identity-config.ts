@@ -143,16 +143,16 @@ export = (RED: NodeAPI): void => {
     }),
   );
   // The running identity of a deployed config node: id and port, without the key.
-  RED.httpAdmin.get("/peer-mesh/identity/:id", RED.auth.needsPermission("identity-config.read"), (req: Request, res: Response) => {
-    const node = RED.nodes.getNode(String(req.params.id)) as IdentityConfigNode | null;
-    if (!node?.device) return void res.status(404).json({ error: "not deployed" });
-    res.json({ ...describe(node.device.identity), port: node.device.port ?? null });
-  });
+  /** The device of the deployed config node named in the URL; answers 404 itself when there is none. */
   const deployed = (req: Request, res: Response): Device | undefined => {
     const node = RED.nodes.getNode(String(req.params.id)) as IdentityConfigNode | null;
     if (!node?.device) res.status(404).json({ error: "not deployed" });
     return node?.device;
   };
+  RED.httpAdmin.get("/peer-mesh/identity/:id", RED.auth.needsPermission("identity-config.read"), (req: Request, res: Response) => {
+    const device = deployed(req, res);
+    if (device) res.json({ ...describe(device.identity), port: device.port ?? null });
+  });
   const answer = (res: Response, work: () => Promise<unknown>): void => {
     work().then(
       (result) => res.json(result),
@@ -186,8 +186,7 @@ export = (RED: NodeAPI): void => {
   });
   // PEM backup of a deployed identity (key and certificate).
   RED.httpAdmin.get("/peer-mesh/identity/:id/export", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) => {
-    const node = RED.nodes.getNode(String(req.params.id)) as IdentityConfigNode | null;
-    if (!node?.device) return void res.status(404).json({ error: "not deployed" });
-    res.type("application/x-pem-file").attachment(`device-${node.device.identity.shortId}.pem`).send(node.device.identity.toBundlePem());
+    const device = deployed(req, res);
+    if (device) res.type("application/x-pem-file").attachment(`device-${device.identity.shortId}.pem`).send(device.identity.toBundlePem());
   });
 };

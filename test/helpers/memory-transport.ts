@@ -1,7 +1,6 @@
 import { EventEmitter } from "node:events";
-import net from "node:net";
 import type { Duplex } from "node:stream";
-import { splitAddress, Transport, TransportEvents } from "../../lib";
+import { dialTcp, Transport, TransportEvents } from "../../lib";
 
 /**
  * A test-only "radio" shared by MemoryTransports: each member sees the others come and go at once, and
@@ -51,7 +50,7 @@ export class MemoryTransport extends EventEmitter<TransportEvents> implements Tr
   }
 
   connect(address: string): Duplex {
-    return net.connect(splitAddress(address));
+    return dialTcp(address);
   }
 
   private leave(): void {

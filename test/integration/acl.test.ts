@@ -104,10 +104,19 @@ describe("ACL enforced on the wire", () => {
 
     // A stream that keeps going until the revocation ends it.
     let chunks = 0;
-    const endless = new Readable({ read() { setTimeout(() => this.push(Buffer.alloc(1024, chunks++)), 5); } });
+    let flowing!: () => void;
+    const tenChunksOut = new Promise<void>((resolve) => (flowing = resolve));
+    const endless = new Readable({
+      read() {
+        setTimeout(() => {
+          this.push(Buffer.alloc(1024, chunks++));
+          if (chunks === 10) flowing();
+        }, 5);
+      },
+    });
     const streaming = sender.sendStream(b.id, "camera", endless);
     streaming.catch(() => undefined);
-    while (chunks < 10) await new Promise((resolve) => setTimeout(resolve, 10));
+    await tenChunksOut;
 
     await b.setGroup("line-3", []);
     await should(streaming).be.rejectedWith({ code: "REFUSED" });

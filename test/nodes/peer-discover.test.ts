@@ -1,6 +1,7 @@
 import should from "should";
 import { Device, Identity } from "../../lib";
 import { allNodes, helper, loadFlow, useNodeRedHelper } from "../helpers/node-red";
+import { waitFor } from "../helpers/events";
 import { freePort } from "../helpers/ports";
 import { collector, inTab, ready, statusWhere } from "./flow-helpers";
 
@@ -72,7 +73,7 @@ describe("peer-discover node", function () {
     await startOutsidePeer(press, port);
     // The identity sees the peer (the table says so) but this node shows only mDNS peers.
     const identity = helper.getNode("id") as unknown as { device: Device };
-    while (!identity.device.peerTable.get(press.deviceId)) await new Promise((resolve) => setTimeout(resolve, 20));
+    if (!identity.device.peerTable.get(press.deviceId)) await waitFor(identity.device.peerTable, "found", () => true, 5_000);
     helper.getNode("discover").receive({ payload: "list" } as never);
     const [answer] = await out.next();
     should(answer).containEql({ topic: "peers", payload: [] });
