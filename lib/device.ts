@@ -11,12 +11,16 @@ import type { Rule } from "./acl/rules";
 import { advertisedHost, formatPairingCode, parsePairingCode, shortAuthenticationString } from "./acl/pairing";
 import { randomUUID } from "node:crypto";
 import { Identity, shortId } from "./identity";
-import { Database, openDatabase } from "./storage/database";
+import { Database, openDatabase, remoteDatabase, validateDatabaseName } from "./storage/database";
+import path from "node:path";
+import { CouchReply, CouchRequest, serveCouch } from "./replication/couch-endpoint";
+import { Direction, replicateOnce, ReplicateOptions, SyncReport } from "./replication/replicator";
+import { ByteCounter, wireFetch } from "./replication/wire-fetch";
 import { ClientPool, SendOptions, StreamOptions } from "./wire/client-pool";
 import { WireError } from "./wire/errors";
 import { errorFromResponse } from "./wire/http2-io";
 import type { WireLimits } from "./wire/limits";
-import type { Ack, Authorizer } from "./wire/protocol";
+import { Ack, Authorizer, DATABASE_PATH, DatabaseTarget } from "./wire/protocol";
 import { IncomingMessage, IncomingPairing, IncomingStream, Receiver, WireServer } from "./wire/server";
 import { TopicSubscriptions } from "./wire/subscriptions";
 
@@ -30,8 +34,10 @@ export interface DeviceOptions {
   authorize?: Authorizer;
   /** Rules and this device's own groups; without rules, known peers may do anything and unknown keys nothing. */
   acl?: { rules?: Rule[]; groups?: Array<{ name: string; members: string[] }> };
-  /** Where this device keeps its PouchDB databases (groups today); without it, groups live in memory. */
+  /** Where this device keeps its PouchDB databases; without it, groups live in memory and no database is served. */
   storageDir?: string;
+  /** The databases this device keeps and serves to peers (CouchDB protocol at /db/<name>), as the ACL allows. */
+  databases?: string[];
   limits?: Partial<WireLimits>;
   idleConnectionMs?: number;
   /** Announced to other devices alongside the id. */
@@ -113,6 +119,8 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   readonly acl: Acl;
   private authorizer: Authorizer;
   private database?: Database;
+  private readonly databases = new Map<string, Database>();
+  private readonly databaseNames: Set<string>;
   private readonly pairings = new Map<string, PendingPairing>();
   /** Addresses learned from confirmed pairing codes (until restart; discovery finds them after that). */
   private readonly pairedAddresses = new Map<string, string>();
@@ -130,6 +138,8 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     if (options.discovery?.mdns && isLoopback(options.host ?? "127.0.0.1")) {
       throw new Error(`LAN discovery would announce this device to the network, but its listener accepts connections only from this machine (host ${options.host ?? "127.0.0.1"}); listen on 0.0.0.0 or a LAN address`);
     }
+    this.databaseNames = new Set((options.databases ?? []).map(validateDatabaseName));
+    if (this.databaseNames.size > 0 && !options.storageDir) throw new Error("databases need a storage directory (storageDir)");
     this.peers = new PeerDirectory(options.peers);
     this.acl = new Acl({ selfId: options.identity.deviceId, rules: options.acl?.rules, isKnown: (id) => this.peers.has(id) });
     this.acl.on("rejected", (info) => this.emit("rejected", info));
@@ -231,6 +241,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     await this.server.close();
     await this.aclStore?.close();
     await this.database?.close();
+    await Promise.all([...this.databases.values()].map((db) => db.close()));
   }
 
   async send(peer: string, topic: string, payload: unknown, options?: SendOptions): Promise<Ack> {
@@ -298,6 +309,62 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     // A listener that stopped reading early still lets the sender finish: the ack counts every byte.
     if (!body.readableEnded) for await (const _ of body) void _;
     return { receivers: listeners.length, bytes };
+  }
+
+  /** A database this device keeps (one of options.databases), opened on first use. */
+  openDatabase(name: string): Database {
+    if (!this.databaseNames.has(name)) throw new WireError("NOT_FOUND", `this device keeps no database "${name}" (it keeps: ${[...this.databaseNames].join(", ") || "none"})`);
+    let db = this.databases.get(name);
+    if (!db) {
+      db = openDatabase(path.join(this.options.storageDir!, "databases"), name);
+      this.databases.set(name, db);
+    }
+    return db;
+  }
+
+  get databaseList(): string[] {
+    return [...this.databaseNames];
+  }
+
+  /** @internal called by the wire server for a CouchDB-protocol request. */
+  async serveDatabase(peerId: string, target: DatabaseTarget, request: CouchRequest): Promise<CouchReply> {
+    if (target.kind === "root") return { status: 200, json: { couchdb: "Welcome", uuid: this.id, vendor: { name: "peer-mesh" }, version: "3.0.0" } };
+    if (target.kind === "mesh") return { status: 404, json: { error: "not_found", reason: "this device does not relay mesh documents" } };
+    let db: Database;
+    try {
+      db = this.openDatabase(target.name);
+    } catch (err) {
+      return { status: 404, json: { error: "not_found", reason: (err as Error).message } };
+    }
+    const resource = `db/${target.name}`;
+    const [read, write] = await Promise.all([this.authorizer(peerId, "read", resource), this.authorizer(peerId, "write", resource)]);
+    if (!read && !write) return { status: 403, json: { error: "forbidden", reason: `device ${peerId} may neither read nor write ${resource}` } };
+    return serveCouch(db, request, { read, write }, { name: target.name, maxBodyBytes: this.server.limits.maxDatabaseRequestBytes });
+  }
+
+  /**
+   * Replicates one of this device's databases with the same database on a peer, over the wire. Pushing
+   * needs this device's ACL to let the peer read it; pulling, to let the peer write it.
+   */
+  async replicate(peer: string, name: string, direction: Direction, options: ReplicateOptions = {}): Promise<SyncReport> {
+    const local = this.openDatabase(name);
+    const id = this.resolvePeer(peer);
+    const resource = `db/${name}`;
+    if (direction !== "pull" && !(await this.authorizer(id, "read", resource))) throw new WireError("REFUSED", `this device's ACL does not let ${this.peers.label(id)} read ${resource}`);
+    if (direction !== "push" && !(await this.authorizer(id, "write", resource))) throw new WireError("REFUSED", `this device's ACL does not let ${this.peers.label(id)} write ${resource}`);
+    const counter: ByteCounter = { sent: 0, received: 0 };
+    const remote = this.remoteDatabase(id, `${DATABASE_PATH}${name}`, counter);
+    try {
+      return await replicateOnce(local, remote, direction, { peer: id, database: name }, counter, options);
+    } finally {
+      await remote.close();
+    }
+  }
+
+  /** A peer's database at `path` as a PouchDB, every request of it travelling over the wire. */
+  remoteDatabase(peerId: string, path: string, counter?: ByteCounter): Database {
+    const first = this.endpoint(peerId);
+    return remoteDatabase(`https://${first.address}${path}`, { fetch: wireFetch(this.pool, () => this.endpoint(peerId), counter) });
   }
 
   private peerRef(id: string): PeerRef {

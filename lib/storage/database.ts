@@ -12,3 +12,18 @@ export function openDatabase(directory: string, name: string): Database {
   fs.mkdirSync(directory, { recursive: true });
   return new PouchDB(path.join(directory, name));
 }
+
+/** A database on another device or server, reached over HTTP(S); `fetch` carries its requests (the wire, for peers). */
+export function remoteDatabase(url: string, options: { fetch?: (url: string, init: PouchDB.FetchInit) => Promise<Response>; auth?: { username: string; password: string } } = {}): Database {
+  return new PouchDB(url, { ...options, skip_setup: true });
+}
+
+const DATABASE_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
+
+/** Names a flow may give a replicated database: CouchDB's rules, narrowed to what is safe as a directory name. */
+export function validateDatabaseName(name: unknown): string {
+  if (typeof name !== "string" || !DATABASE_NAME.test(name)) {
+    throw new Error(`"${String(name)}" is not a database name: use 1-64 lower-case letters, digits, _ and -, starting with a letter`);
+  }
+  return name;
+}

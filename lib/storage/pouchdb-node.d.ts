@@ -25,6 +25,10 @@ declare module "pouchdb-node" {
     }
     interface ChangesOptions {
       since?: number | string | "now";
+      style?: "main_only" | "all_docs";
+      descending?: boolean;
+      return_docs?: boolean;
+      batch_size?: number;
       live?: boolean;
       include_docs?: boolean;
       conflicts?: boolean;
@@ -53,6 +57,39 @@ declare module "pouchdb-node" {
       offset: number;
       rows: Array<{ id: string; key: string; value: { rev: string; deleted?: boolean }; doc?: Existing<T> }>;
     }
+    interface ReplicateOptions {
+      live?: boolean;
+      retry?: boolean;
+      doc_ids?: string[];
+      checkpoint?: false | "source" | "target";
+      batch_size?: number;
+      batches_limit?: number;
+      filter?: (doc: Existing<object>) => boolean;
+      back_off_function?: (delay: number) => number;
+    }
+    interface ReplicationResult {
+      ok: boolean;
+      docs_read: number;
+      docs_written: number;
+      doc_write_failures: number;
+      errors: Array<{ id?: string; name?: string; reason?: string; message?: string }>;
+      status?: string;
+    }
+    interface Replication extends Promise<ReplicationResult> {
+      on(event: "change", listener: (info: ReplicationResult & { docs: Array<Existing<object>> }) => void): this;
+      on(event: "denied", listener: (err: { id?: string; reason?: string; message?: string }) => void): this;
+      on(event: "paused" | "active", listener: (err?: Error) => void): this;
+      on(event: "complete", listener: (info: ReplicationResult) => void): this;
+      on(event: "error", listener: (err: Error) => void): this;
+      cancel(): void;
+    }
+    /** What PouchDB's HTTP adapter passes to a custom fetch: node-fetch's Headers, a string or binary body. */
+    interface FetchInit {
+      method?: string;
+      headers?: { forEach(callback: (value: string, name: string) => void): void };
+      body?: string | Uint8Array | { arrayBuffer(): Promise<ArrayBuffer> };
+      signal?: AbortSignal;
+    }
     interface Info {
       db_name: string;
       doc_count: number;
@@ -64,9 +101,14 @@ declare module "pouchdb-node" {
       put<T extends object>(doc: T & { _id: string; _rev?: string }, options?: { force?: boolean }): Promise<Response>;
       post<T extends object>(doc: T): Promise<Response>;
       remove(doc: { _id: string; _rev: string }): Promise<Response>;
-      bulkDocs<T extends object>(docs: Array<T & { _id?: string; _rev?: string }>, options?: { new_edits?: boolean }): Promise<Array<Response | { error: string; reason: string; id: string; status?: number }>>;
+      bulkDocs<T extends object>(docs: Array<T & { _id?: string; _rev?: string }> | { docs: Array<T & { _id?: string; _rev?: string }>; new_edits?: boolean }, options?: { new_edits?: boolean }): Promise<Array<Response | { error: string; reason: string; id: string; status?: number }>>;
       allDocs<T extends object = Content>(options?: AllDocsOptions): Promise<AllDocsResponse<T>>;
-      changes<T extends object = Content>(options?: ChangesOptions): Changes<T>;
+      changes<T extends object = Content>(options?: ChangesOptions): Changes<T> & Promise<{ results: Array<Change<T>>; last_seq: number | string }>;
+      revsDiff(diff: Record<string, string[]>): Promise<Record<string, { missing: string[]; possible_ancestors?: string[] }>>;
+      bulkGet(options: { docs: Array<{ id: string; rev?: string }>; revs?: boolean; attachments?: boolean; latest?: boolean; binary?: boolean }): Promise<{ results: Array<{ id: string; docs: Array<{ ok?: Existing<object>; error?: { id: string; rev: string; error: string; reason: string } }> }> }>;
+      getAttachment(docId: string, attachmentId: string, options?: { rev?: string }): Promise<Buffer>;
+      /** All leaf revisions asked for by `open_revs`. */
+      get(id: string, options: { open_revs: string[] | "all"; revs?: boolean; attachments?: boolean; latest?: boolean }): Promise<Array<{ ok?: Existing<object>; missing?: string }>>;
       info(): Promise<Info>;
       close(): Promise<void>;
       destroy(): Promise<void>;
@@ -74,8 +116,8 @@ declare module "pouchdb-node" {
   }
   interface PouchDBConstructor {
     /** One-shot replication (the result is also an event emitter, unused here). */
-    replicate(source: PouchDB.Database | string, target: PouchDB.Database | string, options?: { live?: boolean; retry?: boolean; doc_ids?: string[] }): Promise<{ ok: boolean; docs_read: number; docs_written: number }>;
-    new <Content extends object = object>(name: string, options?: { adapter?: string; prefix?: string; auth?: { username: string; password: string }; fetch?: unknown; skip_setup?: boolean }): PouchDB.Database<Content>;
+    replicate(source: PouchDB.Database | string, target: PouchDB.Database | string, options?: PouchDB.ReplicateOptions): PouchDB.Replication;
+    new <Content extends object = object>(name: string, options?: { adapter?: string; prefix?: string; auth?: { username: string; password: string }; fetch?: (url: string, init: PouchDB.FetchInit) => Promise<globalThis.Response>; skip_setup?: boolean }): PouchDB.Database<Content>;
   }
   const PouchDB: PouchDBConstructor;
   export = PouchDB;

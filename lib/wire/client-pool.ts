@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import http2, { ClientHttp2Session, ClientHttp2Stream, OutgoingHttpHeaders } from "node:http2";
+import http2, { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http2";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { TLSSocket } from "node:tls";
@@ -47,6 +47,12 @@ const MAX_IN_FLIGHT = 4;
 const MAX_BATCH_ITEMS = 256;
 /** Larger messages always travel alone. */
 const MAX_BATCH_BYTES = 256 * 1024;
+
+export interface StreamedResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Readable;
+}
 
 interface Outgoing extends BatchItem {
   timeoutMs: number;
@@ -242,6 +248,45 @@ export class ClientPool {
       const response = await this.exchange(pooled.session.request(headers), DEFAULT_SEND_TIMEOUT_MS, body);
       return { response, keyingMaterial };
     } catch (err) {
+      throw this.describe(err, peer);
+    }
+  }
+
+  /**
+   * Any request with its answer streamed (the CouchDB protocol of replication). A connection the peer had
+   * silently dropped is replaced once; replication requests are safe to repeat.
+   */
+  async request(peer: PeerEndpoint, init: { method: string; path: string; headers?: OutgoingHttpHeaders; body?: Buffer; signal?: AbortSignal; timeoutMs?: number }): Promise<StreamedResponse> {
+    const open = async (pooled: PooledSession): Promise<StreamedResponse> => {
+      const request = pooled.session.request({ ...init.headers, ":method": init.method, ":path": init.path }, { signal: init.signal });
+      const timeoutMs = init.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS;
+      request.setTimeout(timeoutMs, () => request.destroy(new WireError("TIMEOUT", `no answer within ${timeoutMs} ms`)));
+      request.end(init.body);
+      return new Promise((resolve, reject) => {
+        request.once("response", (headers) => {
+          request.setTimeout(0);
+          resolve({ status: Number(headers[":status"]), headers, body: request });
+        });
+        request.once("error", reject);
+        request.once("close", () => reject(new WireError("UNREACHABLE", `${peer.address} closed the request without an answer`)));
+      });
+    };
+    try {
+      const pooled = await this.session(peer);
+      try {
+        return await open(pooled);
+      } catch (err) {
+        if (pooled.refusal) throw refused(peer, pooled.refusal);
+        if (pooled.used && !(err instanceof WireError) && !init.signal?.aborted) {
+          this.forget(peer.id, pooled);
+          return await open(await this.session(peer));
+        }
+        throw err;
+      } finally {
+        pooled.used = true;
+      }
+    } catch (err) {
+      if ((err as Error)?.name === "AbortError") throw err;
       throw this.describe(err, peer);
     }
   }

@@ -30,6 +30,14 @@ export function respondJson(stream: ServerHttp2Stream, body: unknown): void {
   stream.end(JSON.stringify(body));
 }
 
+/** A CouchDB-protocol answer: JSON, or an attachment's bytes. */
+export function respondCouch(stream: ServerHttp2Stream, reply: { status: number; json: unknown } | { status: number; binary: Buffer; contentType: string }): void {
+  if (stream.destroyed || stream.closed || stream.headersSent) return;
+  const binary = "binary" in reply;
+  stream.respond({ ":status": reply.status, "content-type": binary ? reply.contentType : "application/json" });
+  stream.end(binary ? reply.binary : JSON.stringify(reply.json));
+}
+
 export function respondAck(stream: ServerHttp2Stream, ack: Ack): void {
   if (stream.destroyed || stream.closed || stream.headersSent) return;
   stream.respond({ ":status": 200, [HEADER_ACK]: JSON.stringify(ack) }, { endStream: true });

@@ -7,6 +7,8 @@ export interface WireLimits {
   maxConcurrentStreams: number;
   /** Connections the listener keeps open at once; more are refused. */
   maxConnections: number;
+  /** Largest CouchDB-protocol request body (a replication batch with its attachments). */
+  maxDatabaseRequestBytes: number;
   /** Message ids remembered per listener to drop retransmitted duplicates. */
   rememberedMessageIds: number;
 }
@@ -17,6 +19,7 @@ export const DEFAULT_LIMITS: WireLimits = {
   maxConcurrentStreams: 128,
   maxConnections: 256,
   rememberedMessageIds: 10_000,
+  maxDatabaseRequestBytes: 64 * 1024 * 1024,
 };
 
 /**

@@ -4,6 +4,9 @@ export const STREAM_PATH = "/stream/";
 export const BATCH_PATH = "/batch";
 /** Pairing requests: the one route open to keys no rule allows yet, since pairing is how they get in. */
 export const PAIRING_PATH = "/pair";
+/** Databases by name under /db/ (CouchDB protocol, e.g. https://host:port/db/readings); the mesh's own at /mesh. */
+export const DATABASE_PATH = "/db/";
+export const MESH_PATH = "/mesh";
 export const BATCH_CONTENT_TYPE = "application/x-peer-mesh-batch";
 export const HEADER_MESSAGE_ID = "x-peer-mesh-id";
 export const HEADER_ERROR_CODE = "x-peer-mesh-error";
@@ -31,4 +34,18 @@ export interface Ack {
   receivers: number;
   bytes: number;
   duplicate?: boolean;
+}
+
+export type DatabaseTarget = { kind: "root" } | { kind: "db"; name: string; segments: string[] } | { kind: "mesh"; segments: string[] };
+
+/** Which database a CouchDB-protocol path addresses, if any; throws on bad percent-encoding. */
+export function databaseTarget(path: string): DatabaseTarget | undefined {
+  if (path === "/" || path === "/db" || path === DATABASE_PATH) return { kind: "root" };
+  const segments = (rest: string): string[] => rest.split("/").filter((part) => part !== "").map(decodeURIComponent);
+  if (path === MESH_PATH || path.startsWith(`${MESH_PATH}/`)) return { kind: "mesh", segments: segments(path.slice(MESH_PATH.length)) };
+  if (path.startsWith(DATABASE_PATH)) {
+    const [name, ...rest] = segments(path.slice(DATABASE_PATH.length));
+    return { kind: "db", name, segments: rest };
+  }
+  return undefined;
 }

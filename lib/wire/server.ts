@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import type { IncomingMessage as Http1Request, ServerResponse as Http1Response } from "node:http";
 import http2, { Http2SecureServer, Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { Readable } from "node:stream";
@@ -6,11 +7,12 @@ import type { TLSSocket } from "node:tls";
 import { Identity, verifyPeerCertificate } from "../identity";
 import { WireError } from "./errors";
 import { BatchItem, BatchOutcome, decodeBatch } from "./batch";
-import { readBody, respondAck, respondError, respondJson } from "./http2-io";
+import { readBody, respondAck, respondCouch, respondError, respondJson } from "./http2-io";
+import type { CouchReply, CouchRequest } from "../replication/couch-endpoint";
 import { DEFAULT_LIMITS, FLOW_SETTINGS, WireLimits } from "./limits";
 import { decodePayload } from "./payload";
 import { PAIRING_EXPORTER_LABEL } from "../acl/pairing";
-import { Ack, Authorizer, BATCH_PATH, HEADER_MESSAGE_ID, MESSAGE_PATH, PAIRING_PATH, STREAM_PATH, topicFromPath } from "./protocol";
+import { Ack, Authorizer, BATCH_PATH, DatabaseTarget, databaseTarget, HEADER_MESSAGE_ID, MESSAGE_PATH, PAIRING_PATH, STREAM_PATH, topicFromPath } from "./protocol";
 import { validateTopic } from "./topic";
 import { RecentIds } from "./recent-ids";
 
@@ -44,6 +46,8 @@ export interface Receiver {
   acceptStream(stream: IncomingStream): Promise<{ receivers: number; bytes: number }>;
   /** Records a pairing request and returns its id; absent: this device does not pair. */
   acceptPairing?(request: IncomingPairing): string;
+  /** Answers a CouchDB-protocol request (replication); absent: this device serves no databases. */
+  serveDatabase?(peerId: string, target: DatabaseTarget, request: CouchRequest): Promise<CouchReply>;
 }
 
 const MAX_PAIRING_BODY = 4096;
@@ -87,6 +91,8 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       requestCert: true,
       // Self-signed certificates are the point: trust is decided by device id, not by a CA.
       rejectUnauthorized: false,
+      // CouchDB-protocol clients (CouchDB's replicator, PouchDB on node-fetch) speak HTTP/1.1; they may reach the databases.
+      allowHTTP1: true,
       settings: { maxConcurrentStreams: this.limits.maxConcurrentStreams, ...FLOW_SETTINGS },
     });
     this.server.maxConnections = this.limits.maxConnections;
@@ -95,6 +101,10 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       stream.on("error", () => undefined); // a reset by the peer is reported through the request's outcome
       this.serve(stream, headers).catch((err: unknown) => respondError(stream, err));
     });
+    // HTTP/1.1 requests only: without this, adding a "request" listener would also wrap every HTTP/2
+    // stream in Node's compatibility objects, which read (and pause) the streams served above.
+    this.server.removeAllListeners("newListener");
+    this.server.on("request", (request: Http1Request, response: Http1Response) => void this.serveHttp1(request, response));
     this.server.on("tlsClientError", (err) => this.emit("refused", { reason: `TLS handshake failed: ${err.message}` }));
   }
 
@@ -172,8 +182,21 @@ export class WireServer extends EventEmitter<WireServerEvents> {
   private async serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
     const peerId = this.peerIds.get(stream.session as Http2Session);
     if (!peerId) throw new WireError("REFUSED", "the connection has no verified device id");
+    const [path, query = ""] = (headers[":path"] ?? "").split("?");
+    const database = parseDatabaseTarget(path);
+    if (database) {
+      const closed = new AbortController();
+      stream.once("close", () => closed.abort());
+      const reply = await this.serveDatabase(peerId, database, {
+        method: String(headers[":method"]),
+        segments: "segments" in database ? database.segments : [],
+        query: new URLSearchParams(query),
+        readBody: (limit) => readBody(stream, limit),
+        signal: closed.signal,
+      });
+      return respondCouch(stream, reply);
+    }
     if (headers[":method"] !== "POST") throw new WireError("BAD_REQUEST", "only POST is served", 405);
-    const path = (headers[":path"] ?? "").split("?")[0];
     if (path === BATCH_PATH) return this.serveBatch(stream, peerId);
     if (path === PAIRING_PATH) return this.servePairing(stream, peerId);
     const prefix = path.startsWith(MESSAGE_PATH) ? MESSAGE_PATH : path.startsWith(STREAM_PATH) ? STREAM_PATH : undefined;
@@ -197,6 +220,52 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     }
     const body = await readBody(stream, this.limits.maxMessageBytes);
     respondAck(stream, await this.deliver(peerId, { id, topic, contentType: String(headers["content-type"] ?? ""), body }));
+  }
+
+  private async serveDatabase(peerId: string, target: DatabaseTarget, request: CouchRequest): Promise<CouchReply> {
+    if (!this.options.receiver.serveDatabase) throw new WireError("NOT_FOUND", "this device serves no databases");
+    const reply = await this.options.receiver.serveDatabase(peerId, target, request);
+    if (reply.status === 403) this.emit("refused", { peerId, reason: `database request ${request.method} ${target.kind === "db" ? `db/${target.name}` : target.kind} refused` });
+    return reply;
+  }
+
+  /** HTTP/1.1 reaches the databases only; messages and streams need HTTP/2's flow control and acks. */
+  private async serveHttp1(request: Http1Request, response: Http1Response): Promise<void> {
+    const reply = (status: number, code: string, reason: string): void => {
+      response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ error: code, reason }));
+    };
+    let peerId: string;
+    try {
+      peerId = verifyPeerCertificate((request.socket as TLSSocket).getPeerX509Certificate());
+    } catch (err) {
+      this.emit("refused", { reason: (err as Error).message });
+      return reply(403, "forbidden", (err as Error).message);
+    }
+    const [path, query = ""] = (request.url ?? "/").split("?");
+    let database: DatabaseTarget | undefined;
+    try {
+      database = parseDatabaseTarget(path);
+    } catch (err) {
+      return reply(400, "bad_request", (err as Error).message);
+    }
+    if (!database) return reply(505, "http_version", "messages and streams need HTTP/2; HTTP/1.1 reaches /db/ and /mesh only");
+    const closed = new AbortController();
+    response.once("close", () => closed.abort());
+    try {
+      const answer = await this.serveDatabase(peerId, database, {
+        method: request.method ?? "GET",
+        segments: "segments" in database ? database.segments : [],
+        query: new URLSearchParams(query),
+        readBody: (limit) => readHttp1Body(request, limit),
+        signal: closed.signal,
+      });
+      if ("binary" in answer) response.writeHead(answer.status, { "content-type": answer.contentType }).end(answer.binary);
+      else response.writeHead(answer.status, { "content-type": "application/json" }).end(JSON.stringify(answer.json));
+    } catch (err) {
+      const failure = err instanceof WireError ? err : new WireError("REMOTE_ERROR", String((err as Error)?.message ?? err));
+      if (!response.headersSent) reply(failure.httpStatus, failure.code.toLowerCase(), failure.message);
+      else response.destroy();
+    }
   }
 
   /** A pairing request; allowed without a rule, since it only asks the users to confirm. */
@@ -266,4 +335,28 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       this.openStreams.delete(open);
     }
   }
+}
+
+function parseDatabaseTarget(path: string): DatabaseTarget | undefined {
+  try {
+    return databaseTarget(path);
+  } catch {
+    throw new WireError("BAD_REQUEST", "the path is not valid percent-encoding");
+  }
+}
+
+function readHttp1Body(request: Http1Request, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new WireError("TOO_LARGE", `the request is larger than the ${limit} bytes this device accepts`));
+        request.destroy();
+      } else chunks.push(chunk);
+    });
+    request.once("end", () => resolve(Buffer.concat(chunks)));
+    request.once("error", (err) => reject(new WireError("STREAM_ABORTED", err.message)));
+  });
 }

@@ -1,0 +1,63 @@
+import PouchDB from "pouchdb-node";
+import type { Database } from "../storage/database";
+import type { ByteCounter } from "./wire-fetch";
+
+export type Direction = "push" | "pull" | "both";
+
+/** What one replication session did, for a flow's sync events. */
+export interface SyncReport {
+  peer: string;
+  database: string;
+  direction: Direction;
+  docsRead: number;
+  docsWritten: number;
+  /** Documents the other side refused (ACL, validation) or that failed to write. */
+  failures: number;
+  bytesSent: number;
+  bytesReceived: number;
+  /** Documents that arrived here, when asked for. */
+  docs?: Array<PouchDB.Existing<object>>;
+  errors: string[];
+}
+
+export interface ReplicateOptions {
+  /** Only these documents (the mesh's routed selection). */
+  docIds?: string[];
+  /** Off for selections that change between sessions, so a document held back once is not skipped for good. */
+  checkpoint?: boolean;
+  batchSize?: number;
+  /** Keep the documents that arrived, for the report. */
+  collectDocs?: boolean;
+}
+
+/**
+ * One replication session in one or both directions between a local database and a remote one (a peer
+ * through the wire, or a CouchDB-protocol server), using PouchDB's own replicator.
+ */
+export async function replicateOnce(local: Database, remote: Database, direction: Direction, report: { peer: string; database: string }, counter: ByteCounter, options: ReplicateOptions = {}): Promise<SyncReport> {
+  const result: SyncReport = { ...report, direction, docsRead: 0, docsWritten: 0, failures: 0, bytesSent: 0, bytesReceived: 0, errors: [] };
+  if (options.collectDocs) result.docs = [];
+  const before = { ...counter };
+  const base: PouchDB.ReplicateOptions = {
+    batch_size: options.batchSize ?? 100,
+    ...(options.checkpoint === false ? { checkpoint: false } : {}),
+  };
+  const run = async (source: Database, target: Database, incoming: boolean, docIds?: string[]): Promise<void> => {
+    if (docIds && docIds.length === 0) return;
+    const replication = PouchDB.replicate(source, target, { ...base, ...(docIds ? { doc_ids: docIds } : {}) });
+    replication.on("denied", (err) => result.errors.push(`${err.id ?? "a document"} refused: ${err.reason ?? err.message ?? "forbidden"}`));
+    if (incoming && result.docs) replication.on("change", (info) => result.docs!.push(...info.docs));
+    const outcome = await replication;
+    result.docsRead += outcome.docs_read;
+    result.docsWritten += outcome.docs_written;
+    result.failures += outcome.doc_write_failures;
+  };
+  try {
+    if (direction !== "pull") await run(local, remote, false, options.docIds);
+    if (direction !== "push") await run(remote, local, true);
+  } finally {
+    result.bytesSent = counter.sent - before.sent;
+    result.bytesReceived = counter.received - before.received;
+  }
+  return result;
+}

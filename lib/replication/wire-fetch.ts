@@ -1,0 +1,59 @@
+import { Readable, Transform } from "node:stream";
+import type { ReadableStream } from "node:stream/web";
+import type PouchDB from "pouchdb-node";
+import type { ClientPool, PeerEndpoint } from "../wire/client-pool";
+
+/** Bytes a replication moved, counted on the wire (bodies, not headers). */
+export interface ByteCounter {
+  sent: number;
+  received: number;
+}
+
+export type WireFetch = (url: string, init: PouchDB.FetchInit) => Promise<Response>;
+
+/** Requests that may wait for a long poll are given this long before the client gives up on them. */
+const LONG_REQUEST_MS = 90_000;
+
+/**
+ * A fetch for PouchDB's HTTP adapter that travels over this device's mutual-TLS HTTP/2 connection to one
+ * peer, pinned to its device id. PouchDB takes it as the `fetch` option, so its own replication runs
+ * unchanged through the wire and the peer's ACL.
+ */
+export function wireFetch(pool: ClientPool, peer: () => PeerEndpoint, counter: ByteCounter = { sent: 0, received: 0 }): WireFetch {
+  return async (url, init) => {
+    const { pathname, search } = new URL(url);
+    const headers: Record<string, string> = {};
+    init.headers?.forEach((value, name) => {
+      // Connection-specific headers are not allowed in HTTP/2.
+      if (!["connection", "keep-alive", "transfer-encoding", "host"].includes(name.toLowerCase())) headers[name.toLowerCase()] = value;
+    });
+    const body = await bodyBytes(init.body);
+    counter.sent += body?.length ?? 0;
+    const response = await pool.request(peer(), { method: init.method ?? "GET", path: pathname + search, headers, body, signal: init.signal, timeoutMs: LONG_REQUEST_MS });
+    const counted = response.body.pipe(
+      new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          counter.received += chunk.length;
+          callback(null, chunk);
+        },
+      }),
+    );
+    response.body.once("error", (err) => counted.destroy(err));
+    const responseHeaders = new Headers();
+    for (const [name, value] of Object.entries(response.headers)) {
+      if (!name.startsWith(":") && value !== undefined) responseHeaders.set(name, Array.isArray(value) ? value.join(", ") : String(value));
+    }
+    const nullBody = [101, 204, 205, 304].includes(response.status);
+    if (nullBody) counted.resume();
+    const answer = new Response(nullBody ? null : (Readable.toWeb(counted) as ReadableStream<Uint8Array> as unknown as BodyInit), { status: response.status, headers: responseHeaders });
+    // PouchDB reads attachments with buffer() where a response has it (node-fetch's), else as a Blob.
+    return Object.assign(answer, { buffer: async () => Buffer.from(await answer.arrayBuffer()) });
+  };
+}
+
+async function bodyBytes(body: PouchDB.FetchInit["body"]): Promise<Buffer | undefined> {
+  if (body === undefined || body === null) return undefined;
+  if (typeof body === "string") return Buffer.from(body);
+  if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  return Buffer.from(await body.arrayBuffer());
+}
