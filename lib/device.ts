@@ -16,11 +16,12 @@ import path from "node:path";
 import { CouchReply, CouchRequest, serveCouch } from "./replication/couch-endpoint";
 import { Direction, replicateOnce, ReplicateOptions, SyncReport } from "./replication/replicator";
 import { ByteCounter, wireFetch } from "./replication/wire-fetch";
+import { Mesh, MeshOptions } from "./mesh/mesh";
 import { ClientPool, SendOptions, StreamOptions } from "./wire/client-pool";
 import { WireError } from "./wire/errors";
 import { errorFromResponse } from "./wire/http2-io";
 import type { WireLimits } from "./wire/limits";
-import { Ack, Authorizer, DATABASE_PATH, DatabaseTarget } from "./wire/protocol";
+import { Ack, Authorizer, DATABASE_PATH, DatabaseTarget, Verb } from "./wire/protocol";
 import { IncomingMessage, IncomingPairing, IncomingStream, Receiver, WireServer } from "./wire/server";
 import { TopicSubscriptions } from "./wire/subscriptions";
 
@@ -36,6 +37,8 @@ export interface DeviceOptions {
   acl?: { rules?: Rule[]; groups?: Array<{ name: string; members: string[] }> };
   /** Where this device keeps its PouchDB databases; without it, groups live in memory and no database is served. */
   storageDir?: string;
+  /** Store-and-forward settings (quota, fallback to flood, ...); the mesh needs storageDir. */
+  mesh?: Pick<MeshOptions, "quota" | "fallbackMs" | "routeFreshMs" | "maxTtlMs" | "sweepIntervalMs">;
   /** The databases this device keeps and serves to peers (CouchDB protocol at /db/<name>), as the ACL allows. */
   databases?: string[];
   limits?: Partial<WireLimits>;
@@ -125,6 +128,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   /** Addresses learned from confirmed pairing codes (until restart; discovery finds them after that). */
   private readonly pairedAddresses = new Map<string, string>();
   private aclStore?: AclStore;
+  private meshStore?: Mesh;
   private readonly server: WireServer;
   private readonly pool: ClientPool;
   private readonly messageListeners = new TopicSubscriptions<MessageListener>();
@@ -190,6 +194,35 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       await this.aclStore.open();
     }
     for (const group of groups) await this.setGroup(group.name, group.members);
+    if (this.database) {
+      this.meshStore = new Mesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, db: this.database, groupMembers: (to) => this.groupMembers(to) });
+      await this.meshStore.start();
+    }
+  }
+
+  /** Store-and-forward messages; present when the device has storage. */
+  get mesh(): Mesh {
+    if (!this.meshStore) throw new WireError("CLOSED", this.options.storageDir ? "the device has not started yet" : "the mesh needs a storage directory (storageDir)");
+    return this.meshStore;
+  }
+
+  /** msg.to as a group: group:<owner id>/<name>, group:<name> or a bare name of this device's own groups. */
+  private groupMembers(to: string): { to: string; members: string[] } | undefined {
+    const reference = to.startsWith("group:") ? to.slice("group:".length) : to;
+    const slash = reference.indexOf("/");
+    const owner = slash > 0 ? reference.slice(0, slash) : this.id;
+    const name = slash > 0 ? reference.slice(slash + 1) : reference;
+    const group = this.acl.group(owner, name);
+    if (!group) {
+      if (to.startsWith("group:")) throw new WireError("UNKNOWN_PEER", `no group ${to} is known to this device`);
+      return undefined;
+    }
+    return { to: `group:${owner}/${name}`, members: group.members };
+  }
+
+  /** Whether this device's ACL lets `peerId` do `verb` on `resource` (what the wire would answer it). */
+  allows(peerId: string, verb: Verb, resource: string): Promise<boolean> {
+    return Promise.resolve(this.authorizer(peerId, verb, resource));
   }
 
   /** The database holding this device's groups (and, later, its mesh documents), when it has storage. */
@@ -239,6 +272,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     // Goodbyes go out while the listener still answers.
     await Promise.all(this.transports.map((transport) => transport.stop().catch((err: Error) => this.emit("warning", err, transport.name))));
     await this.server.close();
+    await this.meshStore?.stop();
     await this.aclStore?.close();
     await this.database?.close();
     await Promise.all([...this.databases.values()].map((db) => db.close()));
@@ -329,7 +363,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   /** @internal called by the wire server for a CouchDB-protocol request. */
   async serveDatabase(peerId: string, target: DatabaseTarget, request: CouchRequest): Promise<CouchReply> {
     if (target.kind === "root") return { status: 200, json: { couchdb: "Welcome", uuid: this.id, vendor: { name: "peer-mesh" }, version: "3.0.0" } };
-    if (target.kind === "mesh") return { status: 404, json: { error: "not_found", reason: "this device does not relay mesh documents" } };
+    if (target.kind === "mesh") return this.serveMesh(peerId, request);
     let db: Database;
     try {
       db = this.openDatabase(target.name);
@@ -340,6 +374,25 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     const [read, write] = await Promise.all([this.authorizer(peerId, "read", resource), this.authorizer(peerId, "write", resource)]);
     if (!read && !write) return { status: 403, json: { error: "forbidden", reason: `device ${peerId} may neither read nor write ${resource}` } };
     return serveCouch(db, request, { read, write }, { name: target.name, maxBodyBytes: this.server.limits.maxDatabaseRequestBytes });
+  }
+
+  /** The mesh database for a peer allowed to relay: it sees what this device routes to it, and its writes are checked. */
+  private async serveMesh(peerId: string, request: CouchRequest): Promise<CouchReply> {
+    const mesh = this.meshStore;
+    if (!mesh || !this.database) return { status: 404, json: { error: "not_found", reason: "this device keeps no mesh store (no storage directory)" } };
+    if (!(await this.authorizer(peerId, "relay", "mesh"))) return { status: 403, json: { error: "forbidden", reason: `device ${peerId} may not relay mesh documents here` } };
+    return serveCouch(this.database, request, { read: true, write: true }, {
+      name: "mesh",
+      maxBodyBytes: this.server.limits.maxDatabaseRequestBytes,
+      ingest: async (docs) => {
+        void mesh.noteNeighbour(peerId);
+        return mesh.ingest(docs);
+      },
+      visibleIds: () => {
+        void mesh.noteNeighbour(peerId);
+        return mesh.selectFor(peerId);
+      },
+    });
   }
 
   /**

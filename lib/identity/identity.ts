@@ -101,6 +101,11 @@ export class Identity {
     return sign("sha256", typeof data === "string" ? Buffer.from(data) : data, this.privateKey);
   }
 
+  /** The private key itself, for key agreement (ECDH) when opening a message encrypted to this device. */
+  get privateKeyObject(): KeyObject {
+    return this.privateKey;
+  }
+
   /** Built once: a TLS context per connection costs ~60 % of handshake throughput (measured). */
   tlsContext(): SecureContext {
     this.secureContext ??= createSecureContext({

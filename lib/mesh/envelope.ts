@@ -1,0 +1,258 @@
+import { createCipheriv, createDecipheriv, createHash, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, KeyObject, randomBytes, randomUUID, verify } from "node:crypto";
+import { deviceIdOf, Identity, isDeviceId } from "../identity";
+
+/**
+ * Mesh documents: what travels through relays. Messages are encrypted to their recipients and signed by
+ * their sender; acks and device documents are signed. Anyone holding a copy can verify it offline, since
+ * each carries the signer's public key and a device id is the hash of that key.
+ */
+
+export type MeshMode = "flood" | "directed";
+
+export interface WrappedKey {
+  id: string;
+  /** The message key, AES-256-GCM-wrapped under a key agreed with this recipient: iv | tag | ciphertext, base64. */
+  key: string;
+}
+
+export interface MessageDoc {
+  _id: string;
+  _rev?: string;
+  type: "mesh-msg";
+  from: string;
+  /** The sender's public key (SPKI DER, base64): verifies `sig`, and hashes to `from`. */
+  fromKey: string;
+  /** A device id, or group:<owner>/<name>. */
+  to: string;
+  recipients: WrappedKey[];
+  /** The ephemeral public key the recipients' keys were agreed with. */
+  epk: string;
+  mode: MeshMode;
+  priority: number;
+  created: number;
+  expires: number;
+  /** SHA-256 of the encrypted body attachment, base64. */
+  bodyHash: string;
+  size: number;
+  sig: string;
+  _attachments?: Record<string, { content_type: string; data?: string | Buffer; stub?: boolean; length?: number; digest?: string }>;
+}
+
+export interface AckDoc {
+  _id: string;
+  _rev?: string;
+  type: "mesh-ack";
+  /** The message acknowledged. */
+  msg: string;
+  from: string;
+  fromKey: string;
+  /** The message's sender, toward whom directed acks travel. */
+  to: string;
+  mode: MeshMode;
+  created: number;
+  expires: number;
+  sig: string;
+}
+
+export interface DeviceDoc {
+  _id: string;
+  _rev?: string;
+  type: "mesh-device";
+  id: string;
+  key: string;
+  name?: string;
+  /** Devices this one exchanged mesh documents with, and when (ms since the epoch). */
+  neighbours: Record<string, number>;
+  updated: number;
+  sig: string;
+}
+
+export type MeshDoc = MessageDoc | AckDoc | DeviceDoc;
+
+export class EnvelopeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "EnvelopeError";
+  }
+}
+
+export const BODY_ATTACHMENT = "body";
+const WRAP_INFO = Buffer.from("peer-mesh key wrap v1");
+
+export function messageDocId(uuid: string = randomUUID()): string {
+  return `msg:${uuid}`;
+}
+
+export function ackDocId(messageId: string, recipient: string): string {
+  return `ack:${messageId.slice("msg:".length)}:${recipient}`;
+}
+
+export function deviceDocId(id: string): string {
+  return `dev:${id}`;
+}
+
+export interface SealInput {
+  to: string;
+  /** Every recipient with its public key (SPKI DER). */
+  recipients: Array<{ id: string; key: Buffer }>;
+  plaintext: Buffer;
+  mode: MeshMode;
+  priority: number;
+  ttlMs: number;
+  now?: number;
+}
+
+/**
+ * Encrypts `plaintext` once under a fresh key, wraps that key for each recipient (ECDH with an ephemeral
+ * key, HKDF, AES-256-GCM), and signs everything a relay can see. The body becomes the `body` attachment.
+ */
+export function sealMessage(sender: Identity, input: SealInput): MessageDoc {
+  const now = input.now ?? Date.now();
+  const _id = messageDocId();
+  const contentKey = randomBytes(32);
+  const ephemeral = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const recipients = input.recipients.map(({ id, key }) => {
+    const shared = diffieHellman({ privateKey: ephemeral.privateKey, publicKey: publicKeyOf(key) });
+    return { id, key: aesSeal(wrappingKey(shared, _id, id), contentKey, Buffer.from(id)).toString("base64") };
+  });
+  const body = aesSeal(contentKey, input.plaintext, Buffer.from(_id));
+  const unsigned: Omit<MessageDoc, "sig" | "_attachments"> = {
+    _id,
+    type: "mesh-msg",
+    from: sender.deviceId,
+    fromKey: sender.publicKeySpki.toString("base64"),
+    to: input.to,
+    recipients,
+    epk: ephemeral.publicKey.export({ type: "spki", format: "der" }).toString("base64"),
+    mode: input.mode,
+    priority: input.priority,
+    created: now,
+    expires: now + input.ttlMs,
+    bodyHash: createHash("sha256").update(body).digest("base64"),
+    size: body.length,
+  };
+  return {
+    ...unsigned,
+    sig: sender.sign(messageSignedBytes(unsigned)).toString("base64"),
+    _attachments: { [BODY_ATTACHMENT]: { content_type: "application/octet-stream", data: body.toString("base64") } },
+  };
+}
+
+/** Checks what a relay can check: shape, sender key, signature, and the body's hash when the body is here. */
+export function verifyMessage(input: unknown, body?: Buffer): MessageDoc {
+  const doc = (input ?? {}) as Partial<MessageDoc>;
+  const label = typeof doc._id === "string" ? doc._id : "a mesh message";
+  if (doc.type !== "mesh-msg" || typeof doc._id !== "string" || !/^msg:[0-9a-f-]{36}$/.test(doc._id)) throw new EnvelopeError(`${label} is not a mesh message`);
+  if (!isDeviceId(doc.from) || typeof doc.to !== "string" || doc.to.length > 200 || (doc.mode !== "flood" && doc.mode !== "directed")) throw new EnvelopeError(`${label} is malformed`);
+  if (!Array.isArray(doc.recipients) || doc.recipients.length === 0 || doc.recipients.length > 1000 || !doc.recipients.every((r) => isDeviceId(r?.id) && typeof r.key === "string" && r.key.length < 200)) {
+    throw new EnvelopeError(`${label} has malformed recipients`);
+  }
+  for (const field of ["priority", "created", "expires", "size"] as const) if (!Number.isSafeInteger(doc[field])) throw new EnvelopeError(`${label} has no valid ${field}`);
+  if (typeof doc.epk !== "string" || typeof doc.bodyHash !== "string" || typeof doc.sig !== "string") throw new EnvelopeError(`${label} is malformed`);
+  checkSigner(label, doc.from, doc.fromKey, messageSignedBytes(doc as MessageDoc), doc.sig);
+  if (body && createHash("sha256").update(body).digest("base64") !== doc.bodyHash) throw new EnvelopeError(`${label} has a body that is not the one its sender signed (altered on the way?)`);
+  return doc as MessageDoc;
+}
+
+/** Verifies and decrypts a message addressed to `recipient`. */
+export function openMessage(recipient: Identity, doc: MessageDoc, body: Buffer): Buffer {
+  verifyMessage(doc, body);
+  const wrapped = doc.recipients.find((entry) => entry.id === recipient.deviceId);
+  if (!wrapped) throw new EnvelopeError(`${doc._id} is not addressed to ${recipient.shortId}`);
+  try {
+    const shared = diffieHellman({ privateKey: recipient.privateKeyObject, publicKey: publicKeyOf(Buffer.from(doc.epk, "base64")) });
+    const contentKey = aesOpen(wrappingKey(shared, doc._id, recipient.deviceId), Buffer.from(wrapped.key, "base64"), Buffer.from(recipient.deviceId));
+    return aesOpen(contentKey, body, Buffer.from(doc._id));
+  } catch {
+    throw new EnvelopeError(`${doc._id} cannot be decrypted with this device's key`);
+  }
+}
+
+export function makeAck(recipient: Identity, message: MessageDoc, now = Date.now()): AckDoc {
+  const unsigned: Omit<AckDoc, "sig"> = {
+    _id: ackDocId(message._id, recipient.deviceId),
+    type: "mesh-ack",
+    msg: message._id,
+    from: recipient.deviceId,
+    fromKey: recipient.publicKeySpki.toString("base64"),
+    to: message.from,
+    mode: message.mode,
+    created: now,
+    expires: message.expires,
+  };
+  return { ...unsigned, sig: recipient.sign(ackSignedBytes(unsigned)).toString("base64") };
+}
+
+export function verifyAck(input: unknown): AckDoc {
+  const doc = (input ?? {}) as Partial<AckDoc>;
+  const label = typeof doc._id === "string" ? doc._id : "a mesh ack";
+  if (doc.type !== "mesh-ack" || typeof doc.msg !== "string" || !isDeviceId(doc.from) || !isDeviceId(doc.to) || (doc.mode !== "flood" && doc.mode !== "directed")) throw new EnvelopeError(`${label} is malformed`);
+  if (doc._id !== ackDocId(doc.msg, doc.from)) throw new EnvelopeError(`${label} does not match its message and signer`);
+  if (!Number.isSafeInteger(doc.created) || !Number.isSafeInteger(doc.expires) || typeof doc.sig !== "string") throw new EnvelopeError(`${label} is malformed`);
+  checkSigner(label, doc.from, doc.fromKey, ackSignedBytes(doc as AckDoc), doc.sig);
+  return doc as AckDoc;
+}
+
+export function makeDeviceDoc(device: Identity, neighbours: Record<string, number>, name?: string, now = Date.now()): DeviceDoc {
+  const unsigned: Omit<DeviceDoc, "sig"> = { _id: deviceDocId(device.deviceId), type: "mesh-device", id: device.deviceId, key: device.publicKeySpki.toString("base64"), ...(name ? { name } : {}), neighbours, updated: now };
+  return { ...unsigned, sig: device.sign(deviceSignedBytes(unsigned)).toString("base64") };
+}
+
+export function verifyDeviceDoc(input: unknown): DeviceDoc {
+  const doc = (input ?? {}) as Partial<DeviceDoc>;
+  const label = typeof doc._id === "string" ? doc._id : "a mesh device document";
+  if (doc.type !== "mesh-device" || !isDeviceId(doc.id) || doc._id !== deviceDocId(doc.id) || typeof doc.sig !== "string" || !Number.isSafeInteger(doc.updated)) throw new EnvelopeError(`${label} is malformed`);
+  if (typeof doc.neighbours !== "object" || doc.neighbours === null || Object.keys(doc.neighbours).length > 1000) throw new EnvelopeError(`${label} has malformed neighbours`);
+  if (!Object.entries(doc.neighbours).every(([id, seen]) => isDeviceId(id) && Number.isSafeInteger(seen))) throw new EnvelopeError(`${label} has malformed neighbours`);
+  if (doc.name !== undefined && (typeof doc.name !== "string" || doc.name.length > 64)) throw new EnvelopeError(`${label} has a malformed name`);
+  checkSigner(label, doc.id, doc.key, deviceSignedBytes(doc as DeviceDoc), doc.sig);
+  return doc as DeviceDoc;
+}
+
+function checkSigner(label: string, id: string, key: unknown, signed: Buffer, sig: string): void {
+  let publicKey: KeyObject;
+  try {
+    publicKey = publicKeyOf(Buffer.from(String(key), "base64"));
+  } catch {
+    throw new EnvelopeError(`${label} carries an unreadable key`);
+  }
+  if (deviceIdOf(publicKey) !== id) throw new EnvelopeError(`${label} carries a key that is not its signer's`);
+  if (!verify("sha256", signed, publicKey, Buffer.from(sig, "base64"))) throw new EnvelopeError(`${label} has a signature that does not match its content (altered on the way?)`);
+}
+
+/** The exact bytes signed: every field that carries meaning, in a fixed order. */
+function messageSignedBytes(doc: Omit<MessageDoc, "sig" | "_attachments">): Buffer {
+  const recipients = doc.recipients.map((r) => [r.id, r.key]);
+  return Buffer.from(JSON.stringify(["mesh-msg/1", doc._id, doc.from, doc.to, recipients, doc.epk, doc.mode, doc.priority, doc.created, doc.expires, doc.bodyHash, doc.size]));
+}
+
+function ackSignedBytes(doc: Omit<AckDoc, "sig">): Buffer {
+  return Buffer.from(JSON.stringify(["mesh-ack/1", doc._id, doc.msg, doc.from, doc.to, doc.mode, doc.created, doc.expires]));
+}
+
+function deviceSignedBytes(doc: Omit<DeviceDoc, "sig">): Buffer {
+  const neighbours = Object.entries(doc.neighbours).sort(([a], [b]) => (a < b ? -1 : 1));
+  return Buffer.from(JSON.stringify(["mesh-device/1", doc._id, doc.id, doc.key, doc.name ?? null, neighbours, doc.updated]));
+}
+
+export function publicKeyOf(spki: Buffer): KeyObject {
+  return createPublicKey({ key: spki, format: "der", type: "spki" });
+}
+
+function wrappingKey(shared: Buffer, messageId: string, recipient: string): Buffer {
+  return Buffer.from(hkdfSync("sha256", shared, Buffer.from(messageId), Buffer.concat([WRAP_INFO, Buffer.from(recipient)]), 32));
+}
+
+/** AES-256-GCM: iv (12) | tag (16) | ciphertext. */
+function aesSeal(key: Buffer, plaintext: Buffer, aad: Buffer): Buffer {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv("aes-256-gcm", key, iv).setAAD(aad);
+  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), ciphertext]);
+}
+
+function aesOpen(key: Buffer, sealed: Buffer, aad: Buffer): Buffer {
+  const decipher = createDecipheriv("aes-256-gcm", key, sealed.subarray(0, 12)).setAAD(aad);
+  decipher.setAuthTag(sealed.subarray(12, 28));
+  return Buffer.concat([decipher.update(sealed.subarray(28)), decipher.final()]);
+}

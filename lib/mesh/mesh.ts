@@ -1,0 +1,496 @@
+import { EventEmitter } from "node:events";
+import type PouchDB from "pouchdb-node";
+import { verifyGroup } from "../acl/signed-group";
+import type { Identity } from "../identity";
+import type { BulkResult } from "../replication/couch-endpoint";
+import type { Database } from "../storage/database";
+import { WireError } from "../wire/errors";
+import { decodePayload, encodePayload } from "../wire/payload";
+import {
+  AckDoc,
+  BODY_ATTACHMENT,
+  DeviceDoc,
+  EnvelopeError,
+  makeAck,
+  makeDeviceDoc,
+  MeshMode,
+  MessageDoc,
+  openMessage,
+  sealMessage,
+  verifyAck,
+  verifyDeviceDoc,
+  verifyMessage,
+} from "./envelope";
+import { Router } from "./router";
+
+export interface MeshOptions {
+  identity: Identity;
+  name?: string;
+  /** The device's system database: mesh documents live beside the group documents, and travel with them. */
+  db: Database;
+  /** The members of a group named in msg.to (group:<owner>/<name>, or a name of this device's own groups). */
+  groupMembers(to: string): { to: string; members: string[] } | undefined;
+  /** Stored mesh messages at most, and their bodies' bytes at most; more are refused once cleanup frees nothing. */
+  quota?: { docs?: number; bytes?: number };
+  /** A directed document that has found no path for this long is flooded. */
+  fallbackMs?: number;
+  /** Links older than this are not used for directed routing. */
+  routeFreshMs?: number;
+  /** The longest time to live a message may ask for (a relay refuses longer ones). */
+  maxTtlMs?: number;
+  sweepIntervalMs?: number;
+}
+
+export interface SendMeshOptions {
+  topic?: string;
+  mode?: MeshMode;
+  ttlMs?: number;
+  priority?: number;
+}
+
+export interface MeshMessage {
+  id: string;
+  from: string;
+  to: string;
+  topic: string;
+  payload: unknown;
+  priority: number;
+  mode: MeshMode;
+  created: number;
+  expires: number;
+}
+
+export type MeshListener = (message: MeshMessage) => void;
+
+export interface MeshEvents {
+  /** A message this device sent was acknowledged by a recipient. */
+  acked: [info: { id: string; by: string }];
+  /** A document failed verification or decryption (altered, forged, or not ours to read). */
+  rejected: [info: { id: string; reason: string }];
+  /** A message expired before every recipient acknowledged it. */
+  expired: [info: { id: string; from: string; to: string }];
+  /** Something was stored locally (sent, or arrived to be relayed or read): a sync may have work. */
+  stored: [info: { id: string }];
+}
+
+interface Entry {
+  id: string;
+  kind: "msg" | "ack" | "device" | "group";
+  from?: string;
+  /** Where the document is headed; empty for documents every device keeps (device and group documents). */
+  targets: string[];
+  mode: MeshMode;
+  priority: number;
+  created: number;
+  expires: number;
+  size: number;
+}
+
+const DEFAULTS = { docs: 10_000, bytes: 256 * 1024 * 1024, fallbackMs: 60_000, routeFreshMs: 24 * 3_600_000, maxTtlMs: 30 * 86_400_000, sweepIntervalMs: 30_000 };
+/** A device document is rewritten when a neighbour is new or was last recorded this long ago. */
+const NEIGHBOUR_REFRESH_MS = 60_000;
+export const MAX_PRIORITY = 9;
+
+/**
+ * Store-and-forward over PouchDB: sends sealed messages, delivers the ones addressed to this device exactly
+ * once (the ack document is written before the flow sees the message), purges relayed copies once every
+ * recipient acknowledged, expires old documents, keeps within a quota, and picks what to hand each neighbour.
+ */
+export class Mesh extends EventEmitter<MeshEvents> {
+  readonly router: Router;
+  private readonly db: Database;
+  private readonly identity: Identity;
+  private readonly index = new Map<string, Entry>();
+  private readonly acks = new Map<string, Set<string>>();
+  private readonly keys = new Map<string, Buffer>();
+  private readonly names = new Map<string, string>();
+  private readonly messageListeners = new Set<MeshListener>();
+  private readonly delivering = new Set<string>();
+  /** Messages that failed to open here: not tried again. */
+  private readonly unreadable = new Set<string>();
+  /** What each neighbour is known to hold already (id@rev), so a session does not offer it again. */
+  private readonly presentAt = new Map<string, Set<string>>();
+  private readonly revs = new Map<string, string>();
+  private neighbours: Record<string, number> = {};
+  private feed?: PouchDB.Changes<object>;
+  private sweeper?: NodeJS.Timeout;
+  private writing: Promise<unknown> = Promise.resolve();
+  private readonly quota: { docs: number; bytes: number };
+  private readonly fallbackMs: number;
+  private readonly maxTtlMs: number;
+  private closed = false;
+  /** Whether this device passes on other devices' documents, or only its own (and group documents). */
+  relay = true;
+
+  constructor(private readonly options: MeshOptions) {
+    super();
+    this.db = options.db;
+    this.identity = options.identity;
+    this.quota = { docs: options.quota?.docs ?? DEFAULTS.docs, bytes: options.quota?.bytes ?? DEFAULTS.bytes };
+    this.fallbackMs = options.fallbackMs ?? DEFAULTS.fallbackMs;
+    this.maxTtlMs = options.maxTtlMs ?? DEFAULTS.maxTtlMs;
+    this.router = new Router(options.routeFreshMs ?? DEFAULTS.routeFreshMs);
+    this.guardReplicatedWrites();
+  }
+
+  get id(): string {
+    return this.identity.deviceId;
+  }
+
+  async start(): Promise<void> {
+    const { update_seq } = await this.db.info();
+    const all = await this.db.allDocs<object>({ include_docs: true });
+    for (const row of all.rows) if (row.doc) this.observe(row.doc);
+    this.feed = this.db.changes({ since: update_seq, live: true, include_docs: true });
+    this.feed.on("change", (change) => {
+      if (change.deleted) this.forget(change.id);
+      else if (change.doc) this.observe(change.doc);
+    });
+    this.feed.on("error", () => undefined); // ends with the database; stop() handles that
+    const own = this.index.get(`dev:${this.id}`) ? await this.db.get<DeviceDoc>(`dev:${this.id}`).catch(() => undefined) : undefined;
+    this.neighbours = { ...own?.neighbours };
+    if (!own || own.name !== this.options.name) await this.publishDeviceDoc();
+    this.sweeper = setInterval(() => void this.sweep(), this.options.sweepIntervalMs ?? DEFAULTS.sweepIntervalMs);
+    this.sweeper.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.sweeper);
+    this.feed?.cancel();
+    await this.writing.catch(() => undefined);
+  }
+
+  /** Seals a message to a device id or group and stores it; sync sessions carry it from here. */
+  async send(to: string, payload: unknown, options: SendMeshOptions = {}): Promise<{ id: string; recipients: string[] }> {
+    const { to: address, recipients } = this.recipientsOf(to);
+    const keys = recipients.map((id) => {
+      const key = this.keys.get(id);
+      if (!key) throw new WireError("UNKNOWN_PEER", `no public key for ${id.slice(0, 8)} yet: its device document has not reached this device through the mesh`);
+      return { id, key };
+    });
+    const { body, contentType } = encodePayload(payload);
+    const header = Buffer.from(JSON.stringify({ topic: options.topic ?? "", contentType }));
+    const plaintext = Buffer.concat([uint32(header.length), header, body]);
+    const ttlMs = Math.min(options.ttlMs ?? 86_400_000, this.maxTtlMs);
+    const priority = clampPriority(options.priority);
+    const doc = sealMessage(this.identity, { to: address, recipients: keys, plaintext, mode: options.mode ?? "flood", priority, ttlMs });
+    await this.makeRoom(doc.size, priority);
+    await this.db.put(doc);
+    this.observe(doc);
+    return { id: doc._id, recipients };
+  }
+
+  /** Delivers messages addressed to this device to `listener` (and any waiting ones now); returns an unsubscribe. */
+  onMessage(listener: MeshListener): () => void {
+    this.messageListeners.add(listener);
+    for (const entry of this.index.values()) if (this.isForMe(entry)) void this.deliver(entry.id);
+    return () => this.messageListeners.delete(listener);
+  }
+
+  /** Records that documents were exchanged with `peer`; the device document says so (for directed routing). */
+  async noteNeighbour(peer: string, now = Date.now()): Promise<void> {
+    const last = this.neighbours[peer];
+    if (last !== undefined && now - last < NEIGHBOUR_REFRESH_MS) return;
+    this.neighbours[peer] = now;
+    await this.publishDeviceDoc(now);
+  }
+
+  /**
+   * The documents this device would hand `neighbour` now, most important first, within a session's limits:
+   * device and group documents, acks, then messages by priority. `relay` false: only this device's own.
+   */
+  selectFor(neighbour: string, limits: { maxDocs?: number; maxBytes?: number; relay?: boolean } = {}, now = Date.now()): string[] {
+    const present = this.presentAt.get(neighbour);
+    const picked: Entry[] = [];
+    for (const entry of this.index.values()) {
+      if (entry.expires <= now || present?.has(`${entry.id}@${this.revs.get(entry.id)}`)) continue;
+      if (!(limits.relay ?? this.relay) && entry.from !== this.id && entry.kind !== "group") continue;
+      if (this.routes(entry, neighbour, now)) picked.push(entry);
+    }
+    picked.sort((a, b) => rank(a) - rank(b) || b.priority - a.priority || a.created - b.created);
+    const maxDocs = limits.maxDocs ?? Infinity;
+    const maxBytes = limits.maxBytes ?? Infinity;
+    const chosen: string[] = [];
+    let bytes = 0;
+    for (const entry of picked) {
+      if (chosen.length >= maxDocs) break;
+      if (bytes + entry.size > maxBytes && chosen.length > 0) continue;
+      bytes += entry.size;
+      chosen.push(entry.id);
+    }
+    return chosen;
+  }
+
+  /** After a session: `neighbour` holds these documents now, so later sessions need not offer them. */
+  markPresent(neighbour: string, ids: string[]): void {
+    let present = this.presentAt.get(neighbour);
+    if (!present) this.presentAt.set(neighbour, (present = new Set()));
+    for (const id of ids) present.add(`${id}@${this.revs.get(id)}`);
+  }
+
+  /** Mesh messages stored here now (sent, relayed, or waiting for a listener). */
+  get storedMessages(): number {
+    return [...this.index.values()].filter((entry) => entry.kind === "msg").length;
+  }
+
+  has(id: string): boolean {
+    return this.index.has(id);
+  }
+
+  /**
+   * Checks replicated documents before they are stored: signatures, keys, sizes, expiry, quota. Each bad
+   * one is refused on its own ("forbidden", which PouchDB's replicator reports and steps over).
+   */
+  async ingest(docs: Array<PouchDB.Existing<object>>, now = Date.now()): Promise<BulkResult[]> {
+    const results: BulkResult[] = new Array(docs.length);
+    const accepted: Array<{ index: number; doc: PouchDB.Existing<object> }> = [];
+    for (const [i, doc] of docs.entries()) {
+      const id = typeof doc?._id === "string" ? doc._id : "?";
+      try {
+        await this.check(doc, now);
+        accepted.push({ index: i, doc });
+      } catch (err) {
+        const reason = (err as Error).message;
+        if (err instanceof EnvelopeError) this.emit("rejected", { id, reason });
+        results[i] = { id, error: "forbidden", reason };
+      }
+    }
+    if (accepted.length > 0) {
+      const stored = await this.originalBulkDocs({ docs: accepted.map((item) => item.doc), new_edits: false });
+      accepted.forEach((item, k) => {
+        const outcome = stored[k] as BulkResult | undefined;
+        results[item.index] = outcome && "error" in outcome ? outcome : { ok: true, id: String(item.doc._id), rev: String(item.doc._rev) };
+      });
+    }
+    return results;
+  }
+
+  private async check(doc: PouchDB.Existing<object>, now: number): Promise<void> {
+    const id = String(doc?._id);
+    if ((doc as { _deleted?: boolean })._deleted) throw new Error(`${id}: mesh documents end by ack or expiry, not by a peer's deletion`);
+    if (id.startsWith("msg:")) {
+      const attachment = (doc as MessageDoc)._attachments?.[BODY_ATTACHMENT];
+      if (!attachment || attachment.data === undefined) throw new Error(`${id} arrived without its body`);
+      const body = typeof attachment.data === "string" ? Buffer.from(attachment.data, "base64") : Buffer.from(attachment.data);
+      const message = verifyMessage(doc, body);
+      if (message.expires <= now) throw new Error(`${id} has expired`);
+      if (message.expires - message.created > this.maxTtlMs) throw new Error(`${id} asks to live longer than this device keeps messages`);
+      if (this.allAcked(message._id, message.recipients.map((r) => r.id))) throw new Error(`${id} was delivered already`);
+      if (!this.index.has(id)) await this.makeRoom(message.size, message.priority);
+    } else if (id.startsWith("ack:")) {
+      if (verifyAck(doc).expires <= now) throw new Error(`${id} has expired`);
+    } else if (id.startsWith("dev:")) {
+      verifyDeviceDoc(doc);
+    } else if (id.startsWith("group:")) {
+      verifyGroup(doc);
+    } else {
+      throw new Error(`${id} is not a mesh document`);
+    }
+  }
+
+  /**
+   * Every replicated write into the database passes ingest: through the wire (the /mesh route calls it) and
+   * from a pull out of a CouchDB-protocol server (PouchDB's replicator calls bulkDocs with new_edits=false).
+   */
+  private originalBulkDocs!: Database["bulkDocs"];
+  private guardReplicatedWrites(): void {
+    const original = this.db.bulkDocs.bind(this.db);
+    this.originalBulkDocs = original;
+    const guarded = (request: unknown, options?: unknown, callback?: unknown): unknown => {
+      const body = request as { docs?: Array<PouchDB.Existing<object>>; new_edits?: boolean };
+      const replicated = !Array.isArray(request) && body?.new_edits === false && typeof options !== "function" && callback === undefined;
+      if (!replicated) return (original as (...args: unknown[]) => unknown)(request, options, callback);
+      return this.ingest(body.docs ?? []);
+    };
+    (this.db as { bulkDocs: unknown }).bulkDocs = guarded;
+  }
+
+  /** Should `neighbour` get this document now? */
+  private routes(entry: Entry, neighbour: string, now: number): boolean {
+    if (entry.targets.length === 0) return true; // device and group documents reach everyone
+    const open = entry.kind === "msg" ? entry.targets.filter((id) => !this.acks.get(entry.id)?.has(id)) : entry.targets;
+    if (open.length === 0 || open.every((id) => id === this.id)) return false;
+    if (entry.mode === "flood" || neighbour === "cloud") return true;
+    if (this.router.forwards(this.id, neighbour, open, now)) return true;
+    // No path yet: after the fallback time the document floods rather than waits.
+    return !this.router.knowsPath(this.id, open, now) && now - entry.created > this.fallbackMs;
+  }
+
+  private observe(doc: PouchDB.Existing<object> | MessageDoc): void {
+    const raw = doc as unknown as PouchDB.Existing<object>;
+    this.revs.set(raw._id, raw._rev);
+    const id = raw._id;
+    if (id.startsWith("msg:")) {
+      const message = doc as MessageDoc;
+      const targets = message.recipients.map((r) => r.id);
+      this.index.set(id, { id, kind: "msg", from: message.from, targets, mode: message.mode, priority: message.priority, created: message.created, expires: message.expires, size: message.size });
+      if (this.allAcked(id, targets)) void this.purge(id);
+      else if (this.isForMe(this.index.get(id)!)) void this.deliver(id);
+      this.emit("stored", { id });
+    } else if (id.startsWith("ack:")) {
+      const ack = doc as AckDoc;
+      this.index.set(id, { id, kind: "ack", from: ack.from, targets: [ack.to], mode: ack.mode, priority: MAX_PRIORITY, created: ack.created, expires: ack.expires, size: 0 });
+      let by = this.acks.get(ack.msg);
+      if (!by) this.acks.set(ack.msg, (by = new Set()));
+      const fresh = !by.has(ack.from);
+      by.add(ack.from);
+      if (fresh && ack.to === this.id) this.emit("acked", { id: ack.msg, by: ack.from });
+      const message = this.index.get(ack.msg);
+      if (message && this.allAcked(ack.msg, message.targets)) void this.purge(ack.msg);
+      this.emit("stored", { id });
+    } else if (id.startsWith("dev:")) {
+      const device = doc as DeviceDoc;
+      this.router.update(device);
+      this.keys.set(device.id, Buffer.from(device.key, "base64"));
+      if (device.name) this.names.set(device.id, device.name);
+      this.index.set(id, { id, kind: "device", from: device.id, targets: [], mode: "flood", priority: MAX_PRIORITY, created: device.updated, expires: Number.MAX_SAFE_INTEGER, size: 0 });
+      this.emit("stored", { id });
+    } else if (id.startsWith("group:")) {
+      this.index.set(id, { id, kind: "group", targets: [], mode: "flood", priority: MAX_PRIORITY, created: 0, expires: Number.MAX_SAFE_INTEGER, size: 0 });
+    }
+  }
+
+  private forget(id: string): void {
+    this.index.delete(id);
+    this.revs.delete(id);
+  }
+
+  private isForMe(entry: Entry): boolean {
+    return entry.kind === "msg" && entry.targets.includes(this.id) && !this.acks.get(entry.id)?.has(this.id) && !this.unreadable.has(entry.id);
+  }
+
+  private allAcked(messageId: string, recipients: string[]): boolean {
+    const by = this.acks.get(messageId);
+    return !!by && recipients.every((id) => by.has(id));
+  }
+
+  /** Opens a message for this device, writes its ack, then hands it to the listeners: at most once, even across restarts. */
+  private async deliver(id: string): Promise<void> {
+    if (this.messageListeners.size === 0 || this.delivering.has(id) || this.closed) return;
+    this.delivering.add(id);
+    try {
+      const doc = await this.db.get<MessageDoc>(id, { attachments: true, binary: true } as { attachments: boolean });
+      const data = doc._attachments?.[BODY_ATTACHMENT]?.data;
+      let message: MeshMessage;
+      try {
+        const plaintext = openMessage(this.identity, doc, Buffer.isBuffer(data) ? data : Buffer.from(String(data ?? ""), "base64"));
+        const headerLength = plaintext.readUInt32BE(0);
+        const header = JSON.parse(plaintext.subarray(4, 4 + headerLength).toString("utf8")) as { topic: string; contentType: string };
+        const payload = decodePayload(plaintext.subarray(4 + headerLength), header.contentType);
+        message = { id, from: doc.from, to: doc.to, topic: header.topic, payload, priority: doc.priority, mode: doc.mode, created: doc.created, expires: doc.expires };
+      } catch (err) {
+        this.unreadable.add(id);
+        this.emit("rejected", { id, reason: (err as Error).message });
+        return;
+      }
+      const ack = makeAck(this.identity, doc);
+      try {
+        await this.db.put(ack);
+      } catch (err) {
+        if ((err as { status?: number }).status === 409) return; // acknowledged before: delivered already
+        throw err;
+      }
+      this.observe(ack as unknown as PouchDB.Existing<object>);
+      for (const listener of this.messageListeners) listener(message);
+    } catch {
+      // the database closed under us; the message stays and is delivered after the next start
+    } finally {
+      this.delivering.delete(id);
+    }
+  }
+
+  private purge(id: string): Promise<void> {
+    return this.remove(id);
+  }
+
+  private remove(id: string): Promise<void> {
+    const rev = this.revs.get(id);
+    this.forget(id);
+    if (!rev || this.closed) return Promise.resolve();
+    const removal = this.db.remove({ _id: id, _rev: rev }).then(() => undefined, () => undefined);
+    this.writing = this.writing.then(() => removal);
+    return removal;
+  }
+
+  /** Removes expired documents; reports messages that expired undelivered. */
+  async sweep(now = Date.now()): Promise<number> {
+    let removed = 0;
+    for (const entry of [...this.index.values()]) {
+      if (entry.expires > now) continue;
+      if (entry.kind === "msg" && !this.allAcked(entry.id, entry.targets)) this.emit("expired", { id: entry.id, from: entry.from ?? "", to: entry.targets.join(",") });
+      if (entry.kind === "msg") this.acks.delete(entry.id);
+      await this.remove(entry.id);
+      removed++;
+    }
+    return removed;
+  }
+
+  /** Frees space for a message of `size` bytes: expired documents first, then relayed ones of lower priority. */
+  private async makeRoom(size: number, priority: number, now = Date.now()): Promise<void> {
+    const usage = (): { docs: number; bytes: number } => {
+      let docs = 0;
+      let bytes = 0;
+      for (const entry of this.index.values()) if (entry.kind === "msg") (docs++, (bytes += entry.size));
+      return { docs, bytes };
+    };
+    const fits = (): boolean => {
+      const { docs, bytes } = usage();
+      return docs + 1 <= this.quota.docs && bytes + size <= this.quota.bytes;
+    };
+    if (fits()) return;
+    await this.sweep(now);
+    const evictable = [...this.index.values()]
+      .filter((entry) => entry.kind === "msg" && entry.priority < priority && entry.from !== this.id && !entry.targets.includes(this.id))
+      .sort((a, b) => a.priority - b.priority || a.created - b.created);
+    while (!fits() && evictable.length > 0) await this.remove(evictable.shift()!.id);
+    if (!fits()) throw new WireError("TOO_LARGE", `the mesh store is full (quota ${this.quota.docs} messages, ${this.quota.bytes} bytes) and nothing of lower priority can be dropped`);
+  }
+
+  /** The canonical address and recipients of msg.to: a group (members other than this device), a device id, name or id prefix. */
+  private recipientsOf(to: string): { to: string; recipients: string[] } {
+    const group = this.options.groupMembers(to);
+    if (group) {
+      const recipients = group.members.filter((id) => id !== this.id);
+      if (recipients.length === 0) throw new WireError("UNKNOWN_PEER", `the group ${to} has no other members`);
+      return { to: group.to, recipients };
+    }
+    const wanted = to.trim().toLowerCase();
+    if (/^[a-z2-7]{52}$/.test(wanted)) return { to: wanted, recipients: [wanted] };
+    const candidates = [
+      [...this.names].filter(([, name]) => name.toLowerCase() === wanted).map(([id]) => id),
+      wanted.length >= 8 ? [...this.keys.keys()].filter((id) => id.startsWith(wanted)) : [],
+    ].find((found) => found.length > 0);
+    if (candidates?.length === 1) return { to: candidates[0], recipients: candidates };
+    if (candidates && candidates.length > 1) throw new WireError("UNKNOWN_PEER", `"${to}" names ${candidates.length} devices on the mesh; use a device id`);
+    throw new WireError("UNKNOWN_PEER", `no device or group "${to}" is known to the mesh`);
+  }
+
+  private async publishDeviceDoc(now = Date.now()): Promise<void> {
+    if (this.closed) return;
+    const write = async (): Promise<void> => {
+      const existing = await this.db.get<DeviceDoc>(`dev:${this.id}`).catch(() => undefined);
+      const doc = makeDeviceDoc(this.identity, this.neighbours, this.options.name, now);
+      await this.db.put({ ...doc, _rev: existing?._rev });
+    };
+    const next = this.writing.then(write, write);
+    this.writing = next.catch(() => undefined);
+    await next;
+  }
+}
+
+function rank(entry: Entry): number {
+  return entry.kind === "device" || entry.kind === "group" ? 0 : entry.kind === "ack" ? 1 : 2;
+}
+
+function clampPriority(priority: number | undefined): number {
+  if (priority === undefined) return 4;
+  if (!Number.isInteger(priority) || priority < 0 || priority > MAX_PRIORITY) throw new WireError("BAD_REQUEST", `priority must be a whole number from 0 to ${MAX_PRIORITY}`);
+  return priority;
+}
+
+function uint32(value: number): Buffer {
+  const buffer = Buffer.alloc(4);
+  buffer.writeUInt32BE(value);
+  return buffer;
+}

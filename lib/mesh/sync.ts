@@ -1,0 +1,256 @@
+import { EventEmitter } from "node:events";
+import type { Device } from "../device";
+import { remoteDatabase } from "../storage/database";
+import { Direction, replicateOnce, SyncReport } from "../replication/replicator";
+import type { ByteCounter } from "../replication/wire-fetch";
+import { MESH_PATH } from "../wire/protocol";
+
+export interface CloudOptions {
+  /** The server's base URL, e.g. https://couch.example.com:6984 (databases are <url>/<name>). */
+  url: string;
+  auth?: { username: string; password: string };
+  /** The server database that holds the mesh documents. */
+  meshDatabase?: string;
+}
+
+export interface SyncPolicy {
+  /** Between sync rounds; 0 syncs whenever something changes (and on the fallback poll). */
+  intervalMs: number;
+  /** Per session with one peer, for mesh documents. */
+  maxDocs?: number;
+  maxBytes?: number;
+}
+
+export interface MeshSyncOptions {
+  /** Databases (of the device's) replicated with each peer and the cloud. */
+  databases: string[];
+  direction: Direction;
+  /** Exchange store-and-forward documents with peers too. */
+  mesh: boolean;
+  /** Only these peers (ids or names); empty: every peer in range. */
+  peers?: string[];
+  cloud?: CloudOptions;
+  policy: SyncPolicy;
+  /** Put the documents that arrived into the reports. */
+  collectDocs?: boolean;
+}
+
+export interface MeshSyncEvents {
+  sync: [report: SyncReport];
+  error: [err: Error, peer: string, database: string];
+  state: [state: { running: number; paused: boolean }];
+}
+
+/** When syncing "continuously", a round still runs this often (peers' new documents are pulled then). */
+const CONTINUOUS_POLL_MS = 5_000;
+const CHANGE_DEBOUNCE_MS = 50;
+export const CLOUD_PEER = "cloud";
+
+/**
+ * Decides when to sync and with whom: on a peer coming into range, on the policy's interval, and (with
+ * interval 0) shortly after anything new is stored. One session per peer at a time; pausable (battery).
+ */
+export class MeshSync extends EventEmitter<MeshSyncEvents> {
+  private timer?: NodeJS.Timeout;
+  private debounce?: NodeJS.Timeout;
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly again = new Set<string>();
+  private paused = false;
+  private stopped = false;
+  private readonly unsubscribe: Array<() => void> = [];
+
+  constructor(private readonly device: Device, private readonly options: MeshSyncOptions) {
+    super();
+  }
+
+  start(): void {
+    const onFound = (peer: { id: string }): void => this.syncPeer(peer.id);
+    this.device.peerTable.on("found", onFound);
+    this.unsubscribe.push(() => this.device.peerTable.off("found", onFound));
+    if (this.options.mesh && this.options.policy.intervalMs === 0) {
+      const onStored = (): void => this.soon();
+      this.device.mesh.on("stored", onStored);
+      this.unsubscribe.push(() => this.device.mesh.off("stored", onStored));
+    }
+    this.schedule();
+    this.syncAll();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.debounce);
+    for (const off of this.unsubscribe.splice(0)) off();
+    await Promise.all(this.running.values());
+  }
+
+  /** Stops starting sessions (a low battery); those under way finish. */
+  pause(): void {
+    this.paused = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.debounce);
+    this.emitState();
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.schedule();
+    this.syncAll();
+    this.emitState();
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** A round now: every peer in range (and the cloud). */
+  syncAll(): void {
+    if (this.paused || this.stopped) return;
+    for (const peer of this.peers()) this.syncPeer(peer);
+    if (this.options.cloud) this.syncPeer(CLOUD_PEER);
+  }
+
+  /** Waits for the sessions under way (tests, and a flow's "sync now" that wants to know when it is done). */
+  async settled(): Promise<void> {
+    while (this.running.size > 0) await Promise.all(this.running.values());
+  }
+
+  private peers(): string[] {
+    const inRange = this.device.peerTable.list().map((peer) => peer.id);
+    const wanted = this.options.peers?.filter((peer) => peer.trim() !== "") ?? [];
+    if (wanted.length === 0) return inRange;
+    const ids = new Set(wanted.map((reference) => { try { return this.device.resolvePeer(reference); } catch { return undefined; } }));
+    return inRange.filter((id) => ids.has(id));
+  }
+
+  private schedule(): void {
+    clearTimeout(this.timer);
+    if (this.paused || this.stopped) return;
+    const interval = this.options.policy.intervalMs > 0 ? this.options.policy.intervalMs : CONTINUOUS_POLL_MS;
+    this.timer = setTimeout(() => {
+      this.syncAll();
+      this.schedule();
+    }, interval);
+    this.timer.unref();
+  }
+
+  private soon(): void {
+    if (this.paused || this.stopped) return;
+    clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => this.syncAll(), CHANGE_DEBOUNCE_MS);
+    this.debounce.unref();
+  }
+
+  /** Starts a session with `peer`, or marks it to run once more after the one under way. */
+  syncPeer(peer: string): void {
+    if (this.paused || this.stopped) return;
+    if (peer !== CLOUD_PEER && this.options.peers?.length && !this.peers().includes(peer)) return;
+    if (this.running.has(peer)) {
+      this.again.add(peer);
+      return;
+    }
+    const session = this.session(peer).finally(() => {
+      this.running.delete(peer);
+      this.emitState();
+      if (this.again.delete(peer)) this.syncPeer(peer);
+    });
+    this.running.set(peer, session);
+    this.emitState();
+  }
+
+  private async session(peer: string): Promise<void> {
+    if (this.options.mesh) await this.attempt(peer, "mesh", () => (peer === CLOUD_PEER ? this.cloudMesh() : this.peerMesh(peer)));
+    for (const name of this.options.databases) {
+      if (this.stopped) return;
+      await this.attempt(peer, name, () => (peer === CLOUD_PEER ? this.cloudDatabase(name) : this.peerDatabase(peer, name)));
+    }
+  }
+
+  private async attempt(peer: string, database: string, run: () => Promise<SyncReport | undefined>): Promise<void> {
+    try {
+      const report = await run();
+      if (report) this.emit("sync", report);
+    } catch (err) {
+      if (!this.stopped) this.emit("error", err as Error, peer, database);
+    }
+  }
+
+  /** Pushes what this device routes to the peer, then pulls what the peer routes here (it selects on its side). */
+  private async peerMesh(peer: string): Promise<SyncReport | undefined> {
+    if (!(await this.device.allows(peer, "relay", "mesh"))) return undefined;
+    const mesh = this.device.mesh;
+    const ids = mesh.selectFor(peer, { maxDocs: this.options.policy.maxDocs, maxBytes: this.options.policy.maxBytes });
+    const counter: ByteCounter = { sent: 0, received: 0 };
+    const remote = this.device.remoteDatabase(peer, MESH_PATH, counter);
+    try {
+      const report = await replicateOnce(this.device.systemDatabase!, remote, "both", { peer, database: "mesh" }, counter, { docIds: ids, checkpoint: false, collectDocs: this.options.collectDocs });
+      const refused = new Set(report.errors.map((error) => error.split(" ")[0]));
+      mesh.markPresent(peer, ids.filter((id) => !refused.has(id)));
+      await mesh.noteNeighbour(peer);
+      return report;
+    } finally {
+      await remote.close();
+    }
+  }
+
+  private async peerDatabase(peer: string, name: string): Promise<SyncReport | undefined> {
+    const resource = `db/${name}`;
+    const [read, write] = await Promise.all([this.device.allows(peer, "read", resource), this.device.allows(peer, "write", resource)]);
+    const direction = narrow(this.options.direction, read, write);
+    if (!direction) return undefined;
+    return this.device.replicate(peer, name, direction, { collectDocs: this.options.collectDocs });
+  }
+
+  /** The cloud keeps everything: every live mesh document goes up, and what others left there comes down (checked on the way in). */
+  private async cloudMesh(): Promise<SyncReport> {
+    const cloud = this.options.cloud!;
+    const ids = this.device.mesh.selectFor(CLOUD_PEER, { maxDocs: this.options.policy.maxDocs, maxBytes: this.options.policy.maxBytes });
+    const counter: ByteCounter = { sent: 0, received: 0 };
+    const remote = remoteDatabase(`${cloud.url.replace(/\/+$/, "")}/${cloud.meshDatabase ?? "peer-mesh"}`, { auth: cloud.auth, fetch: countingFetch(counter) });
+    try {
+      const report = await replicateOnce(this.device.systemDatabase!, remote, "both", { peer: CLOUD_PEER, database: "mesh" }, counter, { docIds: ids, checkpoint: false, collectDocs: this.options.collectDocs });
+      this.device.mesh.markPresent(CLOUD_PEER, ids);
+      return report;
+    } finally {
+      await remote.close();
+    }
+  }
+
+  private async cloudDatabase(name: string): Promise<SyncReport> {
+    const cloud = this.options.cloud!;
+    const counter: ByteCounter = { sent: 0, received: 0 };
+    const remote = remoteDatabase(`${cloud.url.replace(/\/+$/, "")}/${name}`, { auth: cloud.auth, fetch: countingFetch(counter) });
+    try {
+      return await replicateOnce(this.device.openDatabase(name), remote, this.options.direction, { peer: CLOUD_PEER, database: name }, counter, { collectDocs: this.options.collectDocs });
+    } finally {
+      await remote.close();
+    }
+  }
+
+  private emitState(): void {
+    this.emit("state", { running: this.running.size, paused: this.paused });
+  }
+}
+
+/** The direction wanted, narrowed to what this device's ACL lets the peer do. */
+function narrow(direction: Direction, peerMayRead: boolean, peerMayWrite: boolean): Direction | undefined {
+  const push = direction !== "pull" && peerMayRead;
+  const pull = direction !== "push" && peerMayWrite;
+  return push && pull ? "both" : push ? "push" : pull ? "pull" : undefined;
+}
+
+/** Node's fetch, counting body bytes both ways (the cloud is reached over plain HTTP(S), not the wire). */
+function countingFetch(counter: ByteCounter): (url: string, init: import("pouchdb-node").FetchInit) => Promise<Response> {
+  return async (url, init) => {
+    const headers = new Headers();
+    init.headers?.forEach((value, name) => headers.set(name, value));
+    const body = typeof init.body === "string" ? init.body : init.body instanceof Uint8Array ? init.body : init.body ? Buffer.from(await init.body.arrayBuffer()) : undefined;
+    counter.sent += body ? Buffer.byteLength(body as string) : 0;
+    const response = await fetch(url, { method: init.method, headers, body: body as BodyInit | undefined, signal: init.signal });
+    const bytes = Buffer.from(await response.arrayBuffer());
+    counter.received += bytes.length;
+    const copy = new Response([101, 204, 205, 304].includes(response.status) ? null : bytes, { status: response.status, headers: response.headers });
+    return Object.assign(copy, { buffer: async () => bytes });
+  };
+}
