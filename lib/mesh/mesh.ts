@@ -111,6 +111,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** What each neighbour is known to hold already (id@rev), so a session does not offer it again. */
   private readonly presentAt = new Map<string, Set<string>>();
   private readonly revs = new Map<string, string>();
+  /** Revisions being removed here: the changes feed, which runs behind, must not bring them back. */
+  private readonly removing = new Set<string>();
   private neighbours: Record<string, number> = {};
   private feed?: PouchDB.Changes<object>;
   private sweeper?: NodeJS.Timeout;
@@ -143,8 +145,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
     for (const row of all.rows) if (row.doc) this.observe(row.doc);
     this.feed = this.db.changes({ since: update_seq, live: true, include_docs: true });
     this.feed.on("change", (change) => {
-      if (change.deleted) this.forget(change.id);
-      else if (change.doc) this.observe(change.doc);
+      if (change.deleted) {
+        this.forget(change.id);
+        for (const key of this.removing) if (key.startsWith(`${change.id}@`)) this.removing.delete(key);
+      } else if (change.doc && !this.removing.has(`${change.id}@${change.doc._rev}`)) {
+        this.observe(change.doc);
+      }
     });
     this.feed.on("error", () => undefined); // ends with the database; stop() handles that
     const own = this.index.get(`dev:${this.id}`) ? await this.db.get<DeviceDoc>(`dev:${this.id}`).catch(() => undefined) : undefined;
@@ -261,6 +267,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
       accepted.forEach((item, k) => {
         const outcome = stored[k] as BulkResult | undefined;
         results[item.index] = outcome && "error" in outcome ? outcome : { ok: true, id: String(item.doc._id), rev: String(item.doc._rev) };
+        // Known at once, not when the changes feed catches up: the next document's quota check counts it.
+        if (!(outcome && "error" in outcome) && !this.index.has(String(item.doc._id))) this.observe(item.doc);
       });
     }
     return results;
@@ -408,6 +416,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const rev = this.revs.get(id);
     this.forget(id);
     if (!rev || this.closed) return Promise.resolve();
+    this.removing.add(`${id}@${rev}`);
     const removal = this.db.remove({ _id: id, _rev: rev }).then(() => undefined, () => undefined);
     this.writing = this.writing.then(() => removal);
     return removal;

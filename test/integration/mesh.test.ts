@@ -104,4 +104,146 @@ describe("mesh: store-and-forward through relays", () => {
     should((await rejected)[0].reason).match(/altered/);
     should(c.mesh.has(sent.id)).be.false();
   });
+
+  /** Waits until every device holds every other's device document listing its current neighbours. */
+  async function routesKnown(all: Device[]): Promise<void> {
+    for (const device of all) for (const other of all) if (device !== other) await knows(device, other);
+    const settled = async (): Promise<void> => Promise.all(syncs.map((sync) => sync.settled())).then(() => undefined);
+    // Neighbour lists are written after the first sessions; a few more rounds spread them.
+    for (let round = 0; round < 4; round++) {
+      syncs.forEach((sync) => sync.syncAll());
+      await settled();
+    }
+  }
+
+  function storedIds(device: Device): Set<string> {
+    const ids = new Set<string>();
+    device.mesh.on("stored", ({ id }) => ids.add(id));
+    return ids;
+  }
+
+  it("directed: on a Y, the side branch never receives a message for the other branch; flood: every device does", async () => {
+    const { a, b, c, d } = await topology("abcd", ["ab", "bc", "bd"]);
+    await routesKnown([a, b, c, d]);
+    const atC = received(c);
+    const atD = storedIds(d);
+
+    const directed = await a.mesh.send(c.id, "directed", { mode: "directed" });
+    await waitFor(c.mesh, "stored", () => atC.length === 1, 10_000, "the directed message at C");
+    await waitFor(a.mesh, "acked", ({ id }: { id: string }) => id === directed.id, 10_000, "C's ack at A").catch(() => undefined);
+    should(atD.has(directed.id)).be.false();
+
+    const flooded = await a.mesh.send(c.id, "flooded", { mode: "flood" });
+    await waitFor(c.mesh, "stored", () => atC.length === 2, 10_000, "the flooded message at C");
+    if (!atD.has(flooded.id)) await waitFor(d.mesh, "stored", () => atD.has(flooded.id), 10_000, "the flooded copy at D");
+    should(atC.map((m) => m.payload)).eql(["directed", "flooded"]);
+  });
+
+  it("after a relay stops mid-way and comes back, every message arrives exactly once", async () => {
+    const { a, b, c } = await topology("abc", ["ab", "bc"]);
+    const atC = received(c);
+    await knows(a, c);
+    const sent: string[] = [];
+    for (let i = 0; i < 10; i++) sent.push((await a.mesh.send(c.id, { n: i })).id);
+    // B goes away at once, whatever it was doing, and comes back with the same key and storage.
+    const options = (b as unknown as { options: ConstructorParameters<typeof Device>[0] }).options;
+    const bSync = syncs[1];
+    await bSync.stop();
+    await b.stop();
+    for (let i = 10; i < 20; i++) sent.push((await a.mesh.send(c.id, { n: i })).id);
+    const again = new Device(options);
+    devices.push(again);
+    await again.start();
+    const againSync = new MeshSync(again, { databases: [], direction: "both", mesh: true, policy: { intervalMs: 0 } });
+    syncs.push(againSync);
+    againSync.start();
+    await waitFor(c.mesh, "stored", () => atC.length >= 20, 30_000, "20 messages at C");
+    const ns = atC.map((message) => (message.payload as { n: number }).n).sort((x, y) => x - y);
+    should(ns).eql([...Array(20).keys()]);
+  });
+
+  it("pauses syncing when a flow says the battery is low and catches up on resume", async () => {
+    const { a, c } = await topology("ac", ["ac"]);
+    const atC = received(c);
+    await knows(a, c);
+    const [aSync] = syncs;
+    aSync.pause();
+    syncs[1].pause();
+    await Promise.all(syncs.map((sync) => sync.settled()));
+    await a.mesh.send(c.id, "while paused");
+    // Sessions would have run within the 50 ms debounce; none does while paused.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    should(atC.length).equal(0);
+    aSync.resume();
+    await waitFor(c.mesh, "stored", () => atC.length === 1, 10_000, "the message after resume");
+  });
+
+  it("keeps to its quota: drops relayed messages of lower priority first and refuses what does not fit", async () => {
+    const dir = dirs.make();
+    const relay = new Device({ identity: Identity.generate(), storageDir: dir, mesh: { quota: { docs: 2 } } });
+    devices.push(relay);
+    await relay.start();
+    const [sender, target] = [Identity.generate(), Identity.generate()];
+    const { makeDeviceDoc, sealMessage } = await import("../../lib/mesh/envelope");
+    const seal = (priority: number) => sealMessage(sender, { to: target.deviceId, recipients: [{ id: target.deviceId, key: target.publicKeySpki }], plaintext: Buffer.from("x"), mode: "flood", priority, ttlMs: 60_000 });
+    const withRev = <T extends { _id: string }>(doc: T) => ({ ...doc, _rev: "1-0123456789abcdef0123456789abcdef", _revisions: { start: 1, ids: ["0123456789abcdef0123456789abcdef"] } });
+    await relay.mesh.ingest([withRev(makeDeviceDoc(target, {})) as never]);
+    const low = seal(1);
+    const mid = seal(3);
+    const high = seal(8);
+    const results = await relay.mesh.ingest([withRev(low), withRev(mid)] as never);
+    should(results.every((result) => "ok" in result)).be.true();
+    const [third] = await relay.mesh.ingest([withRev(high)] as never);
+    should(third).have.property("ok", true);
+    should(relay.mesh.has(low._id)).be.false(); // the lowest priority made room
+    should(relay.mesh.has(mid._id)).be.true();
+    const [refused] = await relay.mesh.ingest([withRev(seal(0))] as never);
+    should(refused).have.property("error", "forbidden");
+    should((refused as { reason: string }).reason).match(/mesh store is full/);
+  });
+
+  it("goes through a cloud CouchDB-protocol server (pouchdb-server with credentials) when devices never meet", async function () {
+    const { startCloud } = await import("../helpers/pouchdb-server");
+    const cloud = await startCloud(["peer-mesh", "readings"]);
+    try {
+      const make = async (name: string): Promise<Device> => {
+        const device = new Device({ identity: Identity.generate(), name, storageDir: dirs.make(), databases: ["readings"] });
+        devices.push(device);
+        await device.start();
+        const sync = new MeshSync(device, { databases: ["readings"], direction: "both", mesh: true, policy: { intervalMs: 200 }, cloud: { url: cloud.url, auth: cloud.auth } });
+        syncs.push(sync);
+        return device;
+      };
+      const [a, c] = [await make("a"), await make("c")];
+      const atC = received(c);
+      await a.openDatabase("readings").put({ _id: "r1", value: 7 });
+      syncs.forEach((sync) => sync.start());
+      await knows(a, c);
+      await a.mesh.send(c.id, "via the cloud");
+      await waitFor(c.mesh, "stored", () => atC.length === 1, 15_000, "the message at C through the cloud");
+      should(atC[0].payload).equal("via the cloud");
+      const copy = await waitForDoc(c, "r1");
+      should(copy.value).equal(7);
+
+      // Wrong credentials are an error the flow sees, not a silent nothing.
+      const denied = new MeshSync(a, { databases: [], direction: "both", mesh: true, policy: { intervalMs: 60_000 }, cloud: { url: cloud.url, auth: { username: "device", password: "wrong" } } });
+      syncs.push(denied);
+      const failure = waitFor<[Error, string]>(denied, "error", () => true, 10_000);
+      denied.syncPeer("cloud");
+      should(String((await failure)[0])).match(/password|unauthorized/i);
+    } finally {
+      await cloud.stop();
+    }
+  });
+
+  async function waitForDoc(device: Device, id: string): Promise<{ value: number }> {
+    const db = device.openDatabase("readings");
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const doc = await db.get<{ value: number }>(id).catch(() => undefined);
+      if (doc) return doc;
+      if (Date.now() > deadline) throw new Error(`${id} did not arrive`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 });
