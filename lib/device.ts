@@ -195,7 +195,14 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     }
     for (const group of groups) await this.setGroup(group.name, group.members);
     if (this.database) {
-      this.meshStore = new Mesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, db: this.database, groupMembers: (to) => this.groupMembers(to) });
+      this.meshStore = new Mesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, db: this.database, groupMembers: (to) => this.groupMembers(to), resolvePeer: (reference) => {
+        try {
+          return this.resolvePeer(reference);
+        } catch {
+          return undefined;
+        }
+      } });
+      this.meshStore.on("rejected", (info) => this.emit("rejected", info));
       await this.meshStore.start();
     }
   }

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import type PouchDB from "pouchdb-node";
-import { verifyGroup } from "../acl/signed-group";
+import { GroupError, verifyGroup } from "../acl/signed-group";
 import type { Identity } from "../identity";
 import type { BulkResult } from "../replication/couch-endpoint";
 import type { Database } from "../storage/database";
@@ -30,6 +30,8 @@ export interface MeshOptions {
   db: Database;
   /** The members of a group named in msg.to (group:<owner>/<name>, or a name of this device's own groups). */
   groupMembers(to: string): { to: string; members: string[] } | undefined;
+  /** A device id for a name or prefix the device itself knows (its configured peers); undefined if none. */
+  resolvePeer?(reference: string): string | undefined;
   /** Stored mesh messages at most, and their bodies' bytes at most; more are refused once cleanup frees nothing. */
   quota?: { docs?: number; bytes?: number };
   /** A directed document that has found no path for this long is flooded. */
@@ -117,8 +119,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private feed?: PouchDB.Changes<object>;
   private sweeper?: NodeJS.Timeout;
   private writing: Promise<unknown> = Promise.resolve();
-  private readonly quota: { docs: number; bytes: number };
-  private readonly fallbackMs: number;
+  private quota: { docs: number; bytes: number };
+  private fallbackMs: number;
   private readonly maxTtlMs: number;
   private closed = false;
   /** Whether this device passes on other devices' documents, or only its own (and group documents). */
@@ -137,6 +139,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   get id(): string {
     return this.identity.deviceId;
+  }
+
+  /** Changes the policy at run time (a mesh-sync node's settings): quota, fallback to flood, relaying. */
+  configure(policy: { quota?: { docs?: number; bytes?: number }; fallbackMs?: number; relay?: boolean }): void {
+    if (policy.quota) this.quota = { docs: policy.quota.docs ?? this.quota.docs, bytes: policy.quota.bytes ?? this.quota.bytes };
+    if (policy.fallbackMs !== undefined) this.fallbackMs = policy.fallbackMs;
+    if (policy.relay !== undefined) this.relay = policy.relay;
   }
 
   async start(): Promise<void> {
@@ -258,8 +267,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
         accepted.push({ index: i, doc });
       } catch (err) {
         const reason = (err as Error).message;
-        if (err instanceof EnvelopeError) this.emit("rejected", { id, reason });
-        results[i] = { id, error: "forbidden", reason };
+        if (err instanceof EnvelopeError || err instanceof GroupError) this.emit("rejected", { id, reason });
+        // CouchDB's shape for the wire, and PouchDB's (name, status) for a local replication target.
+        results[i] = { id, error: "forbidden", reason, name: "forbidden", status: 403, message: reason } as BulkResult;
       }
     }
     if (accepted.length > 0) {
@@ -466,6 +476,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
     }
     const wanted = to.trim().toLowerCase();
     if (/^[a-z2-7]{52}$/.test(wanted)) return { to: wanted, recipients: [wanted] };
+    const known = this.options.resolvePeer?.(to);
+    if (known) return { to: known, recipients: [known] };
     const candidates = [
       [...this.names].filter(([, name]) => name.toLowerCase() === wanted).map(([id]) => id),
       wanted.length >= 8 ? [...this.keys.keys()].filter((id) => id.startsWith(wanted)) : [],

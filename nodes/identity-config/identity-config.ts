@@ -18,6 +18,8 @@ interface IdentityConfigDef extends NodeDef {
   groups?: Array<{ name?: unknown; members?: unknown }>;
   /** Absent in flows made before the ACL existed: those keep "known peers may do anything". */
   rules?: unknown;
+  /** Databases this device keeps and serves to peers the rules allow, comma separated. */
+  databases?: string;
 }
 
 interface IdentityCredentials {
@@ -71,6 +73,10 @@ function parseGroups(groups: IdentityConfigDef["groups"]): Array<{ name: string;
   }));
 }
 
+function parseDatabases(value: unknown): string[] {
+  return String(value ?? "").split(/[\s,]+/).map((name) => name.trim()).filter(Boolean);
+}
+
 /** Each device keeps its databases under the Node-RED user directory; without one (tests), in memory. */
 function storageDirOf(RED: NodeAPI, deviceId: string): string | undefined {
   const userDir = (RED.settings as { userDir?: string }).userDir;
@@ -93,10 +99,14 @@ export = (RED: NodeAPI): void => {
         const identity = loadIdentity(RED, node, def.name);
         const { peers, problems } = validateKnownPeers(def.peers);
         for (const problem of problems) node.warn(problem);
+        const storageDir = storageDirOf(RED, identity.deviceId);
+        const databases = parseDatabases(def.databases);
+        if (databases.length > 0 && !storageDir) node.warn(RED._("identity-config.warnings.no-storage"));
         node.device = new Device({ identity, name: def.name || undefined, host: def.host || "127.0.0.1", port: parsePort(def.port), peers,
           discovery: discoveryOptions(def),
           acl: { rules: def.rules === undefined ? undefined : (def.rules as Rule[]), groups: parseGroups(def.groups) },
-          storageDir: storageDirOf(RED, identity.deviceId),
+          storageDir,
+          databases: storageDir ? databases : [],
         });
         node.device.on("refused", ({ peerId, reason }) => node.debug(`refused ${peerId ?? "a connection"}: ${reason}`));
         node.device.on("warning", warnOnce(node));

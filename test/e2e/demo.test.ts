@@ -59,7 +59,7 @@ describe("npm start: the demo in a real Node-RED", function () {
     });
     const nodes = (await (await fetch(`${demo.url}/nodes`, { headers: { accept: "application/json" } })).json()) as Array<{ module: string; types: string[] }>;
     const ours = nodes.filter((set) => set.module === "@peer-mesh/node-red-peer-mesh").flatMap((set) => set.types);
-    should(ours.sort()).eql(["acl-check", "identity-config", "peer-discover", "peer-receive", "peer-send"]);
+    should(ours.sort()).eql(["acl-check", "identity-config", "mesh-sync", "peer-discover", "peer-receive", "peer-send"]);
 
     const feed = debugFeed(demo.url);
     try {

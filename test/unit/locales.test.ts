@@ -18,10 +18,10 @@ describe("locales", () => {
   const nodeNames = fs.readdirSync(nodesDir).filter((name) => name !== "shared" && fs.existsSync(path.join(nodesDir, name, `${name}.html`)));
 
   it("finds the built nodes", () => {
-    should(nodeNames.sort()).eql(["acl-check", "identity-config", "peer-discover", "peer-receive", "peer-send"]);
+    should(nodeNames.sort()).eql(["acl-check", "identity-config", "mesh-sync", "peer-discover", "peer-receive", "peer-send"]);
   });
 
-  for (const name of ["acl-check", "identity-config", "peer-discover", "peer-receive", "peer-send"]) {
+  for (const name of ["acl-check", "identity-config", "mesh-sync", "peer-discover", "peer-receive", "peer-send"]) {
     it(`${name}: every message key its runtime and editor use has en-US words, and help exists`, () => {
       const dir = path.join(nodesDir, name);
       const catalog = JSON.parse(fs.readFileSync(path.join(dir, "locales", "en-US", `${name}.json`), "utf8"));

@@ -1,0 +1,212 @@
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
+import { Device, MeshMessage, MeshMode, MeshSync, SyncReport, Direction } from "../../lib";
+import { errorStatus, shorten, useIdentity } from "../shared/identity-node";
+import { ThrottledStatus } from "../shared/throttled-status";
+
+interface MeshSyncDef extends NodeDef {
+  identity?: string;
+  /** Databases of the identity to replicate, comma separated. */
+  databases?: string;
+  direction?: Direction;
+  /** Exchange (and relay) store-and-forward messages. */
+  mesh?: boolean;
+  relay?: boolean;
+  /** Peers to sync with (ids or names, comma separated); empty: every peer in range. */
+  peers?: string;
+  /** Seconds between rounds; 0: as soon as something changes. */
+  interval?: number | string;
+  maxDocs?: number | string;
+  /** Per session, kilobytes of message bodies. */
+  maxKb?: number | string;
+  mode?: MeshMode;
+  /** Default time to live of a message, seconds. */
+  ttl?: number | string;
+  priority?: number | string;
+  /** Seconds before a directed message with no known path floods. */
+  fallback?: number | string;
+  quotaDocs?: number | string;
+  quotaMb?: number | string;
+  /** Battery percentage under which syncing pauses. */
+  minBattery?: number | string;
+  cloudUrl?: string;
+  cloudDatabase?: string;
+  /** Send every document that arrived (mesh or database) to the events output. */
+  outputChanges?: boolean;
+}
+
+interface MeshSyncCredentials {
+  username?: string;
+  password?: string;
+}
+
+type Msg = NodeMessageInFlow & { to?: unknown; mode?: unknown; ttl?: unknown; priority?: unknown; battery?: unknown; power?: unknown };
+
+/** A number setting from the editor (strings there), or the default when empty; a bad one is a config error. */
+function setting(value: unknown, fallback: number, what: string, min = 0): number {
+  if (value === undefined || value === null || value === "") return fallback;
+  const number = Number(value);
+  if (!Number.isFinite(number) || number < min) throw new Error(`${what}: "${String(value)}" is not a number of at least ${min}`);
+  return number;
+}
+
+function list(value: unknown): string[] {
+  return String(value ?? "").split(/[\s,]+/).map((item) => item.trim()).filter(Boolean);
+}
+
+export = (RED: NodeAPI): void => {
+  RED.nodes.registerType<Node<MeshSyncCredentials>, MeshSyncDef, unknown, MeshSyncCredentials>(
+    "mesh-sync",
+    function (this: Node<MeshSyncCredentials>, def: MeshSyncDef) {
+      RED.nodes.createNode(this, def);
+      const node = this;
+      const status = new ThrottledStatus(node);
+      let sync: MeshSync | undefined;
+      let closed = false;
+      let batteryNote = "";
+      let lastError = "";
+      const cleanups: Array<() => void> = [];
+
+      let config: ReturnType<typeof readConfig>;
+      try {
+        config = readConfig(def, node.credentials ?? {});
+      } catch (err) {
+        node.error(err as Error);
+        node.status({ fill: "red", shape: "ring", text: shorten((err as Error).message) });
+        node.on("input", (_msg: NodeMessageInFlow, _send: unknown, done: (err?: Error) => void) => done(err as Error));
+        return;
+      }
+      const { ready } = useIdentity(RED, node, def.identity);
+
+      const showState = (device: Device): void =>
+        status.update(() => {
+          if (sync?.isPaused) return { fill: "yellow", shape: "ring", text: RED._("mesh-sync.status.paused", { reason: batteryNote }) };
+          if (lastError) return { fill: "red", shape: "dot", text: shorten(lastError) };
+          const peers = device.peerTable.size;
+          const stored = config.mesh ? device.mesh.storedMessages : 0;
+          return { fill: peers > 0 || config.cloud ? "green" : "grey", shape: "dot", text: RED._("mesh-sync.status.state", { peers, stored }) };
+        });
+
+      ready.then((device) => {
+        if (closed) return;
+        for (const name of config.databases) device.openDatabase(name); // a database the identity does not keep is a config error, now
+        if (config.mesh) {
+          device.mesh.configure({ relay: config.relay, fallbackMs: config.fallbackMs, quota: config.quota });
+          cleanups.push(
+            device.mesh.onMessage((message: MeshMessage) => {
+              node.send([{ topic: message.topic, payload: message.payload, peer: { id: message.from, name: device.peers.nameOf(message.from) }, mesh: { id: message.id, to: message.to, mode: message.mode, priority: message.priority, created: message.created, expires: message.expires } }, null]);
+              showState(device);
+            }),
+          );
+          const forward = (topic: string) => (payload: object): void => void node.send([null, { topic, payload }]);
+          const onAcked = forward("acked");
+          const onExpired = forward("expired");
+          const onRejected = forward("rejected"); // identity-config logs it
+          device.mesh.on("acked", onAcked);
+          device.mesh.on("expired", onExpired);
+          device.mesh.on("rejected", onRejected);
+          cleanups.push(() => {
+            device.mesh.off("acked", onAcked);
+            device.mesh.off("expired", onExpired);
+            device.mesh.off("rejected", onRejected);
+          });
+        }
+        if (config.outputChanges) {
+          // Every change, whichever side started the session that brought it (or a flow that wrote it here).
+          for (const name of config.databases) {
+            const feed = device.openDatabase(name).changes({ since: "now", live: true, include_docs: true });
+            feed.on("change", (change) => node.send([null, { topic: "change", database: name, payload: change.doc ?? { _id: change.id, _deleted: change.deleted } }]));
+            feed.on("error", () => undefined); // ends when the identity stops
+            cleanups.push(() => feed.cancel());
+          }
+        }
+        sync = new MeshSync(device, { databases: config.databases, direction: config.direction, mesh: config.mesh, peers: config.peers, cloud: config.cloud, policy: config.policy });
+        sync.on("sync", (report: SyncReport) => {
+          lastError = "";
+          if (report.docsRead + report.docsWritten + report.failures > 0) node.send([null, { topic: "sync", payload: report }]);
+          showState(device);
+        });
+        sync.on("error", (err: Error, peer: string, database: string) => {
+          lastError = RED._("mesh-sync.status.failed", { peer: peer.slice(0, 8), database });
+          node.send([null, { topic: "error", payload: { peer, database, code: (err as { code?: string }).code, message: err.message } }]);
+          node.warn(`${peer.slice(0, 8)} ${database}: ${err.message}`);
+          showState(device);
+        });
+        sync.on("state", () => showState(device));
+        const onPeers = (): void => showState(device);
+        device.peerTable.on("found", onPeers);
+        device.peerTable.on("lost", onPeers);
+        cleanups.push(() => {
+          device.peerTable.off("found", onPeers);
+          device.peerTable.off("lost", onPeers);
+        });
+        sync.start();
+        showState(device);
+      }).catch((err: Error) => {
+        node.error(err);
+        node.status(errorStatus(err));
+      });
+
+      node.on("input", (msg: Msg, send: (msg: NodeMessageInFlow | Array<NodeMessageInFlow | null>) => void, done: (err?: Error) => void) => {
+        ready
+          .then(async (device) => {
+            if (msg.battery !== undefined || msg.power !== undefined) return power(device, msg);
+            if (msg.to !== undefined) {
+              if (!config.mesh) throw new Error(RED._("mesh-sync.errors.mesh-off"));
+              const sent = await device.mesh.send(String(msg.to), msg.payload, {
+                topic: typeof msg.topic === "string" ? msg.topic : undefined,
+                mode: msg.mode === "directed" || msg.mode === "flood" ? msg.mode : config.mode,
+                ttlMs: setting(msg.ttl, config.ttlSeconds, "msg.ttl", 1) * 1000,
+                priority: setting(msg.priority, config.priority, "msg.priority"),
+              });
+              send([null, { ...msg, topic: "sent", payload: sent }]);
+              showState(device);
+              return;
+            }
+            // Anything else: a round now ("sync now" button).
+            sync?.syncAll();
+          })
+          .then(() => done(), (err: Error) => done(err));
+      });
+
+      /** msg.battery (percent) under the threshold, or msg.power "low", pauses; otherwise syncing resumes. */
+      function power(device: Device, msg: Msg): void {
+        const battery = typeof msg.battery === "number" ? msg.battery : undefined;
+        const low = msg.power === "low" || (battery !== undefined && battery < config.minBattery && msg.power !== "charging" && msg.power !== "mains");
+        batteryNote = battery !== undefined ? `${battery}%` : String(msg.power ?? "");
+        if (low) sync?.pause();
+        else sync?.resume();
+        showState(device);
+      }
+
+      node.on("close", (_removed: boolean, done: () => void) => {
+        closed = true;
+        for (const cleanup of cleanups.splice(0)) cleanup();
+        status.stop();
+        (sync ? sync.stop() : Promise.resolve()).then(() => done(), () => done());
+      });
+    },
+    { credentials: { username: { type: "text" }, password: { type: "password" } } },
+  );
+};
+
+function readConfig(def: MeshSyncDef, credentials: MeshSyncCredentials) {
+  const direction: Direction = def.direction === "push" || def.direction === "pull" ? def.direction : "both";
+  const cloudUrl = def.cloudUrl?.trim();
+  if (cloudUrl && !/^https?:\/\//.test(cloudUrl)) throw new Error(`cloud URL "${cloudUrl}" must start with http:// or https://`);
+  return {
+    databases: list(def.databases),
+    direction,
+    mesh: def.mesh !== false,
+    relay: def.relay !== false,
+    peers: list(def.peers),
+    mode: (def.mode === "directed" ? "directed" : "flood") as MeshMode,
+    ttlSeconds: setting(def.ttl, 86_400, "time to live", 1),
+    priority: setting(def.priority, 4, "priority"),
+    fallbackMs: setting(def.fallback, 60, "fallback") * 1000,
+    quota: { docs: setting(def.quotaDocs, 10_000, "quota (messages)", 1), bytes: setting(def.quotaMb, 256, "quota (MB)", 1) * 1024 * 1024 },
+    minBattery: setting(def.minBattery, 20, "minimum battery"),
+    policy: { intervalMs: setting(def.interval, 30, "interval") * 1000, maxDocs: setting(def.maxDocs, 100, "documents per session", 1), maxBytes: setting(def.maxKb, 4096, "kilobytes per session", 1) * 1024 },
+    cloud: cloudUrl ? { url: cloudUrl, meshDatabase: def.cloudDatabase?.trim() || "peer-mesh", auth: credentials.username ? { username: credentials.username, password: credentials.password ?? "" } : undefined } : undefined,
+    outputChanges: def.outputChanges === true,
+  };
+}

@@ -1,0 +1,99 @@
+import should from "should";
+import { helper, loadFlow, meshSync, identityConfig, useNodeRedHelper } from "../helpers/node-red";
+import { TempDirs } from "../helpers/storage";
+import { identityPair, freePort } from "./fixtures";
+import { collector, inTab, ready, statusWhere } from "./flow-helpers";
+
+describe("mesh-sync node", () => {
+  useNodeRedHelper();
+  const dirs = new TempDirs();
+  const settings = (helper as unknown as { settings(update?: object): object }).settings.bind(helper);
+  let settingsBefore: object;
+  beforeEach(() => {
+    // Databases and the mesh store live under the user directory, as in a real Node-RED.
+    settingsBefore = settings();
+    settings({ userDir: dirs.make("peer-mesh-userdir-") });
+  });
+  afterEach(() => {
+    settings({ ...settingsBefore, userDir: undefined });
+    dirs.removeAll();
+  });
+
+  async function twoDevices(extra: Record<string, unknown> = {}) {
+    const bPort = await freePort();
+    const pair = identityPair({ bPort });
+    const [idA, idB] = pair.nodes(`127.0.0.1:${bPort}`);
+    const aPort = await freePort();
+    Object.assign(idA, { port: aPort, probeInterval: 0.5, databases: "readings" });
+    Object.assign(idB, { probeInterval: 0.5, databases: "readings", peers: [{ id: pair.a.deviceId, name: "A", address: `127.0.0.1:${aPort}` }] });
+    const flow = inTab([
+      idA,
+      idB,
+      { id: "syncA", type: "mesh-sync", identity: "idA", databases: "readings", interval: 0, wires: [["msgA"], ["eventsA"]], ...extra },
+      { id: "syncB", type: "mesh-sync", identity: "idB", databases: "readings", interval: 0, wires: [["msgB"], ["eventsB"]], ...extra },
+      { id: "msgA", type: "helper" },
+      { id: "eventsA", type: "helper" },
+      { id: "msgB", type: "helper" },
+      { id: "eventsB", type: "helper" },
+    ]);
+    await loadFlow([identityConfig, meshSync], flow, pair.credentials);
+    await ready("idA", "idB");
+    return pair;
+  }
+
+  it("sends a message by msg.to that reaches the other device's flow once, with msg.peer, and reports sent and acked", async () => {
+    const pair = await twoDevices();
+    const atB = collector("msgB");
+    const eventsA = collector("eventsA");
+    // B's key reaches A with B's device document on the first sync.
+    const device = (helper.getNode("idA") as unknown as { device: { mesh: { has(id: string): boolean; once(e: string, l: () => void): void } } }).device;
+    while (!device.mesh.has(`dev:${pair.b.deviceId}`)) await new Promise<void>((resolve) => device.mesh.once("stored", resolve));
+
+    helper.getNode("syncA").receive({ to: "B", topic: "alarm/line-3", payload: { level: "high" }, priority: 8 } as never);
+    const [msg] = await atB.next();
+    should(msg.payload).eql({ level: "high" });
+    should(msg.topic).equal("alarm/line-3");
+    should((msg.peer as { id: string }).id).equal(pair.a.deviceId);
+    should((msg.mesh as { priority: number }).priority).equal(8);
+    const seen: string[] = [];
+    while (!seen.includes("acked")) seen.push(...(await eventsA.next()).map((m) => String(m.topic)));
+    should(seen).containEql("sent");
+    should(atB.queue.length).equal(0);
+  });
+
+  it("replicates the chosen database and pauses on a low battery msg, showing it", async () => {
+    await twoDevices({ outputChanges: true });
+    const deviceA = (helper.getNode("idA") as unknown as { device: { openDatabase(n: string): { put(d: object): Promise<unknown> } } }).device;
+    const eventsB = collector("eventsB");
+    await deviceA.openDatabase("readings").put({ _id: "t1", celsius: 19 });
+    helper.getNode("syncA").receive({ payload: "sync now" } as never);
+    let change;
+    while (!change) change = (await eventsB.next()).find((m) => m.topic === "change" && (m.payload as { _id: string })._id === "t1");
+    should((change.payload as { celsius: number }).celsius).equal(19);
+
+    helper.getNode("syncA").receive({ battery: 12 } as never);
+    // (The test runtime shows message keys, not the English text.)
+    const paused = await statusWhere("syncA", (s) => s.fill === "yellow");
+    should(paused.text).match(/paused/);
+    helper.getNode("syncA").receive({ battery: 80 } as never);
+    await statusWhere("syncA", (s) => s.fill === "green");
+  });
+
+  it("reports a database the identity does not keep, and a bad priority reaches a Catch node", async () => {
+    const bPort = await freePort();
+    const pair = identityPair({ bPort });
+    const [idA] = pair.nodes(`127.0.0.1:${bPort}`);
+    await loadFlow([identityConfig, meshSync], inTab([
+      idA,
+      { id: "sync", type: "mesh-sync", identity: "idA", databases: "nothere", wires: [[], []] },
+      { id: "catcher", type: "catch", wires: [["caught"]] },
+      { id: "caught", type: "helper" },
+    ]), { idA: pair.credentials.idA });
+    const failed = await statusWhere("sync", (s) => s.fill === "red");
+    should(failed.text).match(/not found/);
+    const caught = collector("caught");
+    helper.getNode("sync").receive({ to: "B", payload: 1, priority: "urgent" } as never);
+    const [msg] = await caught.next();
+    should(String((msg.error as { message: string }).message)).match(/keeps no database|priority/);
+  });
+});
