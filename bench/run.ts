@@ -3,6 +3,7 @@ import path from "node:path";
 import { freePort } from "../test/helpers/ports";
 import { aclCost } from "./acl-cost";
 import { discoveryTimes } from "./discovery-in-netns";
+import { meshLatency, replicationRate } from "./replication";
 import { messagesInNodeRed } from "./messages-in-node-red";
 import { mosquittoAvailable, startMosquitto } from "./mosquitto";
 import { BenchResult, result } from "./stats";
@@ -37,6 +38,12 @@ async function main(): Promise<void> {
 
   const acl = await aclCost(10_000, 5);
   results.push(result("acl-msg-rate-vs-off", acl.withAcl, acl.without, "msg/s", "1,000 rules and 10 groups of 100 keys checked at both ends vs no ACL, a new topic per message (no cached decision), 32 in flight, median of 5; target ≥ 0.9"));
+
+  const replication = await replicationRate(10_000, 3);
+  results.push(result("replication-vs-pouchdb-http", replication.ours, replication.baseline, "docs/s", "10,000 docs of ~200 bytes pushed device→device (mutual TLS, HTTP/2, ACL, LevelDB) vs PouchDB→pouchdb-server (LevelDB) over plain HTTP, median of 3; target ≥ 1.0"));
+  const latency = await meshLatency(10);
+  results.push(result("mesh-1-hop-vs-target", latency.oneHopMs, 1000, "ms", "mesh message send → delivered to the neighbour's flow, syncing on change, median of 10; target < 1 s"));
+  results.push(result("mesh-2-relays-vs-target", latency.twoRelaysMs, 1000, "ms", "the same across 2 relays (A→B→C→D); target < 1 s"));
 
   const discovery = await discoveryTimes(5);
   if (discovery) {

@@ -10,14 +10,16 @@ export interface CloudServer {
 }
 
 /**
- * pouchdb-server (in memory) on 127.0.0.1, standing in for a cloud CouchDB. `databases` are created and
+ * pouchdb-server (in memory, or LevelDB on disk) on 127.0.0.1, standing in for a cloud CouchDB. `databases` are created and
  * readable only by one user: anonymous requests get 401, as on a real server with credentials.
  */
-export async function startCloud(databases: string[]): Promise<CloudServer> {
+export async function startCloud(databases: string[], options: { onDisk?: boolean } = {}): Promise<CloudServer> {
   const port = await freePort();
   const dirs = new TempDirs();
   const bin = path.join(require.resolve("pouchdb-server/package.json"), "..", "bin", "pouchdb-server");
-  const child: ChildProcess = spawn(process.execPath, [bin, "--in-memory", "--port", String(port), "--host", "127.0.0.1"], { cwd: dirs.make("pouchdb-server-"), stdio: "ignore" });
+  const cwd = dirs.make("pouchdb-server-");
+  const storage = options.onDisk ? ["--dir", cwd] : ["--in-memory"];
+  const child: ChildProcess = spawn(process.execPath, [bin, ...storage, "--port", String(port), "--host", "127.0.0.1"], { cwd, stdio: "ignore" });
   const base = `http://127.0.0.1:${port}`;
   const stop = async (): Promise<void> => {
     if (child.exitCode === null) {
