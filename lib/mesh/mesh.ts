@@ -343,7 +343,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       const message = doc as MessageDoc;
       const targets = message.recipients.map((r) => r.id);
       this.index.set(id, { id, kind: "msg", from: message.from, targets, mode: message.mode, priority: message.priority, created: message.created, expires: message.expires, size: message.size });
-      if (this.allAcked(id, targets)) void this.purge(id);
+      if (this.allAcked(id, targets)) void this.remove(id);
       else if (this.isForMe(this.index.get(id)!)) void this.deliver(id);
       this.emit("stored", { id });
     } else if (id.startsWith("ack:")) {
@@ -355,7 +355,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       by.add(ack.from);
       if (fresh && ack.to === this.id) this.emit("acked", { id: ack.msg, by: ack.from });
       const message = this.index.get(ack.msg);
-      if (message && this.allAcked(ack.msg, message.targets)) void this.purge(ack.msg);
+      if (message && this.allAcked(ack.msg, message.targets)) void this.remove(ack.msg);
       this.emit("stored", { id });
     } else if (id.startsWith("dev:")) {
       const device = doc as DeviceDoc;
@@ -416,10 +416,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
     } finally {
       this.delivering.delete(id);
     }
-  }
-
-  private purge(id: string): Promise<void> {
-    return this.remove(id);
   }
 
   private remove(id: string): Promise<void> {

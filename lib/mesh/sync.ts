@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Device } from "../device";
 import { remoteDatabase } from "../storage/database";
 import { Direction, replicateOnce, SyncReport } from "../replication/replicator";
-import type { ByteCounter } from "../replication/wire-fetch";
+import { ByteCounter, countingFetch } from "../replication/wire-fetch";
 import { MESH_PATH } from "../wire/protocol";
 
 export interface CloudOptions {
@@ -31,8 +31,6 @@ export interface MeshSyncOptions {
   peers?: string[];
   cloud?: CloudOptions;
   policy: SyncPolicy;
-  /** Put the documents that arrived into the reports. */
-  collectDocs?: boolean;
 }
 
 export interface MeshSyncEvents {
@@ -184,7 +182,7 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     const counter: ByteCounter = { sent: 0, received: 0 };
     const remote = this.device.remoteDatabase(peer, MESH_PATH, counter);
     try {
-      const report = await replicateOnce(this.device.systemDatabase!, remote, "both", { peer, database: "mesh" }, counter, { docIds: ids, checkpoint: false, collectDocs: this.options.collectDocs });
+      const report = await replicateOnce(this.device.systemDatabase!, remote, "both", { peer, database: "mesh" }, counter, { docIds: ids, checkpoint: false });
       const refused = new Set(report.errors.map((error) => error.split(" ")[0]));
       mesh.markPresent(peer, ids.filter((id) => !refused.has(id)));
       await mesh.noteNeighbour(peer);
@@ -199,7 +197,7 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     const [read, write] = await Promise.all([this.device.allows(peer, "read", resource), this.device.allows(peer, "write", resource)]);
     const direction = narrow(this.options.direction, read, write);
     if (!direction) return undefined;
-    return this.device.replicate(peer, name, direction, { collectDocs: this.options.collectDocs });
+    return this.device.replicate(peer, name, direction);
   }
 
   /** The cloud keeps everything: every live mesh document goes up, and what others left there comes down (checked on the way in). */
@@ -209,7 +207,7 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     const counter: ByteCounter = { sent: 0, received: 0 };
     const remote = remoteDatabase(`${cloud.url.replace(/\/+$/, "")}/${cloud.meshDatabase ?? "peer-mesh"}`, { auth: cloud.auth, fetch: countingFetch(counter) });
     try {
-      const report = await replicateOnce(this.device.systemDatabase!, remote, "both", { peer: CLOUD_PEER, database: "mesh" }, counter, { docIds: ids, checkpoint: false, collectDocs: this.options.collectDocs });
+      const report = await replicateOnce(this.device.systemDatabase!, remote, "both", { peer: CLOUD_PEER, database: "mesh" }, counter, { docIds: ids, checkpoint: false });
       this.device.mesh.markPresent(CLOUD_PEER, ids);
       return report;
     } finally {
@@ -222,7 +220,7 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     const counter: ByteCounter = { sent: 0, received: 0 };
     const remote = remoteDatabase(`${cloud.url.replace(/\/+$/, "")}/${name}`, { auth: cloud.auth, fetch: countingFetch(counter) });
     try {
-      return await replicateOnce(this.device.openDatabase(name), remote, this.options.direction, { peer: CLOUD_PEER, database: name }, counter, { collectDocs: this.options.collectDocs });
+      return await replicateOnce(this.device.openDatabase(name), remote, this.options.direction, { peer: CLOUD_PEER, database: name }, counter);
     } finally {
       await remote.close();
     }
@@ -238,19 +236,4 @@ function narrow(direction: Direction, peerMayRead: boolean, peerMayWrite: boolea
   const push = direction !== "pull" && peerMayRead;
   const pull = direction !== "push" && peerMayWrite;
   return push && pull ? "both" : push ? "push" : pull ? "pull" : undefined;
-}
-
-/** Node's fetch, counting body bytes both ways (the cloud is reached over plain HTTP(S), not the wire). */
-function countingFetch(counter: ByteCounter): (url: string, init: import("pouchdb-node").FetchInit) => Promise<Response> {
-  return async (url, init) => {
-    const headers = new Headers();
-    init.headers?.forEach((value, name) => headers.set(name, value));
-    const body = typeof init.body === "string" ? init.body : init.body instanceof Uint8Array ? init.body : init.body ? Buffer.from(await init.body.arrayBuffer()) : undefined;
-    counter.sent += body ? Buffer.byteLength(body as string) : 0;
-    const response = await fetch(url, { method: init.method, headers, body: body as BodyInit | undefined, signal: init.signal });
-    const bytes = Buffer.from(await response.arrayBuffer());
-    counter.received += bytes.length;
-    const copy = new Response([101, 204, 205, 304].includes(response.status) ? null : bytes, { status: response.status, headers: response.headers });
-    return Object.assign(copy, { buffer: async () => bytes });
-  };
 }

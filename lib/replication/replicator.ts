@@ -15,8 +15,6 @@ export interface SyncReport {
   failures: number;
   bytesSent: number;
   bytesReceived: number;
-  /** Documents that arrived here, when asked for. */
-  docs?: Array<PouchDB.Existing<object>>;
   errors: string[];
 }
 
@@ -26,8 +24,6 @@ export interface ReplicateOptions {
   /** Off for selections that change between sessions, so a document held back once is not skipped for good. */
   checkpoint?: boolean;
   batchSize?: number;
-  /** Keep the documents that arrived, for the report. */
-  collectDocs?: boolean;
 }
 
 /**
@@ -36,25 +32,23 @@ export interface ReplicateOptions {
  */
 export async function replicateOnce(local: Database, remote: Database, direction: Direction, report: { peer: string; database: string }, counter: ByteCounter, options: ReplicateOptions = {}): Promise<SyncReport> {
   const result: SyncReport = { ...report, direction, docsRead: 0, docsWritten: 0, failures: 0, bytesSent: 0, bytesReceived: 0, errors: [] };
-  if (options.collectDocs) result.docs = [];
   const before = { ...counter };
   const base: PouchDB.ReplicateOptions = {
     batch_size: options.batchSize ?? 100,
     ...(options.checkpoint === false ? { checkpoint: false } : {}),
   };
-  const run = async (source: Database, target: Database, incoming: boolean, docIds?: string[]): Promise<void> => {
+  const run = async (source: Database, target: Database, docIds?: string[]): Promise<void> => {
     if (docIds && docIds.length === 0) return;
     const replication = PouchDB.replicate(source, target, { ...base, ...(docIds ? { doc_ids: docIds } : {}) });
     replication.on("denied", (err) => result.errors.push(`${err.id ?? "a document"} refused: ${err.reason ?? err.message ?? "forbidden"}`));
-    if (incoming && result.docs) replication.on("change", (info) => result.docs!.push(...info.docs));
     const outcome = await replication;
     result.docsRead += outcome.docs_read;
     result.docsWritten += outcome.docs_written;
     result.failures += outcome.doc_write_failures;
   };
   try {
-    if (direction !== "pull") await run(local, remote, false, options.docIds);
-    if (direction !== "push") await run(remote, local, true);
+    if (direction !== "pull") await run(local, remote, options.docIds);
+    if (direction !== "push") await run(remote, local);
   } finally {
     result.bytesSent = counter.sent - before.sent;
     result.bytesReceived = counter.received - before.received;

@@ -43,12 +43,36 @@ export function wireFetch(pool: ClientPool, peer: () => PeerEndpoint, counter: B
     for (const [name, value] of Object.entries(response.headers)) {
       if (!name.startsWith(":") && value !== undefined) responseHeaders.set(name, Array.isArray(value) ? value.join(", ") : String(value));
     }
-    const nullBody = [101, 204, 205, 304].includes(response.status);
-    if (nullBody) counted.resume();
-    const answer = new Response(nullBody ? null : (Readable.toWeb(counted) as ReadableStream<Uint8Array> as unknown as BodyInit), { status: response.status, headers: responseHeaders });
-    // PouchDB reads attachments with buffer() where a response has it (node-fetch's), else as a Blob.
-    return Object.assign(answer, { buffer: async () => Buffer.from(await answer.arrayBuffer()) });
+    if (hasNoBody(response.status)) counted.resume();
+    return pouchResponse(Readable.toWeb(counted) as ReadableStream<Uint8Array> as unknown as BodyInit, response.status, responseHeaders);
   };
+}
+
+/**
+ * Node's own fetch for a CouchDB-protocol server over plain HTTP(S) (the cloud), counting body bytes
+ * both ways as the wire fetch does.
+ */
+export function countingFetch(counter: ByteCounter): WireFetch {
+  return async (url, init) => {
+    const headers = new Headers();
+    init.headers?.forEach((value, name) => headers.set(name, value));
+    const body = await bodyBytes(init.body);
+    counter.sent += body?.length ?? 0;
+    const response = await fetch(url, { method: init.method, headers, body: body as BodyInit | undefined, signal: init.signal });
+    const bytes = Buffer.from(await response.arrayBuffer());
+    counter.received += bytes.length;
+    return pouchResponse(bytes, response.status, response.headers);
+  };
+}
+
+function hasNoBody(status: number): boolean {
+  return [101, 204, 205, 304].includes(status);
+}
+
+/** A Response as PouchDB's HTTP adapter reads it: it takes attachments with buffer() where a response has it (node-fetch's), else as a Blob. */
+function pouchResponse(body: BodyInit, status: number, headers: Headers): Response {
+  const answer = new Response(hasNoBody(status) ? null : body, { status, headers });
+  return Object.assign(answer, { buffer: async () => Buffer.from(await answer.arrayBuffer()) });
 }
 
 async function bodyBytes(body: PouchDB.FetchInit["body"]): Promise<Buffer | undefined> {

@@ -15,7 +15,15 @@ export function openDatabase(directory: string, name: string): Database {
 
 /** A database on another device or server, reached over HTTP(S); `fetch` carries its requests (the wire, for peers). */
 export function remoteDatabase(url: string, options: { fetch?: (url: string, init: PouchDB.FetchInit) => Promise<Response>; auth?: { username: string; password: string } } = {}): Database {
-  return new PouchDB(url, { ...options, skip_setup: true });
+  const db = new PouchDB(url, { ...options, skip_setup: true });
+  // PouchDB's replicator asks the source for info() after every batch, for a progress figure, and never
+  // handles a failure: a peer that drops out mid-session would become an unhandled rejection and end the
+  // process. Its HTTP adapter already answers info() with whatever the server said on an HTTP error; a
+  // lost connection now answers with an empty info the same way. (The replication itself still fails and
+  // is reported.)
+  const info = db.info.bind(db);
+  db.info = () => info().catch((): PouchDB.Info => ({ db_name: url, doc_count: 0, update_seq: 0 }));
+  return db;
 }
 
 const DATABASE_NAME = /^[a-z][a-z0-9_-]{0,63}$/;

@@ -185,15 +185,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     const [path, query = ""] = (headers[":path"] ?? "").split("?");
     const database = parseDatabaseTarget(path);
     if (database) {
-      const closed = new AbortController();
-      stream.once("close", () => closed.abort());
-      const reply = await this.serveDatabase(peerId, database, {
-        method: String(headers[":method"]),
-        segments: "segments" in database ? database.segments : [],
-        query: new URLSearchParams(query),
-        readBody: (limit) => readBody(stream, limit),
-        signal: closed.signal,
-      });
+      const reply = await this.serveDatabase(peerId, database, couchRequest(String(headers[":method"]), database, query, (limit) => readBody(stream, limit), stream));
       return respondCouch(stream, reply);
     }
     if (headers[":method"] !== "POST") throw new WireError("BAD_REQUEST", "only POST is served", 405);
@@ -249,16 +241,8 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       return reply(400, "bad_request", (err as Error).message);
     }
     if (!database) return reply(505, "http_version", "messages and streams need HTTP/2; HTTP/1.1 reaches /db/ and /mesh only");
-    const closed = new AbortController();
-    response.once("close", () => closed.abort());
     try {
-      const answer = await this.serveDatabase(peerId, database, {
-        method: request.method ?? "GET",
-        segments: "segments" in database ? database.segments : [],
-        query: new URLSearchParams(query),
-        readBody: (limit) => readHttp1Body(request, limit),
-        signal: closed.signal,
-      });
+      const answer = await this.serveDatabase(peerId, database, couchRequest(request.method ?? "GET", database, query, (limit) => readHttp1Body(request, limit), response));
       if ("binary" in answer) response.writeHead(answer.status, { "content-type": answer.contentType }).end(answer.binary);
       else response.writeHead(answer.status, { "content-type": "application/json" }).end(JSON.stringify(answer.json));
     } catch (err) {
@@ -335,6 +319,13 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       this.openStreams.delete(open);
     }
   }
+}
+
+/** The same CouchDB request from either protocol; `closing` (the stream or response) aborts a long poll when the client goes. */
+function couchRequest(method: string, target: DatabaseTarget, query: string, readBody: (limit: number) => Promise<Buffer>, closing: { once(event: "close", listener: () => void): unknown }): CouchRequest {
+  const closed = new AbortController();
+  closing.once("close", () => closed.abort());
+  return { method, segments: "segments" in target ? target.segments : [], query: new URLSearchParams(query), readBody, signal: closed.signal };
 }
 
 function parseDatabaseTarget(path: string): DatabaseTarget | undefined {

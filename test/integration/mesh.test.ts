@@ -174,9 +174,12 @@ describe("mesh: store-and-forward through relays", () => {
     aSync.pause();
     syncs[1].pause();
     await Promise.all(syncs.map((sync) => sync.settled()));
-    await a.mesh.send(c.id, "while paused");
-    // Sessions would have run within the 50 ms debounce; none does while paused.
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    const sent = await a.mesh.send(c.id, "while paused");
+    // Every trigger a session could come from (a stored document, a round, a peer found) is ignored while paused.
+    syncs.forEach((sync) => sync.syncAll());
+    aSync.syncPeer(c.id);
+    await Promise.all(syncs.map((sync) => sync.settled()));
+    should(c.mesh.has(sent.id)).be.false();
     should(atC.length).equal(0);
     aSync.resume();
     await waitFor(c.mesh, "stored", () => atC.length === 1, 10_000, "the message after resume");
