@@ -42,13 +42,23 @@ function bitString(bytes: Uint8Array): Asn1 {
 }
 
 /**
+ * DER wants the shortest INTEGER encoding and X.509 a positive serial: a leading 0x00 before a byte
+ * below 0x80 is "illegal padding" to OpenSSL 3. Clearing the top bit and setting the next one keeps
+ * the first byte in 0x40..0x7f, so 126 random bits remain and every serial encodes minimally.
+ */
+export function certificateSerial(random: Uint8Array): Uint8Array {
+  const serial = Uint8Array.from(random);
+  serial[0] = (serial[0] & 0x3f) | 0x40;
+  return serial;
+}
+
+/**
  * A self-signed X.509 v3 certificate for an EC P-256 key. node-forge certifies only RSA keys, so forge
  * serves here as the DER encoder and node:crypto signs; node's X509Certificate and TLS stack read the result.
  */
 export function createSelfSignedCertificate(privateKey: KeyObject, publicKey: KeyObject, options: CertificateOptions): string {
   if (privateKey.asymmetricKeyType !== "ec") throw new Error("certificates are issued for EC P-256 keys only");
-  const serial = randomBytes(16);
-  serial[0] &= 0x7f; // a positive INTEGER
+  const serial = certificateSerial(randomBytes(16));
   const algorithm = sequence(oid(OID_ECDSA_WITH_SHA256));
   const subject = name(options.commonName);
   const spki = asn1.fromDer(binary(publicKey.export({ type: "spki", format: "der" })));

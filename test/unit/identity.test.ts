@@ -1,6 +1,7 @@
 import should from "should";
 import { X509Certificate } from "node:crypto";
 import { CertificateError, Identity, IdentityError, verifyPeerCertificate } from "../../lib";
+import { certificateSerial } from "../../lib/identity/certificate";
 
 describe("Identity", () => {
   it("generates a P-256 key and a valid self-signed certificate whose key gives the device id", () => {
@@ -17,6 +18,16 @@ describe("Identity", () => {
   it("gives every generated identity its own id", () => {
     const ids = new Set(Array.from({ length: 20 }, () => Identity.generate().deviceId));
     should(ids.size).equal(20);
+  });
+
+  it("encodes every serial as a minimal positive DER INTEGER, whatever the random bytes (OpenSSL 3 refuses padding)", () => {
+    for (let first = 0; first < 256; first++) {
+      for (const second of [0x00, 0x7f, 0x80, 0xff]) {
+        const serial = certificateSerial(Uint8Array.from([first, second, 1, 2]));
+        should(serial[0] >= 0x40 && serial[0] <= 0x7f).be.true(`first byte ${first} gave ${serial[0]}`);
+        should(Array.from(serial.subarray(1))).eql([second, 1, 2]);
+      }
+    }
   });
 
   it("round-trips through PEM (credentials) and through the PEM bundle (export/import)", () => {
