@@ -35,7 +35,8 @@ export interface MeshSyncOptions {
 
 export interface MeshSyncEvents {
   sync: [report: SyncReport];
-  error: [err: Error, peer: string, database: string];
+  /** A session that failed (peer gone, refused, server down). Not "error": a peer dropping out is routine and must not end a process that has no listener. */
+  failed: [err: Error, peer: string, database: string];
   state: [state: { running: number; paused: boolean }];
 }
 
@@ -170,7 +171,7 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
       const report = await run();
       if (report) this.emit("sync", report);
     } catch (err) {
-      if (!this.stopped) this.emit("error", err as Error, peer, database);
+      if (!this.stopped) this.emit("failed", err as Error, peer, database);
     }
   }
 

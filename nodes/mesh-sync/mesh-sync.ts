@@ -125,7 +125,7 @@ export = (RED: NodeAPI): void => {
           if (report.docsRead + report.docsWritten + report.failures > 0) node.send([null, { topic: "sync", payload: report }]);
           showState(device);
         });
-        sync.on("error", (err: Error, peer: string, database: string) => {
+        sync.on("failed", (err: Error, peer: string, database: string) => {
           lastError = RED._("mesh-sync.status.failed", { peer: peer.slice(0, 8), database });
           node.send([null, { topic: "error", payload: { peer, database, code: (err as { code?: string }).code, message: err.message } }]);
           node.warn(`${peer.slice(0, 8)} ${database}: ${err.message}`);

@@ -235,7 +235,7 @@ describe("mesh: store-and-forward through relays", () => {
       // Wrong credentials are an error the flow sees, not a silent nothing.
       const denied = new MeshSync(a, { databases: [], direction: "both", mesh: true, policy: { intervalMs: 60_000 }, cloud: { url: cloud.url, auth: { username: "device", password: "wrong" } } });
       syncs.push(denied);
-      const failure = waitFor<[Error, string]>(denied, "error", () => true, 10_000);
+      const failure = waitFor<[Error, string]>(denied, "failed", () => true, 10_000);
       denied.syncPeer("cloud");
       should(String((await failure)[0])).match(/password|unauthorized/i);
     } finally {

@@ -2,59 +2,125 @@
  * Runs one Device inside a test namespace, driven by the parent test over IPC (see host-device.ts).
  * Only ever started by the netns harness, so its mDNS stays on the namespace's test interface.
  */
-import { Device, Identity, KnownPeer, PeerInfo } from "../../lib";
+import { createHash } from "node:crypto";
+import { patternBytes } from "./pattern";
+import { Device, Identity, KnownPeer, MeshSync, MeshSyncOptions, PeerInfo, Rule, SendMeshOptions } from "../../lib";
 
-interface StartCommand {
+export interface StartCommand {
   type: "start";
   bundlePem: string;
   name: string;
   peers: KnownPeer[];
-  mdns: { interface: string; announceIntervalMs?: number; expireMs?: number };
+  port?: number;
+  mdns?: { interface: string; announceIntervalMs?: number; expireMs?: number };
+  staticProbeIntervalMs?: number;
+  storageDir?: string;
+  databases?: string[];
+  rules?: Rule[];
+  meshSync?: MeshSyncOptions;
 }
-interface SendCommand {
-  type: "send";
-  ref: number;
-  to: string;
-  topic: string;
-  payload: unknown;
-}
-type Command = StartCommand | SendCommand | { type: "stop" };
+
+/** Commands answered with a "reply" carrying the same ref. */
+export type Request =
+  | { type: "send"; to: string; topic: string; payload: unknown }
+  | { type: "mesh-send"; to: string; text?: string; binaryBytes?: number; options?: SendMeshOptions }
+  | { type: "put-docs"; database: string; from: number; count: number; bytes: number }
+  | { type: "db-state"; database: string }
+  | { type: "has"; id: string }
+  | { type: "sync-now" };
+
+type Command = StartCommand | (Request & { ref: number }) | { type: "stop" };
 
 let device: Device | undefined;
+let meshSync: MeshSync | undefined;
 const tell = (message: object): void => void process.send?.({ ...message, at: Date.now() });
+
+async function start(command: StartCommand): Promise<void> {
+  device = new Device({
+    identity: Identity.fromBundlePem(command.bundlePem),
+    name: command.name,
+    host: "0.0.0.0",
+    port: command.port ?? 0,
+    peers: command.peers,
+    storageDir: command.storageDir,
+    databases: command.databases,
+    acl: command.rules ? { rules: command.rules } : undefined,
+    discovery: { mdns: command.mdns ?? false, staticProbeIntervalMs: command.staticProbeIntervalMs },
+  });
+  for (const event of ["found", "lost", "changed"] as const) {
+    device.peerTable.on(event, (peer: PeerInfo) => tell({ type: "peer", event, peer }));
+  }
+  device.on("warning", (err, transport) => tell({ type: "warning", transport, message: err.message }));
+  device.onMessage("#", (message) => tell({ type: "message", from: message.from.id, topic: message.topic, payload: message.payload }));
+  const port = await device.start();
+  if (command.meshSync) {
+    const mesh = device.mesh;
+    mesh.onMessage((message) => {
+      const body = Buffer.isBuffer(message.payload) ? message.payload : Buffer.from(JSON.stringify(message.payload));
+      tell({ type: "mesh-message", id: message.id, from: message.from, topic: message.topic, size: body.length, sha256: createHash("sha256").update(body).digest("hex") });
+    });
+    mesh.on("acked", (event) => tell({ type: "acked", ...event }));
+    mesh.on("rejected", (event) => tell({ type: "rejected", id: event.id, reason: event.reason }));
+    meshSync = new MeshSync(device, command.meshSync);
+    meshSync.on("sync", (report) => tell({ type: "sync", report }));
+    meshSync.start();
+  }
+  tell({ type: "ready", id: device.id, port });
+}
+
+async function answer(request: Request): Promise<unknown> {
+  const running = device!;
+  switch (request.type) {
+    case "send":
+      return { ack: await running.send(request.to, request.topic, request.payload) };
+    case "mesh-send": {
+      const payload = request.binaryBytes !== undefined ? patternBytes(request.binaryBytes) : request.text;
+      return running.mesh.send(request.to, payload, request.options);
+    }
+    case "put-docs": {
+      const docs = Array.from({ length: request.count }, (_, i) => ({
+        _id: `doc-${String(request.from + i).padStart(6, "0")}`,
+        value: "x".repeat(request.bytes),
+      }));
+      const results = await running.openDatabase(request.database).bulkDocs(docs);
+      return { written: results.filter((result) => "ok" in result && result.ok).length };
+    }
+    case "db-state": {
+      const all = await running.openDatabase(request.database).allDocs<{ value: string }>({ conflicts: true } as never);
+      const rows = all.rows as Array<{ id: string; value: { rev: string } }>;
+      return {
+        count: rows.length,
+        ids: rows.map((row) => row.id),
+        maxGeneration: Math.max(0, ...rows.map((row) => Number(row.value.rev.split("-")[0]))),
+      };
+    }
+    case "has":
+      return { has: running.mesh.has(request.id) };
+    case "sync-now":
+      meshSync?.syncAll();
+      await meshSync?.settled();
+      return {};
+  }
+}
 
 async function handle(command: Command): Promise<void> {
   switch (command.type) {
-    case "start": {
-      device = new Device({
-        identity: Identity.fromBundlePem(command.bundlePem),
-        name: command.name,
-        host: "0.0.0.0",
-        peers: command.peers,
-        discovery: { mdns: command.mdns },
-      });
-      for (const event of ["found", "lost", "changed"] as const) {
-        device.peerTable.on(event, (peer: PeerInfo) => tell({ type: "peer", event, peer }));
-      }
-      device.on("warning", (err, transport) => tell({ type: "warning", transport, message: err.message }));
-      device.onMessage("#", (message) => tell({ type: "message", from: message.from.id, topic: message.topic, payload: message.payload }));
-      const port = await device.start();
-      tell({ type: "ready", id: device.id, port });
-      return;
-    }
-    case "send":
-      try {
-        const ack = await device!.send(command.to, command.topic, command.payload);
-        tell({ type: "sent", ref: command.ref, ack });
-      } catch (err) {
-        tell({ type: "sent", ref: command.ref, error: { code: (err as { code?: string }).code, message: (err as Error).message } });
-      }
-      return;
+    case "start":
+      return start(command);
     case "stop":
+      await meshSync?.stop();
       await device?.stop();
       tell({ type: "stopped" });
       process.disconnect?.();
       return;
+    default: {
+      const { ref, ...request } = command;
+      try {
+        tell({ type: "reply", ref, result: await answer(request as Request) });
+      } catch (err) {
+        tell({ type: "reply", ref, error: { code: (err as { code?: string }).code, message: (err as Error).message } });
+      }
+    }
   }
 }
 

@@ -58,12 +58,23 @@ export function netnsUnavailable(): string | undefined {
 export const TEST_INTERFACE = "mesh0";
 let networks = 0;
 
+export interface HostLink {
+  segment: number;
+  /** The interface inside the host's namespace. */
+  interface: string;
+  address: string;
+  /** The switch-side end; taking it down cuts the host off this segment. */
+  switchPort: string;
+}
+
 export interface TestHost {
   index: number;
   namespace: string;
+  /** The address on the host's first segment. */
   address: string;
-  /** The switch-side end of the host's link; taking it down cuts the host off. */
+  /** The switch-side end of the host's first link. */
   switchPort: string;
+  links: HostLink[];
 }
 
 export class TestNetwork {
@@ -72,10 +83,15 @@ export class TestNetwork {
 
   private constructor(readonly prefix: string) {}
 
-  static create(hostCount: number): TestNetwork {
+  /**
+   * `segments` lists, per segment (one bridge each), the 1-based host indexes on it; a host on two
+   * segments relays between devices that cannot reach each other. Default: every host on one segment.
+   * Segment s uses 169.254.(76+s).<host>/24, so hosts on different segments have no route to each other.
+   */
+  static create(hostCount: number, segments: number[][] = [Array.from({ length: hostCount }, (_, i) => i + 1)]): TestNetwork {
     const network = new TestNetwork(`pmt${process.pid}n${++networks}`);
     try {
-      network.build(hostCount);
+      network.build(hostCount, segments);
     } catch (err) {
       network.destroy();
       throw err;
@@ -87,34 +103,56 @@ export class TestNetwork {
     return `${this.prefix}sw`;
   }
 
-  private build(hostCount: number): void {
+  private build(hostCount: number, segments: number[][]): void {
     const sw = this.switchNs;
     ip("netns", "add", sw);
     live.add(sw);
-    ip("-n", sw, "link", "add", "br0", "type", "bridge");
-    ip("-n", sw, "link", "set", "br0", "up");
     for (let index = 1; index <= hostCount; index++) {
       const ns = `${this.prefix}h${index}`;
-      const port = `p${index}`;
       ip("netns", "add", ns);
       live.add(ns);
-      ip("-n", sw, "link", "add", port, "type", "veth", "peer", "name", TEST_INTERFACE, "netns", ns);
-      ip("-n", sw, "link", "set", port, "master", "br0", "up");
-      const address = `169.254.77.${index}`;
-      ip("-n", ns, "addr", "add", `${address}/16`, "dev", TEST_INTERFACE);
-      ip("-n", ns, "link", "set", TEST_INTERFACE, "up");
       ip("-n", ns, "link", "set", "lo", "up");
-      ip("-n", ns, "route", "add", "224.0.0.0/4", "dev", TEST_INTERFACE);
-      this.hosts.push({ index, namespace: ns, address, switchPort: port });
+      this.hosts.push({ index, namespace: ns, address: "", switchPort: "", links: [] });
     }
+    segments.forEach((members, s) => {
+      const bridge = `br${s}`;
+      ip("-n", sw, "link", "add", bridge, "type", "bridge");
+      ip("-n", sw, "link", "set", bridge, "up");
+      for (const index of members) {
+        const host = this.hosts[index - 1];
+        const iface = host.links.length === 0 ? TEST_INTERFACE : `mesh${host.links.length}`;
+        const port = `p${index}s${s}`;
+        const address = segments.length === 1 ? `169.254.77.${index}` : `169.254.${76 + s}.${index}`;
+        ip("-n", sw, "link", "add", port, "type", "veth", "peer", "name", iface, "netns", host.namespace);
+        ip("-n", sw, "link", "set", port, "master", bridge, "up");
+        ip("-n", host.namespace, "addr", "add", `${address}/${segments.length === 1 ? 16 : 24}`, "dev", iface);
+        ip("-n", host.namespace, "link", "set", iface, "up");
+        // Multicast stays on the test interface (and only the first one: mDNS binds one interface).
+        if (host.links.length === 0) ip("-n", host.namespace, "route", "add", "224.0.0.0/4", "dev", iface);
+        host.links.push({ segment: s, interface: iface, address, switchPort: port });
+        if (host.links.length === 1) Object.assign(host, { address, switchPort: port });
+      }
+    });
   }
 
-  linkDown(host: TestHost): void {
-    ip("-n", this.switchNs, "link", "set", host.switchPort, "down");
+  /** Where `from` reaches `to`: `to`'s address on a segment they share. */
+  addressOn(from: TestHost, to: TestHost): string | undefined {
+    const shared = to.links.find((link) => from.links.some((own) => own.segment === link.segment));
+    return shared?.address;
   }
 
-  linkUp(host: TestHost): void {
-    ip("-n", this.switchNs, "link", "set", host.switchPort, "up");
+  linkDown(host: TestHost, segment = host.links[0].segment): void {
+    ip("-n", this.switchNs, "link", "set", this.link(host, segment).switchPort, "down");
+  }
+
+  linkUp(host: TestHost, segment = host.links[0].segment): void {
+    ip("-n", this.switchNs, "link", "set", this.link(host, segment).switchPort, "up");
+  }
+
+  private link(host: TestHost, segment: number): HostLink {
+    const link = host.links.find((candidate) => candidate.segment === segment);
+    if (!link) throw new Error(`host ${host.index} is not on segment ${segment}`);
+    return link;
   }
 
   /** Runs a compiled script inside the host's namespace, with an IPC channel to this process. */

@@ -2,7 +2,17 @@ import type { ChildProcess } from "node:child_process";
 import type { EventEmitter } from "node:events";
 import { Identity, KnownPeer, PeerInfo } from "../../lib";
 import { waitFor } from "../helpers/events";
+import type { Request, StartCommand } from "./agent";
 import { compiled, ipcEvents, TEST_INTERFACE, TestHost, TestNetwork } from "./harness";
+
+export interface MeshDelivery {
+  id: string;
+  from: string;
+  topic: string;
+  size: number;
+  sha256: string;
+  at: number;
+}
 
 export interface PeerEvent {
   event: "found" | "lost" | "changed";
@@ -22,7 +32,9 @@ export class HostDevice {
   private child?: ChildProcess;
   private events?: EventEmitter;
   private refs = 0;
+  readonly deliveries: MeshDelivery[] = [];
   startedAt = 0;
+  port = 0;
 
   constructor(
     private readonly network: TestNetwork,
@@ -34,18 +46,49 @@ export class HostDevice {
     return this.identity.deviceId;
   }
 
-  /** Starts the device; resolves once it listens and advertises, with the time it did. */
-  async start(peers: KnownPeer[] = [], timing: MdnsTiming = {}): Promise<number> {
+  /** Starts the device with mDNS on the test interface; resolves once it listens and advertises, with the time it did. */
+  start(peers: KnownPeer[] = [], timing: MdnsTiming = {}): Promise<number> {
+    return this.launch({ peers, mdns: { interface: TEST_INTERFACE, ...timing } });
+  }
+
+  /** Starts (or restarts, after a kill) the device with any agent options. */
+  async launch(options: Omit<StartCommand, "type" | "bundlePem" | "name">): Promise<number> {
     const child = this.network.spawnNode(this.host, compiled("agent.js"));
     const events = ipcEvents(child);
     this.child = child;
     this.events = events;
     events.on("peer", (message: PeerEvent) => this.peerEvents.push(message));
+    events.on("mesh-message", (message: MeshDelivery) => this.deliveries.push(message));
     events.on("failed", (message: { message: string }) => console.error(`agent ${this.name}: ${message.message}`));
-    const ready = waitFor<[{ at: number }]>(events, "ready", () => true, 10_000, `${this.name} ready`);
-    child.send({ type: "start", bundlePem: this.identity.toBundlePem(), name: this.name, peers, mdns: { interface: TEST_INTERFACE, ...timing } });
-    this.startedAt = (await ready)[0].at;
+    const ready = waitFor<[{ at: number; port: number }]>(events, "ready", () => true, 10_000, `${this.name} ready`);
+    child.send({ type: "start", bundlePem: this.identity.toBundlePem(), name: this.name, ...options } satisfies StartCommand);
+    const [message] = await ready;
+    this.startedAt = message.at;
+    this.port = message.port;
     return this.startedAt;
+  }
+
+  /** Asks the agent something; rejects with the agent's error. */
+  async request<T>(request: Request, timeoutMs = 15_000): Promise<T> {
+    const ref = ++this.refs;
+    const answer = waitFor<[{ ref: number; result?: T; error?: { code?: string; message: string } }]>(this.events!, "reply", (m) => m.ref === ref, timeoutMs, `${this.name} ${request.type}`);
+    this.child!.send({ ...request, ref });
+    const [reply] = await answer;
+    if (reply.error) throw Object.assign(new Error(reply.error.message), { code: reply.error.code });
+    return reply.result as T;
+  }
+
+  /** Resolves once `count` mesh messages have reached this device's flow (over all its lifetimes). */
+  async delivered(count: number, timeoutMs: number): Promise<MeshDelivery[]> {
+    if (this.deliveries.length < count) {
+      await waitFor(this.events!, "mesh-message", () => this.deliveries.length >= count, timeoutMs, `${this.name}: ${count} mesh messages (have ${this.deliveries.length})`);
+    }
+    return this.deliveries;
+  }
+
+  /** The agent's own events (sync reports, acks, ...), for waiting on one. */
+  get agentEvents(): EventEmitter {
+    return this.events!;
   }
 
   /** Waits for a peer event about `id` that happens after `since`, looking at ones already received first. */
@@ -58,10 +101,11 @@ export class HostDevice {
   }
 
   async send(to: string, topic: string, payload: unknown): Promise<{ ack?: { receivers: number }; error?: { code: string; message: string } }> {
-    const ref = ++this.refs;
-    const answer = waitFor<[{ ref: number; ack?: { receivers: number }; error?: { code: string; message: string } }]>(this.events!, "sent", (m) => m.ref === ref, 15_000, `${this.name} send`);
-    this.child!.send({ type: "send", ref, to, topic, payload });
-    return (await answer)[0];
+    try {
+      return await this.request<{ ack: { receivers: number } }>({ type: "send", to, topic, payload });
+    } catch (err) {
+      return { error: { code: (err as { code: string }).code, message: (err as Error).message } };
+    }
   }
 
   nextMessage(topic: string, timeoutMs: number): Promise<[{ from: string; topic: string; payload: unknown; at: number }]> {
