@@ -10,8 +10,8 @@ function readings(count: number): Array<{ _id: string; sensor: string; value: nu
   return Array.from({ length: count }, (_, i) => ({ _id: `reading-${String(i).padStart(6, "0")}`, sensor: `line-3/machine-${i % 40}`, value: Math.round(Math.random() * 10000) / 100, unit: "celsius", at: new Date(1_700_000_000_000 + i * 1000).toISOString(), note: "x".repeat(60) }));
 }
 
-/** Devices on loopback, each knowing the next one's address (a line), with storage. */
-async function line(count: number, dirs: TempDirs, databases: string[] = []): Promise<Device[]> {
+/** Devices on loopback with storage, each knowing the addresses of the ones `links` names for it. */
+export async function devicesLinked(count: number, links: (i: number) => number[], dirs: TempDirs, databases: string[] = []): Promise<Device[]> {
   const identities = Array.from({ length: count }, () => Identity.generate());
   const ports = await Promise.all(identities.map(() => freePort()));
   const devices = identities.map((identity, i) => new Device({
@@ -19,11 +19,16 @@ async function line(count: number, dirs: TempDirs, databases: string[] = []): Pr
     port: ports[i],
     storageDir: dirs.make("peer-mesh-bench-"),
     databases,
-    peers: [i - 1, i + 1].filter((j) => j >= 0 && j < count).map((j) => ({ id: identities[j].deviceId, address: `127.0.0.1:${ports[j]}` })),
+    peers: links(i).map((j) => ({ id: identities[j].deviceId, address: `127.0.0.1:${ports[j]}` })),
     discovery: { staticProbeIntervalMs: 500 },
   }));
   await Promise.all(devices.map((device) => device.start()));
   return devices;
+}
+
+/** A line: each device knows the previous and the next one. */
+function line(count: number, dirs: TempDirs, databases: string[] = []): Promise<Device[]> {
+  return devicesLinked(count, (i) => [i - 1, i + 1].filter((j) => j >= 0 && j < count), dirs, databases);
 }
 
 /**

@@ -3,6 +3,7 @@ import path from "node:path";
 import { freePort } from "../test/helpers/ports";
 import { aclCost } from "./acl-cost";
 import { discoveryTimes } from "./discovery-in-netns";
+import { meshBytes } from "./mesh-bytes";
 import { meshLatency, replicationRate } from "./replication";
 import { messagesInNodeRed } from "./messages-in-node-red";
 import { mosquittoAvailable, startMosquitto } from "./mosquitto";
@@ -44,6 +45,8 @@ async function main(): Promise<void> {
   const latency = await meshLatency(10);
   results.push(result("mesh-1-hop-vs-target", latency.oneHopMs, 1000, "ms", "mesh message send → delivered to the neighbour's flow, syncing on change, median of 10; target < 1 s"));
   results.push(result("mesh-2-relays-vs-target", latency.twoRelaysMs, 1000, "ms", "the same across 2 relays (A→B→C→D); target < 1 s"));
+  const bytes = await meshBytes();
+  results.push(result("mesh-directed-vs-flood-bytes", bytes.directed, bytes.flood, "bytes", `one 4 KB message on a 30-device grid, mean of 5 sender/recipient pairs (2–9 hops), idle rounds subtracted; copies stored ${bytes.directedCopies} vs ${bytes.floodCopies}; target ≤ 0.2`));
 
   const discovery = await discoveryTimes(5);
   if (discovery) {

@@ -2,8 +2,9 @@ import type { DeviceDoc } from "./envelope";
 
 /**
  * Where directed mesh documents go: a graph of the devices that published who they exchanged documents
- * with, and when. A relay hands a document to a neighbour only when that neighbour is nearer (in hops over
- * links seen recently) to one of the document's destinations than the relay itself.
+ * with, and when. A relay hands a directed document to one neighbour per destination: the next hop on a
+ * shortest path over links seen recently. Where several neighbours are equally near (a grid has many
+ * shortest paths), the one whose link was seen last wins, so a copy follows one path instead of all.
  */
 export class Router {
   private readonly links = new Map<string, Map<string, number>>();
@@ -19,16 +20,40 @@ export class Router {
     this.distanceCache.clear();
   }
 
-  /** True when `neighbour` is a destination, or is on a shortest known path from `self` toward one. */
+  /** True when `neighbour` is a destination, or the next hop from `self` toward one. */
   forwards(self: string, neighbour: string, destinations: Iterable<string>, now = Date.now()): boolean {
     for (const destination of destinations) {
-      if (destination === neighbour) return true;
-      const distances = this.distancesTo(destination, now);
-      const mine = distances.get(self);
-      const theirs = distances.get(neighbour);
-      if (theirs !== undefined && (mine === undefined || theirs < mine)) return true;
+      if (destination === neighbour || this.nextHop(self, destination, now) === neighbour) return true;
     }
     return false;
+  }
+
+  /** The neighbour of `self` nearest to `destination`; ties go to the freshest link, then the lower id. */
+  nextHop(self: string, destination: string, now = Date.now()): string | undefined {
+    const distances = this.distancesTo(destination, now);
+    const mine = distances.get(self);
+    let best: { id: string; distance: number; seen: number } | undefined;
+    for (const [id, seen] of this.freshLinksOf(self, now)) {
+      const distance = distances.get(id);
+      if (distance === undefined || (mine !== undefined && distance >= mine)) continue;
+      const better = !best || distance < best.distance || (distance === best.distance && (seen > best.seen || (seen === best.seen && id < best.id)));
+      if (better) best = { id, distance, seen };
+    }
+    return best?.id;
+  }
+
+  /** Links of `id` either end reported as fresh, with the latest time either end saw them. */
+  private freshLinksOf(id: string, now: number): Map<string, number> {
+    const links = new Map<string, number>();
+    const note = (other: string, seen: number): void => {
+      if (now - seen <= this.freshMs && seen > (links.get(other) ?? -Infinity)) links.set(other, seen);
+    };
+    for (const [other, seen] of this.links.get(id) ?? []) note(other, seen);
+    for (const [other, neighbours] of this.links) {
+      const seen = neighbours.get(id);
+      if (seen !== undefined) note(other, seen);
+    }
+    return links;
   }
 
   /** Whether any path from `self` to one of `destinations` is known. */

@@ -8,9 +8,16 @@ export type Database = PouchDB.Database;
  * A PouchDB (LevelDB) database in a directory of its own. One directory per device keeps two identities in
  * one Node-RED (as in the demo) from sharing data.
  */
+/** Concurrent changes feeds on one database (sessions with neighbours and peers, listeners of the flow). */
+const MAX_CONCURRENT_FEEDS = 200;
+
 export function openDatabase(directory: string, name: string): Database {
   fs.mkdirSync(directory, { recursive: true });
-  return new PouchDB(path.join(directory, name));
+  const db = new PouchDB(path.join(directory, name));
+  // Every replication reading this database holds a changes feed, and each feed listens for "destroyed"
+  // until it ends. A relay syncing with many neighbours at once runs more than Node's default of 10.
+  db.setMaxListeners(MAX_CONCURRENT_FEEDS);
+  return db;
 }
 
 /** A database on another device or server, reached over HTTP(S); `fetch` carries its requests (the wire, for peers). */

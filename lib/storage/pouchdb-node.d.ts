@@ -111,6 +111,8 @@ declare module "pouchdb-node" {
       get(id: string, options: { open_revs: string[] | "all"; revs?: boolean; attachments?: boolean; latest?: boolean }): Promise<Array<{ ok?: Existing<object>; missing?: string }>>;
       info(): Promise<Info>;
       close(): Promise<void>;
+      /** PouchDB databases are EventEmitters. */
+      setMaxListeners(count: number): this;
       destroy(): Promise<void>;
     }
   }
