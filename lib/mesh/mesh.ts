@@ -93,6 +93,8 @@ const DEFAULTS = { docs: 10_000, bytes: 256 * 1024 * 1024, fallbackMs: 60_000, r
 const NEIGHBOUR_REFRESH_MS = 60_000;
 export const MAX_PRIORITY = 9;
 
+class IgnoredDeletion extends Error {}
+
 /**
  * Store-and-forward over PouchDB: sends sealed messages, delivers the ones addressed to this device exactly
  * once (the ack document is written before the flow sees the message), purges relayed copies once every
@@ -244,6 +246,28 @@ export class Mesh extends EventEmitter<MeshEvents> {
     for (const id of ids) present.add(`${id}@${this.revs.get(id)}`);
   }
 
+  /**
+   * Documents `neighbour` was known to hold that this device has removed since (every recipient acked, or
+   * expired); each is returned once. The cloud keeps what it is given until a device prunes it.
+   */
+  takeRemovedAt(neighbour: string): string[] {
+    const present = this.presentAt.get(neighbour);
+    if (!present) return [];
+    const gone: string[] = [];
+    for (const key of present) {
+      const id = key.slice(0, key.lastIndexOf("@"));
+      if (this.index.has(id)) continue;
+      present.delete(key);
+      gone.push(id);
+    }
+    return gone;
+  }
+
+  /** The ids of every mesh document stored here now. */
+  storedIds(): Set<string> {
+    return new Set(this.index.keys());
+  }
+
   /** Mesh messages stored here now (sent, relayed, or waiting for a listener). */
   get storedMessages(): number {
     return [...this.index.values()].filter((entry) => entry.kind === "msg").length;
@@ -266,6 +290,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
         await this.check(doc, now);
         accepted.push({ index: i, doc });
       } catch (err) {
+        // A pruned copy on the cloud comes back as a tombstone on every pull: not an error, and not applied.
+        if (err instanceof IgnoredDeletion) {
+          results[i] = { ok: true, id, rev: String(doc._rev) };
+          continue;
+        }
         const reason = (err as Error).message;
         if (err instanceof EnvelopeError || err instanceof GroupError) this.emit("rejected", { id, reason });
         // CouchDB's shape for the wire, and PouchDB's (name, status) for a local replication target.
@@ -286,7 +315,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   private async check(doc: PouchDB.Existing<object>, now: number): Promise<void> {
     const id = String(doc?._id);
-    if ((doc as { _deleted?: boolean })._deleted) throw new Error(`${id}: mesh documents end by ack or expiry, not by a peer's deletion`);
+    if ((doc as { _deleted?: boolean })._deleted) throw new IgnoredDeletion(`${id}: mesh documents end here by ack or expiry, not by another's deletion`);
     if (id.startsWith("msg:")) {
       const attachment = (doc as MessageDoc)._attachments?.[BODY_ATTACHMENT];
       if (!attachment || attachment.data === undefined) throw new Error(`${id} arrived without its body`);

@@ -201,15 +201,28 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     return this.device.replicate(peer, name, direction);
   }
 
-  /** The cloud keeps everything: every live mesh document goes up, and what others left there comes down (checked on the way in). */
+  /**
+   * The cloud keeps everything: every live mesh document goes up, and what others left there comes down
+   * (checked on the way in). Nobody else removes anything there, so each device prunes what it knows is
+   * over: copies it removed since (acked by every recipient, or expired) and the expired or delivered
+   * ones it just refused from the cloud.
+   */
   private async cloudMesh(): Promise<SyncReport> {
     const cloud = this.options.cloud!;
-    const ids = this.device.mesh.selectFor(CLOUD_PEER, { maxDocs: this.options.policy.maxDocs, maxBytes: this.options.policy.maxBytes });
+    const mesh = this.device.mesh;
+    const ids = mesh.selectFor(CLOUD_PEER, { maxDocs: this.options.policy.maxDocs, maxBytes: this.options.policy.maxBytes });
     const counter: ByteCounter = { sent: 0, received: 0 };
     const remote = remoteDatabase(`${cloud.url.replace(/\/+$/, "")}/${cloud.meshDatabase ?? "peer-mesh"}`, { auth: cloud.auth, fetch: countingFetch(counter) });
     try {
+      const before = mesh.storedIds();
       const report = await replicateOnce(this.device.systemDatabase!, remote, "both", { peer: CLOUD_PEER, database: "mesh" }, counter, { docIds: ids, checkpoint: false });
-      this.device.mesh.markPresent(CLOUD_PEER, ids);
+      const pulled = [...mesh.storedIds()].filter((id) => !before.has(id));
+      mesh.markPresent(CLOUD_PEER, [...ids, ...pulled]);
+      const over = report.errors.filter((error) => / (has expired|was delivered already)$/.test(error)).map((error) => error.split(" ")[0]);
+      report.pruned = await pruneCloud(remote, [...mesh.takeRemovedAt(CLOUD_PEER), ...over]);
+      report.errors = report.errors.filter((error) => !/ (has expired|was delivered already)$/.test(error));
+      report.bytesSent = counter.sent;
+      report.bytesReceived = counter.received;
       return report;
     } finally {
       await remote.close();
@@ -230,6 +243,17 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
   private emitState(): void {
     this.emit("state", { running: this.running.size, paused: this.paused });
   }
+}
+
+/** Deletes these documents on the server where they are still live; returns how many. */
+async function pruneCloud(remote: ReturnType<typeof remoteDatabase>, ids: string[]): Promise<number> {
+  const unique = [...new Set(ids)];
+  if (unique.length === 0) return 0;
+  const found = await remote.allDocs({ keys: unique } as never);
+  const live = (found.rows as Array<{ id: string; value?: { rev: string; deleted?: boolean } }>).filter((row) => row.value && !row.value.deleted);
+  if (live.length === 0) return 0;
+  const results = await remote.bulkDocs(live.map((row) => ({ _id: row.id, _rev: row.value!.rev, _deleted: true })));
+  return results.filter((result) => "ok" in result && result.ok).length;
 }
 
 /** The direction wanted, narrowed to what this device's ACL lets the peer do. */

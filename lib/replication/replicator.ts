@@ -16,6 +16,8 @@ export interface SyncReport {
   bytesSent: number;
   bytesReceived: number;
   errors: string[];
+  /** Mesh documents removed from a cloud server because they are over (acked by all, or expired). */
+  pruned?: number;
 }
 
 export interface ReplicateOptions {

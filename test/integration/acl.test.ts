@@ -181,4 +181,31 @@ describe("ACL enforced on the wire", () => {
     await again.setGroup("family", []);
     should(again.acl.group(again.id, "family")?.version).equal(2);
   });
+
+  it("lets only peers allowed to relay reach the mesh store, and the rule's removal shuts the door on the next request", async () => {
+    const relayer = Identity.generate();
+    const stranger = Identity.generate();
+    const b = await device(Identity.generate(), {
+      storage: true,
+      rules: [
+        { effect: "allow", principal: `device:${relayer.deviceId}`, verb: "relay", resource: "mesh" },
+        { effect: "allow", principal: `device:${stranger.deviceId}`, verb: "send", resource: "msg/#" },
+      ],
+    });
+    const a = await device(relayer, { peers: [b] });
+    const c = await device(stranger, { peers: [b] });
+    const fromA = a.remoteDatabase(b.id, "/mesh");
+    const fromC = c.remoteDatabase(b.id, "/mesh");
+    try {
+      const listing = await fromA.allDocs();
+      should(listing.rows.some((row) => row.id === `dev:${b.id}`)).be.true(); // B's own device document
+      await should(fromC.allDocs()).be.rejectedWith({ status: 403 });
+      await should(fromC.bulkDocs({ docs: [], new_edits: false } as never)).be.rejectedWith({ status: 403 });
+
+      b.acl.setRules([]);
+      await should(fromA.allDocs()).be.rejectedWith({ status: 403 });
+    } finally {
+      await Promise.all([fromA.close(), fromC.close()]);
+    }
+  });
 });

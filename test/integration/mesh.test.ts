@@ -226,9 +226,18 @@ describe("mesh: store-and-forward through relays", () => {
       await a.openDatabase("readings").put({ _id: "r1", value: 7 });
       syncs.forEach((sync) => sync.start());
       await knows(a, c);
-      await a.mesh.send(c.id, "via the cloud");
+      const acked = waitFor(a.mesh, "acked", () => true, 15_000, "C's ack at A through the cloud");
+      const sent = await a.mesh.send(c.id, "via the cloud");
       await waitFor(c.mesh, "stored", () => atC.length === 1, 15_000, "the message at C through the cloud");
       should(atC[0].payload).equal("via the cloud");
+
+      // Once C's ack is back, the devices prune the delivered message from the server.
+      await acked;
+      const onCloud = async (id: string): Promise<number> => (await fetch(`${cloud.url}/peer-mesh/${encodeURIComponent(id)}`, { headers: { authorization: `Basic ${Buffer.from(`${cloud.auth.username}:${cloud.auth.password}`).toString("base64")}` } })).status;
+      const deadline = Date.now() + 15_000;
+      while ((await onCloud(sent.id)) !== 404 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      should(await onCloud(sent.id)).equal(404);
+      should(atC.length).equal(1); // the tombstone that follows is no second delivery
       const copy = await waitForDoc(c, "r1");
       should(copy.value).equal(7);
 
