@@ -131,6 +131,8 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   private meshStore?: Mesh;
   private readonly server: WireServer;
   private readonly pool: ClientPool;
+  /** Streams this device is sending, so that a revoked receive permission can end them. */
+  private readonly outgoingStreams = new Set<{ peerId: string; resource: string; body: Readable }>();
   private readonly messageListeners = new TopicSubscriptions<MessageListener>();
   private readonly streamListeners = new TopicSubscriptions<StreamListener>();
   private started?: Promise<number>;
@@ -163,7 +165,10 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     });
     this.server.on("refused", (info) => this.emit("refused", info));
     // A revoked key loses its open streams now, not when they end.
-    this.acl.on("changed", () => void this.server.reauthorize());
+    this.acl.on("changed", () => {
+      void this.server.reauthorize();
+      void this.recheckOutgoingStreams();
+    });
     this.pool = new ClientPool(options.identity, { idleMs: options.idleConnectionMs });
   }
 
@@ -300,7 +305,22 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       body.destroy();
       throw err;
     }
-    return this.pool.stream(endpoint, topic, body, options);
+    const outgoing = { peerId: endpoint.id, resource: `stream/${topic}`, body };
+    this.outgoingStreams.add(outgoing);
+    try {
+      return await this.pool.stream(endpoint, topic, body, options);
+    } finally {
+      this.outgoingStreams.delete(outgoing);
+    }
+  }
+
+  /** After an ACL change: outgoing streams to peers no longer allowed to receive them end now. */
+  private async recheckOutgoingStreams(): Promise<void> {
+    for (const outgoing of [...this.outgoingStreams]) {
+      if (await this.authorizer(outgoing.peerId, "receive", outgoing.resource)) continue;
+      if (!this.outgoingStreams.delete(outgoing)) continue;
+      outgoing.body.destroy(new WireError("REFUSED", `${this.peers.label(outgoing.peerId)} is no longer allowed to receive ${outgoing.resource}`));
+    }
   }
 
   onMessage(pattern: string, listener: MessageListener): () => void {

@@ -208,4 +208,43 @@ describe("ACL enforced on the wire", () => {
       await Promise.all([fromA.close(), fromC.close()]);
     }
   });
+
+  it("ends an outgoing stream when the sender's own ACL stops letting the peer receive it", async () => {
+    const b = await device(Identity.generate(), { rules: [{ effect: "allow", principal: "any", verb: "send", resource: "*" }] });
+    const receiverSaw = new Promise<Error>((resolve) =>
+      b.onStream("#", async (stream) => {
+        try {
+          for await (const _ of stream.body) void _;
+        } catch (err) {
+          resolve(err as Error);
+          throw err;
+        }
+      }),
+    );
+    const a = await device(Identity.generate(), {
+      peers: [b],
+      storage: true,
+      groups: [{ name: "viewers", members: [b.id] }],
+      rules: [{ effect: "allow", principal: "group:viewers", verb: "receive", resource: "stream/#" }],
+    });
+    let chunks = 0;
+    let flowing!: () => void;
+    const tenChunksOut = new Promise<void>((resolve) => (flowing = resolve));
+    const endless = new Readable({
+      read() {
+        setTimeout(() => {
+          this.push(Buffer.alloc(1024, chunks++));
+          if (chunks === 10) flowing();
+        }, 5);
+      },
+    });
+    const streaming = a.sendStream(b.id, "camera", endless);
+    streaming.catch(() => undefined);
+    await tenChunksOut;
+
+    await a.setGroup("viewers", []);
+    await should(streaming).be.rejectedWith({ message: /no longer allowed to receive stream\/camera/ });
+    should(await receiverSaw).be.an.Error();
+    should(endless.destroyed).be.true();
+  });
 });
