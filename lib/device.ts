@@ -1,7 +1,7 @@
 import { EventEmitter, once } from "node:events";
 import { PassThrough, Readable, Transform } from "node:stream";
 import { MdnsTransport, MdnsTransportOptions } from "./discovery/mdns-transport";
-import { KnownPeer, PeerDirectory } from "./discovery/peer-directory";
+import { KnownPeer, PeerDirectory, validateKnownPeers } from "./discovery/peer-directory";
 import { PeerTable } from "./discovery/peer-table";
 import { StaticTransport } from "./discovery/static-transport";
 import type { Transport } from "./discovery/transport";
@@ -118,6 +118,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   /** The peers in range right now, as the transports report them. */
   readonly peerTable: PeerTable;
   private transports: Transport[] = [];
+  private staticTransport?: StaticTransport;
   /** Who may do what; consulted for every request in and out unless an authorize function replaces it. */
   readonly acl: Acl;
   private authorizer: Authorizer;
@@ -261,10 +262,24 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       transports.push(new MdnsTransport({ ...discovery.mdns, deviceId: this.id, port, name: this.options.name }));
     }
     const entries = this.peers.list().flatMap((peer) => (peer.address ? [{ address: peer.address, expectedId: peer.id, name: peer.name }] : []));
-    if (entries.length > 0 && discovery.staticProbeIntervalMs !== 0) {
-      transports.push(new StaticTransport({ identity: this.identity, entries, probeIntervalMs: discovery.staticProbeIntervalMs }));
+    if (discovery.staticProbeIntervalMs !== 0) {
+      // Even with no address configured yet: addKnownPeer may bring some.
+      this.staticTransport = new StaticTransport({ identity: this.identity, entries, probeIntervalMs: discovery.staticProbeIntervalMs });
+      transports.push(this.staticTransport);
     }
     return transports;
+  }
+
+  /**
+   * Trusts another device from now on, as if it had been configured (other identities in the same
+   * runtime, say); with an address, it is probed at once. Replaces a known peer with the same id.
+   */
+  addKnownPeer(peer: KnownPeer): void {
+    const { peers, problems } = validateKnownPeers([peer]);
+    if (problems.length > 0) throw new WireError("BAD_REQUEST", problems.join("; "));
+    this.peers.add(peers[0]);
+    this.acl.knownPeersChanged();
+    if (peers[0].address) this.staticTransport?.add({ address: peers[0].address, expectedId: peers[0].id, name: peers[0].name });
   }
 
   get port(): number | undefined {

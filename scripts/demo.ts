@@ -68,14 +68,24 @@ async function waitForEditor(url: string, child: ChildProcess, timeoutMs: number
   throw new Error(`Node-RED did not answer on ${url} within ${timeoutMs / 1000} s`);
 }
 
-/** Deploys the demo flow on first start; later starts keep what the user deployed. */
+/** The example flows shipped in examples/ (Import → Examples in the editor), each on its own tab. */
+export function exampleFlows(): Array<Record<string, unknown>> {
+  const dir = path.join(projectRoot, "examples");
+  return fs
+    .readdirSync(dir)
+    .filter((file) => file.endsWith(".json"))
+    .sort()
+    .flatMap((file) => JSON.parse(fs.readFileSync(path.join(dir, file), "utf8")) as Array<Record<string, unknown>>);
+}
+
+/** Deploys the demo flow and the examples on first start; later starts keep what the user deployed. */
 async function deployDemoOnce(url: string, gatewayPort: number): Promise<boolean> {
   const current = (await (await fetch(`${url}/flows`)).json()) as unknown[];
   if (Array.isArray(current) && current.length > 0) return false;
   const res = await fetch(`${url}/flows`, {
     method: "POST",
     headers: { "content-type": "application/json", "Node-RED-Deployment-Type": "full" },
-    body: JSON.stringify(demoFlow({ gatewayPort })),
+    body: JSON.stringify([...demoFlow({ gatewayPort }), ...exampleFlows()]),
   });
   if (!res.ok) throw new Error(`deploying the demo flow failed: ${res.status} ${await res.text()}`);
   return true;

@@ -145,6 +145,11 @@ export class Acl extends EventEmitter<AclEvents> {
     return principals;
   }
 
+  /** The set of known peers changed (a peer added at run time): cached decisions about "known" are stale. */
+  knownPeersChanged(): void {
+    this.invalidate();
+  }
+
   private invalidate(): void {
     this.decisions.clear();
     this.principalCache.clear();

@@ -49,6 +49,11 @@ export class PeerDirectory {
     return this.byId.has(id);
   }
 
+  /** Adds a peer, or replaces the one with the same id. */
+  add(peer: KnownPeer): void {
+    this.byId.set(peer.id, peer);
+  }
+
   get(id: string): KnownPeer | undefined {
     return this.byId.get(id);
   }

@@ -75,9 +75,12 @@ export class StaticTransport extends EventEmitter<TransportEvents> implements Tr
   private running = false;
   private round?: Promise<void>;
 
-  constructor(private readonly options: StaticTransportOptions) {
+  private readonly options: StaticTransportOptions;
+
+  constructor(options: StaticTransportOptions) {
     super();
-    for (const entry of options.entries) splitAddress(entry.address);
+    this.options = { ...options, entries: [...options.entries] };
+    for (const entry of this.options.entries) splitAddress(entry.address);
     this.intervalMs = options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
     this.timeoutMs = options.probeTimeoutMs ?? Math.min(DEFAULT_PROBE_TIMEOUT_MS, this.intervalMs);
   }
@@ -97,6 +100,16 @@ export class StaticTransport extends EventEmitter<TransportEvents> implements Tr
 
   connect(address: string): Duplex {
     return dialTcp(address);
+  }
+
+  /** Adds (or replaces, by id) an address to probe; probed at once when running. */
+  add(entry: StaticEntry): void {
+    splitAddress(entry.address);
+    const entries = this.options.entries;
+    const at = entries.findIndex((existing) => existing.expectedId === entry.expectedId);
+    if (at >= 0) entries.splice(at, 1, entry);
+    else entries.push(entry);
+    if (this.running) void this.probe(entry);
   }
 
   private schedule(delayMs: number): void {

@@ -4,6 +4,7 @@ import QRCode from "qrcode";
 import type { Node, NodeAPI, NodeDef } from "node-red";
 import { DEFAULT_PROBE_INTERVAL_MS, Device, DiscoveryOptions, Identity, IdentityError, Rule, validateKnownPeers } from "../../lib";
 import type { IdentityConfigNode } from "../shared/identity-node";
+import { joinLocalIdentities } from "../shared/local-identities";
 
 interface IdentityConfigDef extends NodeDef {
   host?: string;
@@ -20,6 +21,8 @@ interface IdentityConfigDef extends NodeDef {
   rules?: unknown;
   /** Databases this device keeps and serves to peers the rules allow, comma separated. */
   databases?: string;
+  /** Trust the other identities in this Node-RED with the same simulated network name (the examples); empty: off. */
+  localNetwork?: string;
 }
 
 interface IdentityCredentials {
@@ -95,6 +98,8 @@ export = (RED: NodeAPI): void => {
     function (this: Node<IdentityCredentials>, def: IdentityConfigDef) {
       RED.nodes.createNode(this, def);
       const node = this as unknown as IdentityConfigNode & Creds;
+      let closed = false;
+      let leaveLocal = (): void => undefined;
       try {
         const identity = loadIdentity(RED, node, def.name);
         const { peers, problems } = validateKnownPeers(def.peers);
@@ -111,9 +116,14 @@ export = (RED: NodeAPI): void => {
         node.device.on("refused", ({ peerId, reason }) => node.debug(`refused ${peerId ?? "a connection"}: ${reason}`));
         node.device.on("warning", warnOnce(node));
         node.device.on("rejected", ({ id, reason }) => node.warn(RED._("identity-config.warnings.group-rejected", { id, reason })));
-        node.ready = node.device.start();
+        const device = node.device;
+        node.ready = device.start();
         node.ready.then(
-          (port) => node.log(RED._("identity-config.log.listening", { id: identity.deviceId, host: def.host || "127.0.0.1", port })),
+          (port) => {
+            node.log(RED._("identity-config.log.listening", { id: identity.deviceId, host: def.host || "127.0.0.1", port }));
+            const network = def.localNetwork?.trim();
+            if (network && !closed) leaveLocal = joinLocalIdentities(node.id, { network, device, name: def.name || undefined, host: def.host || "127.0.0.1", port });
+          },
           (err: Error) => node.error(RED._("identity-config.errors.listen", { message: err.message })),
         );
       } catch (err) {
@@ -122,6 +132,8 @@ export = (RED: NodeAPI): void => {
       }
       node.ready.catch(() => undefined); // peer nodes report it in their status
       node.on("close", (_removed: boolean, done: () => void) => {
+        closed = true;
+        leaveLocal();
         const stopping = node.device ? node.device.stop() : Promise.resolve();
         stopping.then(done, done);
       });

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import { Device, MeshMessage, MeshMode, MeshSync, SyncReport, Direction } from "../../lib";
 import { errorStatus, shorten, useIdentity } from "../shared/identity-node";
@@ -39,7 +40,12 @@ interface MeshSyncCredentials {
   password?: string;
 }
 
-type Msg = NodeMessageInFlow & { to?: unknown; mode?: unknown; ttl?: unknown; priority?: unknown; battery?: unknown; power?: unknown };
+type Msg = NodeMessageInFlow & { to?: unknown; mode?: unknown; ttl?: unknown; priority?: unknown; battery?: unknown; power?: unknown; database?: unknown };
+
+/** A document id that sorts by time (readings listed in order) and does not collide between devices. */
+function newDocumentId(): string {
+  return `${new Date().toISOString()}-${randomBytes(4).toString("hex")}`;
+}
 
 /** A number setting from the editor (strings there), or the default when empty; a bad one is a config error. */
 function setting(value: unknown, fallback: number, what: string, min = 0): number {
@@ -49,8 +55,14 @@ function setting(value: unknown, fallback: number, what: string, min = 0): numbe
   return number;
 }
 
+/** Database names: separated by commas or spaces (names cannot hold either). */
 function list(value: unknown): string[] {
   return String(value ?? "").split(/[\s,]+/).map((item) => item.trim()).filter(Boolean);
+}
+
+/** Peer ids or names: separated by commas or new lines, since a name may hold spaces ("line gateway"). */
+function peerList(value: unknown): string[] {
+  return String(value ?? "").split(/[,\n]+/).map((item) => item.trim()).filter(Boolean);
 }
 
 export = (RED: NodeAPI): void => {
@@ -162,11 +174,29 @@ export = (RED: NodeAPI): void => {
               showState(device);
               return;
             }
+            if (msg.database !== undefined) {
+              const stored = await store(device, msg);
+              send([null, { ...msg, topic: "stored", payload: stored }]);
+              if (config.policy.intervalMs === 0) sync?.syncAll();
+              return;
+            }
             // Anything else: a round now ("sync now" button).
             sync?.syncAll();
           })
           .then(() => done(), (err: Error) => done(err));
       });
+
+      /** msg.database: msg.payload (an object) becomes a document there, replicated like the rest. */
+      async function store(device: Device, msg: Msg): Promise<{ database: string; id: string; rev: string }> {
+        const database = String(msg.database);
+        if (!config.databases.includes(database)) throw new Error(RED._("mesh-sync.errors.not-synced", { database }));
+        const payload = msg.payload;
+        if (typeof payload !== "object" || payload === null || Array.isArray(payload) || Buffer.isBuffer(payload)) throw new Error(RED._("mesh-sync.errors.not-a-document"));
+        const doc = { ...(payload as Record<string, unknown>) };
+        if (typeof doc._id !== "string" || doc._id === "") doc._id = newDocumentId();
+        const result = await device.openDatabase(database).put(doc as { _id: string });
+        return { database, id: result.id, rev: result.rev };
+      }
 
       /** msg.battery (percent) under the threshold, or msg.power "low", pauses; otherwise syncing resumes. */
       function power(device: Device, msg: Msg): void {
@@ -198,7 +228,7 @@ function readConfig(def: MeshSyncDef, credentials: MeshSyncCredentials) {
     direction,
     mesh: def.mesh !== false,
     relay: def.relay !== false,
-    peers: list(def.peers),
+    peers: peerList(def.peers),
     mode: (def.mode === "directed" ? "directed" : "flood") as MeshMode,
     ttlSeconds: setting(def.ttl, 86_400, "time to live", 1),
     priority: setting(def.priority, 4, "priority"),

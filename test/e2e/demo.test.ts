@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import WebSocket from "ws";
-import { RunningDemo, startDemo } from "../../scripts/demo";
+import { exampleFlows, RunningDemo, startDemo } from "../../scripts/demo";
 import { freePort } from "../nodes/fixtures";
 
 interface DebugMessage {
@@ -77,6 +77,35 @@ describe("npm start: the demo in a real Node-RED", function () {
     } finally {
       feed.close();
     }
+  });
+
+  it("runs both example flows: every node starts without an error, and each does what its read-me says", async () => {
+    const log: string[] = [];
+    demo!.child.stdout?.on("data", (chunk: Buffer) => log.push(...String(chunk).split("\n")));
+    const examples = exampleFlows();
+    const deployed = new Set(((await (await fetch(`${demo!.url}/flows`)).json()) as Array<{ id: string }>).map((node) => node.id));
+    should(examples.map((node) => String(node.id)).filter((id) => !deployed.has(id))).eql([]);
+    const inject = (id: string) => fetch(`${demo!.url}/inject/${id}`, { method: "POST" }).then((res) => should(res.status).equal(200));
+    const feed = debugFeed(demo!.url);
+    try {
+      // Factory floor: readings reach the gateway; a command from outside group line-3 is refused.
+      should((await feed.from("pm-factory-seen")).msg).match(/"celsius"/);
+      await inject("pm-factory-stop");
+      const refused = await feed.from("pm-factory-refused");
+      should(refused.msg).match(/line-3/);
+      const sync = await feed.from("pm-factory-sync-events", 30_000, (message) => message.msg.includes('"topic":"sync"') && message.msg.includes('"database":"readings"'));
+      should(sync.msg).match(/"direction":"push"/);
+      // Home automation: the door sensor switches the lights; the phone, not in group family, cannot unlock.
+      await inject("pm-home-door-open");
+      should((await feed.from("pm-home-lights-on")).msg).match(/"lights":"on"/).and.match(/"because":"door"/);
+      await inject("pm-home-unlock");
+      should((await feed.from("pm-home-refused")).msg).match(/family/);
+      const logged = await feed.from("pm-home-sync-events", 30_000, (message) => message.msg.includes('"database":"door-log"') && message.msg.includes('"docsWritten":1'));
+      should(logged.msg).match(/"topic":"sync"/);
+    } finally {
+      feed.close();
+    }
+    should(log.filter((line) => /\[error\]/.test(line))).eql([]);
   });
 
   it("keeps both device ids across a restart (keys stored in encrypted credentials)", async () => {

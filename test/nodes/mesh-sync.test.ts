@@ -96,4 +96,29 @@ describe("mesh-sync node", () => {
     const [msg] = await caught.next();
     should(String((msg.error as { message: string }).message)).match(/keeps no database|priority/);
   });
+
+  it("stores msg.payload as a document in msg.database, which replicates to the peer; refuses other databases and non-objects", async () => {
+    await twoDevices({ outputChanges: true });
+    const eventsA = collector("eventsA");
+    const eventsB = collector("eventsB");
+    helper.getNode("syncA").receive({ database: "readings", payload: { machine: 7, celsius: 81.5 } } as never);
+    let stored;
+    while (!stored) stored = (await eventsA.next()).find((m) => m.topic === "stored");
+    const { id } = stored.payload as { database: string; id: string };
+    should(stored.payload).containEql({ database: "readings" });
+    should(id).match(/^\d{4}-\d\d-\d\dT.*-[0-9a-f]{8}$/);
+    let arrived;
+    while (!arrived) arrived = (await eventsB.next()).find((m) => m.topic === "change" && (m.payload as { _id: string })._id === id);
+    should(arrived.payload).containEql({ machine: 7, celsius: 81.5 });
+
+    // done(err) reaches node.error, which is what a Catch node hears.
+    const node = helper.getNode("syncA") as unknown as { receive(m: object): void; on(e: string, l: (call: { args: unknown[] }) => void): void };
+    const errors: string[] = [];
+    node.on("call:error", (call) => errors.push(String((call.args[0] as Error)?.message ?? call.args[0])));
+    node.receive({ database: "elsewhere", payload: { a: 1 } });
+    node.receive({ database: "readings", payload: "21.5" });
+    while (errors.length < 2) await new Promise((resolve) => setTimeout(resolve, 20));
+    should(errors[0]).match(/not-synced|elsewhere/);
+    should(errors[1]).match(/not-a-document|object/);
+  });
 });
