@@ -102,6 +102,9 @@ describe("npm start: the demo in a real Node-RED", function () {
       should((await feed.from("pm-home-refused")).msg).match(/family/);
       const logged = await feed.from("pm-home-sync-events", 30_000, (message) => message.msg.includes('"database":"door-log"') && message.msg.includes('"docsWritten":1'));
       should(logged.msg).match(/"topic":"sync"/);
+      await inject("pm-home-in-range");
+      const inRange = await feed.from("pm-home-peers", 20_000, (message) => message.msg.includes('"topic":"peers"'));
+      should(inRange.msg).match(/"name":"front door"/);
     } finally {
       feed.close();
     }
