@@ -18,6 +18,11 @@ export interface DemoOptions {
   redJs?: string;
   /** The Node.js binary to run it with. */
   nodeBinary?: string;
+  /**
+   * A bare runtime for the palette test: this package is not linked in, the demo is not deployed, and
+   * the palette may install (and upload) modules.
+   */
+  bare?: boolean;
 }
 
 export interface RunningDemo {
@@ -29,11 +34,14 @@ export interface RunningDemo {
 }
 
 /** A user directory in which this package is installed the way the palette would (a link into node_modules). */
-function prepareUserDir(userDir: string, port: number): string {
-  const scope = path.join(userDir, "node_modules", ...PACKAGE_NAME.split("/").slice(0, -1));
-  fs.mkdirSync(scope, { recursive: true });
-  const link = path.join(userDir, "node_modules", PACKAGE_NAME);
-  if (!fs.existsSync(link)) fs.symlinkSync(projectRoot, link, "dir");
+function prepareUserDir(userDir: string, port: number, bare: boolean): string {
+  fs.mkdirSync(userDir, { recursive: true });
+  if (!bare) {
+    const scope = path.join(userDir, "node_modules", ...PACKAGE_NAME.split("/").slice(0, -1));
+    fs.mkdirSync(scope, { recursive: true });
+    const link = path.join(userDir, "node_modules", PACKAGE_NAME);
+    if (!fs.existsSync(link)) fs.symlinkSync(projectRoot, link, "dir");
+  }
   const settings = path.join(userDir, "settings.js");
   fs.writeFileSync(
     settings,
@@ -44,7 +52,7 @@ module.exports = {
   flowFile: "flows.json",
   telemetry: { enabled: false },
   diagnostics: { enabled: false },
-  externalModules: { autoInstall: false, palette: { allowInstall: false } },
+  externalModules: { autoInstall: false, palette: { allowInstall: ${bare}, allowUpload: ${bare} } },
   editorTheme: { projects: { enabled: false }, tours: false },
   logging: { console: { level: "info" } },
 };
@@ -95,7 +103,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   const userDir = path.resolve(options.userDir ?? path.join(projectRoot, ".demo"));
   const port = options.port ?? 1880;
   const url = `http://127.0.0.1:${port}`;
-  const settings = prepareUserDir(userDir, port);
+  const settings = prepareUserDir(userDir, port, options.bare === true);
   const redJs = options.redJs ?? require.resolve("node-red/red.js");
   const child = spawn(options.nodeBinary ?? process.execPath, [redJs, "--userDir", userDir, "--settings", settings], {
     stdio: options.stdio === "pipe" ? ["ignore", "pipe", "pipe"] : "inherit",
@@ -107,7 +115,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   };
   try {
     await waitForEditor(url, child, 60_000);
-    await deployDemoOnce(url, options.gatewayPort ?? 17802);
+    if (!options.bare) await deployDemoOnce(url, options.gatewayPort ?? 17802);
   } catch (err) {
     await stop();
     throw err;
