@@ -7,6 +7,36 @@ import should from "should";
 import { Device, GroupDoc, Identity, openDatabase, Rule, signGroup } from "../../lib";
 import { waitFor } from "../helpers/events";
 
+/** A stream that keeps going until something ends it; `tenChunksOut` resolves once it is well under way. */
+function endlessStream(): { endless: Readable; tenChunksOut: Promise<void> } {
+  let chunks = 0;
+  let flowing!: () => void;
+  const tenChunksOut = new Promise<void>((resolve) => (flowing = resolve));
+  const endless = new Readable({
+    read() {
+      setTimeout(() => {
+        this.push(Buffer.alloc(1024, chunks++));
+        if (chunks === 10) flowing();
+      }, 5);
+    },
+  });
+  return { endless, tenChunksOut };
+}
+
+/** Receives every stream on `device` and resolves with the error that breaks one off. */
+function streamFailure(device: Device): Promise<Error> {
+  return new Promise<Error>((resolve) =>
+    device.onStream("#", async (stream) => {
+      try {
+        for await (const _ of stream.body) void _;
+      } catch (err) {
+        resolve(err as Error);
+        throw err;
+      }
+    }),
+  );
+}
+
 /** Devices on 127.0.0.1 with real TLS; each knows the others' addresses; `rules` per receiving device. */
 describe("ACL enforced on the wire", () => {
   const devices: Device[] = [];
@@ -89,31 +119,11 @@ describe("ACL enforced on the wire", () => {
       rules: [{ effect: "allow", principal: "group:line-3", verb: "send", resource: "*" }],
     });
     b.onMessage("#", () => undefined);
-    const listenerFailed = new Promise<Error>((resolve) =>
-      b.onStream("#", async (stream) => {
-        try {
-          for await (const _ of stream.body) void _;
-        } catch (err) {
-          resolve(err as Error);
-          throw err;
-        }
-      }),
-    );
+    const listenerFailed = streamFailure(b);
     const sender = await device(a, { peers: [b], rules: [{ effect: "allow", principal: "any", verb: "receive", resource: "*" }] });
     should((await sender.send(b.id, "t", 1)).receivers).equal(1);
 
-    // A stream that keeps going until the revocation ends it.
-    let chunks = 0;
-    let flowing!: () => void;
-    const tenChunksOut = new Promise<void>((resolve) => (flowing = resolve));
-    const endless = new Readable({
-      read() {
-        setTimeout(() => {
-          this.push(Buffer.alloc(1024, chunks++));
-          if (chunks === 10) flowing();
-        }, 5);
-      },
-    });
+    const { endless, tenChunksOut } = endlessStream();
     const streaming = sender.sendStream(b.id, "camera", endless);
     streaming.catch(() => undefined);
     await tenChunksOut;
@@ -211,33 +221,14 @@ describe("ACL enforced on the wire", () => {
 
   it("ends an outgoing stream when the sender's own ACL stops letting the peer receive it", async () => {
     const b = await device(Identity.generate(), { rules: [{ effect: "allow", principal: "any", verb: "send", resource: "*" }] });
-    const receiverSaw = new Promise<Error>((resolve) =>
-      b.onStream("#", async (stream) => {
-        try {
-          for await (const _ of stream.body) void _;
-        } catch (err) {
-          resolve(err as Error);
-          throw err;
-        }
-      }),
-    );
+    const receiverSaw = streamFailure(b);
     const a = await device(Identity.generate(), {
       peers: [b],
       storage: true,
       groups: [{ name: "viewers", members: [b.id] }],
       rules: [{ effect: "allow", principal: "group:viewers", verb: "receive", resource: "stream/#" }],
     });
-    let chunks = 0;
-    let flowing!: () => void;
-    const tenChunksOut = new Promise<void>((resolve) => (flowing = resolve));
-    const endless = new Readable({
-      read() {
-        setTimeout(() => {
-          this.push(Buffer.alloc(1024, chunks++));
-          if (chunks === 10) flowing();
-        }, 5);
-      },
-    });
+    const { endless, tenChunksOut } = endlessStream();
     const streaming = a.sendStream(b.id, "camera", endless);
     streaming.catch(() => undefined);
     await tenChunksOut;

@@ -1,34 +1,14 @@
 import { execFile } from "node:child_process";
 import path from "node:path";
 import should from "should";
-import { compiled, netnsUnavailable, TEST_INTERFACE, TestNetwork } from "./harness";
-import { HostDevice } from "./host-device";
+import { compiled, TEST_INTERFACE } from "./harness";
+import { HostDevice, useTestHosts } from "./host-device";
 
-const unavailable = netnsUnavailable();
 const timing = { announceIntervalMs: 500, expireMs: 2_000 };
 
 describe("mDNS discovery across test hosts (network namespaces)", function () {
-  let network: TestNetwork | undefined;
-  let devices: HostDevice[] = [];
-
-  before(function () {
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-  });
-  afterEach(async () => {
-    await Promise.all(devices.map((device) => device.kill()));
-    devices = [];
-    network?.destroy();
-    network = undefined;
-  });
-
-  function hosts(count: number): HostDevice[] {
-    network = TestNetwork.create(count);
-    devices = network.hosts.map((host) => new HostDevice(network!, host, `host${host.index}`));
-    return devices;
-  }
+  const testHosts = useTestHosts();
+  const hosts = (count: number): HostDevice[] => testHosts.hosts(count);
 
   it("3 hosts find each other, each in under a second of the other starting", async () => {
     const all = hosts(3);
@@ -74,11 +54,11 @@ describe("mDNS discovery across test hosts (network namespaces)", function () {
     await b.start([], timing);
     await a.peerEvent("found", b.id, 5_000);
     const downAt = Date.now();
-    network!.linkDown(b.host);
+    testHosts.network.linkDown(b.host);
     await a.peerEvent("lost", b.id, timing.expireMs * 2, downAt);
     await b.peerEvent("lost", a.id, timing.expireMs * 2, downAt);
     const upAt = Date.now();
-    network!.linkUp(b.host);
+    testHosts.network.linkUp(b.host);
     await a.peerEvent("found", b.id, timing.expireMs * 2, upAt);
     await b.peerEvent("found", a.id, timing.expireMs * 2, upAt);
   });
@@ -102,7 +82,8 @@ describe("mDNS discovery across test hosts (network namespaces)", function () {
   });
 
   it("the mDNS transport passes the transport compliance suite inside a test host", async function () {
-    const [host] = (network = TestNetwork.create(1)).hosts;
+    testHosts.hosts(1);
+    const [host] = testHosts.network.hosts;
     const mocha = path.join(process.cwd(), "node_modules", "mocha", "bin", "mocha.js");
     const suite = compiled(path.join("inside", "mdns-compliance.js"));
     const output = await new Promise<string>((resolve, reject) => {

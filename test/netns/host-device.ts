@@ -3,7 +3,7 @@ import type { EventEmitter } from "node:events";
 import { Identity, KnownPeer, PeerInfo } from "../../lib";
 import { waitFor } from "../helpers/events";
 import type { Request, StartCommand } from "./agent";
-import { compiled, ipcEvents, TEST_INTERFACE, TestHost, TestNetwork } from "./harness";
+import { compiled, ipcEvents, netnsUnavailable, TEST_INTERFACE, TestHost, TestNetwork } from "./harness";
 
 export interface MeshDelivery {
   id: string;
@@ -135,4 +135,37 @@ export class HostDevice {
     await exited;
     return at;
   }
+}
+
+/**
+ * Mocha hooks for a suite of test hosts: skips the suite where namespaces are unavailable (saying why),
+ * and after each test kills every device and removes the network, whatever the test left behind.
+ */
+export function useTestHosts(): { hosts(count: number, segments?: number[][], names?: string[]): HostDevice[]; readonly network: TestNetwork } {
+  const unavailable = netnsUnavailable();
+  let network: TestNetwork | undefined;
+  let devices: HostDevice[] = [];
+  before(function () {
+    if (unavailable) {
+      console.log(`      skipped: ${unavailable}`);
+      this.skip();
+    }
+  });
+  afterEach(async () => {
+    await Promise.all(devices.map((device) => device.kill()));
+    devices = [];
+    network?.destroy();
+    network = undefined;
+  });
+  return {
+    hosts(count, segments, names) {
+      network = TestNetwork.create(count, segments);
+      devices = network.hosts.map((host) => new HostDevice(network!, host, names?.[host.index - 1] ?? `host${host.index}`));
+      return devices;
+    },
+    get network() {
+      if (!network) throw new Error("no test network: call hosts() first");
+      return network;
+    },
+  };
 }

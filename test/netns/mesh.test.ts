@@ -2,11 +2,9 @@ import { createHash } from "node:crypto";
 import should from "should";
 import type { MeshSyncOptions } from "../../lib";
 import { TempDirs } from "../helpers/storage";
-import { netnsUnavailable, TestNetwork } from "./harness";
-import { HostDevice } from "./host-device";
+import { HostDevice, useTestHosts } from "./host-device";
 import { patternBytes } from "./pattern";
 
-const unavailable = netnsUnavailable();
 const PORT = 7101; // each host has its own namespace, so one port serves them all
 
 interface DbState {
@@ -30,22 +28,10 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs: num
  */
 describe("mesh across test hosts (network namespaces): a line A–B–C where A and C share no network", function () {
   this.timeout(120_000);
-  let network: TestNetwork | undefined;
-  let devices: HostDevice[] = [];
+  const testHosts = useTestHosts();
   const dirs = new TempDirs();
   const storage = new Map<HostDevice, string>();
-
-  before(function () {
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-  });
-  afterEach(async () => {
-    await Promise.all(devices.map((device) => device.kill()));
-    devices = [];
-    network?.destroy();
-    network = undefined;
+  afterEach(() => {
     storage.clear();
     dirs.removeAll();
   });
@@ -53,11 +39,10 @@ describe("mesh across test hosts (network namespaces): a line A–B–C where A 
   const meshSync = (policy: MeshSyncOptions["policy"], databases: string[] = []): MeshSyncOptions => ({ databases, direction: "both", mesh: true, policy });
 
   function line(): [HostDevice, HostDevice, HostDevice] {
-    network = TestNetwork.create(3, [
+    const devices = testHosts.hosts(3, [
       [1, 2],
       [2, 3],
-    ]);
-    devices = network.hosts.map((host) => new HostDevice(network!, host, ["a", "b", "c"][host.index - 1]));
+    ], ["a", "b", "c"]);
     for (const device of devices) storage.set(device, dirs.make());
     return devices as [HostDevice, HostDevice, HostDevice];
   }
@@ -66,7 +51,7 @@ describe("mesh across test hosts (network namespaces): a line A–B–C where A 
   function launch(device: HostDevice, neighbours: HostDevice[], sync: MeshSyncOptions, databases: string[] = []): Promise<number> {
     return device.launch({
       port: PORT,
-      peers: neighbours.map((other) => ({ id: other.id, name: other.name, address: `${network!.addressOn(device.host, other.host)}:${PORT}` })),
+      peers: neighbours.map((other) => ({ id: other.id, name: other.name, address: `${testHosts.network.addressOn(device.host, other.host)}:${PORT}` })),
       staticProbeIntervalMs: 300,
       storageDir: storage.get(device),
       databases,
@@ -119,14 +104,14 @@ describe("mesh across test hosts (network namespaces): a line A–B–C where A 
     const [a, b, c] = await startLine(meshSync({ intervalMs: 0, maxDocs: 1 }, ["readings"]), ["readings"]);
     const heal = async (): Promise<void> => {
       await new Promise((resolve) => setTimeout(resolve, 1_500));
-      network!.linkUp(c.host, 1);
-      network!.linkUp(a.host, 0);
+      testHosts.network.linkUp(c.host, 1);
+      testHosts.network.linkUp(a.host, 0);
     };
 
     // The database: A–B goes down once B holds part of it.
     await a.request({ type: "put-docs", database: "readings", from: 0, count: 10_000, bytes: 200 });
     await until("B holding part of the database", async () => (await b.request<DbState>({ type: "db-state", database: "readings" })).count > 0, 30_000);
-    network!.linkDown(a.host, 0);
+    testHosts.network.linkDown(a.host, 0);
     const docsAtCut = (await b.request<DbState>({ type: "db-state", database: "readings" })).count;
     await heal();
 
@@ -134,8 +119,8 @@ describe("mesh across test hosts (network namespaces): a line A–B–C where A 
     const sent: string[] = [];
     for (let i = 0; i < 30; i++) sent.push((await a.request<{ id: string }>({ type: "mesh-send", to: c.id, binaryBytes: 128 * 1024, options: { topic: `m${i}` } })).id);
     const cutLinks = (): void => {
-      network!.linkDown(c.host, 1);
-      network!.linkDown(a.host, 0);
+      testHosts.network.linkDown(c.host, 1);
+      testHosts.network.linkDown(a.host, 0);
     };
     if (c.deliveries.length > 0) cutLinks();
     else await new Promise<void>((resolve) => c.agentEvents.once("mesh-message", () => resolve(cutLinks())));
