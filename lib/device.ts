@@ -106,6 +106,8 @@ export interface DeviceEvents {
   rejected: [info: { id: string; reason: string }];
   /** A transport hit something worth telling the user that did not stop it. */
   warning: [err: Error, transport: string];
+  /** A replication session with `peer` (or the cloud) finished without an error. */
+  synced: [peer: string, at: number];
 }
 
 /**
@@ -119,6 +121,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   readonly peerTable: PeerTable;
   private transports: Transport[] = [];
   private staticTransport?: StaticTransport;
+  private readonly syncTimes = new Map<string, number>();
   /** Who may do what; consulted for every request in and out unless an authorize function replaces it. */
   readonly acl: Acl;
   private authorizer: Authorizer;
@@ -268,6 +271,17 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       transports.push(this.staticTransport);
     }
     return transports;
+  }
+
+  /** When each peer (or the cloud) last finished a sync session with this device. */
+  get lastSyncs(): ReadonlyMap<string, number> {
+    return this.syncTimes;
+  }
+
+  /** @internal called by MeshSync after a session that did not fail. */
+  noteSync(peer: string, at = Date.now()): void {
+    this.syncTimes.set(peer, at);
+    this.emit("synced", peer, at);
   }
 
   /**

@@ -16,9 +16,11 @@ execFileSync(process.execPath, [require.resolve("typescript/bin/tsc"), "-p", roo
 const sharedLocales = path.join(root, "nodes", "shared", "locales");
 const readJson = (file) => JSON.parse(fs.readFileSync(file, "utf8"));
 
-for (const name of fs.readdirSync(path.join(root, "nodes"))) {
-  const source = path.join(root, "nodes", name);
-  const target = path.join(dist, "nodes", name);
+// Nodes and editor plugins alike: each folder's .html (and icons, locales) beside its compiled .js.
+const folders = ["nodes", "plugins"].flatMap((kind) => fs.readdirSync(path.join(root, kind)).map((name) => ({ kind, name })));
+for (const { kind, name } of folders) {
+  const source = path.join(root, kind, name);
+  const target = path.join(dist, kind, name);
   if (name === "shared" || !fs.statSync(source).isDirectory()) continue;
   for (const entry of fs.readdirSync(source)) {
     if (entry.endsWith(".html")) fs.copyFileSync(path.join(source, entry), path.join(target, entry));

@@ -205,6 +205,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return () => this.messageListeners.delete(listener);
   }
 
+  /** The neighbours this device's own device document lists, with when each was last recorded. */
+  ownNeighbours(): Record<string, number> {
+    return { ...this.neighbours };
+  }
+
   /** Records that documents were exchanged with `peer`; the device document says so (for directed routing). */
   async noteNeighbour(peer: string, now = Date.now()): Promise<void> {
     const last = this.neighbours[peer];

@@ -169,7 +169,10 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
   private async attempt(peer: string, database: string, run: () => Promise<SyncReport | undefined>): Promise<void> {
     try {
       const report = await run();
-      if (report) this.emit("sync", report);
+      if (report) {
+        this.device.noteSync(peer);
+        this.emit("sync", report);
+      }
     } catch (err) {
       if (!this.stopped) this.emit("failed", err as Error, peer, database);
     }

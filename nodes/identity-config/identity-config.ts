@@ -5,6 +5,7 @@ import type { Node, NodeAPI, NodeDef } from "node-red";
 import { DEFAULT_PROBE_INTERVAL_MS, Device, DiscoveryOptions, Identity, IdentityError, Rule, validateKnownPeers } from "../../lib";
 import type { IdentityConfigNode } from "../shared/identity-node";
 import { joinLocalIdentities } from "../shared/local-identities";
+import { runningIdentities } from "../shared/running-identities";
 
 interface IdentityConfigDef extends NodeDef {
   host?: string;
@@ -100,6 +101,7 @@ export = (RED: NodeAPI): void => {
       const node = this as unknown as IdentityConfigNode & Creds;
       let closed = false;
       let leaveLocal = (): void => undefined;
+      let leaveRunning = (): void => undefined;
       try {
         const identity = loadIdentity(RED, node, def.name);
         const { peers, problems } = validateKnownPeers(def.peers);
@@ -121,6 +123,7 @@ export = (RED: NodeAPI): void => {
         node.ready.then(
           (port) => {
             node.log(RED._("identity-config.log.listening", { id: identity.deviceId, host: def.host || "127.0.0.1", port }));
+            if (!closed) leaveRunning = runningIdentities.add({ nodeId: node.id, name: def.name || undefined, device });
             const network = def.localNetwork?.trim();
             if (network && !closed) leaveLocal = joinLocalIdentities(node.id, { network, device, name: def.name || undefined, host: def.host || "127.0.0.1", port });
           },
@@ -134,6 +137,7 @@ export = (RED: NodeAPI): void => {
       node.on("close", (_removed: boolean, done: () => void) => {
         closed = true;
         leaveLocal();
+        leaveRunning();
         const stopping = node.device ? node.device.stop() : Promise.resolve();
         stopping.then(done, done);
       });

@@ -111,6 +111,47 @@ describe("npm start: the demo in a real Node-RED", function () {
     should(log.filter((line) => /\[error\]/.test(line))).eql([]);
   });
 
+  it("loads the peer mesh sidebar plugin, whose overview lists each identity's peers and mesh neighbours, live over comms", async () => {
+    const plugins = (await (await fetch(`${demo!.url}/plugins`, { headers: { accept: "application/json" } })).json()) as Array<{ id: string; plugins: Array<{ id: string }> }>;
+    should(plugins.flatMap((set) => set.plugins.map((plugin) => plugin.id))).containEql("peer-mesh-sidebar");
+    const editorSide = await (await fetch(`${demo!.url}/plugins`, { headers: { accept: "text/html" } })).text();
+    should(editorSide).containEql("RED.plugins.registerPlugin('peer-mesh-sidebar'").and.containEql("RED.sidebar.addTab");
+
+    interface Overview {
+      nodeId: string;
+      name?: string;
+      deviceId: string;
+      peers: Array<{ name?: string; transports: string[]; trusted: boolean; lastSync?: number }>;
+      neighbours: Array<{ name?: string; lastSync?: number }>;
+    }
+    const byName = (all: Overview[], name: string): Overview => all.find((identity) => identity.name === name)!;
+    const all = (await (await fetch(`${demo!.url}/peer-mesh/overview`)).json()) as Overview[];
+    should(all.map((identity) => identity.name)).containEql("sensor box").and.containEql("line gateway").and.containEql("front door");
+    should(byName(all, "sensor box").peers.find((peer) => peer.name === "gateway")).containEql({ transports: ["static"], trusted: true });
+    // The factory gateway has synced readings with the tablet by now (the examples test waited for it).
+    const gateway = all.find((identity) => identity.nodeId === "pm-factory-gateway")!;
+    should(gateway.neighbours.find((n) => n.name === "maintenance tablet")?.lastSync).be.a.Number();
+
+    // The editor's comms carry the same picture, retained, so a tab opened late has it at once.
+    const socket = new WebSocket(`${demo!.url.replace("http", "ws")}/comms`);
+    try {
+      const published = await new Promise<Overview[]>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("no peer-mesh/overview on comms")), 10_000);
+        socket.on("open", () => socket.send(JSON.stringify({ subscribe: "peer-mesh/overview" })));
+        socket.on("message", (data) => {
+          for (const event of [JSON.parse(String(data))].flat() as Array<{ topic: string; data: Overview[] }>) {
+            if (event.topic !== "peer-mesh/overview") continue;
+            clearTimeout(timer);
+            resolve(event.data);
+          }
+        });
+      });
+      should(published.map((identity) => identity.deviceId).sort()).eql(all.map((identity) => identity.deviceId).sort());
+    } finally {
+      socket.close();
+    }
+  });
+
   it("keeps both device ids across a restart (keys stored in encrypted credentials)", async () => {
     const idOf = async (node: string) => ((await (await fetch(`${demo!.url}/peer-mesh/identity/${node}`)).json()) as { deviceId: string }).deviceId;
     const before = [await idOf("demo-sensor"), await idOf("demo-gateway")];

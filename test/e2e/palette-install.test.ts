@@ -70,5 +70,8 @@ describe("palette: npm pack, installed into a fresh Node-RED through the Admin A
     // The editor gets the nodes' help and labels in the palette's HTML.
     const html = await (await fetch(`${red.url}/nodes`, { headers: { accept: "text/html" } })).text();
     for (const type of OUR_TYPES) should(html).containEql(`data-help-name="${type}"`);
+    // And the editor plugin (the peer mesh sidebar tab) came with it.
+    const plugins = (await (await fetch(`${red.url}/plugins`, { headers: { accept: "application/json" } })).json()) as Array<{ plugins: Array<{ id: string }> }>;
+    should(plugins.flatMap((set) => set.plugins.map((plugin) => plugin.id))).containEql("peer-mesh-sidebar");
   });
 });

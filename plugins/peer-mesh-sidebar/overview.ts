@@ -1,0 +1,59 @@
+import type { Device } from "../../lib";
+import type { RunningIdentity } from "../../nodes/shared/running-identities";
+
+export interface PeerRow {
+  id: string;
+  name?: string;
+  transports: string[];
+  address: string;
+  trusted: boolean;
+  verified: boolean;
+  lastSeen: number;
+  /** When a sync session with this peer last finished, if one did. */
+  lastSync?: number;
+}
+
+export interface IdentityOverview {
+  nodeId: string;
+  name?: string;
+  deviceId: string;
+  port: number | null;
+  peers: PeerRow[];
+  /** Devices this one exchanged mesh documents with (from its signed device document), with last sync times. */
+  neighbours: Array<{ id: string; name?: string; lastSync?: number; seen: number }>;
+  cloudSync?: number;
+}
+
+function neighboursOf(device: Device): IdentityOverview["neighbours"] {
+  const syncs = device.lastSyncs;
+  let recorded: Record<string, number> = {};
+  try {
+    recorded = device.mesh.ownNeighbours();
+  } catch {
+    // no storage, no mesh: only the sessions this runtime saw
+  }
+  const ids = new Set([...Object.keys(recorded), ...[...syncs.keys()].filter((id) => id !== "cloud")]);
+  return [...ids].map((id) => ({ id, name: device.peers.nameOf(id), lastSync: syncs.get(id), seen: recorded[id] ?? syncs.get(id) ?? 0 }));
+}
+
+/** What the sidebar shows: every running identity, its peers in range and its mesh neighbours. */
+export function overview(identities: RunningIdentity[]): IdentityOverview[] {
+  return identities.map(({ nodeId, name, device }) => ({
+    nodeId,
+    name,
+    deviceId: device.id,
+    port: device.port ?? null,
+    peers: device.peerTable.list().map((peer) => ({
+      id: peer.id,
+      name: peer.name,
+      transports: peer.transports,
+      address: peer.address,
+      trusted: peer.trusted,
+      verified: peer.verified,
+      lastSeen: peer.lastSeen,
+      lastSync: device.lastSyncs.get(peer.id),
+    })),
+    neighbours: neighboursOf(device),
+    cloudSync: device.lastSyncs.get("cloud"),
+  }));
+}

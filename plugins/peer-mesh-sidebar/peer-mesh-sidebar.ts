@@ -1,0 +1,61 @@
+import type { Request, Response } from "express";
+import type { NodeAPI } from "node-red";
+import type { Device, PeerInfo } from "../../lib";
+import { runningIdentities } from "../../nodes/shared/running-identities";
+import { overview } from "./overview";
+
+const TOPIC = "peer-mesh/overview";
+/** Updates at most this often: a busy mesh must not flood the editor's websocket. */
+const PUBLISH_EVERY_MS = 1_000;
+
+interface PluginApi {
+  registerPlugin(id: string, definition: { type: string }): void;
+}
+
+/**
+ * The runtime half of the editor's "peer mesh" sidebar tab: GET /peer-mesh/overview answers the current
+ * picture, and every change (a peer found or lost, a sync session, an identity deployed) publishes a new
+ * one on the editor's comms, so the tab updates live.
+ */
+export = (RED: NodeAPI): void => {
+  (RED as unknown as { plugins: PluginApi }).plugins.registerPlugin("peer-mesh-sidebar", { type: "peer-mesh-sidebar" });
+  const comms = (RED as unknown as { comms: { publish(topic: string, data: unknown, retain: boolean): void } }).comms;
+
+  let timer: NodeJS.Timeout | undefined;
+  const publish = (): void => {
+    if (timer) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      comms.publish(TOPIC, overview(runningIdentities.list()), true);
+    }, PUBLISH_EVERY_MS);
+    timer.unref();
+  };
+
+  // Follows the devices that are running now; an identity redeployed is a new device.
+  let unbind: Array<() => void> = [];
+  const bind = (): void => {
+    unbind.forEach((off) => off());
+    unbind = runningIdentities.list().map(({ device }) => follow(device, publish));
+    publish();
+  };
+  runningIdentities.on("change", bind);
+  bind();
+
+  RED.httpAdmin.get("/peer-mesh/overview", RED.auth.needsPermission("identity-config.read"), (_req: Request, res: Response) => {
+    res.json(overview(runningIdentities.list()));
+  });
+};
+
+function follow(device: Device, changed: () => void): () => void {
+  const onPeer = (_peer: PeerInfo): void => changed();
+  device.peerTable.on("found", onPeer);
+  device.peerTable.on("lost", onPeer);
+  device.peerTable.on("changed", onPeer);
+  device.on("synced", changed);
+  return () => {
+    device.peerTable.off("found", onPeer);
+    device.peerTable.off("lost", onPeer);
+    device.peerTable.off("changed", onPeer);
+    device.off("synced", changed);
+  };
+}
