@@ -23,6 +23,8 @@ export interface DemoOptions {
    * the palette may install (and upload) modules.
    */
   bare?: boolean;
+  /** Deploy the demo flow and the examples on first start (default true). */
+  deployDemo?: boolean;
 }
 
 export interface RunningDemo {
@@ -115,7 +117,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   };
   try {
     await waitForEditor(url, child, 60_000);
-    if (!options.bare) await deployDemoOnce(url, options.gatewayPort ?? 17802);
+    if (!options.bare && options.deployDemo !== false) await deployDemoOnce(url, options.gatewayPort ?? 17802);
   } catch (err) {
     await stop();
     throw err;
