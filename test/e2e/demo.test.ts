@@ -3,42 +3,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import WebSocket from "ws";
+import { debugFeed } from "../helpers/debug-feed";
 import { exampleFlows, RunningDemo, startDemo } from "../../scripts/demo";
 import { freePort } from "../nodes/fixtures";
-
-interface DebugMessage {
-  id: string;
-  msg: string;
-  format: string;
-}
-
-/** Listens to the editor's debug sidebar feed, as the browser does, and waits for a message from one node. */
-function debugFeed(url: string) {
-  const socket = new WebSocket(`${url.replace("http", "ws")}/comms`);
-  const seen: DebugMessage[] = [];
-  const waiters: Array<() => void> = [];
-  socket.on("open", () => socket.send(JSON.stringify({ subscribe: "debug" })));
-  socket.on("message", (data) => {
-    const events = JSON.parse(String(data)) as Array<{ topic: string; data: DebugMessage }>;
-    for (const event of [events].flat()) if (event.topic === "debug") seen.push(event.data);
-    waiters.splice(0).forEach((wake) => wake());
-  });
-  return {
-    async from(nodeId: string, timeoutMs = 20_000, wanted: (message: DebugMessage) => boolean = () => true): Promise<DebugMessage> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const found = seen.find((message) => message.id === nodeId && wanted(message));
-        if (found) return found;
-        if (Date.now() > deadline) throw new Error(`no debug message from ${nodeId} within ${timeoutMs} ms`);
-        await new Promise<void>((resolve) => {
-          waiters.push(resolve);
-          setTimeout(resolve, 500);
-        });
-      }
-    },
-    close: () => socket.close(),
-  };
-}
 
 describe("npm start: the demo in a real Node-RED", function () {
   this.timeout(120_000);

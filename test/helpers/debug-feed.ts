@@ -1,0 +1,35 @@
+import WebSocket from "ws";
+
+export interface DebugMessage {
+  id: string;
+  msg: string;
+  format: string;
+}
+
+/** Listens to the editor's debug sidebar feed, as the browser does, and waits for a message from one node. */
+export function debugFeed(url: string) {
+  const socket = new WebSocket(`${url.replace("http", "ws")}/comms`);
+  const seen: DebugMessage[] = [];
+  const waiters: Array<() => void> = [];
+  socket.on("open", () => socket.send(JSON.stringify({ subscribe: "debug" })));
+  socket.on("message", (data) => {
+    const events = JSON.parse(String(data)) as Array<{ topic: string; data: DebugMessage }>;
+    for (const event of [events].flat()) if (event.topic === "debug") seen.push(event.data);
+    waiters.splice(0).forEach((wake) => wake());
+  });
+  return {
+    async from(nodeId: string, timeoutMs = 20_000, wanted: (message: DebugMessage) => boolean = () => true): Promise<DebugMessage> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = seen.find((message) => message.id === nodeId && wanted(message));
+        if (found) return found;
+        if (Date.now() > deadline) throw new Error(`no debug message from ${nodeId} within ${timeoutMs} ms`);
+        await new Promise<void>((resolve) => {
+          waiters.push(resolve);
+          setTimeout(resolve, 500);
+        });
+      }
+    },
+    close: () => socket.close(),
+  };
+}
