@@ -1,0 +1,188 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { Device, Identity, MeshSync } from "../lib";
+
+/**
+ * npm run soak: three devices on loopback (A, relay B, C) under steady load for a bounded time:
+ * messages A→B over the wire (up to 2,000/s, 16 in flight), a 256 KB stream A→B every second, and a store-and-forward
+ * message A→C through B every 200 ms. Reports sent, delivered, duplicated and lost per kind, and the
+ * resident memory over time, as one JSON line at the end; exits 1 when anything was lost or duplicated.
+ */
+export interface SoakReport {
+  seconds: number;
+  messages: Tally;
+  streams: Tally & { bytes: number };
+  mesh: Tally;
+  rssMb: Array<{ at: number; mb: number }>;
+}
+
+interface Tally {
+  sent: number;
+  delivered: number;
+  duplicated: number;
+  lost: number;
+  failed: number;
+}
+
+const tally = (): Tally => ({ sent: 0, delivered: 0, duplicated: 0, lost: 0, failed: 0 });
+/** A steady load, not a throughput test: the memory figures then speak of the devices, not of a backlog. */
+const MESSAGES_PER_SECOND = 2_000;
+const IN_FLIGHT = 16;
+
+/** How often each sequence number arrived, in one byte each (a soak sends millions). */
+class Arrivals {
+  private counts = new Uint8Array(1024);
+  private distinct = 0;
+  private repeated = 0;
+
+  add(seq: number): void {
+    if (!Number.isInteger(seq) || seq < 0) return;
+    while (seq >= this.counts.length) {
+      const grown = new Uint8Array(this.counts.length * 2);
+      grown.set(this.counts);
+      this.counts = grown;
+    }
+    if (this.counts[seq] === 0) this.distinct++;
+    else if (this.counts[seq] === 1) this.repeated++;
+    if (this.counts[seq] < 255) this.counts[seq]++;
+  }
+
+  get size(): number {
+    return this.distinct;
+  }
+
+  get duplicated(): number {
+    return this.repeated;
+  }
+}
+const STREAM_BYTES = 256 * 1024;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function soak(seconds: number): Promise<SoakReport> {
+  const dirs = ["a", "b", "c"].map((name) => fs.mkdtempSync(path.join(os.tmpdir(), `peer-mesh-soak-${name}-`)));
+  const identities = [Identity.generate({ name: "a" }), Identity.generate({ name: "b" }), Identity.generate({ name: "c" })];
+  const devices = identities.map((identity, i) => new Device({ identity, name: ["a", "b", "c"][i], storageDir: dirs[i], discovery: { staticProbeIntervalMs: 500 } }));
+  const [a, b, c] = devices;
+  const report: SoakReport = { seconds, messages: tally(), streams: { ...tally(), bytes: 0 }, mesh: tally(), rssMb: [] };
+  const seen = { messages: new Arrivals(), streams: new Arrivals(), mesh: new Arrivals() };
+  const count = (arrivals: Arrivals, seq: number): void => arrivals.add(seq);
+  const syncs: MeshSync[] = [];
+  try {
+    const ports = await Promise.all(devices.map((device) => device.start()));
+    const link = (from: Device, to: Device, port: number, name: string): void => from.addKnownPeer({ id: to.id, name, address: `127.0.0.1:${port}` });
+    link(a, b, ports[1], "b");
+    link(b, a, ports[0], "a");
+    link(b, c, ports[2], "c");
+    link(c, b, ports[1], "b");
+    b.onMessage("soak/#", (message) => count(seen.messages, (message.payload as { seq: number }).seq));
+    b.onStream("soak/#", async (stream) => {
+      let bytes = 0;
+      for await (const chunk of stream.body) bytes += (chunk as Buffer).length;
+      if (bytes === STREAM_BYTES) count(seen.streams, Number(stream.topic.split("/").pop()));
+    });
+    c.mesh.onMessage((message) => count(seen.mesh, (message.payload as { seq: number }).seq));
+    for (const device of devices) {
+      const sync = new MeshSync(device, { databases: [], direction: "both", mesh: true, policy: { intervalMs: 0 } });
+      syncs.push(sync);
+      sync.start();
+    }
+    const deadline = Date.now() + 30_000;
+    while (!a.mesh.has(`dev:${c.id}`)) {
+      if (Date.now() > deadline) throw new Error("C's device document never reached A");
+      await sleep(100);
+    }
+
+    const started = Date.now();
+    const until = started + seconds * 1000;
+    const running = (): boolean => Date.now() < until;
+    const sample = (): void => void report.rssMb.push({ at: Math.round((Date.now() - started) / 1000), mb: Math.round(process.memoryUsage().rss / 1048576) });
+    sample();
+    const sampler = setInterval(sample, Math.max(1_000, (seconds * 1000) / 20));
+
+    let messageSeq = 0;
+    const messageWorkers = Array.from({ length: IN_FLIGHT }, async () => {
+      while (running()) {
+        // Paced from the start time, so a slow moment is made up for but never turns into a burst backlog.
+        const seq = messageSeq++;
+        const due = started + (seq / MESSAGES_PER_SECOND) * 1000;
+        if (due > Date.now()) await sleep(due - Date.now());
+        try {
+          await a.send(b.id, `soak/m/${seq % 8}`, { seq, at: Date.now(), pad: "x".repeat(200) });
+          report.messages.sent++;
+        } catch {
+          report.messages.failed++;
+        }
+      }
+    });
+    const streamWorker = (async () => {
+      for (let seq = 0; running(); seq++) {
+        try {
+          await a.sendStream(b.id, `soak/s/${seq}`, Readable.from([Buffer.alloc(STREAM_BYTES, seq & 0xff)]));
+          report.streams.sent++;
+          report.streams.bytes += STREAM_BYTES;
+        } catch {
+          report.streams.failed++;
+        }
+        await sleep(1_000);
+      }
+    })();
+    const meshWorker = (async () => {
+      for (let seq = 0; running(); seq++) {
+        try {
+          await a.mesh.send(c.id, { seq }, { topic: "soak" });
+          report.mesh.sent++;
+        } catch {
+          report.mesh.failed++;
+        }
+        await sleep(200);
+      }
+    })();
+    await Promise.all([...messageWorkers, streamWorker, meshWorker]);
+    // Store-and-forward is eventually delivered: a grace period for the last ones on their way.
+    const grace = Date.now() + 30_000;
+    while (seen.mesh.size < report.mesh.sent && Date.now() < grace) await sleep(200);
+    clearInterval(sampler);
+    sample();
+
+    const settle = (kind: Tally, arrivals: Arrivals): void => {
+      kind.delivered = arrivals.size;
+      kind.duplicated = arrivals.duplicated;
+      kind.lost = Math.max(0, kind.sent - arrivals.size);
+    };
+    settle(report.messages, seen.messages);
+    settle(report.streams, seen.streams);
+    settle(report.mesh, seen.mesh);
+    return report;
+  } finally {
+    await Promise.all(syncs.map((sync) => sync.stop()));
+    await Promise.all(devices.map((device) => device.stop()));
+    for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (require.main === module) {
+  const flag = process.argv.indexOf("--seconds");
+  const seconds = Number(flag >= 0 ? process.argv[flag + 1] : process.env.SOAK_SECONDS ?? 600);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) {
+    console.error("--seconds must be between 1 and 3600");
+    process.exit(2);
+  }
+  soak(seconds).then(
+    (report) => {
+      for (const kind of ["messages", "streams", "mesh"] as const) {
+        const t = report[kind];
+        console.log(`${kind.padEnd(9)} sent ${t.sent}, delivered ${t.delivered}, duplicated ${t.duplicated}, lost ${t.lost}, failed to send ${t.failed}`);
+      }
+      console.log(`rss (MB) over time: ${report.rssMb.map((s) => `${s.at}s:${s.mb}`).join(" ")}`);
+      console.log(JSON.stringify(report));
+      const bad = (["messages", "streams", "mesh"] as const).some((kind) => report[kind].lost > 0 || report[kind].duplicated > 0);
+      process.exit(bad ? 1 : 0);
+    },
+    (err: Error) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
