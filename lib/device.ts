@@ -38,7 +38,7 @@ export interface DeviceOptions {
   /** Where this device keeps its PouchDB databases; without it, groups live in memory and no database is served. */
   storageDir?: string;
   /** Store-and-forward settings (quota, fallback to flood, ...); the mesh needs storageDir. */
-  mesh?: Pick<MeshOptions, "quota" | "fallbackMs" | "routeFreshMs" | "maxTtlMs" | "sweepIntervalMs">;
+  mesh?: Pick<MeshOptions, "quota" | "fallbackMs" | "routeFreshMs" | "maxTtlMs" | "maxDevices" | "sweepIntervalMs">;
   /** The databases this device keeps and serves to peers (CouchDB protocol at /db/<name>), as the ACL allows. */
   databases?: string[];
   limits?: Partial<WireLimits>;

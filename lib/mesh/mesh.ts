@@ -34,12 +34,14 @@ export interface MeshOptions {
   resolvePeer?(reference: string): string | undefined;
   /** Stored mesh messages at most, and their bodies' bytes at most; more are refused once cleanup frees nothing. */
   quota?: { docs?: number; bytes?: number };
-  /** A directed document that has found no path for this long is flooded. */
+  /** A directed message not acknowledged by every recipient this long after it was sent is flooded. */
   fallbackMs?: number;
   /** Links older than this are not used for directed routing. */
   routeFreshMs?: number;
   /** The longest time to live a message may ask for (a relay refuses longer ones). */
   maxTtlMs?: number;
+  /** Device documents kept at most (keys and routes of other devices); a flood of new ones beyond is refused. */
+  maxDevices?: number;
   sweepIntervalMs?: number;
 }
 
@@ -88,7 +90,7 @@ interface Entry {
   size: number;
 }
 
-const DEFAULTS = { docs: 10_000, bytes: 256 * 1024 * 1024, fallbackMs: 60_000, routeFreshMs: 24 * 3_600_000, maxTtlMs: 30 * 86_400_000, sweepIntervalMs: 30_000 };
+const DEFAULTS = { docs: 10_000, bytes: 256 * 1024 * 1024, fallbackMs: 60_000, routeFreshMs: 24 * 3_600_000, maxTtlMs: 30 * 86_400_000, maxDevices: 2_000, sweepIntervalMs: 30_000 };
 /** A device document is rewritten when a neighbour is new or was last recorded this long ago. */
 const NEIGHBOUR_REFRESH_MS = 60_000;
 export const MAX_PRIORITY = 9;
@@ -124,6 +126,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private quota: { docs: number; bytes: number };
   private fallbackMs: number;
   private readonly maxTtlMs: number;
+  private readonly maxDevices: number;
   private closed = false;
   /** Whether this device passes on other devices' documents, or only its own (and group documents). */
   relay = true;
@@ -135,6 +138,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.quota = { docs: options.quota?.docs ?? DEFAULTS.docs, bytes: options.quota?.bytes ?? DEFAULTS.bytes };
     this.fallbackMs = options.fallbackMs ?? DEFAULTS.fallbackMs;
     this.maxTtlMs = options.maxTtlMs ?? DEFAULTS.maxTtlMs;
+    this.maxDevices = options.maxDevices ?? DEFAULTS.maxDevices;
     this.router = new Router(options.routeFreshMs ?? DEFAULTS.routeFreshMs);
     this.guardReplicatedWrites();
   }
@@ -273,6 +277,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return new Set(this.index.keys());
   }
 
+  private deviceCount(): number {
+    let count = 0;
+    for (const entry of this.index.values()) if (entry.kind === "device") count++;
+    return count;
+  }
+
   /** Mesh messages stored here now (sent, relayed, or waiting for a listener). */
   get storedMessages(): number {
     return [...this.index.values()].filter((entry) => entry.kind === "msg").length;
@@ -289,10 +299,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
   async ingest(docs: Array<PouchDB.Existing<object>>, now = Date.now()): Promise<BulkResult[]> {
     const results: BulkResult[] = new Array(docs.length);
     const accepted: Array<{ index: number; doc: PouchDB.Existing<object> }> = [];
+    let devices = this.deviceCount();
     for (const [i, doc] of docs.entries()) {
       const id = typeof doc?._id === "string" ? doc._id : "?";
       try {
         await this.check(doc, now);
+        // Device documents are cheap to forge with fresh keys: a cap keeps a flood of them from filling the store.
+        if (id.startsWith("dev:") && !this.index.has(id) && devices++ >= this.maxDevices) throw new Error(`${id}: this device keeps ${this.maxDevices} device documents at most`);
         accepted.push({ index: i, doc });
       } catch (err) {
         // A pruned copy on the cloud comes back as a tombstone on every pull: not an error, and not applied.
@@ -366,7 +379,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (entry.mode === "flood" || neighbour === "cloud") return true;
     if (this.router.forwards(this.id, neighbour, open, now)) return true;
     // No path yet: after the fallback time the document floods rather than waits.
-    return !this.router.knowsPath(this.id, open, now) && now - entry.created > this.fallbackMs;
+    // Past the fallback time without every ack, flood: either no path is known, or the known one does
+    // not deliver (a relay on it is down, or drops what it is given).
+    return now - entry.created > this.fallbackMs;
   }
 
   private observe(doc: PouchDB.Existing<object> | MessageDoc): void {

@@ -4,6 +4,9 @@ import { waitFor } from "../helpers/events";
 import { freePort } from "../helpers/ports";
 import { TempDirs } from "../helpers/storage";
 
+/** A document as replication carries it: with a revision and its history. */
+const withRev = <T extends { _id: string }>(doc: T) => ({ ...doc, _rev: "1-0123456789abcdef0123456789abcdef", _revisions: { start: 1, ids: ["0123456789abcdef0123456789abcdef"] } });
+
 /**
  * Store-and-forward on loopback: each device knows only its neighbours' addresses, so documents reach
  * devices that never connect to each other only through the ones in between.
@@ -197,7 +200,6 @@ describe("mesh: store-and-forward through relays", () => {
     const [sender, target] = [Identity.generate(), Identity.generate()];
     const { makeDeviceDoc, sealMessage } = await import("../../lib/mesh/envelope");
     const seal = (priority: number) => sealMessage(sender, { to: target.deviceId, recipients: [{ id: target.deviceId, key: target.publicKeySpki }], plaintext: Buffer.from("x"), mode: "flood", priority, ttlMs: 60_000 });
-    const withRev = <T extends { _id: string }>(doc: T) => ({ ...doc, _rev: "1-0123456789abcdef0123456789abcdef", _revisions: { start: 1, ids: ["0123456789abcdef0123456789abcdef"] } });
     await relay.mesh.ingest([withRev(makeDeviceDoc(target, {})) as never]);
     const low = seal(1);
     const mid = seal(3);
@@ -266,4 +268,61 @@ describe("mesh: store-and-forward through relays", () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
+
+  describe("hostile and broken relays", () => {
+    it("a relay on the shortest path that drops what it is given: after the fallback time the message floods round it", async () => {
+      // a–b–c is the short way; a–d–e–c the long one. B drops other devices' documents.
+      const { a, b, c, d, e } = await topology("abcde", ["ab", "bc", "ad", "de", "ec"]);
+      await routesKnown([a, b, c, d, e]);
+      b.mesh.configure({ relay: false });
+      a.mesh.configure({ fallbackMs: 1_500 });
+      for (const device of [d, e]) device.mesh.configure({ fallbackMs: 1_500 });
+      should(a.mesh.router.nextHop(a.id, c.id)).equal(b.id);
+      const atC = received(c);
+      const sentAt = Date.now();
+      const sent = await a.mesh.send(c.id, "round the dropping relay", { mode: "directed" });
+      // Rounds run on change and every 5 s: the first after the fallback carries it the long way.
+      await waitFor(c.mesh, "stored", () => atC.some((message) => message.id === sent.id), 20_000, "the message at C the long way");
+      should(Date.now() - sentAt).be.aboveOrEqual(1_500);
+      should(atC.filter((message) => message.id === sent.id)).have.length(1);
+    });
+
+    it("a peer pushing a flood of forged documents gets each refused, stores nothing, and the relay keeps serving", async () => {
+      const { a, b } = await topology("ab", ["ab"], { policy: { intervalMs: 60_000 } });
+      const forged = Array.from({ length: 2_000 }, (_, i) => withRev({ _id: `msg:forged-${i}`, from: a.id, to: b.id, sig: "AAAA", _attachments: { body: { content_type: "application/octet-stream", data: Buffer.from(`junk ${i}`).toString("base64") } } }));
+      const remote = a.remoteDatabase(b.id, "/mesh");
+      try {
+        const results = (await remote.bulkDocs({ docs: forged, new_edits: false } as never)) as Array<{ error?: string }>;
+        should(results).have.length(2_000);
+        should(results.filter((result) => result.error === "forbidden")).have.length(2_000);
+      } finally {
+        await remote.close();
+      }
+      should([...b.mesh.storedIds()].filter((id) => id.startsWith("msg:forged"))).eql([]);
+      // Still serving: a real message from A goes through the same route.
+      const atB = received(b);
+      await waitFor(a.mesh, "stored", () => a.mesh.has(`dev:${b.id}`), 10_000, "B's device document at A").catch(() => undefined);
+      syncs.forEach((sync) => sync.syncAll());
+      await Promise.all(syncs.map((sync) => sync.settled()));
+      await a.mesh.send(b.id, "after the flood");
+      syncs.forEach((sync) => sync.syncAll());
+      await waitFor(b.mesh, "stored", () => atB.length === 1, 10_000, "the real message at B");
+    });
+
+    it("a peer announcing thousands of made-up devices is held to the device document cap", async () => {
+      const dir = dirs.make();
+      const relay = new Device({ identity: Identity.generate(), storageDir: dir, mesh: { maxDevices: 50 } });
+      devices.push(relay);
+      await relay.start();
+      if (!relay.mesh.has(`dev:${relay.id}`)) await waitFor(relay.mesh, "stored", () => relay.mesh.has(`dev:${relay.id}`), 10_000, "the relay's own device document");
+      const { makeDeviceDoc } = await import("../../lib/mesh/envelope");
+      // Each is validly signed by its own fresh key: cheap for an attacker to make, so only a cap contains them.
+      const fakes = Array.from({ length: 200 }, () => withRev(makeDeviceDoc(Identity.generate(), {})));
+      const results = await relay.mesh.ingest(fakes as never);
+      const kept = results.filter((result) => "ok" in result).length;
+      should(kept).equal(49); // 50 at most, the relay's own included
+      should(results.filter((result) => "error" in result && /device documents at most/.test(String((result as { reason?: string }).reason)))).have.length(151);
+      should([...relay.mesh.storedIds()].filter((id) => id.startsWith("dev:"))).have.length(50);
+    });
+  });
 });
