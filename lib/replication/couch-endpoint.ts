@@ -76,19 +76,29 @@ async function route(db: Database, request: CouchRequest, access: CouchAccess, h
       need("read");
       if (method !== "GET" && method !== "POST") throw notAllowed(method);
       return ok(await changes(db, request, method === "POST" ? await body() : {}, hooks));
-    case "_revs_diff":
+    case "_revs_diff": {
       need("read");
-      return ok(await db.revsDiff((await body()) as Record<string, string[]>));
+      const wanted = await body();
+      // PouchDB trusts this shape; a peer's body is checked first so that bad input is a 400, not a 500.
+      if (!Object.values(wanted).every((revs) => Array.isArray(revs) && revs.every((rev) => typeof rev === "string"))) throw new WireError("BAD_REQUEST", "_revs_diff needs {id: [rev, …]}");
+      return ok(await db.revsDiff(wanted as Record<string, string[]>));
+    }
     case "_bulk_get": {
       need("read");
       const { docs } = await body();
       if (!Array.isArray(docs)) throw new WireError("BAD_REQUEST", "_bulk_get needs a docs array");
+      const wellFormed = (doc: unknown): boolean => {
+        const { id, rev, atts_since } = (doc ?? {}) as { id?: unknown; rev?: unknown; atts_since?: unknown };
+        return typeof doc === "object" && doc !== null && !Array.isArray(doc) && typeof id === "string" && (rev === undefined || typeof rev === "string") && (atts_since === undefined || (Array.isArray(atts_since) && atts_since.every((r) => typeof r === "string")));
+      };
+      if (!docs.every(wellFormed)) throw new WireError("BAD_REQUEST", "_bulk_get needs docs of {id, rev?, atts_since?}");
       return ok(await db.bulkGet({ docs: docs as Array<{ id: string; rev?: string }>, revs: flag(query, "revs"), attachments: flag(query, "attachments"), latest: flag(query, "latest"), binary: false }));
     }
     case "_bulk_docs": {
       need("write");
       const { docs, new_edits } = await body();
       if (!Array.isArray(docs)) throw new WireError("BAD_REQUEST", "_bulk_docs needs a docs array");
+      if (!docs.every((doc) => typeof doc === "object" && doc !== null && !Array.isArray(doc))) throw new WireError("BAD_REQUEST", "_bulk_docs needs documents (JSON objects)");
       return created(await storeDocs(db, docs as Array<PouchDB.Existing<object>>, new_edits !== false, hooks));
     }
     case "_all_docs": {
