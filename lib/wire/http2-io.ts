@@ -1,4 +1,4 @@
-import type { ClientHttp2Stream, IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import type { ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { constants } from "node:http2";
 import { WireError, wireErrorFromResponse } from "./errors";
 import { Ack, HEADER_ACK, HEADER_ERROR_CODE } from "./protocol";
@@ -24,18 +24,36 @@ export function readBody(stream: ServerHttp2Stream, limit: number): Promise<Buff
   });
 }
 
+/**
+ * Streams of HEAD requests: their answers carry the status and headers only. (Node 22 resets a HEAD
+ * stream that is given a body, and the client then sees no status at all.)
+ */
+const headRequests = new WeakSet<ServerHttp2Stream>();
+
+export function markHeadRequest(stream: ServerHttp2Stream): void {
+  headRequests.add(stream);
+}
+
+/** Sends the headers and, unless the request was HEAD, the body. */
+function answer(stream: ServerHttp2Stream, headers: OutgoingHttpHeaders, body: string | Buffer, after?: () => void): void {
+  if (headRequests.has(stream)) {
+    stream.respond(headers, { endStream: true });
+    return;
+  }
+  stream.respond(headers);
+  stream.end(body, after);
+}
+
 export function respondJson(stream: ServerHttp2Stream, body: unknown): void {
   if (stream.destroyed || stream.closed || stream.headersSent) return;
-  stream.respond({ ":status": 200, "content-type": "application/json" });
-  stream.end(JSON.stringify(body));
+  answer(stream, { ":status": 200, "content-type": "application/json" }, JSON.stringify(body));
 }
 
 /** A CouchDB-protocol answer: JSON, or an attachment's bytes. */
 export function respondCouch(stream: ServerHttp2Stream, reply: { status: number; json: unknown } | { status: number; binary: Buffer; contentType: string }): void {
   if (stream.destroyed || stream.closed || stream.headersSent) return;
   const binary = "binary" in reply;
-  stream.respond({ ":status": reply.status, "content-type": binary ? reply.contentType : "application/json" });
-  stream.end(binary ? reply.binary : JSON.stringify(reply.json));
+  answer(stream, { ":status": reply.status, "content-type": binary ? reply.contentType : "application/json" }, binary ? reply.binary : JSON.stringify(reply.json));
 }
 
 export function respondAck(stream: ServerHttp2Stream, ack: Ack): void {
@@ -60,8 +78,7 @@ export function respondError(stream: ServerHttp2Stream, err: unknown): void {
   const wireError = err instanceof WireError ? err : new WireError("REMOTE_ERROR", (err as Error)?.message ?? String(err));
   if (stream.destroyed || stream.closed) return;
   if (!stream.headersSent) {
-    stream.respond({ ":status": wireError.httpStatus, "content-type": "application/json", [HEADER_ERROR_CODE]: wireError.code });
-    stream.end(JSON.stringify({ error: wireError.code, reason: wireError.message }), () => {
+    answer(stream, { ":status": wireError.httpStatus, "content-type": "application/json", [HEADER_ERROR_CODE]: wireError.code }, JSON.stringify({ error: wireError.code, reason: wireError.message }), () => {
       if (!stream.destroyed && !stream.readableEnded) stream.close(constants.NGHTTP2_NO_ERROR);
     });
   } else {

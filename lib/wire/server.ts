@@ -7,7 +7,7 @@ import type { TLSSocket } from "node:tls";
 import { Identity, verifyPeerCertificate } from "../identity";
 import { WireError } from "./errors";
 import { BatchItem, BatchOutcome, decodeBatch } from "./batch";
-import { readBody, respondAck, respondCouch, respondError, respondJson } from "./http2-io";
+import { markHeadRequest, readBody, respondAck, respondCouch, respondError, respondJson } from "./http2-io";
 import type { CouchReply, CouchRequest } from "../replication/couch-endpoint";
 import { DEFAULT_LIMITS, FLOW_SETTINGS, WireLimits } from "./limits";
 import { decodePayload } from "./payload";
@@ -99,6 +99,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     this.server.on("session", (session) => this.admit(session));
     this.server.on("stream", (stream, headers) => {
       stream.on("error", () => undefined); // a reset by the peer is reported through the request's outcome
+      if (headers[":method"] === "HEAD") markHeadRequest(stream);
       this.serve(stream, headers).catch((err: unknown) => respondError(stream, err));
     });
     // HTTP/1.1 requests only: without this, adding a "request" listener would also wrap every HTTP/2
