@@ -15,7 +15,8 @@ export interface SoakReport {
   messages: Tally;
   streams: Tally & { bytes: number };
   mesh: Tally;
-  rssMb: Array<{ at: number; mb: number }>;
+  /** Resident memory, and the JS heap in use beside it (a climb in one but not the other says where to look). */
+  rssMb: Array<{ at: number; mb: number; heapMb: number }>;
 }
 
 interface Tally {
@@ -97,7 +98,10 @@ export async function soak(seconds: number): Promise<SoakReport> {
     const started = Date.now();
     const until = started + seconds * 1000;
     const running = (): boolean => Date.now() < until;
-    const sample = (): void => void report.rssMb.push({ at: Math.round((Date.now() - started) / 1000), mb: Math.round(process.memoryUsage().rss / 1048576) });
+    const sample = (): void => {
+      const memory = process.memoryUsage();
+      report.rssMb.push({ at: Math.round((Date.now() - started) / 1000), mb: Math.round(memory.rss / 1048576), heapMb: Math.round(memory.heapUsed / 1048576) });
+    };
     sample();
     const sampler = setInterval(sample, Math.max(1_000, (seconds * 1000) / 20));
 
@@ -175,7 +179,7 @@ if (require.main === module) {
         const t = report[kind];
         console.log(`${kind.padEnd(9)} sent ${t.sent}, delivered ${t.delivered}, duplicated ${t.duplicated}, lost ${t.lost}, failed to send ${t.failed}`);
       }
-      console.log(`rss (MB) over time: ${report.rssMb.map((s) => `${s.at}s:${s.mb}`).join(" ")}`);
+      console.log(`rss / heap (MB) over time: ${report.rssMb.map((s) => `${s.at}s:${s.mb}/${s.heapMb}`).join(" ")}`);
       console.log(JSON.stringify(report));
       const bad = (["messages", "streams", "mesh"] as const).some((kind) => report[kind].lost > 0 || report[kind].duplicated > 0);
       process.exit(bad ? 1 : 0);

@@ -1,5 +1,6 @@
 import helper from "node-red-node-test-helper";
 import path from "node:path";
+import { TempDirs } from "./storage";
 
 /**
  * The Node-RED runtime under test: the devDependency by default, or the one NODE_RED_RUNTIME points at
@@ -39,5 +40,23 @@ export function useNodeRedHelper(): void {
   });
   afterEach(async () => {
     await helper.unload();
+  });
+}
+
+/**
+ * Gives each test of the suite a fresh Node-RED user directory, as a real runtime has: identities keep
+ * their databases and mesh store under it. Removed after each test.
+ */
+export function useUserDir(): void {
+  const dirs = new TempDirs();
+  const settings = (helper as unknown as { settings(update?: object): object }).settings.bind(helper);
+  let before: object;
+  beforeEach(() => {
+    before = settings();
+    settings({ userDir: dirs.make("peer-mesh-userdir-") });
+  });
+  afterEach(() => {
+    settings({ ...before, userDir: undefined });
+    dirs.removeAll();
   });
 }

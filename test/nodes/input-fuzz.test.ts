@@ -1,7 +1,6 @@
 import fc from "fast-check";
 import should from "should";
-import { allNodes, helper, loadFlow, useNodeRedHelper } from "../helpers/node-red";
-import { TempDirs } from "../helpers/storage";
+import { allNodes, helper, loadFlow, useNodeRedHelper, useUserDir } from "../helpers/node-red";
 import { freePort, identityPair } from "./fixtures";
 import { collector, inTab, ready } from "./flow-helpers";
 
@@ -33,17 +32,7 @@ const msgArbitrary = fc.record(
 describe("fuzzing every node's input msg (fast-check)", function () {
   this.timeout(180_000);
   useNodeRedHelper();
-  const dirs = new TempDirs();
-  const settings = (helper as unknown as { settings(update?: object): object }).settings.bind(helper);
-  let before: object;
-  beforeEach(() => {
-    before = settings();
-    settings({ userDir: dirs.make("peer-mesh-userdir-") });
-  });
-  afterEach(() => {
-    settings({ ...before, userDir: undefined });
-    dirs.removeAll();
-  });
+  useUserDir();
 
   it(`takes ${RUNS} random msgs on each of peer-send, mesh-sync, acl-check and peer-discover, answering each by a send or an error`, async () => {
     const bPort = await freePort();

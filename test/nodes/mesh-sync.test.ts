@@ -1,23 +1,11 @@
 import should from "should";
-import { helper, loadFlow, meshSync, identityConfig, useNodeRedHelper } from "../helpers/node-red";
-import { TempDirs } from "../helpers/storage";
+import { helper, loadFlow, meshSync, identityConfig, useNodeRedHelper, useUserDir } from "../helpers/node-red";
 import { identityPair, freePort } from "./fixtures";
 import { collector, inTab, ready, statusWhere } from "./flow-helpers";
 
 describe("mesh-sync node", () => {
   useNodeRedHelper();
-  const dirs = new TempDirs();
-  const settings = (helper as unknown as { settings(update?: object): object }).settings.bind(helper);
-  let settingsBefore: object;
-  beforeEach(() => {
-    // Databases and the mesh store live under the user directory, as in a real Node-RED.
-    settingsBefore = settings();
-    settings({ userDir: dirs.make("peer-mesh-userdir-") });
-  });
-  afterEach(() => {
-    settings({ ...settingsBefore, userDir: undefined });
-    dirs.removeAll();
-  });
+  useUserDir();
 
   async function twoDevices(extra: Record<string, unknown> = {}) {
     const bPort = await freePort();
