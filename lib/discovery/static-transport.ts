@@ -74,6 +74,8 @@ export class StaticTransport extends EventEmitter<TransportEvents> implements Tr
   private timer?: NodeJS.Timeout;
   private running = false;
   private round?: Promise<void>;
+  /** Probes of addresses added while running, outside the rounds; stop() waits for them too. */
+  private readonly probing = new Set<Promise<void>>();
 
   private readonly options: StaticTransportOptions;
 
@@ -94,7 +96,7 @@ export class StaticTransport extends EventEmitter<TransportEvents> implements Tr
   async stop(): Promise<void> {
     this.running = false;
     clearTimeout(this.timer);
-    await this.round;
+    await Promise.all([this.round, ...this.probing]);
     this.answering.clear();
   }
 
@@ -107,9 +109,20 @@ export class StaticTransport extends EventEmitter<TransportEvents> implements Tr
     splitAddress(entry.address);
     const entries = this.options.entries;
     const at = entries.findIndex((existing) => existing.expectedId === entry.expectedId);
-    if (at >= 0) entries.splice(at, 1, entry);
-    else entries.push(entry);
-    if (this.running) void this.probe(entry);
+    if (at >= 0) {
+      const [replaced] = entries.splice(at, 1, entry);
+      // The old address is no longer probed: what answered there must not stay "found" for good.
+      const previous = replaced.address !== entry.address ? this.answering.get(replaced.address) : undefined;
+      if (previous) {
+        this.answering.delete(replaced.address);
+        if (!this.stillAnsweringElsewhere(previous)) this.emit("lost", previous);
+      }
+    } else {
+      entries.push(entry);
+    }
+    if (!this.running) return;
+    const probing: Promise<void> = this.probe(entry).finally(() => this.probing.delete(probing));
+    this.probing.add(probing);
   }
 
   private schedule(delayMs: number): void {

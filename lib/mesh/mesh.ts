@@ -277,15 +277,21 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return new Set(this.index.keys());
   }
 
-  private deviceCount(): number {
-    let count = 0;
-    for (const entry of this.index.values()) if (entry.kind === "device") count++;
-    return count;
+  /** How many documents of a kind are stored here, and their bodies' bytes. */
+  private usage(kind: Entry["kind"]): { docs: number; bytes: number } {
+    let docs = 0;
+    let bytes = 0;
+    for (const entry of this.index.values()) {
+      if (entry.kind !== kind) continue;
+      docs++;
+      bytes += entry.size;
+    }
+    return { docs, bytes };
   }
 
   /** Mesh messages stored here now (sent, relayed, or waiting for a listener). */
   get storedMessages(): number {
-    return [...this.index.values()].filter((entry) => entry.kind === "msg").length;
+    return this.usage("msg").docs;
   }
 
   has(id: string): boolean {
@@ -299,7 +305,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   async ingest(docs: Array<PouchDB.Existing<object>>, now = Date.now()): Promise<BulkResult[]> {
     const results: BulkResult[] = new Array(docs.length);
     const accepted: Array<{ index: number; doc: PouchDB.Existing<object> }> = [];
-    let devices = this.deviceCount();
+    let devices = this.usage("device").docs;
     for (const [i, doc] of docs.entries()) {
       const id = typeof doc?._id === "string" ? doc._id : "?";
       try {
@@ -378,7 +384,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (open.length === 0 || open.every((id) => id === this.id)) return false;
     if (entry.mode === "flood" || neighbour === "cloud") return true;
     if (this.router.forwards(this.id, neighbour, open, now)) return true;
-    // No path yet: after the fallback time the document floods rather than waits.
     // Past the fallback time without every ack, flood: either no path is known, or the known one does
     // not deliver (a relay on it is down, or drops what it is given).
     return now - entry.created > this.fallbackMs;
@@ -492,14 +497,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /** Frees space for a message of `size` bytes: expired documents first, then relayed ones of lower priority. */
   private async makeRoom(size: number, priority: number, now = Date.now()): Promise<void> {
-    const usage = (): { docs: number; bytes: number } => {
-      let docs = 0;
-      let bytes = 0;
-      for (const entry of this.index.values()) if (entry.kind === "msg") (docs++, (bytes += entry.size));
-      return { docs, bytes };
-    };
     const fits = (): boolean => {
-      const { docs, bytes } = usage();
+      const { docs, bytes } = this.usage("msg");
       return docs + 1 <= this.quota.docs && bytes + size <= this.quota.bytes;
     };
     if (fits()) return;

@@ -56,12 +56,6 @@ export class Router {
     return links;
   }
 
-  /** Whether any path from `self` to one of `destinations` is known. */
-  knowsPath(self: string, destinations: Iterable<string>, now = Date.now()): boolean {
-    for (const destination of destinations) if (destination === self || this.distancesTo(destination, now).has(self)) return true;
-    return false;
-  }
-
   /** Hops from every device to `target` (breadth first over links either end reported as fresh). */
   private distancesTo(target: string, now: number): Map<string, number> {
     const cached = this.distanceCache.get(target);

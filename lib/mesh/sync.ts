@@ -187,7 +187,7 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     const remote = this.device.remoteDatabase(peer, MESH_PATH, counter);
     try {
       const report = await replicateOnce(this.device.systemDatabase!, remote, "both", { peer, database: "mesh" }, counter, { docIds: ids, checkpoint: false });
-      const refused = new Set(report.errors.map((error) => error.split(" ")[0]));
+      const refused = new Set(report.errors.map(refusedId));
       mesh.markPresent(peer, ids.filter((id) => !refused.has(id)));
       await mesh.noteNeighbour(peer);
       return report;
@@ -214,16 +214,15 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     const cloud = this.options.cloud!;
     const mesh = this.device.mesh;
     const ids = mesh.selectFor(CLOUD_PEER, { maxDocs: this.options.policy.maxDocs, maxBytes: this.options.policy.maxBytes });
-    const counter: ByteCounter = { sent: 0, received: 0 };
-    const remote = remoteDatabase(`${cloud.url.replace(/\/+$/, "")}/${cloud.meshDatabase ?? "peer-mesh"}`, { auth: cloud.auth, fetch: countingFetch(counter) });
+    const { remote, counter } = this.cloudDatabaseNamed(cloud.meshDatabase ?? "peer-mesh");
     try {
       const before = mesh.storedIds();
       const report = await replicateOnce(this.device.systemDatabase!, remote, "both", { peer: CLOUD_PEER, database: "mesh" }, counter, { docIds: ids, checkpoint: false });
       const pulled = [...mesh.storedIds()].filter((id) => !before.has(id));
       mesh.markPresent(CLOUD_PEER, [...ids, ...pulled]);
-      const over = report.errors.filter((error) => / (has expired|was delivered already)$/.test(error)).map((error) => error.split(" ")[0]);
-      report.pruned = await pruneCloud(remote, [...mesh.takeRemovedAt(CLOUD_PEER), ...over]);
-      report.errors = report.errors.filter((error) => !/ (has expired|was delivered already)$/.test(error));
+      const over = report.errors.filter((error) => OVER.test(error));
+      report.pruned = await pruneCloud(remote, [...mesh.takeRemovedAt(CLOUD_PEER), ...over.map(refusedId)]);
+      report.errors = report.errors.filter((error) => !OVER.test(error));
       report.bytesSent = counter.sent;
       report.bytesReceived = counter.received;
       return report;
@@ -233,9 +232,7 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
   }
 
   private async cloudDatabase(name: string): Promise<SyncReport> {
-    const cloud = this.options.cloud!;
-    const counter: ByteCounter = { sent: 0, received: 0 };
-    const remote = remoteDatabase(`${cloud.url.replace(/\/+$/, "")}/${name}`, { auth: cloud.auth, fetch: countingFetch(counter) });
+    const { remote, counter } = this.cloudDatabaseNamed(name);
     try {
       return await replicateOnce(this.device.openDatabase(name), remote, this.options.direction, { peer: CLOUD_PEER, database: name }, counter);
     } finally {
@@ -243,9 +240,24 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     }
   }
 
+  /** A database on the cloud server, with a counter of the bytes its requests move. */
+  private cloudDatabaseNamed(name: string): { remote: ReturnType<typeof remoteDatabase>; counter: ByteCounter } {
+    const cloud = this.options.cloud!;
+    const counter: ByteCounter = { sent: 0, received: 0 };
+    return { remote: remoteDatabase(`${cloud.url.replace(/\/+$/, "")}/${name}`, { auth: cloud.auth, fetch: countingFetch(counter) }), counter };
+  }
+
   private emitState(): void {
     this.emit("state", { running: this.running.size, paused: this.paused });
   }
+}
+
+/** A refusal of a document that is over (the cloud still holds it): such copies are pruned there. */
+const OVER = / (has expired|was delivered already)$/;
+
+/** The document id a replication error names ("<id> refused: <reason>", as replicateOnce writes them). */
+function refusedId(error: string): string {
+  return error.split(" ")[0];
 }
 
 /** Deletes these documents on the server where they are still live; returns how many. */

@@ -4,7 +4,6 @@ import QRCode from "qrcode";
 import type { Node, NodeAPI, NodeDef } from "node-red";
 import { DEFAULT_PROBE_INTERVAL_MS, Device, DiscoveryOptions, Identity, IdentityError, Rule, validateKnownPeers } from "../../lib";
 import type { IdentityConfigNode } from "../shared/identity-node";
-import { joinLocalIdentities } from "../shared/local-identities";
 import { runningIdentities } from "../shared/running-identities";
 
 interface IdentityConfigDef extends NodeDef {
@@ -100,7 +99,6 @@ export = (RED: NodeAPI): void => {
       RED.nodes.createNode(this, def);
       const node = this as unknown as IdentityConfigNode & Creds;
       let closed = false;
-      let leaveLocal = (): void => undefined;
       let leaveRunning = (): void => undefined;
       try {
         const identity = loadIdentity(RED, node, def.name);
@@ -123,9 +121,7 @@ export = (RED: NodeAPI): void => {
         node.ready.then(
           (port) => {
             node.log(RED._("identity-config.log.listening", { id: identity.deviceId, host: def.host || "127.0.0.1", port }));
-            if (!closed) leaveRunning = runningIdentities.add({ nodeId: node.id, name: def.name || undefined, device });
-            const network = def.localNetwork?.trim();
-            if (network && !closed) leaveLocal = joinLocalIdentities(node.id, { network, device, name: def.name || undefined, host: def.host || "127.0.0.1", port });
+            if (!closed) leaveRunning = runningIdentities.add({ nodeId: node.id, name: def.name || undefined, device, host: def.host || "127.0.0.1", port, network: def.localNetwork?.trim() || undefined });
           },
           (err: Error) => node.error(RED._("identity-config.errors.listen", { message: err.message })),
         );
@@ -136,7 +132,6 @@ export = (RED: NodeAPI): void => {
       node.ready.catch(() => undefined); // peer nodes report it in their status
       node.on("close", (_removed: boolean, done: () => void) => {
         closed = true;
-        leaveLocal();
         leaveRunning();
         const stopping = node.device ? node.device.stop() : Promise.resolve();
         stopping.then(done, done);

@@ -77,6 +77,21 @@ describe("StaticTransport", () => {
     should(sighting).containEql({ id: impostor.id, name: undefined, verified: true });
   });
 
+  it("probes an address added while running at once, and a peer's replaced address no longer keeps it found", async () => {
+    const peer = new Device({ identity: Identity.generate(), host: "127.0.0.1" });
+    const port = await peer.start();
+    stops.push(() => peer.stop());
+    const transport = new StaticTransport({ identity: Identity.generate(), entries: [], probeIntervalMs: 60_000 });
+    stops.push(() => transport.stop());
+    await transport.start();
+    const found = waitFor<[{ id: string; name?: string }]>(transport, "found", () => true, 3_000);
+    transport.add({ address: `127.0.0.1:${port}`, expectedId: peer.id, name: "press" });
+    should((await found)[0]).containEql({ id: peer.id, name: "press" });
+    const lost = waitFor<[string]>(transport, "lost", () => true, 3_000);
+    transport.add({ address: `127.0.0.1:${await freePort()}`, expectedId: peer.id, name: "press" });
+    should((await lost)[0]).equal(peer.id);
+  });
+
   it("refuses an address that is not host:port when it is built", () => {
     should(() => new StaticTransport({ identity: Identity.generate(), entries: [{ address: "gateway" }] })).throw(/not host:port/);
   });

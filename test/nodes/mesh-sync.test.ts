@@ -102,10 +102,15 @@ describe("mesh-sync node", () => {
     // done(err) reaches node.error, which is what a Catch node hears.
     const node = helper.getNode("syncA") as unknown as { receive(m: object): void; on(e: string, l: (call: { args: unknown[] }) => void): void };
     const errors: string[] = [];
-    node.on("call:error", (call) => errors.push(String((call.args[0] as Error)?.message ?? call.args[0])));
+    const both = new Promise<void>((resolve) =>
+      node.on("call:error", (call) => {
+        errors.push(String((call.args[0] as Error)?.message ?? call.args[0]));
+        if (errors.length === 2) resolve();
+      }),
+    );
     node.receive({ database: "elsewhere", payload: { a: 1 } });
     node.receive({ database: "readings", payload: "21.5" });
-    while (errors.length < 2) await new Promise((resolve) => setTimeout(resolve, 20));
+    await both;
     should(errors[0]).match(/not-synced|elsewhere/);
     should(errors[1]).match(/not-a-document|object/);
   });
