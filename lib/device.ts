@@ -108,6 +108,8 @@ export interface DeviceEvents {
   warning: [err: Error, transport: string];
   /** A replication session with `peer` (or the cloud) finished without an error. */
   synced: [peer: string, at: number];
+  /** A peer's write to `database` failed because this device's disk is full (the peer was told 507). */
+  "storage-full": [database: string, err: Error];
 }
 
 /**
@@ -429,7 +431,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     const resource = `db/${target.name}`;
     const [read, write] = await Promise.all([this.authorizer(peerId, "read", resource), this.authorizer(peerId, "write", resource)]);
     if (!read && !write) return { status: 403, json: { error: "forbidden", reason: `device ${peerId} may neither read nor write ${resource}` } };
-    return serveCouch(db, request, { read, write }, { name: target.name, maxBodyBytes: this.server.limits.maxDatabaseRequestBytes });
+    return serveCouch(db, request, { read, write }, { name: target.name, maxBodyBytes: this.server.limits.maxDatabaseRequestBytes, onStorageFull: (err) => this.emit("storage-full", target.name, err) });
   }
 
   /** The mesh database for a peer allowed to relay: it sees what this device routes to it, and its writes are checked. */
@@ -440,6 +442,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     return serveCouch(this.database, request, { read: true, write: true }, {
       name: "mesh",
       maxBodyBytes: this.server.limits.maxDatabaseRequestBytes,
+      onStorageFull: (err) => this.emit("storage-full", "mesh", err),
       ingest: async (docs) => {
         void mesh.noteNeighbour(peerId);
         return mesh.ingest(docs);

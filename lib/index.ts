@@ -6,7 +6,7 @@ export { SequenceStream } from "./streams/sequence-stream";
 export { Rechunker } from "./streams/rechunker";
 export { OutgoingSequences } from "./streams/outgoing-sequences";
 export * from "./acl";
-export { openDatabase, type Database } from "./storage/database";
+export { openDatabase, isStorageFull, type Database } from "./storage/database";
 export { Mesh, type MeshOptions, type MeshMessage, type MeshListener, type SendMeshOptions, type MeshEvents } from "./mesh/mesh";
 export { MeshSync, CLOUD_PEER, type MeshSyncOptions, type SyncPolicy, type CloudOptions } from "./mesh/sync";
 export { type SyncReport, type Direction } from "./replication/replicator";

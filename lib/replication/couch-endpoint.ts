@@ -1,5 +1,5 @@
 import type PouchDB from "pouchdb-node";
-import type { Database } from "../storage/database";
+import { isStorageFull, type Database } from "../storage/database";
 import { WireError } from "../wire/errors";
 
 /** One CouchDB-protocol request on a database, whatever carried it (HTTP/2 stream or HTTP/1.1). */
@@ -32,6 +32,8 @@ export interface CouchHooks {
   visibleIds?(): Promise<string[]> | string[];
   /** The largest request body taken. */
   maxBodyBytes: number;
+  /** Told when a write failed because the disk is full (the peer gets a 507 that names no path). */
+  onStorageFull?(err: Error): void;
 }
 
 const MAX_LONGPOLL_MS = 60_000;
@@ -46,6 +48,10 @@ export async function serveCouch(db: Database, request: CouchRequest, access: Co
   try {
     return await route(db, request, access, hooks);
   } catch (err) {
+    if (isStorageFull(err)) {
+      hooks.onStorageFull?.(err as Error);
+      return { status: 507, json: { error: "insufficient_storage", reason: `the peer's storage is full: nothing of this request was kept in "${hooks.name}"` } };
+    }
     return errorReply(err);
   }
 }

@@ -33,6 +33,15 @@ export function remoteDatabase(url: string, options: { fetch?: (url: string, ini
   return db;
 }
 
+/**
+ * Whether a storage error means the disk is full. LevelDB reports it as an "IO error: <path>: No space left
+ * on device" with no code, Node's fs as ENOSPC. LevelDB keeps working once space is freed.
+ */
+export function isStorageFull(err: unknown): boolean {
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  return code === "ENOSPC" || code === "STORAGE_FULL" || (typeof message === "string" && /no space left on device|ENOSPC/i.test(message));
+}
+
 const DATABASE_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
 
 /** Names a flow may give a replicated database: CouchDB's rules, narrowed to what is safe as a directory name. */

@@ -11,6 +11,8 @@ export type WireErrorCode =
   | "STREAM_ABORTED"
   | "REMOTE_ERROR"
   | "CLOSED"
+  /** This device's disk (or the peer's, status 507) is full: nothing was written; it resumes once space is freed. */
+  | "STORAGE_FULL"
   /** The six digits confirmed for a pairing are not the ones this device derived. */
   | "PAIRING_MISMATCH";
 
@@ -22,6 +24,7 @@ const STATUS_BY_CODE: Partial<Record<WireErrorCode, number>> = {
   TOO_LARGE: 413,
   TIMEOUT: 408,
   STREAM_ABORTED: 400,
+  STORAGE_FULL: 507,
 };
 
 /** Every failure the wire reports carries a code a flow can switch on and a sentence a person can read. */
@@ -40,5 +43,5 @@ export class WireError extends Error {
 export function wireErrorFromResponse(status: number, code: unknown, reason: unknown): WireError {
   const message = typeof reason === "string" && reason ? reason : `the peer answered ${status}`;
   const known = typeof code === "string" && code in STATUS_BY_CODE ? (code as WireErrorCode) : undefined;
-  return new WireError(known ?? (status === 403 ? "REFUSED" : "REMOTE_ERROR"), message, status);
+  return new WireError(known ?? (status === 403 ? "REFUSED" : status === 507 ? "STORAGE_FULL" : "REMOTE_ERROR"), message, status);
 }

@@ -69,6 +69,19 @@ function warnOnce(node: Node): (err: Error, transport: string) => void {
   };
 }
 
+const STORAGE_WARNING_INTERVAL_MS = 60_000;
+
+/** A full disk refuses every write until space is freed: one warning a minute per database says so without flooding. */
+function warnStorageFull(RED: NodeAPI, node: Node): (database: string) => void {
+  const lastWarned = new Map<string, number>();
+  return (database) => {
+    const now = Date.now();
+    if (now - (lastWarned.get(database) ?? -Infinity) < STORAGE_WARNING_INTERVAL_MS) return;
+    lastWarned.set(database, now);
+    node.warn(RED._("identity-config.warnings.storage-full", { database }));
+  };
+}
+
 function parseGroups(groups: IdentityConfigDef["groups"]): Array<{ name: string; members: string[] }> {
   return (Array.isArray(groups) ? groups : []).map((group) => ({
     name: String(group?.name ?? "").trim(),
@@ -116,6 +129,7 @@ export = (RED: NodeAPI): void => {
         node.device.on("refused", ({ peerId, reason }) => node.debug(`refused ${peerId ?? "a connection"}: ${reason}`));
         node.device.on("warning", warnOnce(node));
         node.device.on("rejected", ({ id, reason }) => node.warn(RED._("identity-config.warnings.group-rejected", { id, reason })));
+        node.device.on("storage-full", warnStorageFull(RED, node));
         const device = node.device;
         node.ready = device.start();
         node.ready.then(

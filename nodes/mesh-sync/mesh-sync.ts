@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import { Device, MeshMessage, MeshMode, MeshSync, SyncReport, Direction } from "../../lib";
-import { errorStatus, shorten, useIdentity } from "../shared/identity-node";
+import { errorStatus, failureCode, failureReason, shorten, useIdentity } from "../shared/identity-node";
 import { ThrottledStatus } from "../shared/throttled-status";
 
 interface MeshSyncDef extends NodeDef {
@@ -138,18 +138,26 @@ export = (RED: NodeAPI): void => {
           showState(device);
         });
         sync.on("failed", (err: Error, peer: string, database: string) => {
-          lastError = RED._("mesh-sync.status.failed", { peer: peer.slice(0, 8), database });
-          node.send([null, { topic: "error", payload: { peer, database, code: (err as { code?: string }).code, message: err.message } }]);
+          lastError = RED._("mesh-sync.status.failed", { peer: peer.slice(0, 8), database, reason: failureReason(RED, err) });
+          node.send([null, { topic: "error", payload: { peer, database, code: failureCode(err), message: err.message } }]);
           node.warn(`${peer.slice(0, 8)} ${database}: ${err.message}`);
           showState(device);
         });
         sync.on("state", () => showState(device));
         const onPeers = (): void => showState(device);
+        // A peer's write here failed on a full disk: the peer was told, and this device's user is too.
+        const onStorageFull = (database: string): void => {
+          if (database !== "mesh" && !config.databases.includes(database)) return;
+          lastError = RED._("mesh-sync.status.storage-full", { database });
+          showState(device);
+        };
         device.peerTable.on("found", onPeers);
         device.peerTable.on("lost", onPeers);
+        device.on("storage-full", onStorageFull);
         cleanups.push(() => {
           device.peerTable.off("found", onPeers);
           device.peerTable.off("lost", onPeers);
+          device.off("storage-full", onStorageFull);
         });
         sync.start();
         showState(device);

@@ -1,5 +1,5 @@
 import type { Node, NodeAPI } from "node-red";
-import type { Device } from "../../lib";
+import { isStorageFull, type Device } from "../../lib";
 
 /** What an identity-config node offers the peer nodes that point at it. */
 export interface IdentityConfigNode extends Node {
@@ -38,4 +38,23 @@ export function shorten(text: string, max = 40): string {
 export function errorStatus(err: unknown): { fill: "red"; shape: "ring"; text: string } {
   const code = (err as { code?: unknown })?.code;
   return { fill: "red", shape: "ring", text: shorten(typeof code === "string" ? code.toLowerCase().replace(/_/g, " ") : (err as Error)?.message ?? String(err)) };
+}
+
+/**
+ * A few words on why a sync or send failed, for a status badge: a full disk (here, or the peer's: it
+ * answered 507) reads differently from an unreachable peer, so the user knows where to look.
+ */
+export function failureReason(RED: NodeAPI, err: unknown): string {
+  const { code, status } = (err ?? {}) as { code?: unknown; status?: unknown };
+  if (status === 507) return RED._("peer-mesh.reasons.peer-storage-full");
+  if (isStorageFull(err)) return RED._("peer-mesh.reasons.storage-full");
+  if (typeof code === "string" && /^[A-Z_]+$/.test(code)) return code.toLowerCase().replace(/_/g, " ");
+  return RED._("peer-mesh.reasons.failed");
+}
+
+/** The code a flow switches on for a failure: the wire's own, or STORAGE_FULL for a full disk on either side. */
+export function failureCode(err: unknown): string | undefined {
+  const { code, status } = (err ?? {}) as { code?: unknown; status?: unknown };
+  if (status === 507 || isStorageFull(err)) return "STORAGE_FULL";
+  return typeof code === "string" ? code : undefined;
 }

@@ -3,6 +3,7 @@
  * Only ever started by the netns harness, so its mDNS stays on the namespace's test interface.
  */
 import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
 import { patternBytes } from "./pattern";
 import { Device, Identity, KnownPeer, MeshSync, MeshSyncOptions, PeerInfo, Rule, SendMeshOptions } from "../../lib";
 
@@ -27,7 +28,16 @@ export type Request =
   | { type: "put-docs"; database: string; from: number; count: number; bytes: number }
   | { type: "db-state"; database: string }
   | { type: "has"; id: string }
-  | { type: "sync-now" };
+  | { type: "sync-now" }
+  /** `count` messages `<prefix>-<i>`, `inFlight` at a time, each retried with its own id until acked or the deadline. */
+  | { type: "send-many"; to: string; topic: string; prefix: string; count: number; inFlight: number; deadlineMs: number; timeoutMs?: number }
+  /** A stream of `bytes` pattern bytes, sent again (same id) after a failure until acked or the deadline. */
+  | { type: "send-stream"; to: string; topic: string; bytes: number; deadlineMs: number; idleMs?: number; retry?: boolean }
+  /** One replication session, repeated after a failure until one completes or the deadline. */
+  | { type: "replicate"; peer: string; database: string; direction: "push" | "pull" | "both"; deadlineMs: number };
+
+/** Failures by code, for the test's report of what the fault did. */
+export type FailureCounts = Record<string, number>;
 
 type Command = StartCommand | (Request & { ref: number }) | { type: "stop" };
 
@@ -51,7 +61,21 @@ async function start(command: StartCommand): Promise<void> {
     device.peerTable.on(event, (peer: PeerInfo) => tell({ type: "peer", event, peer }));
   }
   device.on("warning", (err, transport) => tell({ type: "warning", transport, message: err.message }));
-  device.onMessage("#", (message) => tell({ type: "message", from: message.from.id, topic: message.topic, payload: message.payload }));
+  device.onMessage("#", (message) => tell({ type: "message", id: message.id, from: message.from.id, topic: message.topic, payload: message.payload }));
+  device.onStream("#", async (stream) => {
+    const hash = createHash("sha256");
+    let bytes = 0;
+    try {
+      for await (const chunk of stream.body) {
+        hash.update(chunk as Buffer);
+        bytes += (chunk as Buffer).length;
+      }
+    } catch (err) {
+      tell({ type: "stream-failed", id: stream.id, bytes, message: (err as Error).message });
+      throw err;
+    }
+    tell({ type: "stream", id: stream.id, from: stream.from.id, topic: stream.topic, bytes, sha256: hash.digest("hex") });
+  });
   const port = await device.start();
   if (command.meshSync) {
     const mesh = device.mesh;
@@ -66,6 +90,30 @@ async function start(command: StartCommand): Promise<void> {
     meshSync.start();
   }
   tell({ type: "ready", id: device.id, port });
+}
+
+const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const RETRY_PAUSE_MS = 200;
+
+/** Runs `attempt` until it succeeds or the deadline passes, counting failures by code. */
+async function untilDone<T>(deadline: number, failures: FailureCounts, attempt: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? "ERROR";
+      failures[code] = (failures[code] ?? 0) + 1;
+      if (Date.now() > deadline) throw err;
+      await pause(RETRY_PAUSE_MS);
+    }
+  }
+}
+
+function patternSource(total: number): Readable {
+  const whole = patternBytes(total);
+  const chunks: Buffer[] = [];
+  for (let at = 0; at < total; at += 64 * 1024) chunks.push(whole.subarray(at, at + 64 * 1024));
+  return Readable.from(chunks);
 }
 
 async function answer(request: Request): Promise<unknown> {
@@ -100,6 +148,37 @@ async function answer(request: Request): Promise<unknown> {
       meshSync?.syncAll();
       await meshSync?.settled();
       return {};
+    case "send-many": {
+      const deadline = Date.now() + request.deadlineMs;
+      const failures: FailureCounts = {};
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < request.count) {
+          const id = `${request.prefix}-${next++}`;
+          await untilDone(deadline, failures, () => running.send(request.to, request.topic, { id }, { id, timeoutMs: request.timeoutMs }));
+          tell({ type: "send-acked", id });
+        }
+      };
+      await Promise.all(Array.from({ length: request.inFlight }, worker));
+      return { acked: request.count, failures };
+    }
+    case "send-stream": {
+      const deadline = Date.now() + request.deadlineMs;
+      const failures: FailureCounts = {};
+      const id = `stream-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+      const once = (): Promise<unknown> => running.sendStream(request.to, request.topic, patternSource(request.bytes), { id, idleMs: request.idleMs });
+      const ack = request.retry === false ? await once() : await untilDone(deadline, failures, once);
+      return { id, ack, failures, sha256: createHash("sha256").update(patternBytes(request.bytes)).digest("hex") };
+    }
+    case "replicate": {
+      const failures: FailureCounts = {};
+      const report = await untilDone(Date.now() + request.deadlineMs, failures, async () => {
+        const session = await running.replicate(request.peer, request.database, request.direction);
+        if (session.failures > 0) throw Object.assign(new Error(`${session.failures} documents failed`), { code: "PARTIAL" });
+        return session;
+      });
+      return { report, failures };
+    }
   }
 }
 

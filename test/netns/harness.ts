@@ -41,6 +41,20 @@ function deleteNamespace(ns: string): void {
   live.delete(ns);
 }
 
+function nft(ns: string, ruleset: string): void {
+  execFileSync("ip", ["netns", "exec", ns, "nft", "-f", "-"], { input: ruleset, stdio: ["pipe", "ignore", "pipe"] });
+}
+
+/** Why packet loss cannot be made here (nftables missing), or undefined when it can. */
+export function nftUnavailable(): string | undefined {
+  try {
+    execFileSync("nft", ["--version"], { stdio: "ignore" });
+    return undefined;
+  } catch {
+    return "nft (Debian package nftables) is not installed";
+  }
+}
+
 /** Why namespaces cannot be used here, or undefined when they can. */
 export function netnsUnavailable(): string | undefined {
   if (process.platform !== "linux") return "network namespaces need Linux";
@@ -147,6 +161,39 @@ export class TestNetwork {
 
   linkUp(host: TestHost, segment = host.links[0].segment): void {
     ip("-n", this.switchNs, "link", "set", this.link(host, segment).switchPort, "up");
+  }
+
+  /**
+   * Drops `percent` % of the packets the host sends on its test links, at random (nftables: the kernel
+   * here has no netem). Set on both ends, every packet crossing the link has that chance of being lost.
+   */
+  loss(host: TestHost, percent: number): void {
+    nft(host.namespace, `table inet fault { chain out { type filter hook output priority 0; oifname "mesh*" numgen random mod 100 < ${Math.round(percent)} drop; }; }`);
+  }
+
+  /** Caps what the host sends on its first link (tc's token bucket), so a transfer lasts long enough to be hit by a fault. */
+  rateLimit(host: TestHost, rate: string): void {
+    ip("-n", host.namespace, "link", "set", host.links[0].interface, "up");
+    execFileSync("ip", ["netns", "exec", host.namespace, "tc", "qdisc", "replace", "dev", host.links[0].interface, "root", "tbf", "rate", rate, "burst", "32kbit", "latency", "400ms"], { stdio: "ignore" });
+  }
+
+  clearLoss(host: TestHost): void {
+    execFileSync("ip", ["netns", "exec", host.namespace, "nft", "delete", "table", "inet", "fault"], { stdio: "ignore" });
+  }
+
+  /**
+   * A path from `from` to `to` that holds every byte `delayMs` in each direction (see delay-relay.ts).
+   * Resolves with the address `from` dials instead of `to`'s own.
+   */
+  async delayedPath(from: TestHost, to: TestHost, port: number, delayMs: number, listenPort = 17_000 + to.index): Promise<string> {
+    const target = this.addressOn(from, to);
+    if (!target) throw new Error(`hosts ${from.index} and ${to.index} share no segment`);
+    const relay = this.spawnNode(from, compiled("delay-relay.js"), [String(listenPort), target, String(port), String(delayMs)]);
+    await new Promise<void>((resolve, reject) => {
+      relay.once("message", () => resolve());
+      relay.once("exit", (code) => reject(new Error(`delay relay exited (${code})`)));
+    });
+    return `127.0.0.1:${listenPort}`;
   }
 
   private link(host: TestHost, segment: number): HostLink {

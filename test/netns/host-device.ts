@@ -33,6 +33,12 @@ export class HostDevice {
   private events?: EventEmitter;
   private refs = 0;
   readonly deliveries: MeshDelivery[] = [];
+  /** Wire messages handed to this device's flow (over all its lifetimes), by message id. */
+  readonly received: Array<{ id: string; topic: string }> = [];
+  /** Streams this device read to the end. */
+  readonly streams: Array<{ id: string; bytes: number; sha256: string }> = [];
+  /** Ids of messages this device sent and had acknowledged (reported as each ack came, so a kill loses none). */
+  readonly acked: string[] = [];
   startedAt = 0;
   port = 0;
 
@@ -59,6 +65,9 @@ export class HostDevice {
     this.events = events;
     events.on("peer", (message: PeerEvent) => this.peerEvents.push(message));
     events.on("mesh-message", (message: MeshDelivery) => this.deliveries.push(message));
+    events.on("message", (message: { id: string; topic: string }) => this.received.push({ id: message.id, topic: message.topic }));
+    events.on("stream", (stream: { id: string; bytes: number; sha256: string }) => this.streams.push({ id: stream.id, bytes: stream.bytes, sha256: stream.sha256 }));
+    events.on("send-acked", (message: { id: string }) => this.acked.push(message.id));
     events.on("failed", (message: { message: string }) => console.error(`agent ${this.name}: ${message.message}`));
     const ready = waitFor<[{ at: number; port: number }]>(events, "ready", () => true, 10_000, `${this.name} ready`);
     child.send({ type: "start", bundlePem: this.identity.toBundlePem(), name: this.name, ...options } satisfies StartCommand);
@@ -84,6 +93,11 @@ export class HostDevice {
       await waitFor(this.events!, "mesh-message", () => this.deliveries.length >= count, timeoutMs, `${this.name}: ${count} mesh messages (have ${this.deliveries.length})`);
     }
     return this.deliveries;
+  }
+
+  /** Resolves once `check` holds, looked at after each of the agent's events named `event`. */
+  async until(event: string, check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    if (!check()) await waitFor(this.events!, event, check, timeoutMs, `${this.name}: ${what}`);
   }
 
   /** The agent's own events (sync reports, acks, ...), for waiting on one. */

@@ -1,4 +1,8 @@
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
 import should from "should";
+import type { Database } from "../../lib";
 import { helper, loadFlow, meshSync, identityConfig, useNodeRedHelper, useUserDir } from "../helpers/node-red";
 import { identityPair, freePort } from "./fixtures";
 import { collector, inTab, ready, statusWhere } from "./flow-helpers";
@@ -7,9 +11,10 @@ describe("mesh-sync node", () => {
   useNodeRedHelper();
   useUserDir();
 
-  async function twoDevices(extra: Record<string, unknown> = {}) {
+  async function twoDevices(extra: Record<string, unknown> = {}, beforeDeploy?: (pair: ReturnType<typeof identityPair>) => void) {
     const bPort = await freePort();
     const pair = identityPair({ bPort });
+    beforeDeploy?.(pair);
     const [idA, idB] = pair.nodes(`127.0.0.1:${bPort}`);
     const aPort = await freePort();
     Object.assign(idA, { port: aPort, probeInterval: 0.5, databases: "readings" });
@@ -113,5 +118,54 @@ describe("mesh-sync node", () => {
     await both;
     should(errors[0]).match(/not-synced|elsewhere/);
     should(errors[1]).match(/not-a-document|object/);
+  });
+
+  describe("a full disk", () => {
+    let mounted: string | undefined;
+    afterEach(() => {
+      // Lazy: the flow's databases are closing as the helper unloads.
+      if (mounted) execFileSync("umount", ["-l", mounted]);
+      mounted = undefined;
+    });
+
+    it("shows it in red on both sides, reaches the flow as STORAGE_FULL, and syncs everything once space is freed", async function () {
+      if (process.getuid?.() !== 0) {
+        console.log("      skipped: mounting a small tmpfs needs root");
+        return this.skip();
+      }
+      // B keeps its databases on a 2 MB tmpfs; A has 4 MB of readings for it.
+      const userDir = (helper as unknown as { settings(): { userDir: string } }).settings().userDir;
+      const pair = await twoDevices({}, ({ b }) => {
+        mounted = path.join(userDir, "peer-mesh", b.deviceId);
+        fs.mkdirSync(mounted, { recursive: true });
+        execFileSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mounted]);
+      });
+      const deviceOf = (id: string) => (helper.getNode(id) as unknown as { device: { openDatabase(name: string): Database } }).device;
+      const docs = Array.from({ length: 1_000 }, (_, i) => ({ _id: `reading-${String(i).padStart(4, "0")}`, value: "x".repeat(4_000) }));
+      await deviceOf("idA").openDatabase("readings").bulkDocs(docs);
+      const eventsA = collector("eventsA");
+
+      // The helper's RED._ gives message keys; the reason's words are checked in the failureReason test.
+      const aStatus = statusWhere("syncA", (status) => status.text === "mesh-sync.status.failed");
+      const bStatus = statusWhere("syncB", (status) => status.text === "mesh-sync.status.storage-full");
+      helper.getNode("syncA").receive({} as never);
+      let failure;
+      while (!failure) failure = (await eventsA.next()).find((m) => m.topic === "error");
+      should(failure.payload).containEql({ peer: pair.b.deviceId, database: "readings", code: "STORAGE_FULL" });
+      should(await aStatus).containEql({ fill: "red" });
+      should(await bStatus).containEql({ fill: "red" });
+      const kept = (await deviceOf("idB").openDatabase("readings").info()).doc_count;
+      should(kept).be.below(1_000);
+
+      // Space freed: the next sync brings the rest, and B's database reads back whole, each document once.
+      execFileSync("mount", ["-o", "remount,size=64m", mounted!]);
+      const green = statusWhere("syncA", (status) => status.fill === "green");
+      helper.getNode("syncA").receive({} as never);
+      await green;
+      const all = await deviceOf("idB").openDatabase("readings").allDocs({ include_docs: true });
+      should(all.rows.length).equal(1_000);
+      should(all.rows.every((row) => row.value.rev.startsWith("1-") && (row.doc as unknown as { value: string }).value.length === 4_000)).be.true();
+      console.log(`      B held ${kept}/1000 when its disk filled; all 1000 after space was freed`);
+    });
   });
 });
