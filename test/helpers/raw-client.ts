@@ -15,16 +15,21 @@ export async function rawSession(port: number, credentials: { key?: string; cert
 export interface RawResponse {
   status: number;
   body: string;
+  headers: Record<string, string | string[] | undefined>;
 }
 
 export function rawRequest(session: ClientHttp2Session, headers: OutgoingHttpHeaders, body?: Buffer | string): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const request = session.request(headers);
     let status = 0;
+    let received: RawResponse["headers"] = {};
     const chunks: Buffer[] = [];
-    request.on("response", (h) => (status = Number(h[":status"])));
+    request.on("response", (h) => {
+      status = Number(h[":status"]);
+      received = h;
+    });
     request.on("data", (chunk: Buffer) => chunks.push(chunk));
-    request.on("end", () => resolve({ status, body: Buffer.concat(chunks).toString() }));
+    request.on("end", () => resolve({ status, body: Buffer.concat(chunks).toString(), headers: received }));
     request.on("error", reject);
     request.end(body);
   });
