@@ -80,7 +80,7 @@ export = (RED: NodeAPI): void => {
         status.now({ fill: "green", shape: "dot", text: RED._("peer-mesh.status.listening", { port }) });
         unsubscribe.push(
           device.onMessage(pattern, (message) => {
-            node.send({ topic: message.topic, payload: message.payload, peer: message.from });
+            node.send({ topic: message.topic, payload: message.payload, peer: message.from, messageId: message.id });
             counted();
           }),
           device.onStream(pattern, (stream) =>

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import { Readable } from "node:stream";
 import { OutgoingSequences, WireError, type Ack } from "../../lib";
@@ -62,7 +63,7 @@ export = (RED: NodeAPI): void => {
           else if (parts) {
             const start = (body: Readable) => device.sendStream(peer, String(topic ?? ""), body, { idleMs: timeoutMs });
             ack = await sequences.push(parts.id, parts.index, chunkOf(msg.payload), parts.count, start);
-          } else ack = await device.send(peer, String(topic ?? ""), msg.payload, { timeoutMs });
+          } else ack = await device.send(peer, String(topic ?? ""), msg.payload, { timeoutMs, id: messageIdOf(msg) });
           if (ack) {
             delivered += 1;
             status.update(() => ({ fill: "green", shape: "dot", text: RED._("peer-mesh.status.delivered", { count: delivered }) }));
@@ -83,6 +84,18 @@ export = (RED: NodeAPI): void => {
     });
   });
 };
+
+const MESSAGE_ID = /^[\x21-\x7e]{1,128}$/;
+
+/**
+ * The wire id of a message: msg.messageId, or a new one written there. A msg retried after a failure
+ * (Catch → delay → this node) then carries the same id, and the receiver delivers it once.
+ */
+function messageIdOf(msg: NodeMessageInFlow & { messageId?: unknown }): string {
+  if (msg.messageId === undefined) msg.messageId = randomUUID();
+  if (typeof msg.messageId !== "string" || !MESSAGE_ID.test(msg.messageId)) throw new Error("msg.messageId must be 1 to 128 printable ASCII characters without spaces");
+  return msg.messageId;
+}
 
 function shortLabel(peer: string): string {
   return peer.length > 20 ? peer.slice(0, 8) : peer;

@@ -82,6 +82,25 @@ describe("peer-send and peer-receive nodes", () => {
     should(seen).containDeep([{ fill: "red", text: "no receiver" }]);
   });
 
+  it("keeps the wire id in msg.messageId, so a msg retried after a failure reaches the receiving flow once", async () => {
+    const { acks, out, caught } = await deploy([]);
+    const send = helper.getNode("send");
+    send.receive({ topic: "sensors/door", payload: "open" } as Msg);
+    const [first] = await acks.next();
+    should(first.messageId).be.a.String();
+    should((first.payload as { id: string }).id).equal(first.messageId);
+    // The same msg again (as a Catch → delay → peer-send loop resends it): acked, not delivered twice.
+    send.receive({ topic: "sensors/door", payload: "open", messageId: first.messageId } as Msg);
+    const [again] = await acks.next();
+    should(again.payload).containEql({ id: first.messageId, duplicate: true });
+    const [delivered] = await out.next();
+    should(delivered.messageId).equal(first.messageId);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    should(out.queue).have.length(0);
+    send.receive({ topic: "sensors/door", payload: "open", messageId: "has spaces" } as Msg);
+    should(((await caught.next())[0].error as { message: string }).message).match(/msg.messageId/);
+  });
+
   it("refuses to send to a peer that is not configured or not known", async () => {
     await deploy([{ id: "loose", type: "peer-send", identity: "idA", timeout: 5, wires: [[]] }]);
     const caught = collector("caught");
