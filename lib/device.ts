@@ -17,7 +17,8 @@ import { CouchReply, CouchRequest, serveCouch } from "./replication/couch-endpoi
 import { Direction, replicateOnce, ReplicateOptions, SyncReport } from "./replication/replicator";
 import { ByteCounter, wireFetch } from "./replication/wire-fetch";
 import { Mesh, MeshOptions } from "./mesh/mesh";
-import { ClientPool, SendOptions, StreamOptions } from "./wire/client-pool";
+import { ClientPool, PeerEndpoint, SendOptions, StreamOptions } from "./wire/client-pool";
+import { BleTransport, BleTransportOptions } from "./ble/ble-transport";
 import { WireError } from "./wire/errors";
 import { errorFromResponse } from "./wire/http2-io";
 import type { WireLimits } from "./wire/limits";
@@ -54,8 +55,10 @@ export interface DiscoveryOptions {
   /** How often configured peer addresses are probed; 0 turns probing off. */
   staticProbeIntervalMs?: number;
   maxPeers?: number;
-  /** Further transports (BLE, a test transport); the device starts and stops them. */
+  /** Further transports (a test transport); the device starts and stops them. */
   transports?: Transport[];
+  /** Bluetooth LE through noble and bleno (optional packages; "unavailable" where they cannot load), or a simulated radio's bindings. */
+  ble?: false | Omit<BleTransportOptions, "deviceId">;
 }
 
 export interface PeerRef {
@@ -189,6 +192,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       for (const transport of this.transports) {
         this.peerTable.attach(transport);
         transport.on("warning", (err) => this.emit("warning", err, transport.name));
+        transport.on("connection", (socket) => this.server.accept(socket));
       }
       await Promise.all(this.transports.map((transport) => transport.start()));
       return address.port;
@@ -266,6 +270,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     if (discovery.mdns) {
       transports.push(new MdnsTransport({ ...discovery.mdns, deviceId: this.id, port, name: this.options.name }));
     }
+    if (discovery.ble) transports.push(new BleTransport({ ...discovery.ble, deviceId: this.id }));
     const entries = this.peers.list().flatMap((peer) => (peer.address ? [{ address: peer.address, expectedId: peer.id, name: peer.name }] : []));
     if (discovery.staticProbeIntervalMs !== 0) {
       // Even with no address configured yet: addKnownPeer may bring some.
@@ -588,9 +593,12 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     }
   }
 
-  private endpoint(reference: string): { id: string; address: string } {
+  private endpoint(reference: string): PeerEndpoint {
     const id = this.resolvePeer(reference);
-    const address = this.peerTable.get(id)?.address ?? this.peers.get(id)?.address ?? this.pairedAddresses.get(id);
+    const seen = this.peerTable.get(id);
+    const via = seen && this.transports.find((transport) => transport.name === seen.transport && !transport.carriesIp);
+    if (seen && via) return { id, address: `${seen.address}.${via.name}`, dial: () => via.connect(seen.address) };
+    const address = seen?.address ?? this.peers.get(id)?.address ?? this.pairedAddresses.get(id);
     if (!address) throw new WireError("UNREACHABLE", `peer ${this.peers.label(id)} is not in range and has no configured address`);
     return { id, address };
   }

@@ -11,3 +11,6 @@ export { Mesh, type MeshOptions, type MeshMessage, type MeshListener, type SendM
 export { MeshSync, CLOUD_PEER, type MeshSyncOptions, type SyncPolicy, type CloudOptions } from "./mesh/sync";
 export { type SyncReport, type Direction } from "./replication/replicator";
 export { type MeshMode } from "./mesh/envelope";
+export { BleTransport, BLE_SERVICE_UUID, type BleTransportOptions } from "./ble/ble-transport";
+export { GattStream } from "./ble/gatt-stream";
+export { loadBleStack, type BleBindings } from "./ble/stack";

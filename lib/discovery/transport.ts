@@ -18,6 +18,8 @@ export interface TransportEvents {
   lost: [id: string];
   /** Something the user should know that does not stop the transport (an unreachable interface, a bad packet). */
   warning: [err: Error];
+  /** A peer opened a byte stream to this device's wire (transports whose connections do not reach the TCP listener: BLE). */
+  connection: [socket: Duplex];
 }
 
 /**

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import http2, { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http2";
-import type { Readable } from "node:stream";
+import type { Duplex, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { TLSSocket } from "node:tls";
+import tls, { type TLSSocket } from "node:tls";
 import { Identity, verifyPeerCertificate } from "../identity";
 import { BatchItem, BatchOutcome, encodeBatch } from "./batch";
 import { WireError, wireErrorFromResponse } from "./errors";
@@ -15,8 +15,10 @@ import { validateTopic } from "./topic";
 
 export interface PeerEndpoint {
   id: string;
-  /** host:port, with IPv6 hosts in brackets ("[::1]:4000"). */
+  /** host:port, with IPv6 hosts in brackets ("[::1]:4000"); for other transports a name for messages. */
   address: string;
+  /** A byte stream to the peer's wire, for transports that do not carry IP (BLE); TLS runs inside it. */
+  dial?: () => Duplex;
 }
 
 export interface ClientPoolOptions {
@@ -306,24 +308,36 @@ export class ClientPool {
     return response;
   }
 
-  private session(peer: PeerEndpoint): Promise<PooledSession> {
-    if (this.closed) return Promise.reject(new WireError("CLOSED", "the device is stopping"));
+  private async session(peer: PeerEndpoint): Promise<PooledSession> {
+    if (this.closed) throw new WireError("CLOSED", "the device is stopping");
     let entry = this.sessions.get(peer.id);
     if (!entry) {
       entry = this.connect(peer);
       this.sessions.set(peer.id, entry);
       entry.catch(() => this.sessions.delete(peer.id));
     }
-    return entry;
+    const pooled = await entry;
+    // A link that dropped (a BLE pipe torn down) can leave a destroyed session here for a moment before
+    // its "close" removes it: dial again rather than fail the request.
+    if (pooled.session.destroyed || pooled.session.closed) {
+      if (this.sessions.get(peer.id) === entry) this.sessions.delete(peer.id);
+      return this.session(peer);
+    }
+    return pooled;
   }
 
   private connect(peer: PeerEndpoint): Promise<PooledSession> {
     return new Promise((resolve, reject) => {
-      const session = http2.connect(`https://${peer.address}`, {
+      const tlsOptions = {
         secureContext: this.identity.tlsContext(),
         rejectUnauthorized: false, // self-signed by design; the device id is checked below
         checkServerIdentity: () => undefined,
+      };
+      const dial = peer.dial;
+      const session = http2.connect(`https://${dial ? "peer.invalid" : peer.address}`, {
+        ...tlsOptions,
         settings: FLOW_SETTINGS,
+        ...(dial ? { createConnection: () => tls.connect({ ...tlsOptions, socket: dial(), ALPNProtocols: ["h2"], minVersion: "TLSv1.3" }) } : {}),
       });
       const pooled: PooledSession = { session, used: false };
       const fail = (err: Error): void => {

@@ -1,3 +1,4 @@
+import type { Duplex } from "node:stream";
 import { EventEmitter } from "node:events";
 import type { IncomingMessage as Http1Request, ServerResponse as Http1Response } from "node:http";
 import http2, { Http2SecureServer, Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
@@ -107,6 +108,11 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     this.server.removeAllListeners("newListener");
     this.server.on("request", (request: Http1Request, response: Http1Response) => void this.serveHttp1(request, response));
     this.server.on("tlsClientError", (err) => this.emit("refused", { reason: `TLS handshake failed: ${err.message}` }));
+  }
+
+  /** A connection that arrived another way than TCP (a BLE pipe): the same TLS handshake and checks. */
+  accept(socket: Duplex): void {
+    this.server.emit("connection", socket);
   }
 
   async listen(): Promise<AddressInfo> {

@@ -1,0 +1,274 @@
+import { EventEmitter } from "node:events";
+import type { Duplex } from "node:stream";
+import { RANK, type Transport, type TransportEvents } from "../discovery/transport";
+import { GattStream } from "./gatt-stream";
+import { type BleBindings, type BleStack, loadBleStack, type NobleCharacteristic, type NoblePeripheral } from "./stack";
+
+/** The peer-mesh GATT service: a device id to read, and a byte pipe (RX written by the central, TX notified by the peripheral). */
+export const BLE_SERVICE_UUID = "5e6d0a1c8b7f4e3a9d2c1b0a7f6e5d40";
+export const BLE_ID_UUID = "5e6d0a1c8b7f4e3a9d2c1b0a7f6e5d41";
+export const BLE_RX_UUID = "5e6d0a1c8b7f4e3a9d2c1b0a7f6e5d42";
+export const BLE_TX_UUID = "5e6d0a1c8b7f4e3a9d2c1b0a7f6e5d43";
+/** Advertised local name: "pm:" and the first 12 characters of the device id (an advertisement has 31 bytes). */
+const NAME_PREFIX = "pm:";
+const RESULT_SUCCESS = 0x00;
+const RESULT_UNLIKELY_ERROR = 0x0e;
+const DEFAULT_EXPIRE_MS = 10_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+export interface BleTransportOptions {
+  deviceId: string;
+  /** A simulated radio's bindings (tests); without them the machine's adapter through noble and bleno. */
+  bindings?: BleBindings;
+  /** A device not advertising for this long (and with no open link) is lost. */
+  expireMs?: number;
+  connectTimeoutMs?: number;
+}
+
+export interface BleTransportEvents extends TransportEvents {
+  /** A central opened the byte pipe to this device: a connection for the wire listener. */
+  connection: [socket: Duplex];
+}
+
+interface Sighted {
+  peripheral: NoblePeripheral;
+  id?: string;
+  lastSeen: number;
+  readingId: boolean;
+}
+
+/**
+ * Bluetooth LE: every device is a peripheral (advertising the service, serving the pipe to one central at
+ * a time, as bleno does) and a central (scanning, reading each new device's id, and dialling the pipe for
+ * the wire). The same mutual TLS and HTTP/2 run through the pipe as over TCP.
+ */
+export class BleTransport extends EventEmitter<BleTransportEvents> implements Transport {
+  readonly name = "ble";
+  readonly rank = RANK.ble;
+  readonly carriesIp = false;
+  /** Why BLE cannot run here (no adapter, the packages failed to load), once start() found out. */
+  unavailable?: string;
+  private stack?: BleStack;
+  private readonly sighted = new Map<string, Sighted>();
+  private readonly outgoing = new Set<GattStream>();
+  private incoming?: GattStream;
+  private notifySent?: (err?: Error | null) => void;
+  private expiry?: NodeJS.Timeout;
+  private running = false;
+  private readonly cleanups: Array<() => void> = [];
+
+  constructor(private readonly options: BleTransportOptions) {
+    super();
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      this.stack = loadBleStack(this.options.bindings);
+    } catch (err) {
+      this.unavailable = (err as Error).message;
+      this.emit("warning", new Error(`Bluetooth LE is unavailable: ${this.unavailable}`));
+      return;
+    }
+    await Promise.all([this.startPeripheral(), this.startCentral()]);
+    const expireMs = this.options.expireMs ?? DEFAULT_EXPIRE_MS;
+    this.expiry = setInterval(() => this.expire(expireMs), Math.max(50, expireMs / 4));
+    this.expiry.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    clearInterval(this.expiry);
+    for (const cleanup of this.cleanups.splice(0)) cleanup();
+    for (const stream of this.outgoing) stream.destroy();
+    this.incoming?.destroy();
+    if (this.stack) {
+      this.stack.noble.stopScanning();
+      this.stack.bleno.stopAdvertising();
+      this.stack.bleno.disconnect();
+      for (const entry of this.sighted.values()) if (entry.peripheral.state === "connected") entry.peripheral.disconnect();
+    }
+    this.sighted.clear();
+  }
+
+  /** A byte pipe to the device whose peripheral this transport reported at `address`. */
+  connect(address: string): Duplex {
+    const stream = new GattStream(address);
+    const entry = this.sighted.get(address);
+    if (!entry || !this.stack) {
+      process.nextTick(() => stream.disconnected("not in range"));
+      return stream;
+    }
+    this.outgoing.add(stream);
+    stream.once("close", () => {
+      this.outgoing.delete(stream);
+      if (entry.peripheral.state === "connected") entry.peripheral.disconnect();
+    });
+    stream.once("finished", () => stream.destroy());
+    const timer = setTimeout(() => stream.disconnected(`no GATT connection within ${this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS} ms`), this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    stream.once("close", () => clearTimeout(timer));
+    const peripheral = entry.peripheral;
+    peripheral.connect((err) => {
+      if (err) return stream.disconnected(err.message);
+      if (stream.destroyed) return peripheral.disconnect();
+      peripheral.once("disconnect", () => stream.disconnected("disconnected"));
+      peripheral.discoverSomeServicesAndCharacteristics([BLE_SERVICE_UUID], [BLE_RX_UUID, BLE_TX_UUID], (discoverErr, _services, characteristics) => {
+        const rx = characteristics?.find((c) => c.uuid === BLE_RX_UUID);
+        const tx = characteristics?.find((c) => c.uuid === BLE_TX_UUID);
+        if (discoverErr || !rx || !tx) return stream.disconnected(discoverErr?.message ?? "the peer-mesh service is missing");
+        tx.on("data", (data: Buffer) => {
+          entry.lastSeen = Date.now();
+          stream.receive(data);
+        });
+        tx.subscribe((subscribeErr) => {
+          if (subscribeErr) return stream.disconnected(subscribeErr.message);
+          clearTimeout(timer);
+          stream.attach({ chunkBytes: Math.max(20, (peripheral.mtu ?? 23) - 3), send: (chunk, sent) => rx.write(chunk, false, (writeErr) => sent(writeErr)) });
+        });
+      });
+    });
+    return stream;
+  }
+
+  private startPeripheral(): Promise<void> {
+    const bleno = this.stack!.bleno;
+    const { Characteristic, PrimaryService } = bleno;
+    const deviceId = Buffer.from(this.options.deviceId);
+    const service = new PrimaryService({
+      uuid: BLE_SERVICE_UUID,
+      characteristics: [
+        new Characteristic({ uuid: BLE_ID_UUID, properties: ["read"], onReadRequest: (offset, callback) => callback(RESULT_SUCCESS, deviceId.subarray(offset)) }),
+        new Characteristic({
+          uuid: BLE_RX_UUID,
+          properties: ["write"],
+          onWriteRequest: (data, _offset, _withoutResponse, callback) => {
+            if (!this.incoming) return callback(RESULT_UNLIKELY_ERROR);
+            this.incoming.receive(data, () => callback(RESULT_SUCCESS));
+          },
+        }),
+        new Characteristic({
+          uuid: BLE_TX_UUID,
+          properties: ["notify"],
+          // A central subscribing to TX opens the pipe (a central that only reads the id never does).
+          onSubscribe: (maxValueSize, update) => this.acceptPipe(maxValueSize, update),
+          onUnsubscribe: () => this.incoming?.disconnected("the central unsubscribed"),
+          onNotify: () => {
+            const sent = this.notifySent;
+            this.notifySent = undefined;
+            sent?.();
+          },
+        }),
+      ],
+    });
+    const onDisconnect = (): void => {
+      this.incoming?.disconnected("the central disconnected");
+      this.incoming = undefined;
+      const sent = this.notifySent;
+      this.notifySent = undefined;
+      sent?.(new Error("disconnected"));
+    };
+    bleno.on("disconnect", onDisconnect);
+    this.cleanups.push(() => bleno.off("disconnect", onDisconnect));
+    return whenPoweredOn(bleno, this.cleanups).then(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          bleno.setServices([service], (err) => {
+            if (err) return reject(err);
+            bleno.startAdvertising(`${NAME_PREFIX}${this.options.deviceId.slice(0, 12)}`, [BLE_SERVICE_UUID], (advertiseErr) => (advertiseErr ? reject(advertiseErr) : resolve()));
+          });
+        }),
+    );
+  }
+
+  private acceptPipe(maxValueSize: number, update: (data: Buffer) => void): void {
+    this.incoming?.disconnected("replaced by a new central");
+    const stream = new GattStream("central");
+    this.incoming = stream;
+    stream.attach({
+      chunkBytes: maxValueSize,
+      send: (chunk, sent) => {
+        this.notifySent = sent;
+        update(chunk);
+      },
+    });
+    stream.once("finished", () => stream.destroy());
+    stream.once("close", () => {
+      if (this.incoming !== stream) return;
+      this.incoming = undefined;
+      this.stack?.bleno.disconnect();
+    });
+    this.emit("connection", stream);
+  }
+
+  private startCentral(): Promise<void> {
+    const noble = this.stack!.noble;
+    const onDiscover = (peripheral: NoblePeripheral): void => this.onSighting(peripheral);
+    noble.on("discover", onDiscover);
+    this.cleanups.push(() => noble.off("discover", onDiscover));
+    return whenPoweredOn(noble, this.cleanups).then(() => new Promise<void>((resolve) => noble.startScanning([BLE_SERVICE_UUID], true, () => resolve())));
+  }
+
+  private onSighting(peripheral: NoblePeripheral): void {
+    const name = peripheral.advertisement.localName ?? "";
+    if (!name.startsWith(NAME_PREFIX) || name === `${NAME_PREFIX}${this.options.deviceId.slice(0, 12)}`) return;
+    let entry = this.sighted.get(peripheral.uuid);
+    if (!entry) {
+      entry = { peripheral, lastSeen: 0, readingId: false };
+      this.sighted.set(peripheral.uuid, entry);
+    }
+    entry.lastSeen = Date.now();
+    if (entry.id) this.emit("found", { id: entry.id, address: peripheral.uuid, verified: false });
+    else if (!entry.readingId) this.readId(entry);
+  }
+
+  /**
+   * The advertisement has room for a short form of the id only: the full id is read over a brief GATT
+   * connection (unauthenticated, like an mDNS TXT record; the TLS handshake proves it later).
+   */
+  private readId(entry: Sighted): void {
+    entry.readingId = true;
+    const { peripheral } = entry;
+    const done = (id?: string): void => {
+      entry.readingId = false;
+      if (peripheral.state === "connected") peripheral.disconnect();
+      if (!id || !this.running) return;
+      if (!id.startsWith(String(peripheral.advertisement.localName).slice(NAME_PREFIX.length))) return;
+      entry.id = id;
+      this.emit("found", { id, address: peripheral.uuid, verified: false });
+    };
+    peripheral.connect((err) => {
+      if (err) return done();
+      peripheral.discoverSomeServicesAndCharacteristics([BLE_SERVICE_UUID], [BLE_ID_UUID], (discoverErr, _services, characteristics) => {
+        const idCharacteristic: NobleCharacteristic | undefined = characteristics?.find((c) => c.uuid === BLE_ID_UUID);
+        if (discoverErr || !idCharacteristic) return done();
+        idCharacteristic.read((readErr, data) => done(readErr || !data ? undefined : data.toString("utf8")));
+      });
+    });
+  }
+
+  private expire(expireMs: number): void {
+    const now = Date.now();
+    const linked = new Set([...this.outgoing].map((stream) => stream.remote));
+    for (const [address, entry] of this.sighted) {
+      if (now - entry.lastSeen <= expireMs || linked.has(address) || entry.readingId) continue;
+      this.sighted.delete(address);
+      if (entry.id) this.emit("lost", entry.id);
+    }
+  }
+}
+
+/** Resolves once the adapter is powered on (noble and bleno both say so with "stateChange"). */
+function whenPoweredOn(stack: EventEmitter & { state: string }, cleanups: Array<() => void>): Promise<void> {
+  return new Promise((resolve) => {
+    const onState = (state: string): void => {
+      if (state !== "poweredOn") return;
+      stack.off("stateChange", onState);
+      resolve();
+    };
+    stack.on("stateChange", onState);
+    cleanups.push(() => stack.off("stateChange", onState));
+    if (stack.state === "poweredOn") onState("poweredOn");
+  });
+}
