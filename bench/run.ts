@@ -2,6 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { freePort } from "../test/helpers/ports";
 import { aclCost } from "./acl-cost";
+import { bleThroughput } from "./ble-throughput";
 import { discoveryTimes } from "./discovery-in-netns";
 import { meshBytes } from "./mesh-bytes";
 import { meshLatency, replicationRate } from "./replication";
@@ -47,6 +48,11 @@ async function main(): Promise<void> {
   results.push(result("mesh-2-relays-vs-target", latency.twoRelaysMs, 1000, "ms", "the same across 2 relays (A→B→C→D); target < 1 s"));
   const bytes = await meshBytes();
   results.push(result("mesh-directed-vs-flood-bytes", bytes.directed, bytes.flood, "bytes", `one 4 KB message on a 30-device grid, mean of 5 sender/recipient pairs (2–9 hops), idle rounds subtracted; copies stored ${bytes.directedCopies} vs ${bytes.floodCopies}; target ≤ 0.2`));
+
+  const ble = await bleThroughput({ mtu: 247, bytesPerSecond: 100_000, bytes: 2 * 1024 * 1024 });
+  results.push(result("ble-stream-vs-link-rate", ble.ours, ble.link, "kB/s", "2 MiB stream over the simulated BLE radio (ATT MTU 247, 100 kB/s each way) through noble, bleno, the GATT pipe, TLS and HTTP/2, vs the radio's rate; target ≥ 0.7"));
+  const ble4 = await bleThroughput({ mtu: 23, bytesPerSecond: 20_000, bytes: 256 * 1024 });
+  results.push(result("ble-stream-vs-link-rate-mtu23", ble4.ours, ble4.link, "kB/s", "256 KiB the same way at BLE 4.0's default ATT MTU of 23 and 20 kB/s; target ≥ 0.7"));
 
   const discovery = await discoveryTimes(5);
   if (discovery) {

@@ -280,6 +280,14 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     return transports;
   }
 
+  /** Transports that were asked for but cannot run here (BLE with no adapter), with the reason. */
+  get unavailableTransports(): Array<{ name: string; reason: string }> {
+    return this.transports.flatMap((transport) => {
+      const reason = (transport as { unavailable?: string }).unavailable;
+      return reason ? [{ name: transport.name, reason }] : [];
+    });
+  }
+
   /** When each peer (or the cloud) last finished a sync session with this device. */
   get lastSyncs(): ReadonlyMap<string, number> {
     return this.syncTimes;

@@ -13,6 +13,7 @@ interface IdentityConfigDef extends NodeDef {
   /** LAN discovery; absent in flows made before it existed, which therefore keep it off. */
   mdns?: boolean;
   mdnsInterface?: string;
+  ble?: boolean;
   /** Seconds between probes of known peers' addresses; 0 turns probing off. */
   probeInterval?: number | string;
   /** This device's own groups of public keys; members as ids (an array, or one per line). */
@@ -55,6 +56,7 @@ function discoveryOptions(def: IdentityConfigDef): DiscoveryOptions {
   return {
     mdns: def.mdns === true ? { interface: def.mdnsInterface?.trim() || undefined } : false,
     staticProbeIntervalMs: parseProbeInterval(def.probeInterval),
+    ble: def.ble === true ? {} : false,
   };
 }
 

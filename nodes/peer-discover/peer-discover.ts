@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
-import { PeerInfo, PeerView, type PendingPairing } from "../../lib";
+import { type Device, PeerInfo, PeerView, type PendingPairing } from "../../lib";
 import { useIdentity } from "../shared/identity-node";
 import { ThrottledStatus } from "../shared/throttled-status";
 
@@ -27,14 +27,22 @@ export = (RED: NodeAPI): void => {
     const { ready } = useIdentity(RED, node, def.identity);
     const status = new ThrottledStatus(node);
     let view: PeerView | undefined;
+    let device: Device | undefined;
     let closed = false;
     let stopPairing = (): void => undefined;
 
     const showCount = (): void =>
-      status.update(() => ({ fill: view && view.size > 0 ? "green" : "grey", shape: view && view.size > 0 ? "dot" : "ring", text: RED._("peer-discover.status.in-range", { count: view?.size ?? 0 }) }));
+      status.update(() => {
+        const count = view?.size ?? 0;
+        const missing = device?.unavailableTransports.map((transport) => transport.name).join(", ");
+        // Asked for but not running (BLE without an adapter): yellow, so the user sees why nobody is found that way.
+        if (missing) return { fill: "yellow", shape: "ring", text: RED._("peer-discover.status.unavailable", { count, transports: missing }) };
+        return { fill: count > 0 ? "green" : "grey", shape: count > 0 ? "dot" : "ring", text: RED._("peer-discover.status.in-range", { count }) };
+      });
 
-    ready.then((device) => {
+    ready.then((running) => {
       if (closed) return;
+      device = running;
       view = new PeerView(device.peerTable, { transports: transportList(def.transports), trustedOnly: def.trustedOnly === true });
       for (const event of ["found", "lost", "changed"] as const) {
         view.on(event, (peer) => {
@@ -46,8 +54,8 @@ export = (RED: NodeAPI): void => {
       const onPairing = (request: PendingPairing): void => {
         if (request.direction === "incoming") node.send({ topic: "pairing", payload: request });
       };
-      device.on("pairing", onPairing);
-      stopPairing = () => device.off("pairing", onPairing);
+      running.on("pairing", onPairing);
+      stopPairing = () => running.off("pairing", onPairing);
       // Peers already in range when this node starts (a partial deploy) are news to its flow.
       for (const peer of view.list()) node.send({ topic: "found", payload: describe(peer) });
       showCount();

@@ -50,6 +50,27 @@ describe("peer-discover node", function () {
     should(lost.payload).containEql({ id: press.deviceId });
   });
 
+  it("shows Bluetooth LE as unavailable in yellow where noble cannot reach an adapter, and finds peers the other ways", async function () {
+    try {
+      require("@abandonware/noble");
+      console.log("      skipped: noble loads here (a Bluetooth adapter is present)");
+      return this.skip();
+    } catch {
+      // no adapter: the case under test
+    }
+    const press = Identity.generate();
+    const port = await freePort();
+    const nodes = flow(press, port).map((node) => (node.type === "identity-config" ? { ...node, ble: true } : node));
+    await loadFlow(allNodes, nodes);
+    const unavailable = statusWhere("discover", (status) => status.text === "peer-discover.status.unavailable");
+    const out = collector("out");
+    await ready("id");
+    should(await unavailable).containEql({ fill: "yellow" });
+    await startOutsidePeer(press, port);
+    const [found] = await out.next();
+    should(found.payload).containEql({ id: press.deviceId, transports: ["static"] });
+  });
+
   it("answers an input msg with the list of peers in range, keeping the msg's other properties", async () => {
     const press = Identity.generate();
     const port = await freePort();
