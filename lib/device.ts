@@ -282,10 +282,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
 
   /** Transports that were asked for but cannot run here (BLE with no adapter), with the reason. */
   get unavailableTransports(): Array<{ name: string; reason: string }> {
-    return this.transports.flatMap((transport) => {
-      const reason = (transport as { unavailable?: string }).unavailable;
-      return reason ? [{ name: transport.name, reason }] : [];
-    });
+    return this.transports.flatMap((transport) => (transport.unavailable ? [{ name: transport.name, reason: transport.unavailable }] : []));
   }
 
   /** When each peer (or the cloud) last finished a sync session with this device. */

@@ -25,11 +25,6 @@ export interface BleTransportOptions {
   connectTimeoutMs?: number;
 }
 
-export interface BleTransportEvents extends TransportEvents {
-  /** A central opened the byte pipe to this device: a connection for the wire listener. */
-  connection: [socket: Duplex];
-}
-
 interface Sighted {
   peripheral: NoblePeripheral;
   id?: string;
@@ -42,11 +37,10 @@ interface Sighted {
  * a time, as bleno does) and a central (scanning, reading each new device's id, and dialling the pipe for
  * the wire). The same mutual TLS and HTTP/2 run through the pipe as over TCP.
  */
-export class BleTransport extends EventEmitter<BleTransportEvents> implements Transport {
+export class BleTransport extends EventEmitter<TransportEvents> implements Transport {
   readonly name = "ble";
   readonly rank = RANK.ble;
   readonly carriesIp = false;
-  /** Why BLE cannot run here (no adapter, the packages failed to load), once start() found out. */
   unavailable?: string;
   private stack?: BleStack;
   private readonly sighted = new Map<string, Sighted>();
@@ -107,7 +101,8 @@ export class BleTransport extends EventEmitter<BleTransportEvents> implements Tr
       if (entry.peripheral.state === "connected") entry.peripheral.disconnect();
     });
     stream.once("finished", () => stream.destroy());
-    const timer = setTimeout(() => stream.disconnected(`no GATT connection within ${this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS} ms`), this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    const timeoutMs = this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const timer = setTimeout(() => stream.disconnected(`no GATT connection within ${timeoutMs} ms`), timeoutMs);
     stream.once("close", () => clearTimeout(timer));
     const peripheral = entry.peripheral;
     peripheral.connect((err) => {

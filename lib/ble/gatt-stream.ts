@@ -40,7 +40,7 @@ export class GattStream extends Duplex {
     else this.heldAcks.push(ack);
   }
 
-  /** The connection is gone: a clean end when nothing was half-sent, else an error. */
+  /** The connection is gone: GATT has no clean close, so the stream ends with an error (TLS's close_notify already ended a clean session). */
   disconnected(reason: string): void {
     if (this.destroyed) return;
     this.destroy(Object.assign(new Error(`the BLE link to ${this.remote} dropped: ${reason}`), { code: "ECONNRESET" }));

@@ -37,6 +37,8 @@ export interface Transport extends EventEmitter<TransportEvents> {
   start(): Promise<void>;
   /** Idempotent; tells peers it is leaving where the transport can (an mDNS goodbye). No events after it resolves. */
   stop(): Promise<void>;
+  /** Why the transport cannot run here (BLE with no adapter), once start() found out; it then finds nobody. */
+  readonly unavailable?: string;
   /** A byte stream to the wire listener at an address this transport reported. */
   connect(address: string): Duplex;
 }

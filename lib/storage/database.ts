@@ -39,7 +39,7 @@ export function remoteDatabase(url: string, options: { fetch?: (url: string, ini
  */
 export function isStorageFull(err: unknown): boolean {
   const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
-  return code === "ENOSPC" || code === "STORAGE_FULL" || (typeof message === "string" && /no space left on device|ENOSPC/i.test(message));
+  return code === "ENOSPC" || (typeof message === "string" && /no space left on device|ENOSPC/i.test(message));
 }
 
 const DATABASE_NAME = /^[a-z][a-z0-9_-]{0,63}$/;

@@ -37,7 +37,12 @@ export function shorten(text: string, max = 40): string {
 /** The error code a flow can switch on (msg.error.code in a Catch node) and a readable status. */
 export function errorStatus(err: unknown): { fill: "red"; shape: "ring"; text: string } {
   const code = (err as { code?: unknown })?.code;
-  return { fill: "red", shape: "ring", text: shorten(typeof code === "string" ? code.toLowerCase().replace(/_/g, " ") : (err as Error)?.message ?? String(err)) };
+  return { fill: "red", shape: "ring", text: shorten(typeof code === "string" ? codeWords(code) : (err as Error)?.message ?? String(err)) };
+}
+
+/** An error code as words for a badge: UNKNOWN_PEER → "unknown peer". */
+function codeWords(code: string): string {
+  return code.toLowerCase().replace(/_/g, " ");
 }
 
 /**
@@ -48,7 +53,7 @@ export function failureReason(RED: NodeAPI, err: unknown): string {
   const { code, status } = (err ?? {}) as { code?: unknown; status?: unknown };
   if (status === 507) return RED._("peer-mesh.reasons.peer-storage-full");
   if (isStorageFull(err)) return RED._("peer-mesh.reasons.storage-full");
-  if (typeof code === "string" && /^[A-Z_]+$/.test(code)) return code.toLowerCase().replace(/_/g, " ");
+  if (typeof code === "string" && /^[A-Z_]+$/.test(code)) return codeWords(code);
   return RED._("peer-mesh.reasons.failed");
 }
 

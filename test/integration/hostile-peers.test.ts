@@ -2,13 +2,12 @@ import should from "should";
 import { Device, Identity, MeshMessage, MeshSync } from "../../lib";
 import { makeDeviceDoc } from "../../lib/mesh/envelope";
 import { HEADER_ACK, HEADER_MESSAGE_ID, MESSAGE_PATH } from "../../lib/wire/protocol";
+import { withRev } from "../helpers/docs";
 import { waitFor } from "../helpers/events";
 import { freePort } from "../helpers/ports";
 import { rawRequest, rawSession } from "../helpers/raw-client";
 import { TempDirs } from "../helpers/storage";
 
-/** A document as replication carries it: with a revision and its history. */
-const withRev = <T extends { _id: string }>(doc: T) => ({ ...doc, _rev: "1-0123456789abcdef0123456789abcdef", _revisions: { start: 1, ids: ["0123456789abcdef0123456789abcdef"] } });
 
 type Doc = Record<string, unknown> & { _id: string };
 

@@ -1,11 +1,10 @@
 import should from "should";
 import { Device, Identity, MeshMessage, MeshSync, MeshSyncOptions } from "../../lib";
+import { withRev } from "../helpers/docs";
 import { waitFor } from "../helpers/events";
 import { freePort } from "../helpers/ports";
 import { TempDirs } from "../helpers/storage";
 
-/** A document as replication carries it: with a revision and its history. */
-const withRev = <T extends { _id: string }>(doc: T) => ({ ...doc, _rev: "1-0123456789abcdef0123456789abcdef", _revisions: { start: 1, ids: ["0123456789abcdef0123456789abcdef"] } });
 
 /**
  * Store-and-forward on loopback: each device knows only its neighbours' addresses, so documents reach

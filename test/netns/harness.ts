@@ -177,9 +177,6 @@ export class TestNetwork {
     execFileSync("ip", ["netns", "exec", host.namespace, "tc", "qdisc", "replace", "dev", host.links[0].interface, "root", "tbf", "rate", rate, "burst", "32kbit", "latency", "400ms"], { stdio: "ignore" });
   }
 
-  clearLoss(host: TestHost): void {
-    execFileSync("ip", ["netns", "exec", host.namespace, "nft", "delete", "table", "inet", "fault"], { stdio: "ignore" });
-  }
 
   /**
    * A path from `from` to `to` that holds every byte `delayMs` in each direction (see delay-relay.ts).
