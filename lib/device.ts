@@ -19,8 +19,10 @@ import { ByteCounter, wireFetch } from "./replication/wire-fetch";
 import { Mesh, MeshOptions } from "./mesh/mesh";
 import { ClientPool, PeerEndpoint, SendOptions, StreamOptions } from "./wire/client-pool";
 import { BleTransport, BleTransportOptions } from "./ble/ble-transport";
+import { TorStatus, TorTransport, TorTransportOptions } from "./tor/tor-transport";
+import { isOnionHostPort } from "./tor/onion";
 import { WireError } from "./wire/errors";
-import { errorFromResponse } from "./wire/http2-io";
+import { ClientResponse, errorFromResponse } from "./wire/http2-io";
 import type { WireLimits } from "./wire/limits";
 import { Ack, Authorizer, DATABASE_PATH, DatabaseTarget, Verb } from "./wire/protocol";
 import { IncomingMessage, IncomingPairing, IncomingStream, Receiver, WireServer } from "./wire/server";
@@ -59,6 +61,18 @@ export interface DiscoveryOptions {
   transports?: Transport[];
   /** Bluetooth LE through noble and bleno (optional packages; "unavailable" where they cannot load), or a simulated radio's bindings. */
   ble?: false | Omit<BleTransportOptions, "deviceId">;
+  /** Reachable as a Tor onion service, and reaching peers' onion addresses through tor. */
+  tor?: false | TorOptions;
+}
+
+export interface TorOptions extends Pick<TorTransportOptions, "attach" | "probeIntervalMs" | "probeTimeoutMs" | "connectTimeoutMs" | "retryMs"> {
+  /** Start a tor of the device's own (the default without `attach`); its data lives under storageDir unless dataDir says otherwise. */
+  launch?: { binary?: string; dataDir?: string; torrc?: string[] };
+  /**
+   * Every connection through Tor: addresses other than onion ones are neither dialled nor put in the
+   * pairing code, and the listener must accept connections from this machine only.
+   */
+  only?: boolean;
 }
 
 export interface PeerRef {
@@ -113,6 +127,8 @@ export interface DeviceEvents {
   synced: [peer: string, at: number];
   /** A peer's write to `database` failed because this device's disk is full (the peer was told 507). */
   "storage-full": [database: string, err: Error];
+  /** Tor's bootstrap progress, this device's onion address, or a failure changed. */
+  tor: [status: TorStatus];
 }
 
 /**
@@ -126,6 +142,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   readonly peerTable: PeerTable;
   private transports: Transport[] = [];
   private staticTransport?: StaticTransport;
+  private torTransport?: TorTransport;
   private readonly syncTimes = new Map<string, number>();
   /** Who may do what; consulted for every request in and out unless an authorize function replaces it. */
   readonly acl: Acl;
@@ -153,6 +170,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     if (options.discovery?.mdns && isLoopback(options.host ?? "127.0.0.1")) {
       throw new Error(`LAN discovery would announce this device to the network, but its listener accepts connections only from this machine (host ${options.host ?? "127.0.0.1"}); listen on 0.0.0.0 or a LAN address`);
     }
+    checkTorOptions(options);
     this.databaseNames = new Set((options.databases ?? []).map(validateDatabaseName));
     if (this.databaseNames.size > 0 && !options.storageDir) throw new Error("databases need a storage directory (storageDir)");
     this.peers = new PeerDirectory(options.peers);
@@ -218,6 +236,10 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
         }
       } });
       this.meshStore.on("rejected", (info) => this.emit("rejected", info));
+      // A known peer's device document that names an onion address: Tor probes it from now on.
+      this.meshStore.on("onion", ({ id, onion }) => {
+        if (this.peers.has(id) || this.pairedAddresses.has(id)) this.torTransport?.add({ address: onion, expectedId: id, name: this.peers.nameOf(id) });
+      });
       await this.meshStore.start();
     }
   }
@@ -271,13 +293,50 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       transports.push(new MdnsTransport({ ...discovery.mdns, deviceId: this.id, port, name: this.options.name }));
     }
     if (discovery.ble) transports.push(new BleTransport({ ...discovery.ble, deviceId: this.id }));
-    const entries = this.peers.list().flatMap((peer) => (peer.address ? [{ address: peer.address, expectedId: peer.id, name: peer.name }] : []));
+    const configured = this.peers.list().flatMap((peer) => (peer.address ? [{ address: peer.address, expectedId: peer.id, name: peer.name }] : []));
+    // Onion addresses go to Tor only: looked up anywhere else they would leak to DNS.
+    const onions = configured.filter((entry) => isOnionHostPort(entry.address));
+    const entries = this.torOnly ? [] : configured.filter((entry) => !isOnionHostPort(entry.address));
+    if (discovery.tor) {
+      this.torTransport = this.createTorTransport(discovery.tor, port, onions);
+      transports.push(this.torTransport);
+    }
     if (discovery.staticProbeIntervalMs !== 0) {
       // Even with no address configured yet: addKnownPeer may bring some.
       this.staticTransport = new StaticTransport({ identity: this.identity, entries, probeIntervalMs: discovery.staticProbeIntervalMs });
       transports.push(this.staticTransport);
     }
     return transports;
+  }
+
+  private createTorTransport(tor: TorOptions, port: number, entries: Array<{ address: string; expectedId: string; name?: string }>): TorTransport {
+    const storageDir = this.options.storageDir;
+    const torDir = storageDir && path.join(storageDir, "tor");
+    const launch = tor.attach ? undefined : { ...tor.launch, dataDir: tor.launch?.dataDir ?? path.join(torDir!, "data") };
+    const host = this.options.host ?? "127.0.0.1";
+    const targetHost = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
+    const transport = new TorTransport({
+      ...tor,
+      launch,
+      identity: this.identity,
+      target: `${targetHost.includes(":") ? `[${targetHost}]` : targetHost}:${port}`,
+      keyFile: torDir && path.join(torDir, "onion-key"),
+      entries,
+    });
+    transport.onStatus((status) => {
+      this.emit("tor", status);
+      if (status.onion) void this.meshStore?.setOnion(status.onion).catch(() => undefined);
+    });
+    return transport;
+  }
+
+  /** Tor's bootstrap progress and this device's onion address, when Tor is on. */
+  get torStatus(): TorStatus | undefined {
+    return this.torTransport?.status;
+  }
+
+  private get torOnly(): boolean {
+    return !!this.options.discovery?.tor && this.options.discovery.tor.only === true;
   }
 
   /** Transports that were asked for but cannot run here (BLE with no adapter), with the reason. */
@@ -305,7 +364,14 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     if (problems.length > 0) throw new WireError("BAD_REQUEST", problems.join("; "));
     this.peers.add(peers[0]);
     this.acl.knownPeersChanged();
-    if (peers[0].address) this.staticTransport?.add({ address: peers[0].address, expectedId: peers[0].id, name: peers[0].name });
+    const address = peers[0].address;
+    if (address) this.probe({ address, expectedId: peers[0].id, name: peers[0].name });
+  }
+
+  /** Probes a peer's address with the transport that reaches it: Tor for onion addresses, plain TCP otherwise. */
+  private probe(entry: { address: string; expectedId: string; name?: string }): void {
+    if (isOnionHostPort(entry.address)) this.torTransport?.add(entry);
+    else if (!this.torOnly) this.staticTransport?.add(entry);
   }
 
   get port(): number | undefined {
@@ -498,14 +564,33 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     const port = this.port;
     if (port === undefined) throw new WireError("CLOSED", "the device is not listening yet");
     const host = advertisedHost(this.options.host ?? "127.0.0.1");
-    return formatPairingCode({ id: this.id, address: `${host.includes(":") ? `[${host}]` : host}:${port}` });
+    const onion = this.torTransport?.onionAddress;
+    if (this.torOnly && !onion) throw new WireError("CLOSED", `Tor has not added this device's onion service yet (${describeTor(this.torTransport?.status)})`);
+    const addresses = [...(this.torOnly ? [] : [`${host.includes(":") ? `[${host}]` : host}:${port}`]), ...(onion ? [onion] : [])];
+    return formatPairingCode({ id: this.id, addresses });
   }
 
   /** Asks the device behind a pairing code to pair; both sides then show the same six digits. */
   async requestPairing(code: string): Promise<PendingPairing> {
-    const target = parsePairingCode(code);
+    const { id, addresses } = parsePairingCode(code);
     const body = Buffer.from(JSON.stringify({ name: this.options.name }));
-    const { response, keyingMaterial } = await this.pool.pair(target, body);
+    // Direct addresses first (faster), then the onion address; in Tor-only mode the onion address alone.
+    const usable = addresses.filter((address) => (isOnionHostPort(address) ? !!this.torTransport : !this.torOnly));
+    if (usable.length === 0) {
+      throw new WireError("UNREACHABLE", this.torOnly ? "the pairing code has no onion address, and this device connects through Tor only" : `the pairing code's device is reachable only through Tor (${addresses.join(", ")}); turn Tor on in this device's identity`);
+    }
+    let paired: { response: ClientResponse; keyingMaterial: Buffer } | undefined;
+    let target!: PeerEndpoint;
+    for (const address of usable) {
+      target = this.endpointAt(id, address);
+      try {
+        paired = await this.pool.pair(target, body);
+        break;
+      } catch (err) {
+        if (address === usable[usable.length - 1]) throw err;
+      }
+    }
+    const { response, keyingMaterial } = paired!;
     if (response.status !== 200) throw errorFromResponse(response);
     const pending: PendingPairing = {
       requestId: randomUUID(),
@@ -555,7 +640,10 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     }
     const members = this.acl.group(this.id, options.group)?.members ?? [];
     await this.setGroup(options.group, [...members, pending.peer.id]);
-    if (pending.address) this.pairedAddresses.set(pending.peer.id, pending.address);
+    if (pending.address) {
+      this.pairedAddresses.set(pending.peer.id, pending.address);
+      if (isOnionHostPort(pending.address)) this.torTransport?.add({ address: pending.address, expectedId: pending.peer.id, name: pending.peer.name });
+    }
     this.pairings.delete(requestId);
     return pending;
   }
@@ -601,12 +689,41 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   private endpoint(reference: string): PeerEndpoint {
     const id = this.resolvePeer(reference);
     const seen = this.peerTable.get(id);
-    const via = seen && this.transports.find((transport) => transport.name === seen.transport && !transport.carriesIp);
-    if (seen && via) return { id, address: `${seen.address}.${via.name}`, dial: () => via.connect(seen.address) };
-    const address = seen?.address ?? this.peers.get(id)?.address ?? this.pairedAddresses.get(id);
-    if (!address) throw new WireError("UNREACHABLE", `peer ${this.peers.label(id)} is not in range and has no configured address`);
-    return { id, address };
+    if (seen && !this.torOnly) {
+      const via = this.transports.find((transport) => transport.name === seen.transport && !transport.carriesIp);
+      if (via && via !== this.torTransport) return { id, address: `${seen.address}.${via.name}`, dial: () => via.connect(seen.address) };
+      return this.endpointAt(id, seen.address);
+    }
+    // Not in range (or Tor only): a configured, paired or mesh-published address, onion ones only in Tor-only mode.
+    const candidates = [this.peerTable.route(id, "tor")?.address, this.peers.get(id)?.address, this.pairedAddresses.get(id), this.meshStore?.onionOf(id)];
+    const address = candidates.find((candidate) => candidate && (!this.torOnly || isOnionHostPort(candidate)));
+    if (!address) throw new WireError("UNREACHABLE", `peer ${this.peers.label(id)} is not in range and has no ${this.torOnly ? "onion address known to this device (Tor only)" : "configured address"}`);
+    return this.endpointAt(id, address);
   }
+
+  /** The way to `address`: through tor's SOCKS port for an onion address, plain TCP otherwise. */
+  private endpointAt(id: string, address: string): PeerEndpoint {
+    if (!isOnionHostPort(address)) return { id, address };
+    const tor = this.torTransport;
+    if (!tor) throw new WireError("UNREACHABLE", `peer ${this.peers.label(id)} is reachable only through Tor (${address}); turn Tor on in this device's identity`);
+    return { id, address, dial: () => tor.connect(address), connectTimeoutMs: tor.connectTimeoutMs };
+  }
+}
+
+/** Tor-only devices must not be found or reached any other way. */
+function checkTorOptions(options: DeviceOptions): void {
+  const tor = options.discovery?.tor;
+  if (!tor) return;
+  if (!tor.attach && !tor.launch?.dataDir && !options.storageDir) throw new Error("Tor needs a storage directory (storageDir) for its data and the onion service's key");
+  if (!tor.only) return;
+  if (options.discovery?.mdns) throw new Error("Tor only and LAN discovery exclude each other: mDNS announces this device on the LAN");
+  if (options.discovery?.ble) throw new Error("Tor only and Bluetooth LE exclude each other: BLE advertises this device to anyone nearby");
+  if (!isLoopback(options.host ?? "127.0.0.1")) throw new Error(`Tor only: the listener on ${options.host} would accept direct connections too; listen on 127.0.0.1`);
+}
+
+function describeTor(status: TorStatus | undefined): string {
+  if (!status) return "Tor is off";
+  return status.error ?? `${status.state}, ${status.progress} %`;
 }
 
 function isLoopback(host: string): boolean {

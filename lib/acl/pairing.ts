@@ -9,12 +9,15 @@ const CODE_PREFIX = "peer-mesh:";
 
 export interface PairingCode {
   id: string;
-  address: string;
+  /** Where the device listens, best first: host:port, and its onion address when it runs Tor. */
+  addresses: string[];
 }
 
-/** The text a device shows (and puts in its QR code) so that another can ask to pair: id and address. */
+const MAX_CODE_ADDRESSES = 4;
+
+/** The text a device shows (and puts in its QR code) so that another can ask to pair: id and addresses. */
 export function formatPairingCode(code: PairingCode): string {
-  return `${CODE_PREFIX}${code.id}@${code.address}`;
+  return `${CODE_PREFIX}${code.id}@${code.addresses.join(",")}`;
 }
 
 export function parsePairingCode(text: unknown): PairingCode {
@@ -22,11 +25,11 @@ export function parsePairingCode(text: unknown): PairingCode {
   const body = trimmed.startsWith(CODE_PREFIX) ? trimmed.slice(CODE_PREFIX.length) : trimmed;
   const at = body.indexOf("@");
   const id = body.slice(0, at).toLowerCase();
-  const address = body.slice(at + 1);
-  if (at < 0 || !isDeviceId(id) || !isAddress(address)) {
-    throw new Error(`"${trimmed.slice(0, 80)}" is not a pairing code (peer-mesh:<device id>@<host:port>)`);
+  const addresses = body.slice(at + 1).split(",");
+  if (at < 0 || !isDeviceId(id) || addresses.length > MAX_CODE_ADDRESSES || !addresses.every(isAddress)) {
+    throw new Error(`"${trimmed.slice(0, 80)}" is not a pairing code (peer-mesh:<device id>@<host:port>[,<onion address>])`);
   }
-  return { id, address };
+  return { id, addresses };
 }
 
 /**

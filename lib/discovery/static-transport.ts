@@ -20,6 +20,8 @@ export interface StaticTransportOptions {
   probeIntervalMs?: number;
   /** A handshake that takes longer counts as no answer. */
   probeTimeoutMs?: number;
+  /** How probes reach an address (Tor's SOCKS port); plain TCP without it. */
+  dial?: (address: string) => Duplex;
 }
 
 export const DEFAULT_PROBE_INTERVAL_MS = 5_000;
@@ -29,25 +31,27 @@ const DEFAULT_PROBE_TIMEOUT_MS = 3_000;
  * Opens a mutual-TLS handshake to a wire listener and returns the device id its certificate proves.
  * The handshake is the whole probe: no request is sent, so it needs no permission at the peer.
  */
-export function probeDevice(identity: Identity, address: string, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS): Promise<string> {
+export function probeDevice(identity: Identity, address: string, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS, dial?: (address: string) => Duplex): Promise<string> {
   const { host, port } = splitAddress(address);
   return new Promise((resolve, reject) => {
     const socket = tls.connect({
-      host,
-      port,
+      ...(dial ? { socket: dial(address) } : { host, port }),
       secureContext: identity.tlsContext(),
       ALPNProtocols: ["h2"],
       rejectUnauthorized: false, // self-signed by design; the id is checked by the caller
       checkServerIdentity: () => undefined,
-      servername: net.isIP(host) ? undefined : host,
+      servername: net.isIP(host) || dial ? undefined : host,
     });
+    // A timer rather than socket.setTimeout: a dialled stream (Tor) may sit silent while its circuit is built.
+    const timer = setTimeout(() => fail(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
     const fail = (err: Error): void => {
+      clearTimeout(timer);
       socket.destroy();
       reject(err);
     };
-    socket.setTimeout(timeoutMs, () => fail(new Error(`no TLS handshake within ${timeoutMs} ms`)));
     socket.once("error", fail);
     socket.once("secureConnect", () => {
+      clearTimeout(timer);
       try {
         resolve(verifyPeerCertificate(socket.getPeerX509Certificate()));
       } catch (err) {
@@ -101,7 +105,7 @@ export class StaticTransport extends EventEmitter<TransportEvents> implements Tr
   }
 
   connect(address: string): Duplex {
-    return dialTcp(address);
+    return this.options.dial ? this.options.dial(address) : dialTcp(address);
   }
 
   /** Adds (or replaces, by id) an address to probe; probed at once when running. */
@@ -140,7 +144,7 @@ export class StaticTransport extends EventEmitter<TransportEvents> implements Tr
   private async probe(entry: StaticEntry): Promise<void> {
     let id: string | undefined;
     try {
-      id = await probeDevice(this.options.identity, entry.address, this.timeoutMs);
+      id = await probeDevice(this.options.identity, entry.address, this.timeoutMs, this.options.dial);
     } catch {
       id = undefined;
     }

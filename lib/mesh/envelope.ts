@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, createHash, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, KeyObject, randomBytes, randomUUID, verify } from "node:crypto";
 import { deviceIdOf, Identity, isDeviceId } from "../identity";
+import { isOnionHostPort } from "../tor/onion";
 
 /**
  * Mesh documents: what travels through relays. Messages are encrypted to their recipients and signed by
@@ -63,6 +64,8 @@ export interface DeviceDoc {
   name?: string;
   /** Devices this one exchanged mesh documents with, and when (ms since the epoch). */
   neighbours: Record<string, number>;
+  /** Where Tor reaches the device ("<service id>.onion:443"), when it runs an onion service. */
+  onion?: string;
   updated: number;
   sig: string;
 }
@@ -193,8 +196,8 @@ export function verifyAck(input: unknown): AckDoc {
   return doc as AckDoc;
 }
 
-export function makeDeviceDoc(device: Identity, neighbours: Record<string, number>, name?: string, now = Date.now()): DeviceDoc {
-  const unsigned: Omit<DeviceDoc, "sig"> = { _id: deviceDocId(device.deviceId), type: "mesh-device", id: device.deviceId, key: device.publicKeySpki.toString("base64"), ...(name ? { name } : {}), neighbours, updated: now };
+export function makeDeviceDoc(device: Identity, neighbours: Record<string, number>, name?: string, now = Date.now(), onion?: string): DeviceDoc {
+  const unsigned: Omit<DeviceDoc, "sig"> = { _id: deviceDocId(device.deviceId), type: "mesh-device", id: device.deviceId, key: device.publicKeySpki.toString("base64"), ...(name ? { name } : {}), neighbours, ...(onion ? { onion } : {}), updated: now };
   return { ...unsigned, sig: device.sign(deviceSignedBytes(unsigned)).toString("base64") };
 }
 
@@ -205,6 +208,7 @@ export function verifyDeviceDoc(input: unknown): DeviceDoc {
   if (typeof doc.neighbours !== "object" || doc.neighbours === null || Object.keys(doc.neighbours).length > 1000) throw new EnvelopeError(`${label} has malformed neighbours`);
   if (!Object.entries(doc.neighbours).every(([id, seen]) => isDeviceId(id) && Number.isSafeInteger(seen))) throw new EnvelopeError(`${label} has malformed neighbours`);
   if (doc.name !== undefined && (typeof doc.name !== "string" || doc.name.length > 64)) throw new EnvelopeError(`${label} has a malformed name`);
+  if (doc.onion !== undefined && (typeof doc.onion !== "string" || !isOnionHostPort(doc.onion))) throw new EnvelopeError(`${label} has a malformed onion address`);
   checkSigner(label, doc.id, doc.key, deviceSignedBytes(doc as DeviceDoc), doc.sig);
   return doc as DeviceDoc;
 }
@@ -232,7 +236,10 @@ function ackSignedBytes(doc: Omit<AckDoc, "sig">): Buffer {
 
 function deviceSignedBytes(doc: Omit<DeviceDoc, "sig">): Buffer {
   const neighbours = Object.entries(doc.neighbours).sort(([a], [b]) => (a < b ? -1 : 1));
-  return Buffer.from(JSON.stringify(["mesh-device/1", doc._id, doc.id, doc.key, doc.name ?? null, neighbours, doc.updated]));
+  const signed: unknown[] = ["mesh-device/1", doc._id, doc.id, doc.key, doc.name ?? null, neighbours, doc.updated];
+  // Appended only when present, so documents without one sign exactly as before.
+  if (doc.onion !== undefined) signed.push(doc.onion);
+  return Buffer.from(JSON.stringify(signed));
 }
 
 export function publicKeyOf(spki: Buffer): KeyObject {

@@ -75,6 +75,8 @@ export interface MeshEvents {
   expired: [info: { id: string; from: string; to: string }];
   /** Something was stored locally (sent, or arrived to be relayed or read): a sync may have work. */
   stored: [info: { id: string }];
+  /** A device document (this device's or another's, verified) says where Tor reaches that device. */
+  onion: [info: { id: string; onion: string }];
 }
 
 interface Entry {
@@ -110,6 +112,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private readonly acks = new Map<string, Set<string>>();
   private readonly keys = new Map<string, Buffer>();
   private readonly names = new Map<string, string>();
+  private readonly onions = new Map<string, string>();
+  private ownOnion?: string;
   private readonly messageListeners = new Set<MeshListener>();
   private readonly delivering = new Set<string>();
   /** Messages that failed to open here: not tried again. */
@@ -170,7 +174,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.feed.on("error", () => undefined); // ends with the database; stop() handles that
     const own = this.index.get(`dev:${this.id}`) ? await this.db.get<DeviceDoc>(`dev:${this.id}`).catch(() => undefined) : undefined;
     this.neighbours = { ...own?.neighbours };
-    if (!own || own.name !== this.options.name) await this.publishDeviceDoc();
+    if (!own || own.name !== this.options.name || own.onion !== this.ownOnion) await this.publishDeviceDoc();
     this.sweeper = setInterval(() => void this.sweep(), this.options.sweepIntervalMs ?? DEFAULTS.sweepIntervalMs);
     this.sweeper.unref();
   }
@@ -212,6 +216,18 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** The neighbours this device's own device document lists, with when each was last recorded. */
   ownNeighbours(): Record<string, number> {
     return { ...this.neighbours };
+  }
+
+  /** Where Tor reaches `id`, as its latest device document says. */
+  onionOf(id: string): string | undefined {
+    return this.onions.get(id);
+  }
+
+  /** Puts this device's onion address in its device document (peers reach it through Tor from then on). */
+  async setOnion(onion: string | undefined): Promise<void> {
+    if (onion === this.ownOnion) return;
+    this.ownOnion = onion;
+    if (this.feed) await this.publishDeviceDoc();
   }
 
   /** Records that documents were exchanged with `peer`; the device document says so (for directed routing). */
@@ -416,6 +432,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.router.update(device);
       this.keys.set(device.id, Buffer.from(device.key, "base64"));
       if (device.name) this.names.set(device.id, device.name);
+      if (device.onion && this.onions.get(device.id) !== device.onion) {
+        this.onions.set(device.id, device.onion);
+        if (device.id !== this.id) this.emit("onion", { id: device.id, onion: device.onion });
+      }
       this.index.set(id, { id, kind: "device", from: device.id, targets: [], mode: "flood", priority: MAX_PRIORITY, created: device.updated, expires: Number.MAX_SAFE_INTEGER, size: 0 });
       this.emit("stored", { id });
     } else if (id.startsWith("group:")) {
@@ -535,7 +555,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (this.closed) return;
     const write = async (): Promise<void> => {
       const existing = await this.db.get<DeviceDoc>(`dev:${this.id}`).catch(() => undefined);
-      const doc = makeDeviceDoc(this.identity, this.neighbours, this.options.name, now);
+      const doc = makeDeviceDoc(this.identity, this.neighbours, this.options.name, now, this.ownOnion);
       await this.db.put({ ...doc, _rev: existing?._rev });
     };
     const next = this.writing.then(write, write);

@@ -19,6 +19,8 @@ export interface PeerEndpoint {
   address: string;
   /** A byte stream to the peer's wire, for transports that do not carry IP (BLE); TLS runs inside it. */
   dial?: () => Duplex;
+  /** Longer than the pool's for slow transports (a first circuit to an onion service). */
+  connectTimeoutMs?: number;
 }
 
 export interface ClientPoolOptions {
@@ -345,7 +347,8 @@ export class ClientPool {
         session.destroy();
         reject(pooled.refusal ? refused(peer, pooled.refusal) : err);
       };
-      const timer = setTimeout(() => fail(new WireError("TIMEOUT", `no TLS connection within ${this.connectTimeoutMs} ms`)), this.connectTimeoutMs);
+      const connectTimeoutMs = peer.connectTimeoutMs ?? this.connectTimeoutMs;
+      const timer = setTimeout(() => fail(new WireError("TIMEOUT", `no TLS connection within ${connectTimeoutMs} ms`)), connectTimeoutMs);
       session.on("goaway", (_code: number, _last: number, data?: Buffer) => {
         if (data && data.length > 0) pooled.refusal = data.toString("utf8");
         this.forget(peer.id, pooled);

@@ -28,7 +28,7 @@ describe("Pairing by code, confirmed with six digits on both sides", () => {
     const guest = await stranger("guest phone");
     const incoming = waitFor<[PendingPairing]>(hub, "pairing", (p) => p.direction === "incoming", 5_000);
     const code = hub.pairingCode();
-    should(parsePairingCode(code)).eql({ id: hub.id, address: `127.0.0.1:${hub.port}` });
+    should(parsePairingCode(code)).eql({ id: hub.id, addresses: [`127.0.0.1:${hub.port}`] });
 
     const outgoing = await guest.requestPairing(code);
     const [request] = await incoming;

@@ -1,0 +1,315 @@
+import { EventEmitter } from "node:events";
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import type { Duplex } from "node:stream";
+import { SocksClient } from "socks";
+import { DeferredDuplex } from "../discovery/deferred-duplex";
+import { StaticTransport, type StaticEntry } from "../discovery/static-transport";
+import { splitAddress } from "../discovery/tcp";
+import { RANK, type Sighting, type Transport, type TransportEvents } from "../discovery/transport";
+import type { Identity } from "../identity";
+import { type BootstrapPhase, parseBootstrapPhase, TorControl, TorControlError } from "./control";
+import { launchTor, type LaunchedTor, stopLaunchedTor } from "./launch";
+import { isOnionAddress, ONION_PORT } from "./onion";
+
+export interface TorTransportOptions {
+  identity: Identity;
+  /** host:port of this device's wire listener: the onion service forwards to it. */
+  target: string;
+  /** Start a tor of this device's own (the default), or attach to a running tor through its control port. */
+  launch?: { binary?: string; dataDir: string; torrc?: string[] };
+  attach?: { controlAddress: string; password?: string };
+  /** Where the onion service's key is kept, so the onion address survives restarts; without it, a new address each start. */
+  keyFile?: string;
+  /** Onion addresses of peers to probe (and report as found when their handshake proves their id). */
+  entries?: StaticEntry[];
+  probeIntervalMs?: number;
+  probeTimeoutMs?: number;
+  /** How long a connection may wait for tor to finish bootstrapping and build a circuit. */
+  connectTimeoutMs?: number;
+  /** First wait before reconnecting to a tor that went away; doubles up to a minute. */
+  retryMs?: number;
+}
+
+/** What the identity's status shows: tor's bootstrap progress and this device's onion address. */
+export interface TorStatus {
+  state: "starting" | "bootstrapping" | "ready" | "failed" | "stopped";
+  /** 0–100, tor's own bootstrap percentage. */
+  progress: number;
+  summary: string;
+  /** "<56 characters>.onion:443" once the onion service is added. */
+  onion?: string;
+  /** Tor uploaded the onion service's descriptor: peers can reach it from now on. */
+  published: boolean;
+  error?: string;
+}
+
+
+const DEFAULT_PROBE_INTERVAL_MS = 60_000;
+const DEFAULT_PROBE_TIMEOUT_MS = 60_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 60_000;
+const DEFAULT_RETRY_MS = 5_000;
+const MAX_RETRY_MS = 60_000;
+
+/**
+ * Tor: this device's wire listener as an onion service, and peers' onion addresses reached through tor's
+ * SOCKS port. The same mutual TLS and HTTP/2 run inside, so identity and ACL are those of every other
+ * transport. Peers are "found" at onion addresses configured, paired or published in the mesh, once a
+ * handshake through Tor proves who answers there. A tor that exits or drops its control connection is
+ * reconnected, with a growing pause.
+ */
+export class TorTransport extends EventEmitter<TransportEvents> implements Transport {
+  readonly name = "tor";
+  readonly rank = RANK.tor;
+  readonly carriesIp = false;
+  unavailable?: string;
+  private current: TorStatus = { state: "stopped", progress: 0, summary: "", published: false };
+  private tor?: { control: TorControl; socksAddress: string; launched?: LaunchedTor; serviceId?: string };
+  private readonly prober: StaticTransport;
+  private readonly found = new Set<string>();
+  private running = false;
+  private retryTimer?: NodeJS.Timeout;
+  private retryMs: number;
+  private connecting?: Promise<void>;
+  private readyWaiters: Array<() => void> = [];
+  private readonly statusEvents = new EventEmitter<{ status: [status: TorStatus] }>();
+
+  constructor(private readonly options: TorTransportOptions) {
+    super();
+    if (!options.launch === !options.attach) throw new Error("Tor needs either a tor to launch or a control port to attach to");
+    for (const entry of options.entries ?? []) checkOnion(entry.address);
+    this.retryMs = options.retryMs ?? DEFAULT_RETRY_MS;
+    this.prober = new StaticTransport({
+      identity: options.identity,
+      entries: options.entries ?? [],
+      probeIntervalMs: options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS,
+      probeTimeoutMs: options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
+      dial: (address) => this.connect(address),
+    });
+    this.prober.on("found", (sighting: Sighting) => {
+      this.found.add(sighting.id);
+      this.emit("found", sighting);
+    });
+    this.prober.on("lost", (id) => {
+      this.found.delete(id);
+      this.emit("lost", id);
+    });
+    this.prober.on("warning", (err) => this.emit("warning", err));
+  }
+
+  get status(): TorStatus {
+    return { ...this.current };
+  }
+
+  /** Calls `listener` with each change of the status (bootstrap progress, onion address, failure); returns the unsubscribe. */
+  onStatus(listener: (status: TorStatus) => void): () => void {
+    this.statusEvents.on("status", listener);
+    return () => this.statusEvents.off("status", listener);
+  }
+
+  /** How long a connection through Tor may take to open (bootstrap wait and circuit included). */
+  get connectTimeoutMs(): number {
+    return this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  }
+
+  /** This device's onion address ("….onion:443") once the service is added. */
+  get onionAddress(): string | undefined {
+    return this.current.onion;
+  }
+
+  /** Resolves at once: tor may take a minute to bootstrap, and the device serves its other transports meanwhile. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    this.update({ state: "starting", progress: 0, summary: "starting tor", published: false, error: undefined });
+    this.connecting = this.open();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    clearTimeout(this.retryTimer);
+    await this.connecting;
+    await this.prober.stop();
+    this.found.clear();
+    await this.close();
+    this.update({ state: "stopped", published: false });
+    for (const wake of this.readyWaiters.splice(0)) wake();
+  }
+
+  /** Adds (or replaces, by id) a peer's onion address to probe. */
+  add(entry: StaticEntry): void {
+    checkOnion(entry.address);
+    this.prober.add(entry);
+  }
+
+  /** A byte stream to `address` ("….onion:port") through tor's SOCKS port, once tor has bootstrapped. */
+  connect(address: string): Duplex {
+    return new DeferredDuplex(this.openStream(address));
+  }
+
+  private async openStream(address: string): Promise<Duplex> {
+    const { host, port } = splitAddress(checkOnion(address));
+    const timeoutMs = this.connectTimeoutMs;
+    const deadline = Date.now() + timeoutMs;
+    await this.whenReady(timeoutMs);
+    const tor = this.tor;
+    if (!tor) throw new TorControlError("tor stopped");
+    const proxy = splitAddress(tor.socksAddress);
+    try {
+      const { socket } = await SocksClient.createConnection({
+        proxy: { host: proxy.host, port: proxy.port, type: 5 },
+        command: "connect",
+        destination: { host, port }, // the name goes to tor unresolved: .onion names never reach DNS
+        timeout: Math.max(1_000, deadline - Date.now()),
+      });
+      return socket;
+    } catch (err) {
+      throw new TorControlError(`Tor could not reach ${host}:${port}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Waits until tor has bootstrapped; fails with its progress if it does not in time. */
+  private async whenReady(timeoutMs: number): Promise<void> {
+    if (!this.running) throw new TorControlError("the Tor transport is stopped");
+    if (this.current.state === "ready") return;
+    let wake!: () => void;
+    const ready = new Promise<void>((resolve) => (wake = resolve));
+    this.readyWaiters.push(wake);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    await Promise.race([ready, timeout]);
+    clearTimeout(timer);
+    this.readyWaiters = this.readyWaiters.filter((waiter) => waiter !== wake);
+    if (this.status.state !== "ready") {
+      const where = this.current.error ?? `${this.current.progress} %: ${this.current.summary}`;
+      throw new TorControlError(`Tor is not ready (${where})`);
+    }
+  }
+
+  private async open(): Promise<void> {
+    try {
+      const launch = this.options.launch;
+      if (launch) {
+        const launched = await launchTor(launch);
+        this.tor = { control: launched.control, socksAddress: launched.socksAddress, launched };
+      } else {
+        const attach = this.options.attach!;
+        const control = await TorControl.connect(attach.controlAddress, { password: attach.password });
+        const socks = (await control.getInfo("net/listeners/socks")).split(" ")[0]?.replace(/^"|"$/g, "");
+        if (!socks) {
+          control.close();
+          throw new TorControlError(`the tor at ${attach.controlAddress} has no SOCKS port (SocksPort 0)`);
+        }
+        this.tor = { control, socksAddress: socks };
+      }
+      if (!this.running) return this.close();
+      const control = this.tor.control;
+      control.on("event", (line) => this.onEvent(line));
+      control.once("close", () => this.onLost());
+      await control.command("SETEVENTS STATUS_CLIENT HS_DESC");
+      const phase = parseBootstrapPhase(await control.getInfo("status/bootstrap-phase"));
+      if (phase) this.onBootstrap(phase);
+      await this.addOnion(control);
+      this.retryMs = this.options.retryMs ?? DEFAULT_RETRY_MS;
+    } catch (err) {
+      const message = (err as Error).message;
+      if (/tor is not installed/.test(message)) {
+        this.unavailable = message;
+        this.update({ state: "failed", error: message });
+        this.emit("warning", new Error(`Tor is unavailable: ${message}`));
+        return;
+      }
+      await this.close();
+      this.update({ state: "failed", error: message });
+      this.emit("warning", new Error(`Tor: ${message}`));
+      this.scheduleRetry();
+    }
+  }
+
+  /** Publishes the wire listener as an onion service tied to this control connection (it goes when the connection does). */
+  private async addOnion(control: TorControl): Promise<void> {
+    const keyFile = this.options.keyFile;
+    const stored = keyFile ? (await fs.readFile(keyFile, "utf8").catch(() => "")).trim() : "";
+    const key = stored || "NEW:ED25519-V3";
+    const flags = keyFile ? "" : " Flags=DiscardPK";
+    const reply = await control.command(`ADD_ONION ${key}${flags} Port=${ONION_PORT},${this.options.target}`);
+    const serviceId = reply.lines.find((line) => line.startsWith("ServiceID="))?.slice("ServiceID=".length);
+    const privateKey = reply.lines.find((line) => line.startsWith("PrivateKey="))?.slice("PrivateKey=".length);
+    if (!serviceId) throw new TorControlError("tor added no onion service");
+    if (keyFile && privateKey && !stored) {
+      await fs.mkdir(path.dirname(keyFile), { recursive: true, mode: 0o700 });
+      await fs.writeFile(keyFile, `${privateKey}\n`, { mode: 0o600 });
+    }
+    if (this.tor) this.tor.serviceId = serviceId;
+    this.update({ onion: `${serviceId}.onion:${ONION_PORT}` });
+  }
+
+  private onEvent(line: string): void {
+    if (line.startsWith("STATUS_CLIENT ")) {
+      const phase = parseBootstrapPhase(line);
+      if (phase && /BOOTSTRAP/.test(line)) this.onBootstrap(phase);
+      return;
+    }
+    // "HS_DESC UPLOADED <service id> ...": a directory holds the descriptor; clients can find the service.
+    const upload = /^HS_DESC UPLOADED (\S+)/.exec(line);
+    if (upload && upload[1] === this.tor?.serviceId && !this.current.published) this.update({ published: true });
+  }
+
+  private onBootstrap(phase: BootstrapPhase): void {
+    const ready = phase.progress >= 100;
+    this.update({ state: ready ? "ready" : "bootstrapping", progress: phase.progress, summary: phase.summary, error: phase.warning });
+    if (!ready) return;
+    for (const wake of this.readyWaiters.splice(0)) wake();
+    void this.prober.start();
+  }
+
+  /** Tor went away (exited, or its control connection dropped): peers through it are lost until it is back. */
+  private onLost(): void {
+    if (!this.running) return;
+    void this.prober.stop().then(() => {
+      for (const id of this.found) this.emit("lost", id);
+      this.found.clear();
+    });
+    const launched = this.tor?.launched;
+    this.tor = undefined;
+    if (launched) void stopLaunchedTor(launched);
+    this.update({ state: "failed", published: false, error: "the connection to tor was lost" });
+    this.emit("warning", new Error("Tor: the connection to tor was lost; reconnecting"));
+    this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    if (!this.running) return;
+    const wait = this.retryMs;
+    this.retryMs = Math.min(MAX_RETRY_MS, this.retryMs * 2);
+    this.retryTimer = setTimeout(() => {
+      if (this.running) this.connecting = this.open();
+    }, wait);
+    this.retryTimer.unref();
+  }
+
+  private async close(): Promise<void> {
+    const tor = this.tor;
+    this.tor = undefined;
+    if (!tor) return;
+    tor.control.removeAllListeners("close");
+    if (tor.launched) return stopLaunchedTor(tor.launched);
+    // An attached tor keeps running: only this device's onion service goes.
+    if (tor.serviceId) await tor.control.command(`DEL_ONION ${tor.serviceId}`).catch(() => undefined);
+    tor.control.close();
+  }
+
+  private update(change: Partial<TorStatus>): void {
+    const next = { ...this.current, ...change };
+    if (JSON.stringify(next) === JSON.stringify(this.current)) return;
+    this.current = next;
+    this.statusEvents.emit("status", this.status);
+  }
+}
+
+function checkOnion(address: string): string {
+  const { host } = splitAddress(address);
+  if (!isOnionAddress(host)) throw new Error(`"${address}" is not an onion address (<56 letters and digits>.onion:port)`);
+  return address;
+}

@@ -1,0 +1,264 @@
+import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { promises as fs } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import should from "should";
+import { Device, Identity, type DeviceOptions, type TorStatus, TorControl, verifyDeviceDoc, type ReceivedMessage } from "../../lib";
+import { byteSource, stopAll } from "../helpers/devices";
+import { freePort } from "../helpers/ports";
+import { torMissing, TorTestNetwork } from "../helpers/tor-network";
+
+const ONION = /^[a-z2-7]{56}\.onion:443$/;
+
+/** Resolves once the device's Tor status satisfies `test` (bootstrap done, onion published, a failure). */
+function torStatus(device: Device, test: (status: TorStatus) => boolean, timeoutMs = 120_000): Promise<TorStatus> {
+  const now = device.torStatus;
+  if (now && test(now)) return Promise.resolve(now);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      device.off("tor", listener);
+      reject(new Error(`Tor status never matched; last: ${JSON.stringify(device.torStatus)}`));
+    }, timeoutMs);
+    const listener = (status: TorStatus): void => {
+      if (!test(status)) return;
+      clearTimeout(timer);
+      device.off("tor", listener);
+      resolve(status);
+    };
+    device.on("tor", listener);
+  });
+}
+
+const published = (status: TorStatus): boolean => status.state === "ready" && status.published && !!status.onion;
+
+describe("Tor transport on a private Tor network (127.0.0.1 only)", function () {
+  this.timeout(300_000);
+  let network: TorTestNetwork | undefined;
+  let dirs: string[] = [];
+  let devices: Device[] = [];
+
+  before(async function () {
+    const missing = torMissing();
+    if (missing) {
+      console.log(`      skipped: ${missing}`);
+      return this.skip();
+    }
+    network = await TorTestNetwork.start();
+  });
+
+  after(async () => {
+    await network?.stop();
+  });
+
+  afterEach(async () => {
+    await stopAll(...devices);
+    devices = [];
+    await Promise.all(dirs.map((dir) => fs.rm(dir, { recursive: true, force: true })));
+    dirs = [];
+  });
+
+  async function torDevice(options: Partial<DeviceOptions> & { only?: boolean } = {}): Promise<Device> {
+    const storageDir = await fs.mkdtemp(path.join(os.tmpdir(), "peer-mesh-tor-device-"));
+    dirs.push(storageDir);
+    const { only, ...rest } = options;
+    const device = new Device({
+      identity: Identity.generate(),
+      storageDir,
+      ...rest,
+      discovery: { staticProbeIntervalMs: 0, ...rest.discovery, tor: { only, launch: { torrc: network!.clientTorrc }, probeIntervalMs: 5_000 } },
+    });
+    devices.push(device);
+    await device.start();
+    return device;
+  }
+
+  it("two Tor-only devices exchange a message and a stream and replicate a database through onion services", async () => {
+    const b = await torDevice({ only: true, databases: ["readings"] });
+    const a = await torDevice({ only: true, databases: ["readings"] });
+    const [bTor, aTor] = await Promise.all([torStatus(b, published), torStatus(a, published)]);
+    should(bTor.onion).match(ONION);
+    should(aTor.onion).not.equal(bTor.onion);
+    // A knows B by its onion address alone, B knows A by id: Tor is the only way between them.
+    a.addKnownPeer({ id: b.id, name: "b", address: bTor.onion! });
+    b.addKnownPeer({ id: a.id, name: "a" });
+
+    const received: ReceivedMessage[] = [];
+    b.onMessage("readings/#", (message) => void received.push(message));
+    const ack = await a.send("b", "readings/temp", { celsius: 21.5 });
+    should(ack.receivers).equal(1);
+    should(received).have.length(1);
+    should(received[0].from.id).equal(a.id);
+    should(received[0].payload).eql({ celsius: 21.5 });
+
+    // The probe through Tor reports B as in range via "tor".
+    await waitFor(() => a.peerTable.get(b.id)?.transport === "tor", 60_000);
+
+    const digest = createHash("sha256");
+    b.onStream("files/#", async (stream) => {
+      for await (const chunk of stream.body) digest.update(chunk as Buffer);
+    });
+    const expected = createHash("sha256");
+    const source = byteSource(1024 * 1024);
+    source.on("data", (chunk: Buffer) => expected.update(chunk));
+    const streamAck = await a.sendStream("b", "files/log", source);
+    should(streamAck.bytes).equal(1024 * 1024);
+    should(digest.digest("hex")).equal(expected.digest("hex"));
+
+    const docs = Array.from({ length: 200 }, (_, i) => ({ _id: `reading-${String(i).padStart(3, "0")}`, value: i }));
+    await a.openDatabase("readings").bulkDocs(docs);
+    const report = await a.replicate("b", "readings", "push");
+    should(report.docsWritten).equal(200);
+    const atB = await b.openDatabase("readings").allDocs({ include_docs: true });
+    should(atB.rows.map((row) => (row.doc as { value?: number }).value)).eql(docs.map((doc) => doc.value));
+  });
+
+  it("puts the onion address in the pairing code; pairing through Tor shows both sides the same six digits", async () => {
+    const b = await torDevice({ only: true });
+    const a = await torDevice({ only: true });
+    const bTor = await torStatus(b, published);
+    await torStatus(a, (status) => status.state === "ready");
+    const code = b.pairingCode();
+    should(code).equal(`peer-mesh:${b.id}@${bTor.onion}`);
+    const incoming = new Promise<string>((resolve) => b.once("pairing", (request) => resolve(request.sas)));
+    const outgoing = await a.requestPairing(code);
+    should(outgoing.address).equal(bTor.onion);
+    should(outgoing.sas).equal(await incoming);
+    const confirmed = await b.confirmPairing(b.listPairings()[0].requestId, { group: "paired", sas: outgoing.sas });
+    should(confirmed.peer.id).equal(a.id);
+  });
+
+  it("publishes the onion address in the signed device document; a peer known by id only reaches the device through it", async () => {
+    const b = await torDevice({ only: true });
+    const bTor = await torStatus(b, published);
+    await waitFor(async () => (await b.systemDatabase!.get<{ onion?: string }>(`dev:${b.id}`)).onion === bTor.onion, 10_000);
+    const doc = await b.systemDatabase!.get(`dev:${b.id}`);
+    should(verifyDeviceDoc(doc).onion).equal(bTor.onion);
+    should(() => verifyDeviceDoc({ ...doc, onion: `${"a".repeat(56)}.onion:443` })).throw(/signature/);
+
+    const a = await torDevice({ only: true });
+    await torStatus(a, (status) => status.state === "ready");
+    a.addKnownPeer({ id: b.id, name: "b" });
+    b.addKnownPeer({ id: a.id, name: "a" });
+    should(a.send("b", "hello", "x")).be.rejectedWith(/no onion address known/);
+    // What a mesh sync would bring: B's device document, stored as replication stores it.
+    await a.systemDatabase!.bulkDocs({ docs: [doc], new_edits: false } as never);
+    await waitFor(() => a.mesh.onionOf(b.id) === bTor.onion, 10_000);
+    const got = new Promise<ReceivedMessage>((resolve) => b.onMessage("hello", (message) => void resolve(message)));
+    await a.send("b", "hello", "through the onion from the device document");
+    should((await got).payload).equal("through the onion from the device document");
+  });
+
+  it("comes back with the same onion address after its tor is killed, and delivers again", async () => {
+    const b = await torDevice({ only: true });
+    const a = await torDevice({ only: true });
+    const [bTor] = await Promise.all([torStatus(b, published), torStatus(a, (status) => status.state === "ready")]);
+    a.addKnownPeer({ id: b.id, address: bTor.onion! });
+    b.addKnownPeer({ id: a.id });
+    const received: unknown[] = [];
+    b.onMessage("n", (message) => void received.push(message.payload));
+    await a.send(b.id, "n", 1);
+
+    const warnings: string[] = [];
+    b.on("warning", (err) => warnings.push(err.message));
+    const failed = torStatus(b, (status) => status.state === "failed", 30_000);
+    execFileSync("pkill", ["-KILL", "-f", `${path.join(dirs[0], "tor", "data", "torrc")}`]);
+    await failed;
+    should(warnings.join("\n")).match(/connection to tor was lost/);
+    const back = await torStatus(b, published, 180_000);
+    should(back.onion).equal(bTor.onion);
+    await waitFor(async () => {
+      try {
+        await a.send(b.id, "n", 2, { timeoutMs: 20_000 });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 120_000);
+    should(received).containEql(2);
+  });
+
+  it("attaches to a running tor through its control port and password, and leaves that tor running when the device stops", async () => {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "peer-mesh-system-tor-"));
+    dirs.push(dataDir);
+    await fs.chmod(dataDir, 0o700);
+    const hashed = execFileSync("tor", ["--quiet", "--hash-password", "s3cret"]).toString().trim().split("\n").pop()!;
+    const controlPort = await freePort();
+    const socksPort = await freePort();
+    const torrc = [...network!.clientTorrc, `DataDirectory ${dataDir}`, `ControlPort 127.0.0.1:${controlPort}`, `HashedControlPassword ${hashed}`, `SocksPort 127.0.0.1:${socksPort}`, `__OwningControllerProcess ${process.pid}`];
+    await fs.writeFile(path.join(dataDir, "torrc"), torrc.join("\n"));
+    const systemTor = spawn("tor", ["-f", path.join(dataDir, "torrc"), "--ignore-missing-torrc"], { stdio: "ignore" });
+    try {
+      await waitFor(async () => TorControl.connect(`127.0.0.1:${controlPort}`, { password: "s3cret" }).then((control) => (control.close(), true), () => false), 30_000);
+
+      const storageDirs = await Promise.all([1, 2].map(() => fs.mkdtemp(path.join(os.tmpdir(), "peer-mesh-tor-device-"))));
+      dirs.push(...storageDirs);
+      const wrong = new Device({ identity: Identity.generate(), storageDir: storageDirs[0], discovery: { tor: { attach: { controlAddress: `127.0.0.1:${controlPort}`, password: "wrong" }, retryMs: 60_000 } } });
+      devices.push(wrong);
+      await wrong.start();
+      const refused = await torStatus(wrong, (status) => status.state === "failed", 30_000);
+      should(refused.error).match(/refused|password/i);
+
+      const device = new Device({ identity: Identity.generate(), storageDir: storageDirs[1], discovery: { tor: { attach: { controlAddress: `127.0.0.1:${controlPort}`, password: "s3cret" } } } });
+      devices.push(device);
+      await device.start();
+      const status = await torStatus(device, published);
+      should(status.onion).match(ONION);
+      await device.stop();
+      should(device.torStatus).containEql({ state: "stopped", published: false });
+      // The user's tor keeps running and answering.
+      should(systemTor.exitCode).be.null();
+      const control = await TorControl.connect(`127.0.0.1:${controlPort}`, { password: "s3cret" });
+      try {
+        should(await control.getInfo("version")).match(/^0\.4\./);
+      } finally {
+        control.close();
+      }
+    } finally {
+      systemTor.kill("SIGKILL");
+    }
+  });
+});
+
+describe("Tor transport without tor", () => {
+  it("reports Tor unavailable when the tor binary is missing, and the device works on its other transports", async () => {
+    const storageDir = await fs.mkdtemp(path.join(os.tmpdir(), "peer-mesh-tor-device-"));
+    const device = new Device({ identity: Identity.generate(), storageDir, discovery: { tor: { launch: { binary: "/nonexistent/tor" } } } });
+    try {
+      const warned = new Promise<Error>((resolve) => device.once("warning", (err) => resolve(err)));
+      await device.start();
+      should((await warned).message).match(/Tor is unavailable: tor is not installed/);
+      should(device.unavailableTransports).eql([{ name: "tor", reason: 'tor is not installed (no "/nonexistent/tor" on this machine; Debian: apt-get install tor)' }]);
+      should(device.pairingCode()).match(/^peer-mesh:[a-z2-7]+@127\.0\.0\.1:\d+$/);
+    } finally {
+      await device.stop();
+      await fs.rm(storageDir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses Tor-only settings that would reveal the device another way", () => {
+    const identity = Identity.generate();
+    should(() => new Device({ identity, storageDir: os.tmpdir(), host: "0.0.0.0", discovery: { tor: { only: true } } })).throw(/listen on 127\.0\.0\.1/);
+    should(() => new Device({ identity, storageDir: os.tmpdir(), host: "0.0.0.0", discovery: { mdns: {}, tor: { only: true } } })).throw(/LAN discovery/);
+    should(() => new Device({ identity, discovery: { tor: {} } })).throw(/storage directory/);
+  });
+
+  it("does not dial an onion address without Tor, and says how to reach it", async () => {
+    const device = new Device({ identity: Identity.generate(), peers: [{ id: Identity.generate().deviceId, name: "hidden", address: `${"b".repeat(56)}.onion:443` }] });
+    await device.start();
+    try {
+      await should(device.send("hidden", "t", 1)).be.rejectedWith(/reachable only through Tor .*turn Tor on/);
+    } finally {
+      await device.stop();
+    }
+  });
+});
+
+async function waitFor(test: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await test()) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`condition not met within ${timeoutMs} ms`);
+}
