@@ -69,6 +69,22 @@ describe("Pairing by code, confirmed with six digits on both sides", () => {
     should(() => parsePairingCode("hello")).throw(/not a pairing code/);
   });
 
+  it("reads codes with an onion address beside the direct one, and tries the direct one first", async () => {
+    const id = Identity.generate().deviceId;
+    const onion = `${"c".repeat(56)}.onion:443`;
+    should(parsePairingCode(`peer-mesh:${id}@192.168.1.20:4000,${onion}`)).eql({ id, addresses: ["192.168.1.20:4000", onion] });
+    should(() => parsePairingCode(`peer-mesh:${id}@${Array(5).fill("10.0.0.1:1").join(",")}`)).throw(/not a pairing code/);
+    should(() => parsePairingCode(`peer-mesh:${id}@10.0.0.1:1,`)).throw(/not a pairing code/);
+    // A device without Tor pairs over the direct address and never touches the onion one.
+    const hub = await stranger("hub");
+    const guest = await stranger("guest");
+    const code = `${hub.pairingCode()},${onion}`;
+    const pending = await guest.requestPairing(code);
+    should(pending.address).equal(`127.0.0.1:${hub.port}`);
+    // Only an onion address, and no Tor here: a clear refusal rather than a DNS lookup of the name.
+    await should(guest.requestPairing(`peer-mesh:${hub.id}@${onion}`)).be.rejectedWith(/reachable only through Tor .*turn Tor on/);
+  });
+
   it("bounds the requests waiting for confirmation", async () => {
     const hub = await stranger("hub");
     const code = hub.pairingCode();

@@ -1,0 +1,149 @@
+import { promises as fs } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { Duplex, PassThrough } from "node:stream";
+import should from "should";
+import { DeferredDuplex } from "../../lib/discovery/deferred-duplex";
+import { isOnionHostPort, parseBootstrapPhase, TorControl } from "../../lib";
+
+/** A scripted control port: answers each command line with what `answer` returns, and records the commands. */
+async function fakeControlPort(answer: (line: string) => string): Promise<{ address: string; commands: string[]; socket: Promise<net.Socket>; close: () => Promise<void> }> {
+  const commands: string[] = [];
+  let accepted!: (socket: net.Socket) => void;
+  const socket = new Promise<net.Socket>((resolve) => (accepted = resolve));
+  const server = net.createServer((connection) => {
+    accepted(connection);
+    let buffer = "";
+    connection.on("data", (chunk) => {
+      buffer += chunk.toString();
+      let end: number;
+      while ((end = buffer.indexOf("\r\n")) >= 0) {
+        const line = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        commands.push(line);
+        if (line !== "QUIT") connection.write(answer(line));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return { address: `127.0.0.1:${port}`, commands, socket, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+describe("tor control protocol client", () => {
+  it("authenticates with the cookie file tor names, and reads data blocks and async events in between replies", async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "tor-cookie-"));
+    const cookie = Buffer.alloc(32, 0xab);
+    await fs.writeFile(path.join(dir, "cookie"), cookie);
+    const port = await fakeControlPort((line) => {
+      if (line === "PROTOCOLINFO 1") return `250-PROTOCOLINFO 1\r\n250-AUTH METHODS=COOKIE,SAFECOOKIE COOKIEFILE="${path.join(dir, "cookie")}"\r\n250-VERSION Tor="0.4.9.11"\r\n250 OK\r\n`;
+      if (line.startsWith("AUTHENTICATE ")) return line === `AUTHENTICATE ${cookie.toString("hex")}` ? "250 OK\r\n" : "515 Authentication failed\r\n";
+      if (line === "GETINFO config-text") return "650 STATUS_CLIENT NOTICE BOOTSTRAP PROGRESS=75 TAG=enough_dirinfo SUMMARY=\"Loaded enough\"\r\n250+config-text=\r\nSocksPort 9050\r\n..dotted line\r\n.\r\n250 OK\r\n";
+      return '552 Unrecognized key "x"\r\n';
+    });
+    const control = await TorControl.connect(port.address);
+    try {
+      const events: string[] = [];
+      control.on("event", (line) => events.push(line));
+      should(await control.getInfo("config-text")).equal("SocksPort 9050\n.dotted line");
+      should(events).eql(['STATUS_CLIENT NOTICE BOOTSTRAP PROGRESS=75 TAG=enough_dirinfo SUMMARY="Loaded enough"']);
+      await should(control.getInfo("x")).be.rejectedWith(/tor refused: Unrecognized key/);
+      should(port.commands.slice(0, 2)).eql(["PROTOCOLINFO 1", `AUTHENTICATE ${cookie.toString("hex")}`]);
+    } finally {
+      control.close();
+      await port.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("sends the password quoted, says so when tor wants one and none is set, and refuses a command with a line break", async () => {
+    const port = await fakeControlPort((line) => {
+      if (line === "PROTOCOLINFO 1") return "250-PROTOCOLINFO 1\r\n250-AUTH METHODS=HASHEDPASSWORD\r\n250 OK\r\n";
+      if (line === 'AUTHENTICATE "pa\\"ss"') return "250 OK\r\n";
+      return "515 Authentication failed: Password did not match HashedControlPassword value from configuration\r\n";
+    });
+    try {
+      await should(TorControl.connect(port.address)).be.rejectedWith(/asks for a password/);
+      await should(TorControl.connect(port.address, { password: "wrong" })).be.rejectedWith(/Password did not match/);
+      const control = await TorControl.connect(port.address, { password: 'pa"ss' });
+      await should(control.command("GETINFO version\r\nSIGNAL SHUTDOWN")).be.rejectedWith(/one line/);
+      should(port.commands).not.containEql("SIGNAL SHUTDOWN");
+      control.close();
+    } finally {
+      await port.close();
+    }
+  });
+
+  it("fails waiting commands when tor goes away, and says which port could not be reached", async () => {
+    const port = await fakeControlPort((line) => (line === "PROTOCOLINFO 1" ? "250-AUTH METHODS=NULL\r\n250 OK\r\n" : line === "AUTHENTICATE" ? "250 OK\r\n" : ""));
+    const control = await TorControl.connect(port.address);
+    const closed = new Promise<void>((resolve) => control.once("close", () => resolve()));
+    const waiting = control.command("GETINFO version");
+    (await port.socket).destroy();
+    await should(waiting).be.rejectedWith(/control connection closed/);
+    await closed;
+    await port.close();
+    await should(TorControl.connect(port.address, { timeoutMs: 2_000 })).be.rejectedWith(/cannot reach tor's control port/);
+  });
+
+  it("parses bootstrap phases, with quoted summaries and warnings", () => {
+    should(parseBootstrapPhase('NOTICE BOOTSTRAP PROGRESS=100 TAG=done SUMMARY="Done"')).eql({ progress: 100, tag: "done", summary: "Done" });
+    should(parseBootstrapPhase('WARN BOOTSTRAP PROGRESS=10 TAG=conn_done SUMMARY="Connected to a relay" WARNING="Connection refused" REASON=CONNECTREFUSED')).eql({
+      progress: 10,
+      tag: "conn_done",
+      summary: "Connected to a relay",
+      warning: "Connection refused",
+    });
+    should(parseBootstrapPhase("NOTICE CIRCUIT_ESTABLISHED")).be.undefined();
+  });
+
+  it("tells onion addresses from others", () => {
+    should(isOnionHostPort(`${"a".repeat(56)}.onion:443`)).be.true();
+    should(isOnionHostPort(`${"a".repeat(16)}.onion:443`)).be.false(); // v2: gone from tor
+    should(isOnionHostPort(`${"a".repeat(56)}.onion`)).be.false();
+    should(isOnionHostPort("192.168.1.4:443")).be.false();
+  });
+});
+
+describe("DeferredDuplex", () => {
+  it("holds writes until the connection opens, then passes both ways", async () => {
+    let open!: (inner: Duplex) => void;
+    const duplex = new DeferredDuplex(new Promise((resolve) => (open = resolve)));
+    duplex.write("early ");
+    duplex.write("bytes");
+    const written: Buffer[] = [];
+    const inner = new Duplex({
+      write(chunk: Buffer, _encoding, callback) {
+        written.push(chunk);
+        callback();
+      },
+      read() {},
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    should(written).be.empty(); // nothing leaves before the connection exists
+    open(inner);
+    await new Promise((resolve) => setImmediate(resolve));
+    should(Buffer.concat(written).toString()).equal("early bytes");
+    inner.push("answer");
+    const chunk = await new Promise<Buffer>((resolve) => duplex.once("data", resolve));
+    should(chunk.toString()).equal("answer");
+    duplex.destroy();
+    await new Promise((resolve) => setImmediate(resolve));
+    should(inner.destroyed).be.true();
+  });
+
+  it("fails with the opening's error, and closes a connection that opens after it was destroyed", async () => {
+    const failed = new DeferredDuplex(Promise.reject(new Error("Tor could not reach it")));
+    const err = await new Promise<Error>((resolve) => failed.once("error", resolve));
+    should(err.message).equal("Tor could not reach it");
+
+    let open!: (inner: PassThrough) => void;
+    const late = new DeferredDuplex(new Promise((resolve) => (open = resolve)));
+    late.destroy();
+    const inner = new PassThrough();
+    open(inner);
+    await new Promise((resolve) => setImmediate(resolve));
+    should(inner.destroyed).be.true();
+  });
+});
