@@ -2,7 +2,7 @@ import type { Request, Response } from "express";
 import path from "node:path";
 import QRCode from "qrcode";
 import type { Node, NodeAPI, NodeDef } from "node-red";
-import { DEFAULT_PROBE_INTERVAL_MS, Device, DiscoveryOptions, Identity, IdentityError, Rule, validateKnownPeers } from "../../lib";
+import { DEFAULT_PROBE_INTERVAL_MS, Device, DiscoveryOptions, Identity, IdentityError, isAddress, Rule, type TorStatus, validateKnownPeers } from "../../lib";
 import type { IdentityConfigNode } from "../shared/identity-node";
 import { runningIdentities } from "../shared/running-identities";
 
@@ -14,6 +14,13 @@ interface IdentityConfigDef extends NodeDef {
   mdns?: boolean;
   mdnsInterface?: string;
   ble?: boolean;
+  /** Tor: "off" (or absent, in flows made before it existed), "on" (also reachable as an onion service), "only". */
+  tor?: string;
+  /** "launch" a tor of the device's own, or "attach" to a running one through its control port. */
+  torMode?: string;
+  torPath?: string;
+  /** host:port of a running tor's control port (attach). */
+  torControl?: string;
   /** Seconds between probes of known peers' addresses; 0 turns probing off. */
   probeInterval?: number | string;
   /** This device's own groups of public keys; members as ids (an array, or one per line). */
@@ -29,6 +36,8 @@ interface IdentityConfigDef extends NodeDef {
 interface IdentityCredentials {
   privateKey: unknown;
   certificate: unknown;
+  /** The control port's password of a tor to attach to (HashedControlPassword); empty for cookie authentication. */
+  torPassword?: unknown;
 }
 
 type Creds = { credentials?: Partial<IdentityCredentials> };
@@ -52,12 +61,27 @@ function parseProbeInterval(value: unknown): number {
   return seconds * 1000;
 }
 
-function discoveryOptions(def: IdentityConfigDef): DiscoveryOptions {
+function discoveryOptions(def: IdentityConfigDef, credentials: Partial<IdentityCredentials> | undefined): DiscoveryOptions {
   return {
     mdns: def.mdns === true ? { interface: def.mdnsInterface?.trim() || undefined } : false,
     staticProbeIntervalMs: parseProbeInterval(def.probeInterval),
     ble: def.ble === true ? {} : false,
+    tor: torOptions(def, credentials),
   };
+}
+
+function torOptions(def: IdentityConfigDef, credentials: Partial<IdentityCredentials> | undefined): DiscoveryOptions["tor"] {
+  const mode = def.tor || "off";
+  if (mode === "off") return false;
+  if (mode !== "on" && mode !== "only") throw new Error(`Tor setting "${mode}" is not off, on or only`);
+  const only = mode === "only";
+  if (def.torMode === "attach") {
+    const controlAddress = def.torControl?.trim() ?? "";
+    if (!isAddress(controlAddress)) throw new Error(`Tor control port "${controlAddress}" is not host:port`);
+    const password = typeof credentials?.torPassword === "string" && credentials.torPassword ? credentials.torPassword : undefined;
+    return { only, attach: { controlAddress, password } };
+  }
+  return { only, launch: { binary: def.torPath?.trim() || undefined } };
 }
 
 /** Logs each distinct transport warning once, so a flapping network does not flood the log. */
@@ -68,6 +92,17 @@ function warnOnce(node: Node): (err: Error, transport: string) => void {
     if (seen.has(text)) return;
     seen.add(text);
     node.warn(text);
+  };
+}
+
+/** Logs when Tor is ready and when its onion service is published (the status badges show the steps between). */
+function logTorProgress(RED: NodeAPI, node: Node): (status: TorStatus) => void {
+  let logged = "";
+  return (status) => {
+    const milestone = status.state === "ready" ? (status.published ? "published" : "ready") : "";
+    if (!milestone || milestone === logged) return;
+    logged = milestone;
+    node.log(RED._(`identity-config.log.tor-${milestone}`, { onion: status.onion ?? "" }));
   };
 }
 
@@ -123,7 +158,7 @@ export = (RED: NodeAPI): void => {
         const databases = parseDatabases(def.databases);
         if (databases.length > 0 && !storageDir) node.warn(RED._("identity-config.warnings.no-storage"));
         node.device = new Device({ identity, name: def.name || undefined, host: def.host || "127.0.0.1", port: parsePort(def.port), peers,
-          discovery: discoveryOptions(def),
+          discovery: discoveryOptions(def, node.credentials),
           acl: { rules: def.rules === undefined ? undefined : (def.rules as Rule[]), groups: parseGroups(def.groups) },
           storageDir,
           databases: storageDir ? databases : [],
@@ -132,6 +167,7 @@ export = (RED: NodeAPI): void => {
         node.device.on("warning", warnOnce(node));
         node.device.on("rejected", ({ id, reason }) => node.warn(RED._("identity-config.warnings.group-rejected", { id, reason })));
         node.device.on("storage-full", warnStorageFull(RED, node));
+        node.device.on("tor", logTorProgress(RED, node));
         const device = node.device;
         node.ready = device.start();
         node.ready.then(
@@ -153,7 +189,7 @@ export = (RED: NodeAPI): void => {
         stopping.then(done, done);
       });
     },
-    { credentials: { privateKey: { type: "password" }, certificate: { type: "text" } } },
+    { credentials: { privateKey: { type: "password" }, certificate: { type: "text" }, torPassword: { type: "password" } } },
   );
 
   const send = (res: Response, work: () => unknown): void => {

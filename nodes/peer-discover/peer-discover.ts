@@ -1,6 +1,6 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import { type Device, PeerInfo, PeerView, type PendingPairing } from "../../lib";
-import { useIdentity } from "../shared/identity-node";
+import { shorten, useIdentity } from "../shared/identity-node";
 import { ThrottledStatus } from "../shared/throttled-status";
 
 interface PeerDiscoverDef extends NodeDef {
@@ -37,6 +37,10 @@ export = (RED: NodeAPI): void => {
         const missing = device?.unavailableTransports.map((transport) => transport.name).join(", ");
         // Asked for but not running (BLE without an adapter): yellow, so the user sees why nobody is found that way.
         if (missing) return { fill: "yellow", shape: "ring", text: RED._("peer-discover.status.unavailable", { count, transports: missing }) };
+        // Tor takes a while to bootstrap (or fails to): its progress, until it is ready.
+        const tor = device?.torStatus;
+        if (tor && tor.state === "failed") return { fill: "yellow", shape: "ring", text: shorten(RED._("peer-discover.status.tor-failed", { count, error: tor.error ?? "" }), 60) };
+        if (tor && tor.state !== "ready") return { fill: "yellow", shape: "ring", text: RED._("peer-discover.status.tor-starting", { count, progress: tor.progress }) };
         return { fill: count > 0 ? "green" : "grey", shape: count > 0 ? "dot" : "ring", text: RED._("peer-discover.status.in-range", { count }) };
       });
 
@@ -55,7 +59,11 @@ export = (RED: NodeAPI): void => {
         if (request.direction === "incoming") node.send({ topic: "pairing", payload: request });
       };
       running.on("pairing", onPairing);
-      stopPairing = () => running.off("pairing", onPairing);
+      running.on("tor", showCount);
+      stopPairing = () => {
+        running.off("pairing", onPairing);
+        running.off("tor", showCount);
+      };
       // Peers already in range when this node starts (a partial deploy) are news to its flow.
       for (const peer of view.list()) node.send({ topic: "found", payload: describe(peer) });
       showCount();

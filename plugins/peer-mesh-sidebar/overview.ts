@@ -22,6 +22,8 @@ export interface IdentityOverview {
   /** Devices this one exchanged mesh documents with (from its signed device document), with last sync times. */
   neighbours: Array<{ id: string; name?: string; lastSync?: number; seen: number }>;
   cloudSync?: number;
+  /** Tor's bootstrap progress and the onion address, when Tor is on. */
+  tor?: { state: string; progress: number; summary: string; onion?: string; published: boolean; error?: string };
 }
 
 function neighboursOf(device: Device): IdentityOverview["neighbours"] {
@@ -55,5 +57,6 @@ export function overview(identities: RunningIdentity[]): IdentityOverview[] {
     })),
     neighbours: neighboursOf(device),
     cloudSync: device.lastSyncs.get("cloud"),
+    ...(device.torStatus ? { tor: device.torStatus } : {}),
   }));
 }

@@ -52,7 +52,9 @@ function follow(device: Device, changed: () => void): () => void {
   device.peerTable.on("lost", onPeer);
   device.peerTable.on("changed", onPeer);
   device.on("synced", changed);
+  device.on("tor", changed);
   return () => {
+    device.off("tor", changed);
     device.peerTable.off("found", onPeer);
     device.peerTable.off("lost", onPeer);
     device.peerTable.off("changed", onPeer);

@@ -110,6 +110,18 @@ export class TorTestNetwork {
     this.nodes.push({ nick, dir, child });
   }
 
+  /**
+   * A "tor binary" for places that take only a path (the identity-config node): it appends this network's
+   * client settings to the torrc it is started with (tor -f <torrc> …) and runs the real tor.
+   */
+  async clientBinary(): Promise<string> {
+    const extra = path.join(this.dir, "client-torrc");
+    await fs.writeFile(extra, `${this.clientTorrc.join("\n")}\n`);
+    const script = path.join(this.dir, "tor-on-test-network");
+    await fs.writeFile(script, `#!/bin/sh\n[ "$1" = "-f" ] && cat '${extra}' >> "$2"\nexec tor "$@"\n`, { mode: 0o755 });
+    return script;
+  }
+
   /** The tail of a node's log, for a failing test's message. */
   async log(nick: string, lines = 20): Promise<string> {
     const text = await fs.readFile(path.join(this.dir, nick, "notice.log"), "utf8").catch(() => "");
