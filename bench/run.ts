@@ -10,6 +10,7 @@ import { messagesInNodeRed } from "./messages-in-node-red";
 import { mosquittoAvailable, startMosquitto } from "./mosquitto";
 import { BenchResult, result } from "./stats";
 import { firstMessage, streamThroughput } from "./streams-and-handshakes";
+import { torVsDirect } from "./tor";
 
 /**
  * npm run bench: each figure of ours beside a baseline measured in the same run on this machine, because
@@ -53,6 +54,12 @@ async function main(): Promise<void> {
   results.push(result("ble-stream-vs-link-rate", ble.ours, ble.link, "kB/s", "2 MiB stream over the simulated BLE radio (ATT MTU 247, 100 kB/s each way) through noble, bleno, the GATT pipe, TLS and HTTP/2, vs the radio's rate; target ≥ 0.7"));
   const ble4 = await bleThroughput({ mtu: 23, bytesPerSecond: 20_000, bytes: 256 * 1024 });
   results.push(result("ble-stream-vs-link-rate-mtu23", ble4.ours, ble4.link, "kB/s", "256 KiB the same way at BLE 4.0's default ATT MTU of 23 and 20 kB/s; target ≥ 0.7"));
+
+  const tor = await torVsDirect({ rounds: 5, count: 2000 });
+  if (tor) {
+    results.push(result("tor-first-msg-vs-direct", tor.firstMessage.tor, tor.firstMessage.direct, "ms", "new sender (tor bootstrapped, no circuit yet) → first ack through an onion service on a private Tor network on 127.0.0.1, vs a new sender over direct mutual TLS on loopback, median of 5; lower is better; real relays add their round trips"))
+    results.push(result("tor-msg-rate-vs-direct", tor.rate.tor, tor.rate.direct, "msg/s", "2,000 messages, 32 in flight, warm connection, through the onion service vs direct"));
+  }
 
   const discovery = await discoveryTimes(5);
   if (discovery) {
