@@ -4,10 +4,11 @@ import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import should from "should";
-import { Device, Identity, type DeviceOptions, type TorStatus, TorControl, verifyDeviceDoc, type ReceivedMessage } from "../../lib";
+import { Device, Identity, type DeviceOptions, type TorStatus, TorControl, TorTransport, verifyDeviceDoc, type ReceivedMessage } from "../../lib";
 import { byteSource, stopAll } from "../helpers/devices";
 import { freePort } from "../helpers/ports";
 import { torMissing, TorTestNetwork } from "../helpers/tor-network";
+import { transportCompliance } from "../transport-compliance";
 
 const ONION = /^[a-z2-7]{56}\.onion:443$/;
 
@@ -217,6 +218,55 @@ describe("Tor transport on a private Tor network (127.0.0.1 only)", function () 
     } finally {
       systemTor.kill("SIGKILL");
     }
+  });
+
+  // The subject's onion service is published once (its tor outlives each test); each test gets a new
+  // observing transport with a tor of its own, and the subject "leaves" when its wire listener stops.
+  let subject: { identity: Identity; port: number; tor: TorTransport; onion: string } | undefined;
+  after(async () => {
+    await subject?.tor.stop();
+  });
+  transportCompliance("tor (private Tor network)", async () => {
+    if (!subject) {
+      const identity = Identity.generate();
+      const port = await freePort();
+      const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "peer-mesh-tor-subject-"));
+      dirs.push(dataDir);
+      const tor = new TorTransport({ identity, target: `127.0.0.1:${port}`, launch: { dataDir, torrc: network!.clientTorrc } });
+      await tor.start();
+      const onion = await new Promise<string>((resolve) => {
+        const off = tor.onStatus((status) => {
+          if (!status.published || !status.onion) return;
+          off();
+          resolve(status.onion);
+        });
+      });
+      subject = { identity, port, tor, onion };
+    }
+    const { identity, port, onion } = subject;
+    let device: Device | undefined;
+    const observerIdentity = Identity.generate();
+    const observerDir = await fs.mkdtemp(path.join(os.tmpdir(), "peer-mesh-tor-observer-"));
+    const observer = new TorTransport({ identity: observerIdentity, target: "127.0.0.1:1", launch: { dataDir: observerDir, torrc: network!.clientTorrc }, entries: [{ address: onion, expectedId: identity.deviceId }], probeIntervalMs: 1_000, probeTimeoutMs: 10_000 });
+    return {
+      observer,
+      observerIdentity,
+      subjectId: identity.deviceId,
+      async startSubject() {
+        device = new Device({ identity, host: "127.0.0.1", port, discovery: { staticProbeIntervalMs: 0 } });
+        await device.start();
+      },
+      async stopSubject() {
+        await device?.stop();
+        device = undefined;
+      },
+      foundWithinMs: 90_000,
+      lostWithinMs: 15_000,
+      async dispose() {
+        await device?.stop();
+        await fs.rm(observerDir, { recursive: true, force: true });
+      },
+    };
   });
 });
 
