@@ -48,6 +48,22 @@ describe("identity-config node", () => {
     await should((helper.getNode("id1") as unknown as IdentityConfigNode).ready).be.rejected();
   });
 
+  it("refuses Tor settings it cannot honour, with the reason", async () => {
+    const identity = Identity.generate();
+    const credentials = { id1: { privateKey: identity.privateKeyPem, certificate: identity.certificatePem } };
+    await loadFlow(identityConfig, [{ id: "id1", type: "identity-config", host: "0.0.0.0", port: 0, tor: "only", torMode: "attach", torControl: "127.0.0.1:9051" }], credentials);
+    await should((helper.getNode("id1") as unknown as IdentityConfigNode).ready).be.rejectedWith(/Tor only: the listener on 0\.0\.0\.0 would accept direct connections too/);
+    await helper.unload();
+    await loadFlow(identityConfig, [{ id: "id1", type: "identity-config", host: "127.0.0.1", port: 0, tor: "on", torMode: "attach", torControl: "not an address" }], credentials);
+    await should((helper.getNode("id1") as unknown as IdentityConfigNode).ready).be.rejectedWith(/Tor control port "not an address" is not host:port/);
+    await helper.unload();
+    // Flows made before Tor existed have no tor property: off.
+    await loadFlow(identityConfig, [{ id: "id1", type: "identity-config", host: "127.0.0.1", port: 0 }], credentials);
+    const node = helper.getNode("id1") as unknown as IdentityConfigNode;
+    await node.ready;
+    should(node.device!.torStatus).be.undefined();
+  });
+
   it("reports a port that is taken", async () => {
     const port = await freePort();
     const one = Identity.generate();
