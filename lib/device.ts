@@ -163,6 +163,8 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   private readonly streamListeners = new TopicSubscriptions<StreamListener>();
   private started?: Promise<number>;
   private stopping?: Promise<void>;
+  /** Database work under way (requests served, replications run): a stop waits for it before closing the databases. */
+  private readonly databaseWork = new Set<Promise<unknown>>();
 
   constructor(private readonly options: DeviceOptions) {
     super();
@@ -391,6 +393,8 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     // Goodbyes go out while the listener still answers.
     await Promise.all(this.transports.map((transport) => transport.stop().catch((err: Error) => this.emit("warning", err, transport.name))));
     await this.server.close();
+    // LevelDB must not be closed under a write still running (a native crash, not an error).
+    await Promise.allSettled([...this.databaseWork]);
     await this.meshStore?.stop();
     await this.aclStore?.close();
     await this.database?.close();
@@ -495,7 +499,12 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   }
 
   /** @internal called by the wire server for a CouchDB-protocol request. */
-  async serveDatabase(peerId: string, target: DatabaseTarget, request: CouchRequest): Promise<CouchReply> {
+  serveDatabase(peerId: string, target: DatabaseTarget, request: CouchRequest): Promise<CouchReply> {
+    if (this.stopping) return Promise.resolve({ status: 503, json: { error: "unavailable", reason: "the device is stopping" } });
+    return this.trackDatabaseWork(this.serveDatabaseNow(peerId, target, request));
+  }
+
+  private async serveDatabaseNow(peerId: string, target: DatabaseTarget, request: CouchRequest): Promise<CouchReply> {
     if (target.kind === "root") return { status: 200, json: { couchdb: "Welcome", uuid: this.id, vendor: { name: "peer-mesh" }, version: "3.0.0" } };
     if (target.kind === "mesh") return this.serveMesh(peerId, request);
     let db: Database;
@@ -534,7 +543,20 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
    * Replicates one of this device's databases with the same database on a peer, over the wire. Pushing
    * needs this device's ACL to let the peer read it; pulling, to let the peer write it.
    */
-  async replicate(peer: string, name: string, direction: Direction, options: ReplicateOptions = {}): Promise<SyncReport> {
+  replicate(peer: string, name: string, direction: Direction, options: ReplicateOptions = {}): Promise<SyncReport> {
+    return this.trackDatabaseWork(this.replicateNow(peer, name, direction, options));
+  }
+
+  /** Runs `work` on this device's databases; a stop waits for it (and refuses new work) before closing them. */
+  trackDatabaseWork<T>(work: Promise<T>): Promise<T> {
+    this.databaseWork.add(work);
+    const done = (): boolean => this.databaseWork.delete(work);
+    work.then(done, done);
+    return work;
+  }
+
+  private async replicateNow(peer: string, name: string, direction: Direction, options: ReplicateOptions): Promise<SyncReport> {
+    if (this.stopping) throw new WireError("CLOSED", "the device is stopping");
     const local = this.openDatabase(name);
     const id = this.resolvePeer(peer);
     const resource = `db/${name}`;

@@ -116,6 +116,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private ownOnion?: string;
   private readonly messageListeners = new Set<MeshListener>();
   private readonly delivering = new Set<string>();
+  private readonly deliveries = new Set<Promise<void>>();
   /** Messages that failed to open here: not tried again. */
   private readonly unreadable = new Set<string>();
   /** What each neighbour is known to hold already (id@rev), so a session does not offer it again. */
@@ -183,7 +184,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.closed = true;
     clearInterval(this.sweeper);
     this.feed?.cancel();
-    await this.writing.catch(() => undefined);
+    await Promise.all([this.writing.catch(() => undefined), ...this.deliveries]);
   }
 
   /** Seals a message to a device id or group and stores it; sync sessions carry it from here. */
@@ -458,8 +459,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /** Opens a message for this device, writes its ack, then hands it to the listeners: at most once, even across restarts. */
-  private async deliver(id: string): Promise<void> {
-    if (this.messageListeners.size === 0 || this.delivering.has(id) || this.closed) return;
+  private deliver(id: string): Promise<void> {
+    if (this.messageListeners.size === 0 || this.delivering.has(id) || this.closed) return Promise.resolve();
+    // stop() waits for deliveries too: LevelDB closed under a read or write in flight can crash the process.
+    const delivery = this.deliverNow(id);
+    this.deliveries.add(delivery);
+    void delivery.finally(() => this.deliveries.delete(delivery));
+    return delivery;
+  }
+
+  private async deliverNow(id: string): Promise<void> {
     this.delivering.add(id);
     try {
       const doc = await this.db.get<MessageDoc>(id, { attachments: true, binary: true } as { attachments: boolean });

@@ -186,7 +186,7 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     const counter: ByteCounter = { sent: 0, received: 0 };
     const remote = this.device.remoteDatabase(peer, MESH_PATH, counter);
     try {
-      const report = await replicateOnce(this.device.systemDatabase!, remote, "both", { peer, database: "mesh" }, counter, { docIds: ids, checkpoint: false });
+      const report = await this.device.trackDatabaseWork(replicateOnce(this.device.systemDatabase!, remote, "both", { peer, database: "mesh" }, counter, { docIds: ids, checkpoint: false }));
       const refused = new Set(report.errors.map(refusedId));
       mesh.markPresent(peer, ids.filter((id) => !refused.has(id)));
       await mesh.noteNeighbour(peer);
@@ -217,7 +217,7 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     const { remote, counter } = this.cloudDatabaseNamed(cloud.meshDatabase ?? "peer-mesh");
     try {
       const before = mesh.storedIds();
-      const report = await replicateOnce(this.device.systemDatabase!, remote, "both", { peer: CLOUD_PEER, database: "mesh" }, counter, { docIds: ids, checkpoint: false });
+      const report = await this.device.trackDatabaseWork(replicateOnce(this.device.systemDatabase!, remote, "both", { peer: CLOUD_PEER, database: "mesh" }, counter, { docIds: ids, checkpoint: false }));
       const pulled = [...mesh.storedIds()].filter((id) => !before.has(id));
       mesh.markPresent(CLOUD_PEER, [...ids, ...pulled]);
       const over = report.errors.filter((error) => OVER.test(error));
@@ -234,7 +234,7 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
   private async cloudDatabase(name: string): Promise<SyncReport> {
     const { remote, counter } = this.cloudDatabaseNamed(name);
     try {
-      return await replicateOnce(this.device.openDatabase(name), remote, this.options.direction, { peer: CLOUD_PEER, database: name }, counter);
+      return await this.device.trackDatabaseWork(replicateOnce(this.device.openDatabase(name), remote, this.options.direction, { peer: CLOUD_PEER, database: name }, counter));
     } finally {
       await remote.close();
     }
