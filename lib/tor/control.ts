@@ -121,6 +121,12 @@ export class TorControl extends EventEmitter<TorControlEvents> {
     return line.slice(key.length + 1);
   }
 
+  /** tor's first SOCKS listener ("127.0.0.1:9050"), or undefined when it has none (SocksPort 0). */
+  async socksAddress(): Promise<string | undefined> {
+    const first = (await this.getInfo("net/listeners/socks")).split(" ")[0] ?? "";
+    return first.replace(/^"|"$/g, "") || undefined;
+  }
+
   close(): void {
     if (this.closed) return;
     this.socket.end("QUIT\r\n");

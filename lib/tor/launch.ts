@@ -64,7 +64,8 @@ export async function launchTor(options: LaunchOptions): Promise<LaunchedTor> {
     // From here tor lives exactly as long as this control connection.
     await control.command("TAKEOWNERSHIP");
     await control.command("RESETCONF __OwningControllerProcess");
-    const socksAddress = unquoteListener(await control.getInfo("net/listeners/socks"));
+    const socksAddress = await control.socksAddress();
+    if (!socksAddress) throw new TorControlError("tor opened no SOCKS port");
     return { child, control, socksAddress };
   } catch (err) {
     child.kill("SIGKILL");
@@ -104,9 +105,4 @@ async function waitForControlPort(child: ChildProcess, portFile: string, timeout
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new TorControlError(`tor did not open its control port within ${timeoutMs} ms: ${log.join(" | ") || "no output"}`);
-}
-
-function unquoteListener(value: string): string {
-  const first = value.split(" ")[0] ?? "";
-  return first.replace(/^"|"$/g, "");
 }

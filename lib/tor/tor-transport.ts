@@ -196,7 +196,7 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
       } else {
         const attach = this.options.attach!;
         const control = await TorControl.connect(attach.controlAddress, { password: attach.password });
-        const socks = (await control.getInfo("net/listeners/socks")).split(" ")[0]?.replace(/^"|"$/g, "");
+        const socks = await control.socksAddress();
         if (!socks) {
           control.close();
           throw new TorControlError(`the tor at ${attach.controlAddress} has no SOCKS port (SocksPort 0)`);

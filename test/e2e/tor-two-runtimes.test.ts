@@ -5,7 +5,7 @@ import should from "should";
 import { RunningDemo, startDemo } from "../../scripts/demo";
 import { debugFeed } from "../helpers/debug-feed";
 import { freePort } from "../helpers/ports";
-import { torMissing, TorTestNetwork } from "../helpers/tor-network";
+import { torNetworkOrSkip, type TorTestNetwork } from "../helpers/tor-network";
 
 const redJs = process.env.NODE_RED_RUNTIME ? path.join(path.dirname(process.env.NODE_RED_RUNTIME), "..", "red.js") : undefined;
 const pairedOnly = [{ effect: "allow", principal: "group:paired", verb: "*", resource: "*" }];
@@ -34,12 +34,7 @@ describe("Tor between two Node-RED processes", function () {
   const runtimes: RunningDemo[] = [];
 
   before(async function () {
-    const missing = torMissing();
-    if (missing) {
-      console.log(`      skipped: ${missing}`);
-      return this.skip();
-    }
-    network = await TorTestNetwork.start();
+    network = await torNetworkOrSkip(this);
     torBinary = await network.clientBinary();
   });
 

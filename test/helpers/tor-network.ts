@@ -13,6 +13,19 @@ export function torMissing(): string | undefined {
   return undefined;
 }
 
+/**
+ * For a suite's before hook: the test network, started, or the suite skipped with the reason where tor
+ * or tor-gencert is missing.
+ */
+export async function torNetworkOrSkip(context: Mocha.Context): Promise<TorTestNetwork> {
+  const missing = torMissing();
+  if (missing) {
+    console.log(`      skipped: ${missing}`);
+    context.skip();
+  }
+  return TorTestNetwork.start();
+}
+
 /** Options every node of the test network shares: chutney's fast-bootstrap settings. */
 const TESTING = [
   "TestingTorNetwork 1",

@@ -7,7 +7,7 @@ import should from "should";
 import { Device, Identity, type DeviceOptions, type TorStatus, TorControl, TorTransport, verifyDeviceDoc, type ReceivedMessage } from "../../lib";
 import { byteSource, stopAll } from "../helpers/devices";
 import { freePort } from "../helpers/ports";
-import { torMissing, TorTestNetwork } from "../helpers/tor-network";
+import { torNetworkOrSkip, type TorTestNetwork } from "../helpers/tor-network";
 import { transportCompliance } from "../transport-compliance";
 
 const ONION = /^[a-z2-7]{56}\.onion:443$/;
@@ -40,12 +40,7 @@ describe("Tor transport on a private Tor network (127.0.0.1 only)", function () 
   let devices: Device[] = [];
 
   before(async function () {
-    const missing = torMissing();
-    if (missing) {
-      console.log(`      skipped: ${missing}`);
-      return this.skip();
-    }
-    network = await TorTestNetwork.start();
+    network = await torNetworkOrSkip(this);
   });
 
   after(async () => {
@@ -141,7 +136,7 @@ describe("Tor transport on a private Tor network (127.0.0.1 only)", function () 
     await torStatus(a, (status) => status.state === "ready");
     a.addKnownPeer({ id: b.id, name: "b" });
     b.addKnownPeer({ id: a.id, name: "a" });
-    should(a.send("b", "hello", "x")).be.rejectedWith(/no onion address known/);
+    await should(a.send("b", "hello", "x")).be.rejectedWith(/no onion address known/);
     // What a mesh sync would bring: B's device document, stored as replication stores it.
     await a.systemDatabase!.bulkDocs({ docs: [doc], new_edits: false } as never);
     await waitFor(() => a.mesh.onionOf(b.id) === bTor.onion, 10_000);
@@ -222,16 +217,16 @@ describe("Tor transport on a private Tor network (127.0.0.1 only)", function () 
 
   // The subject's onion service is published once (its tor outlives each test); each test gets a new
   // observing transport with a tor of its own, and the subject "leaves" when its wire listener stops.
-  let subject: { identity: Identity; port: number; tor: TorTransport; onion: string } | undefined;
+  let subject: { identity: Identity; port: number; tor: TorTransport; onion: string; dataDir: string } | undefined;
   after(async () => {
     await subject?.tor.stop();
+    if (subject) await fs.rm(subject.dataDir, { recursive: true, force: true });
   });
   transportCompliance("tor (private Tor network)", async () => {
     if (!subject) {
       const identity = Identity.generate();
       const port = await freePort();
       const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "peer-mesh-tor-subject-"));
-      dirs.push(dataDir);
       const tor = new TorTransport({ identity, target: `127.0.0.1:${port}`, launch: { dataDir, torrc: network!.clientTorrc } });
       await tor.start();
       const onion = await new Promise<string>((resolve) => {
@@ -241,7 +236,7 @@ describe("Tor transport on a private Tor network (127.0.0.1 only)", function () 
           resolve(status.onion);
         });
       });
-      subject = { identity, port, tor, onion };
+      subject = { identity, port, tor, onion, dataDir };
     }
     const { identity, port, onion } = subject;
     let device: Device | undefined;
