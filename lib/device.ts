@@ -8,12 +8,14 @@ import type { Transport } from "./discovery/transport";
 import { Acl } from "./acl/acl";
 import { AclStore } from "./acl/acl-store";
 import type { Rule } from "./acl/rules";
-import { advertisedHost, formatPairingCode, parsePairingCode, shortAuthenticationString } from "./acl/pairing";
+import { advertisedHost, claimedName, formatPairingCode, parsePairingCode, shortAuthenticationString } from "./acl/pairing";
+import { GroupDoc, GroupError } from "./acl/signed-group";
 import { randomUUID } from "node:crypto";
 import { Identity, shortId } from "./identity";
 import { Database, openDatabase, remoteDatabase, validateDatabaseName } from "./storage/database";
 import path from "node:path";
 import { CouchReply, CouchRequest, serveCouch } from "./replication/couch-endpoint";
+import { refuseReplicatedDesignDocs } from "./replication/design-guard";
 import { Direction, replicateOnce, ReplicateOptions, SyncReport } from "./replication/replicator";
 import { ByteCounter, wireFetch } from "./replication/wire-fetch";
 import { Mesh, MeshOptions } from "./mesh/mesh";
@@ -110,10 +112,22 @@ export interface PendingPairing {
   at: number;
   /** For outgoing pairings: where the peer's code said it listens. */
   address?: string;
+  /** For incoming pairings: the request arrived inside a pairing window (a physical action), so it may be accepted without the digits. */
+  windowed?: boolean;
+  /** For incoming pairings: the address it came from (requests waiting are limited per source). */
+  source?: string;
 }
 
 const MAX_PENDING_PAIRINGS = 16;
+/** Pairing requests waiting from one address: one stranger cannot take every slot. */
+const MAX_PENDING_PAIRINGS_PER_SOURCE = 2;
 const PAIRING_TTL_MS = 10 * 60_000;
+/** A pairing window opened by a physical action lasts this long by default, and at most 10 minutes. */
+const DEFAULT_PAIRING_WINDOW_MS = 60_000;
+const MAX_PAIRING_WINDOW_MS = 10 * 60_000;
+/** Members of one group from another owner kept at most, and groups of one other owner. */
+const MAX_FOREIGN_GROUP_MEMBERS = 1_000;
+const MAX_GROUPS_PER_FOREIGN_OWNER = 64;
 
 export interface DeviceEvents {
   /** Someone asked to pair, or this device asked someone: the users compare `sas` and confirm. */
@@ -147,10 +161,13 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   /** Who may do what; consulted for every request in and out unless an authorize function replaces it. */
   readonly acl: Acl;
   private authorizer: Authorizer;
+  private authorizerReplaced: boolean;
   private database?: Database;
   private readonly databases = new Map<string, Database>();
   private readonly databaseNames: Set<string>;
   private readonly pairings = new Map<string, PendingPairing>();
+  /** Open after a physical action (a button msg): the next incoming pairing request may be accepted without the digits. */
+  private pairingWindow?: { until: number };
   /** Addresses learned from confirmed pairing codes (until restart; discovery finds them after that). */
   private readonly pairedAddresses = new Map<string, string>();
   private aclStore?: AclStore;
@@ -179,6 +196,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     this.acl = new Acl({ selfId: options.identity.deviceId, rules: options.acl?.rules, isKnown: (id) => this.peers.has(id) });
     this.acl.on("rejected", (info) => this.emit("rejected", info));
     this.authorizer = options.authorize ?? ((peerId, verb, resource) => this.acl.authorize(peerId, verb, resource));
+    this.authorizerReplaced = !!options.authorize;
     this.peerTable = new PeerTable({
       maxPeers: options.discovery?.maxPeers,
       isTrusted: (id) => this.peers.has(id),
@@ -190,6 +208,8 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       port: options.port,
       limits: options.limits,
       authorize: (peerId, verb, resource) => this.authorizer(peerId, verb, resource),
+      // A replaced authorizer is a black box: then everyone may try, and each request is decided by it.
+      permits: (peerId, verb, prefix) => this.authorizerReplaced || this.acl.permitsSome(peerId, verb, prefix),
       receiver: this,
     });
     this.server.on("refused", (info) => this.emit("refused", info));
@@ -230,7 +250,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     }
     for (const group of groups) await this.setGroup(group.name, group.members);
     if (this.database) {
-      this.meshStore = new Mesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, db: this.database, groupMembers: (to) => this.groupMembers(to), resolvePeer: (reference) => {
+      this.meshStore = new Mesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, db: this.database, groupMembers: (to) => this.groupMembers(to), checkGroup: (doc) => this.checkGroup(doc), resolvePeer: (reference) => {
         try {
           return this.resolvePeer(reference);
         } catch {
@@ -266,6 +286,26 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     return { to: `group:${owner}/${name}`, members: group.members };
   }
 
+  /**
+   * A group document from a peer or a relay is kept only if its owner is this device, a known or paired
+   * peer, or named in a rule (group:<owner>/<name>): anyone can sign groups with a fresh key, and each
+   * would cost storage and an ACL rebuild. Members and groups per owner are capped; an older version
+   * than the one in force is a replay.
+   */
+  private checkGroup(doc: GroupDoc): void {
+    const owner = doc.owner;
+    if (!this.acl.namesGroupOwner(owner) && !this.peers.has(owner) && !this.pairedAddresses.has(owner)) {
+      throw new GroupError(`${doc._id}: its owner ${shortId(owner)} is neither a known peer nor named in this device's rules`);
+    }
+    if (owner !== this.id && doc.members.length > MAX_FOREIGN_GROUP_MEMBERS) throw new GroupError(`${doc._id} has ${doc.members.length} members; this device keeps ${MAX_FOREIGN_GROUP_MEMBERS} at most in another owner's group`);
+    const held = this.acl.group(owner, doc.name);
+    if (held && held.version > doc.version) throw new GroupError(`${doc._id} version ${doc.version} is older than the version ${held.version} in force`);
+    if (held && held.version === doc.version && held.signature !== doc.signature) throw new GroupError(`${doc._id} version ${doc.version} differs from the copy in force with the same version`);
+    if (!held && owner !== this.id && this.acl.listGroups().filter((group) => group.owner === owner).length >= MAX_GROUPS_PER_FOREIGN_OWNER) {
+      throw new GroupError(`${doc._id}: this device keeps ${MAX_GROUPS_PER_FOREIGN_OWNER} groups of ${shortId(owner)} at most`);
+    }
+  }
+
   /** Whether this device's ACL lets `peerId` do `verb` on `resource` (what the wire would answer it). */
   allows(peerId: string, verb: Verb, resource: string): Promise<boolean> {
     return Promise.resolve(this.authorizer(peerId, verb, resource));
@@ -286,6 +326,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
 
   set authorize(authorize: Authorizer) {
     this.authorizer = authorize;
+    this.authorizerReplaced = true;
   }
 
   private createTransports(port: number): Transport[] {
@@ -488,7 +529,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     if (!this.databaseNames.has(name)) throw new WireError("NOT_FOUND", `this device keeps no database "${name}" (it keeps: ${[...this.databaseNames].join(", ") || "none"})`);
     let db = this.databases.get(name);
     if (!db) {
-      db = openDatabase(path.join(this.options.storageDir!, "databases"), name);
+      db = refuseReplicatedDesignDocs(openDatabase(path.join(this.options.storageDir!, "databases"), name));
       this.databases.set(name, db);
     }
     return db;
@@ -507,15 +548,16 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   private async serveDatabaseNow(peerId: string, target: DatabaseTarget, request: CouchRequest): Promise<CouchReply> {
     if (target.kind === "root") return { status: 200, json: { couchdb: "Welcome", uuid: this.id, vendor: { name: "peer-mesh" }, version: "3.0.0" } };
     if (target.kind === "mesh") return this.serveMesh(peerId, request);
+    // The ACL first: a peer that may not use a database learns nothing of which ones exist.
+    const resource = `db/${target.name}`;
+    const [read, write] = await Promise.all([this.authorizer(peerId, "read", resource), this.authorizer(peerId, "write", resource)]);
+    if (!read && !write) return { status: 403, json: { error: "forbidden", reason: `device ${peerId} may neither read nor write ${resource}` } };
     let db: Database;
     try {
       db = this.openDatabase(target.name);
     } catch (err) {
       return { status: 404, json: { error: "not_found", reason: (err as Error).message } };
     }
-    const resource = `db/${target.name}`;
-    const [read, write] = await Promise.all([this.authorizer(peerId, "read", resource), this.authorizer(peerId, "write", resource)]);
-    if (!read && !write) return { status: 403, json: { error: "forbidden", reason: `device ${peerId} may neither read nor write ${resource}` } };
     return serveCouch(db, request, { read, write }, { name: target.name, maxBodyBytes: this.server.limits.maxDatabaseRequestBytes, onStorageFull: (err) => this.emit("storage-full", target.name, err) });
   }
 
@@ -629,17 +671,39 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   /** @internal called by the wire server for a pairing request. */
   acceptPairing(request: IncomingPairing): string {
     this.expirePairings();
+    // A device asking again replaces its own earlier request rather than taking another slot.
+    for (const [id, pending] of this.pairings) if (pending.direction === "incoming" && pending.peer.id === request.from) this.pairings.delete(id);
     const incoming = [...this.pairings.values()].filter((pending) => pending.direction === "incoming");
+    if (request.address !== undefined && incoming.filter((pending) => pending.source === request.address).length >= MAX_PENDING_PAIRINGS_PER_SOURCE) {
+      throw new WireError("REFUSED", `${MAX_PENDING_PAIRINGS_PER_SOURCE} pairing requests from this address are already waiting for confirmation`);
+    }
     if (incoming.length >= MAX_PENDING_PAIRINGS) throw new WireError("REFUSED", "too many pairing requests are waiting for confirmation");
+    const window = this.pairingWindow;
+    const windowed = !!window && window.until >= Date.now();
+    // One request per window: the physical action consents to one device, not to whoever comes next.
+    if (windowed) this.pairingWindow = undefined;
     const pending: PendingPairing = {
       requestId: randomUUID(),
       direction: "incoming",
-      peer: { id: request.from, name: this.peers.nameOf(request.from) ?? request.name },
+      peer: { id: request.from, name: this.peers.nameOf(request.from) ?? claimedName(request.name, request.from) },
       sas: shortAuthenticationString(request.keyingMaterial, this.id, request.from),
       at: Date.now(),
+      source: request.address,
+      ...(windowed ? { windowed } : {}),
     };
     this.remember(pending);
     return pending.requestId;
+  }
+
+  /**
+   * Opens a pairing window after a physical action on a headless device (a button wired to peer discover):
+   * the next pairing request arriving within `ms` may be accepted without typing the digits. One request
+   * per window; a request that arrived before it stays digits-only.
+   */
+  openPairingWindow(ms = DEFAULT_PAIRING_WINDOW_MS): { until: number } {
+    if (!Number.isFinite(ms) || ms <= 0 || ms > MAX_PAIRING_WINDOW_MS) throw new WireError("BAD_REQUEST", `a pairing window lasts more than 0 and at most ${MAX_PAIRING_WINDOW_MS / 1000} s`);
+    this.pairingWindow = { until: Date.now() + ms };
+    return { ...this.pairingWindow };
   }
 
   listPairings(): PendingPairing[] {
@@ -659,6 +723,9 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     if (options.sas !== undefined && options.sas.trim() !== pending.sas) {
       this.pairings.delete(requestId);
       throw new WireError("PAIRING_MISMATCH", `the code ${options.sas.trim()} does not match this device's ${pending.sas}: pairing with ${shortId(pending.peer.id)} refused`);
+    }
+    if (options.sas === undefined && pending.direction === "incoming" && !pending.windowed) {
+      throw new WireError("REFUSED", `accepting ${shortId(pending.peer.id)} without the six digits needs a pairing window opened (pairing/open, a physical action) before its request arrived`);
     }
     const members = this.acl.group(this.id, options.group)?.members ?? [];
     await this.setGroup(options.group, [...members, pending.peer.id]);
@@ -697,9 +764,10 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     } catch (err) {
       const wanted = reference.trim().toLowerCase();
       const inRange = this.peerTable.list();
+      // By id or id prefix only: the name a peer in range announces is its own claim (the configured
+      // names were tried above).
       const matches = [
         inRange.filter((peer) => peer.id === wanted),
-        inRange.filter((peer) => peer.name?.toLowerCase() === wanted),
         wanted.length >= 8 ? inRange.filter((peer) => peer.id.startsWith(wanted)) : [],
       ].find((found) => found.length > 0);
       if (matches?.length === 1) return matches[0].id;

@@ -3,8 +3,9 @@ import type { Database } from "../storage/database";
 import type { Acl } from "./acl";
 import type { GroupDoc } from "./signed-group";
 
-/** Verified copies of every group in force, in a _local document: _local documents never replicate, so
- * no relay can replace them with an older version. */
+/** Verified copies of every group in force (the revocation floor), in a _local document: _local documents
+ * never replicate, and the mesh route refuses every _local request, so no peer can delete it or put an
+ * older version back; it survives restarts with the database. */
 const FORCE_DOC = "_local/peer-mesh-groups";
 
 interface ForceDoc {
@@ -21,6 +22,7 @@ interface ForceDoc {
 export class AclStore {
   private feed?: PouchDB.Changes<object>;
   private saving: Promise<unknown> = Promise.resolve();
+  private rememberQueued = false;
 
   constructor(
     private readonly db: Database,
@@ -64,10 +66,16 @@ export class AclStore {
     return (await this.db.get<ForceDoc>(FORCE_DOC).catch(() => undefined)) ?? { _id: FORCE_DOC, groups: {} };
   }
 
-  /** Writes the groups in force; serialised so that two changes in a row cannot race on the _rev. */
+  /**
+   * Writes the groups in force; serialised so that two changes in a row cannot race on the _rev, and
+   * coalesced: a burst of changes is one write of the latest state, not one whole record per change.
+   */
   private remember(): void {
+    if (this.rememberQueued) return;
+    this.rememberQueued = true;
     this.saving = this.saving
       .then(async () => {
+        this.rememberQueued = false;
         const force = await this.forceDoc();
         force.groups = Object.fromEntries(this.acl.listGroups().map((group) => [group._id, stripped(group) as GroupDoc]));
         await this.db.put(force);

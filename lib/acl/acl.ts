@@ -122,6 +122,28 @@ export class Acl extends EventEmitter<AclEvents> {
     return decision;
   }
 
+  /**
+   * Whether some allow rule names this device for `verb` (any, when left out) on a resource under
+   * `prefix` ("msg/", "db/"; any, when left out). Deny rules are not weighed: this is the cheap question
+   * asked before a body is read or a connection is given room; each request is still decided in full.
+   */
+  permitsSome(peerId: string, verb?: Verb, prefix?: string): boolean {
+    for (const principal of this.principalsOf(peerId)) {
+      for (const rule of this.rulesByPrincipal.get(principal) ?? []) {
+        if (rule.effect !== "allow") continue;
+        if (verb && rule.verb !== "*" && rule.verb !== verb) continue;
+        if (prefix && rule.resource !== "*" && !rule.resource.startsWith(prefix)) continue;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Whether a rule names a group of `owner`'s (group:<owner>/<name>): this device then keeps that owner's groups. */
+  namesGroupOwner(owner: string): boolean {
+    return owner === this.selfId || this.rules.some((rule) => rule.principal.startsWith(`group:${owner}/`));
+  }
+
   private decide(peerId: string, verb: Verb, resource: string): boolean {
     let allowed = false;
     for (const principal of this.principalsOf(peerId)) {

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import os from "node:os";
-import { isDeviceId } from "../identity";
+import { isDeviceId, shortId } from "../identity";
 import { isAddress } from "../discovery/peer-directory";
 
 /** TLS exporter label (RFC 8446 §7.5): both ends of one session derive the same bytes from it. */
@@ -50,4 +50,13 @@ export function advertisedHost(host: string): string {
     if (lan) return lan.address;
   }
   return "127.0.0.1";
+}
+
+/**
+ * A name a device gives itself in a pairing request, shown with its id prefix (anyone can call itself
+ * "Alice's phone"), without control or direction-changing characters that could disguise it.
+ */
+export function claimedName(name: string | undefined, id: string): string | undefined {
+  const clean = name?.replace(/[\p{C}]/gu, "").trim();
+  return clean ? `${clean.slice(0, 64)} (${shortId(id)})` : undefined;
 }

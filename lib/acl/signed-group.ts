@@ -1,5 +1,5 @@
-import { createPublicKey, verify } from "node:crypto";
-import { deviceIdOf, Identity, isDeviceId } from "../identity";
+import { verify } from "node:crypto";
+import { deviceIdOf, deviceKeyFromSpki, Identity, isDeviceId } from "../identity";
 
 /** A group of public keys as it travels between devices: content plus its owner's signature. */
 export interface GroupDoc {
@@ -23,6 +23,7 @@ export class GroupError extends Error {
   readonly code = "BAD_GROUP";
 }
 
+const GROUP_FIELDS = new Set(["_id", "_rev", "_revisions", "_conflicts", "type", "name", "owner", "ownerKey", "members", "version", "signature"]);
 const GROUP_NAME = /^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$/;
 
 export function isGroupName(name: unknown): name is string {
@@ -62,15 +63,17 @@ export function verifyGroup(input: unknown): GroupDoc {
     throw new GroupError(`${label} is malformed`);
   }
   if (doc._id !== groupDocId(doc.owner, doc.name)) throw new GroupError(`${label} does not match its owner and name`);
+  const extra = Object.keys(doc).filter((key) => !GROUP_FIELDS.has(key));
+  if (extra.length > 0) throw new GroupError(`${label} carries fields that are not signed: ${extra.slice(0, 5).join(", ")}`);
   if (typeof doc.signature !== "string" || doc.signature === "") throw new GroupError(`${label} is not signed`);
   if (!doc.members.every(isDeviceId) || doc.members.some((member, i) => i > 0 && doc.members![i - 1] >= member)) {
     throw new GroupError(`${label} has members that are not sorted, distinct device ids`);
   }
   let key;
   try {
-    key = createPublicKey({ key: Buffer.from(doc.ownerKey, "base64"), format: "der", type: "spki" });
-  } catch {
-    throw new GroupError(`${label} carries an unreadable owner key`);
+    key = deviceKeyFromSpki(Buffer.from(doc.ownerKey, "base64"));
+  } catch (err) {
+    throw new GroupError(`${label} carries an owner key that is unreadable or not a device key (${(err as Error).message})`);
   }
   if (deviceIdOf(key) !== doc.owner) throw new GroupError(`${label} carries a key that is not its owner's`);
   const body = { type: "group" as const, name: doc.name, owner: doc.owner, ownerKey: doc.ownerKey, members: doc.members, version: doc.version as number };

@@ -1,5 +1,6 @@
 import { X509Certificate } from "node:crypto";
 import { deviceIdOf } from "./device-id";
+import { describeKey, isDeviceKey } from "./device-key";
 
 export class CertificateError extends Error {
   readonly code = "BAD_CERTIFICATE";
@@ -12,6 +13,7 @@ export class CertificateError extends Error {
  */
 export function verifyPeerCertificate(certificate: X509Certificate | undefined, now: Date = new Date()): string {
   if (!certificate) throw new CertificateError("the peer presented no certificate");
+  if (!isDeviceKey(certificate.publicKey)) throw new CertificateError(`the peer's key is ${describeKey(certificate.publicKey)}; device keys are EC P-256`);
   if (!certificate.verify(certificate.publicKey)) {
     throw new CertificateError("the peer's certificate is not validly self-signed");
   }

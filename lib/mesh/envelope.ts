@@ -1,5 +1,5 @@
-import { createCipheriv, createDecipheriv, createHash, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, KeyObject, randomBytes, randomUUID, verify } from "node:crypto";
-import { deviceIdOf, Identity, isDeviceId } from "../identity";
+import { createCipheriv, createDecipheriv, createHash, diffieHellman, generateKeyPairSync, hkdfSync, KeyObject, randomBytes, randomUUID, verify } from "node:crypto";
+import { deviceIdOf, deviceKeyFromSpki, Identity, isDeviceId } from "../identity";
 import { isOnionHostPort } from "../tor/onion";
 
 /**
@@ -80,7 +80,20 @@ export class EnvelopeError extends Error {
 }
 
 export const BODY_ATTACHMENT = "body";
-const WRAP_INFO = Buffer.from("peer-mesh key wrap v1");
+
+/** PouchDB's bookkeeping, which replication carries beside the signed fields. */
+const BOOKKEEPING = ["_id", "_rev", "_revisions", "_conflicts"];
+const MESSAGE_FIELDS = new Set([...BOOKKEEPING, "_attachments", "type", "from", "fromKey", "to", "recipients", "epk", "mode", "priority", "created", "expires", "bodyHash", "size", "sig"]);
+const ACK_FIELDS = new Set([...BOOKKEEPING, "type", "msg", "from", "fromKey", "to", "mode", "created", "expires", "sig"]);
+const DEVICE_FIELDS = new Set([...BOOKKEEPING, "type", "id", "key", "name", "neighbours", "onion", "updated", "sig"]);
+const MESSAGE_ID = /^msg:[0-9a-f-]{36}$/;
+
+/** Nothing unsigned rides along: a relay could otherwise pad a document (quota) or smuggle data through it. */
+function assertOnlyFields(doc: object, allowed: ReadonlySet<string>, label: string): void {
+  const extra = Object.keys(doc).filter((key) => !allowed.has(key));
+  if (extra.length > 0) throw new EnvelopeError(`${label} carries fields that are not signed: ${extra.slice(0, 5).join(", ")}`);
+}
+const WRAP_INFO = Buffer.from("peer-mesh key wrap v2");
 
 export function messageDocId(uuid: string = randomUUID()): string {
   return `msg:${uuid}`;
@@ -114,15 +127,16 @@ export function sealMessage(sender: Identity, input: SealInput): MessageDoc {
   const _id = messageDocId();
   const contentKey = randomBytes(32);
   const ephemeral = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const from = sender.deviceId;
   const recipients = input.recipients.map(({ id, key }) => {
     const shared = diffieHellman({ privateKey: ephemeral.privateKey, publicKey: publicKeyOf(key) });
-    return { id, key: aesSeal(wrappingKey(shared, _id, id), contentKey, Buffer.from(id)).toString("base64") };
+    return { id, key: aesSeal(wrappingKey(shared, _id, id, from), contentKey, wrapAad(id, from)).toString("base64") };
   });
-  const body = aesSeal(contentKey, input.plaintext, Buffer.from(_id));
+  const body = aesSeal(contentKey, input.plaintext, bodyAad(_id, from));
   const unsigned: Omit<MessageDoc, "sig" | "_attachments"> = {
     _id,
     type: "mesh-msg",
-    from: sender.deviceId,
+    from,
     fromKey: sender.publicKeySpki.toString("base64"),
     to: input.to,
     recipients,
@@ -145,14 +159,17 @@ export function sealMessage(sender: Identity, input: SealInput): MessageDoc {
 export function verifyMessage(input: unknown, body?: Buffer): MessageDoc {
   const doc = (input ?? {}) as Partial<MessageDoc>;
   const label = typeof doc._id === "string" ? doc._id : "a mesh message";
-  if (doc.type !== "mesh-msg" || typeof doc._id !== "string" || !/^msg:[0-9a-f-]{36}$/.test(doc._id)) throw new EnvelopeError(`${label} is not a mesh message`);
+  if (doc.type !== "mesh-msg" || typeof doc._id !== "string" || !MESSAGE_ID.test(doc._id)) throw new EnvelopeError(`${label} is not a mesh message`);
+  assertOnlyFields(doc, MESSAGE_FIELDS, label);
   if (!isDeviceId(doc.from) || typeof doc.to !== "string" || doc.to.length > 200 || (doc.mode !== "flood" && doc.mode !== "directed")) throw new EnvelopeError(`${label} is malformed`);
   if (!Array.isArray(doc.recipients) || doc.recipients.length === 0 || doc.recipients.length > 1000 || !doc.recipients.every((r) => isDeviceId(r?.id) && typeof r.key === "string" && r.key.length < 200)) {
     throw new EnvelopeError(`${label} has malformed recipients`);
   }
   for (const field of ["priority", "created", "expires", "size"] as const) if (!Number.isSafeInteger(doc[field])) throw new EnvelopeError(`${label} has no valid ${field}`);
   if (typeof doc.epk !== "string" || typeof doc.bodyHash !== "string" || typeof doc.sig !== "string") throw new EnvelopeError(`${label} is malformed`);
+  if (doc.priority! < 0 || doc.priority! > 9 || doc.size! < 0 || doc.expires! <= doc.created!) throw new EnvelopeError(`${label} has a priority, size or expiry out of range`);
   checkSigner(label, doc.from, doc.fromKey, messageSignedBytes(doc as MessageDoc), doc.sig);
+  if (body && body.length !== doc.size) throw new EnvelopeError(`${label} says its body is ${doc.size} bytes, but it is ${body.length}`);
   if (body && createHash("sha256").update(body).digest("base64") !== doc.bodyHash) throw new EnvelopeError(`${label} has a body that is not the one its sender signed (altered on the way?)`);
   return doc as MessageDoc;
 }
@@ -164,8 +181,8 @@ export function openMessage(recipient: Identity, doc: MessageDoc, body: Buffer):
   if (!wrapped) throw new EnvelopeError(`${doc._id} is not addressed to ${recipient.shortId}`);
   try {
     const shared = diffieHellman({ privateKey: recipient.privateKeyObject, publicKey: publicKeyOf(Buffer.from(doc.epk, "base64")) });
-    const contentKey = aesOpen(wrappingKey(shared, doc._id, recipient.deviceId), Buffer.from(wrapped.key, "base64"), Buffer.from(recipient.deviceId));
-    return aesOpen(contentKey, body, Buffer.from(doc._id));
+    const contentKey = aesOpen(wrappingKey(shared, doc._id, recipient.deviceId, doc.from), Buffer.from(wrapped.key, "base64"), wrapAad(recipient.deviceId, doc.from));
+    return aesOpen(contentKey, body, bodyAad(doc._id, doc.from));
   } catch {
     throw new EnvelopeError(`${doc._id} cannot be decrypted with this device's key`);
   }
@@ -189,7 +206,8 @@ export function makeAck(recipient: Identity, message: MessageDoc, now = Date.now
 export function verifyAck(input: unknown): AckDoc {
   const doc = (input ?? {}) as Partial<AckDoc>;
   const label = typeof doc._id === "string" ? doc._id : "a mesh ack";
-  if (doc.type !== "mesh-ack" || typeof doc.msg !== "string" || !isDeviceId(doc.from) || !isDeviceId(doc.to) || (doc.mode !== "flood" && doc.mode !== "directed")) throw new EnvelopeError(`${label} is malformed`);
+  if (doc.type !== "mesh-ack" || typeof doc.msg !== "string" || !MESSAGE_ID.test(doc.msg) || !isDeviceId(doc.from) || !isDeviceId(doc.to) || (doc.mode !== "flood" && doc.mode !== "directed")) throw new EnvelopeError(`${label} is malformed`);
+  assertOnlyFields(doc, ACK_FIELDS, label);
   if (doc._id !== ackDocId(doc.msg, doc.from)) throw new EnvelopeError(`${label} does not match its message and signer`);
   if (!Number.isSafeInteger(doc.created) || !Number.isSafeInteger(doc.expires) || typeof doc.sig !== "string") throw new EnvelopeError(`${label} is malformed`);
   checkSigner(label, doc.from, doc.fromKey, ackSignedBytes(doc as AckDoc), doc.sig);
@@ -205,8 +223,11 @@ export function verifyDeviceDoc(input: unknown): DeviceDoc {
   const doc = (input ?? {}) as Partial<DeviceDoc>;
   const label = typeof doc._id === "string" ? doc._id : "a mesh device document";
   if (doc.type !== "mesh-device" || !isDeviceId(doc.id) || doc._id !== deviceDocId(doc.id) || typeof doc.sig !== "string" || !Number.isSafeInteger(doc.updated)) throw new EnvelopeError(`${label} is malformed`);
+  assertOnlyFields(doc, DEVICE_FIELDS, label);
   if (typeof doc.neighbours !== "object" || doc.neighbours === null || Object.keys(doc.neighbours).length > 1000) throw new EnvelopeError(`${label} has malformed neighbours`);
   if (!Object.entries(doc.neighbours).every(([id, seen]) => isDeviceId(id) && Number.isSafeInteger(seen))) throw new EnvelopeError(`${label} has malformed neighbours`);
+  // A link is recorded when the document is written: one "seen" later than that is made up (it would stay fresh for routing).
+  if (Object.values(doc.neighbours).some((seen) => seen > doc.updated!)) throw new EnvelopeError(`${label} lists a neighbour seen after the document was written`);
   if (doc.name !== undefined && (typeof doc.name !== "string" || doc.name.length > 64)) throw new EnvelopeError(`${label} has a malformed name`);
   if (doc.onion !== undefined && (typeof doc.onion !== "string" || !isOnionHostPort(doc.onion))) throw new EnvelopeError(`${label} has a malformed onion address`);
   checkSigner(label, doc.id, doc.key, deviceSignedBytes(doc as DeviceDoc), doc.sig);
@@ -217,8 +238,8 @@ function checkSigner(label: string, id: string, key: unknown, signed: Buffer, si
   let publicKey: KeyObject;
   try {
     publicKey = publicKeyOf(Buffer.from(String(key), "base64"));
-  } catch {
-    throw new EnvelopeError(`${label} carries an unreadable key`);
+  } catch (err) {
+    throw new EnvelopeError(`${label} carries an unreadable key (${(err as Error).message})`);
   }
   if (deviceIdOf(publicKey) !== id) throw new EnvelopeError(`${label} carries a key that is not its signer's`);
   if (!verify("sha256", signed, publicKey, Buffer.from(sig, "base64"))) throw new EnvelopeError(`${label} has a signature that does not match its content (altered on the way?)`);
@@ -242,12 +263,26 @@ function deviceSignedBytes(doc: Omit<DeviceDoc, "sig">): Buffer {
   return Buffer.from(JSON.stringify(signed));
 }
 
+/** A device's (or an ephemeral) public key from SPKI DER: EC P-256 only. */
 export function publicKeyOf(spki: Buffer): KeyObject {
-  return createPublicKey({ key: spki, format: "der", type: "spki" });
+  return deviceKeyFromSpki(spki);
 }
 
-function wrappingKey(shared: Buffer, messageId: string, recipient: string): Buffer {
-  return Buffer.from(hkdfSync("sha256", shared, Buffer.from(messageId), Buffer.concat([WRAP_INFO, Buffer.from(recipient)]), 32));
+/*
+ * The sender's id is bound into the key wrap and the body: a relay that re-signs a sealed message under
+ * its own key (new from/fromKey/sig, same ciphertext) would otherwise have it opened as its own message.
+ * With `from` in the HKDF info and in both AADs, such a copy no longer decrypts.
+ */
+function wrappingKey(shared: Buffer, messageId: string, recipient: string, sender: string): Buffer {
+  return Buffer.from(hkdfSync("sha256", shared, Buffer.from(messageId), Buffer.concat([WRAP_INFO, Buffer.from(`${recipient}\u0000${sender}`)]), 32));
+}
+
+function wrapAad(recipient: string, sender: string): Buffer {
+  return Buffer.from(`${recipient}\u0000${sender}`);
+}
+
+function bodyAad(messageId: string, sender: string): Buffer {
+  return Buffer.from(`${messageId}\u0000${sender}`);
 }
 
 /** AES-256-GCM: iv (12) | tag (16) | ciphertext. */

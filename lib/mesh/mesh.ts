@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import type PouchDB from "pouchdb-node";
-import { GroupError, verifyGroup } from "../acl/signed-group";
+import { GroupDoc, GroupError, verifyGroup } from "../acl/signed-group";
 import type { Identity } from "../identity";
 import type { BulkResult } from "../replication/couch-endpoint";
 import type { Database } from "../storage/database";
@@ -43,6 +43,10 @@ export interface MeshOptions {
   /** Device documents kept at most (keys and routes of other devices); a flood of new ones beyond is refused. */
   maxDevices?: number;
   sweepIntervalMs?: number;
+  /** Refuses a group document this device must not keep (an owner it neither names nor trusts, too many members, older than the version in force): throws the reason. */
+  checkGroup?(doc: GroupDoc): void;
+  /** How far ahead of this device's clock a document's time may be (clocks on small devices drift). */
+  clockSkewMs?: number;
 }
 
 export interface SendMeshOptions {
@@ -82,17 +86,34 @@ export interface MeshEvents {
 interface Entry {
   id: string;
   kind: "msg" | "ack" | "device" | "group";
+  /** The signer: a message's or ack's sender, a device document's device, a group's owner. */
   from?: string;
+  /** For an ack, the message it acknowledges. */
+  msg?: string;
+  /** For device and group documents, the signature of the copy held (an equal time or version must be this copy). */
+  sig?: string;
   /** Where the document is headed; empty for documents every device keeps (device and group documents). */
   targets: string[];
   mode: MeshMode;
   priority: number;
+  /** Messages and acks: when made. Device documents: `updated`. Groups: their version. */
   created: number;
   expires: number;
+  /** What the document costs this device's quota: a message's body and envelope, an ack's JSON. */
   size: number;
 }
 
-const DEFAULTS = { docs: 10_000, bytes: 256 * 1024 * 1024, fallbackMs: 60_000, routeFreshMs: 24 * 3_600_000, maxTtlMs: 30 * 86_400_000, maxDevices: 2_000, sweepIntervalMs: 30_000 };
+/** What to do with a replicated document that passed its checks. */
+type Disposition =
+  /** New and immutable (a message, an ack): stored with the sender's revision. */
+  | "store"
+  /** A device or group document newer than the one held: written here as a local edit, so which copy is
+   * current follows its signed time or version, never a revision number a relay chose. */
+  | "replace"
+  /** The very copy held already: nothing to write. */
+  | "held";
+
+const DEFAULTS = { docs: 10_000, bytes: 256 * 1024 * 1024, fallbackMs: 60_000, routeFreshMs: 24 * 3_600_000, maxTtlMs: 30 * 86_400_000, maxDevices: 2_000, sweepIntervalMs: 30_000, clockSkewMs: 5 * 60_000 };
 /** A device document is rewritten when a neighbour is new or was last recorded this long ago. */
 const NEIGHBOUR_REFRESH_MS = 60_000;
 export const MAX_PRIORITY = 9;
@@ -111,7 +132,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private readonly index = new Map<string, Entry>();
   private readonly acks = new Map<string, Set<string>>();
   private readonly keys = new Map<string, Buffer>();
-  private readonly names = new Map<string, string>();
+  /** Documents that passed ingest's checks and are being written: the quota counts them already. */
+  private readonly reserved = new Set<Entry>();
   private readonly onions = new Map<string, string>();
   private ownOnion?: string;
   private readonly messageListeners = new Set<MeshListener>();
@@ -132,6 +154,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private fallbackMs: number;
   private readonly maxTtlMs: number;
   private readonly maxDevices: number;
+  private readonly clockSkewMs: number;
   private closed = false;
   /** Whether this device passes on other devices' documents, or only its own (and group documents). */
   relay = true;
@@ -144,6 +167,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.fallbackMs = options.fallbackMs ?? DEFAULTS.fallbackMs;
     this.maxTtlMs = options.maxTtlMs ?? DEFAULTS.maxTtlMs;
     this.maxDevices = options.maxDevices ?? DEFAULTS.maxDevices;
+    this.clockSkewMs = options.clockSkewMs ?? DEFAULTS.clockSkewMs;
     this.router = new Router(options.routeFreshMs ?? DEFAULTS.routeFreshMs);
     this.guardReplicatedWrites();
   }
@@ -201,7 +225,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const ttlMs = Math.min(options.ttlMs ?? 86_400_000, this.maxTtlMs);
     const priority = clampPriority(options.priority);
     const doc = sealMessage(this.identity, { to: address, recipients: keys, plaintext, mode: options.mode ?? "flood", priority, ttlMs });
-    await this.makeRoom(doc.size, priority);
+    await this.makeRoom("msg", quotaSize(doc), priority);
     await this.db.put(doc);
     this.observe(doc);
     return { id: doc._id, recipients };
@@ -248,7 +272,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const picked: Entry[] = [];
     for (const entry of this.index.values()) {
       if (entry.expires <= now || present?.has(`${entry.id}@${this.revs.get(entry.id)}`)) continue;
-      if (!(limits.relay ?? this.relay) && entry.from !== this.id && entry.kind !== "group") continue;
+      if (!(limits.relay ?? this.relay) && entry.from !== this.id) continue;
       if (this.routes(entry, neighbour, now)) picked.push(entry);
     }
     picked.sort((a, b) => rank(a) - rank(b) || b.priority - a.priority || a.created - b.created);
@@ -294,14 +318,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return new Set(this.index.keys());
   }
 
-  /** How many documents of a kind are stored here, and their bodies' bytes. */
+  /** How many documents of a kind are stored here (or being stored), and the quota bytes of messages and acks together. */
   private usage(kind: Entry["kind"]): { docs: number; bytes: number } {
     let docs = 0;
     let bytes = 0;
-    for (const entry of this.index.values()) {
-      if (entry.kind !== kind) continue;
-      docs++;
-      bytes += entry.size;
+    for (const entries of [this.index.values(), this.reserved.values()]) {
+      for (const entry of entries) {
+        if (entry.kind === kind) docs++;
+        if (entry.kind === "msg" || entry.kind === "ack") bytes += entry.size;
+      }
     }
     return { docs, bytes };
   }
@@ -309,6 +334,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** Mesh messages stored here now (sent, relayed, or waiting for a listener). */
   get storedMessages(): number {
     return this.usage("msg").docs;
+  }
+
+  /** Acks stored here now (this device's own, and those relayed toward a message's sender). */
+  get storedAcks(): number {
+    return this.usage("ack").docs;
   }
 
   has(id: string): boolean {
@@ -323,12 +353,28 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const results: BulkResult[] = new Array(docs.length);
     const accepted: Array<{ index: number; doc: PouchDB.Existing<object> }> = [];
     let devices = this.usage("device").docs;
+    const reserved: Entry[] = [];
     for (const [i, doc] of docs.entries()) {
       const id = typeof doc?._id === "string" ? doc._id : "?";
       try {
-        await this.check(doc, now);
+        const disposition = await this.check(doc, now);
         // Device documents are cheap to forge with fresh keys: a cap keeps a flood of them from filling the store.
-        if (id.startsWith("dev:") && !this.index.has(id) && devices++ >= this.maxDevices) throw new Error(`${id}: this device keeps ${this.maxDevices} device documents at most`);
+        if (id.startsWith("dev:") && !this.index.has(id) && devices >= this.maxDevices) throw new Error(`${id}: this device keeps ${this.maxDevices} device documents at most`);
+        if (disposition === "held") {
+          results[i] = { ok: true, id, rev: String(doc._rev) };
+          continue;
+        }
+        if (disposition === "replace") {
+          if (id.startsWith("dev:") && !this.index.has(id)) devices++;
+          await this.replace(doc);
+          results[i] = { ok: true, id, rev: String(doc._rev) };
+          continue;
+        }
+        const entry = entryOf(doc);
+        if (entry) {
+          this.reserved.add(entry);
+          reserved.push(entry);
+        }
         accepted.push({ index: i, doc });
       } catch (err) {
         // A pruned copy on the cloud comes back as a tombstone on every pull: not an error, and not applied.
@@ -343,7 +389,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
       }
     }
     if (accepted.length > 0) {
-      const stored = await this.originalBulkDocs({ docs: accepted.map((item) => item.doc), new_edits: false });
+      const stored = await this.originalBulkDocs({ docs: accepted.map((item) => item.doc), new_edits: false }).finally(() => {
+        for (const entry of reserved) this.reserved.delete(entry);
+      });
       accepted.forEach((item, k) => {
         const outcome = stored[k] as BulkResult | undefined;
         results[item.index] = outcome && "error" in outcome ? outcome : { ok: true, id: String(item.doc._id), rev: String(item.doc._rev) };
@@ -354,26 +402,76 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return results;
   }
 
-  private async check(doc: PouchDB.Existing<object>, now: number): Promise<void> {
+  private async check(doc: PouchDB.Existing<object>, now: number): Promise<Disposition> {
     const id = String(doc?._id);
     if ((doc as { _deleted?: boolean })._deleted) throw new IgnoredDeletion(`${id}: mesh documents end here by ack or expiry, not by another's deletion`);
+    const latest = now + this.clockSkewMs;
+    const notFromTheFuture = (at: number): void => {
+      if (at > latest) throw new EnvelopeError(`${id} is dated ${new Date(at).toISOString()}, ahead of this device's clock by more than ${this.clockSkewMs / 1000} s`);
+    };
     if (id.startsWith("msg:")) {
-      const attachment = (doc as MessageDoc)._attachments?.[BODY_ATTACHMENT];
-      if (!attachment || attachment.data === undefined) throw new Error(`${id} arrived without its body`);
+      const attachments = (doc as MessageDoc)._attachments ?? {};
+      const names = Object.keys(attachments);
+      if (names.length !== 1 || names[0] !== BODY_ATTACHMENT) throw new EnvelopeError(`${id} must carry its "${BODY_ATTACHMENT}" attachment and nothing else`);
+      const attachment = attachments[BODY_ATTACHMENT];
+      if (attachment.data === undefined) throw new Error(`${id} arrived without its body`);
       const body = typeof attachment.data === "string" ? Buffer.from(attachment.data, "base64") : Buffer.from(attachment.data);
       const message = verifyMessage(doc, body);
+      notFromTheFuture(message.created);
       if (message.expires <= now) throw new Error(`${id} has expired`);
       if (message.expires - message.created > this.maxTtlMs) throw new Error(`${id} asks to live longer than this device keeps messages`);
       if (this.allAcked(message._id, message.recipients.map((r) => r.id))) throw new Error(`${id} was delivered already`);
-      if (!this.index.has(id)) await this.makeRoom(message.size, message.priority);
-    } else if (id.startsWith("ack:")) {
-      if (verifyAck(doc).expires <= now) throw new Error(`${id} has expired`);
-    } else if (id.startsWith("dev:")) {
-      verifyDeviceDoc(doc);
-    } else if (id.startsWith("group:")) {
-      verifyGroup(doc);
-    } else {
-      throw new Error(`${id} is not a mesh document`);
+      if (this.index.has(id)) return "held";
+      await this.makeRoom("msg", quotaSize(message), message.priority);
+      return "store";
+    }
+    if (id.startsWith("ack:")) {
+      const ack = verifyAck(doc);
+      notFromTheFuture(ack.created);
+      if (ack.expires <= now) throw new Error(`${id} has expired`);
+      if (ack.expires - ack.created > this.maxTtlMs) throw new Error(`${id} asks to live longer than this device keeps messages`);
+      if (this.index.has(id)) return "held";
+      await this.makeRoom("ack", quotaSize(ack), MAX_PRIORITY);
+      return "store";
+    }
+    if (id.startsWith("dev:")) {
+      const device = verifyDeviceDoc(doc);
+      notFromTheFuture(device.updated);
+      return this.newerThanHeld(id, device.updated, device.sig, "written");
+    }
+    if (id.startsWith("group:")) {
+      const group = verifyGroup(doc);
+      this.options.checkGroup?.(group);
+      return this.newerThanHeld(id, group.version, group.signature, "version");
+    }
+    throw new Error(`${id} is not a mesh document`);
+  }
+
+  /** A device document by its signed time, a group by its signed version: only a newer one replaces the copy held. */
+  private newerThanHeld(id: string, order: number, sig: string, what: "written" | "version"): Disposition {
+    const held = this.index.get(id);
+    if (!held || order > held.created) return "replace";
+    if (order === held.created && sig === held.sig) return "held";
+    const label = what === "written" ? `written at ${new Date(order).toISOString()}` : `version ${order}`;
+    throw new EnvelopeError(`${id} ${label} is not newer than the copy this device holds (${what === "written" ? new Date(held.created).toISOString() : `version ${held.created}`}): a replay`);
+  }
+
+  /** Writes a device or group document over whatever revision is stored: content only, this device's own revision. */
+  private async replace(doc: PouchDB.Existing<object>): Promise<void> {
+    const { _rev, _revisions, _conflicts, ...content } = doc as PouchDB.Existing<object> & { _revisions?: unknown; _conflicts?: unknown };
+    void _rev;
+    void _revisions;
+    void _conflicts;
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.db.get(doc._id).catch(() => undefined);
+      try {
+        const written = await this.db.put({ ...content, _id: doc._id, _rev: current?._rev });
+        this.observe({ ...content, _id: doc._id, _rev: written.rev } as PouchDB.Existing<object>);
+        return;
+      } catch (err) {
+        // Another write (this device's own, or a second peer's copy) came in between: read the revision again.
+        if ((err as { status?: number }).status !== 409 || attempt >= 3) throw err;
+      }
     }
   }
 
@@ -413,13 +511,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (id.startsWith("msg:")) {
       const message = doc as MessageDoc;
       const targets = message.recipients.map((r) => r.id);
-      this.index.set(id, { id, kind: "msg", from: message.from, targets, mode: message.mode, priority: message.priority, created: message.created, expires: message.expires, size: message.size });
+      this.index.set(id, entryOf(doc)!);
       if (this.allAcked(id, targets)) void this.remove(id);
       else if (this.isForMe(this.index.get(id)!)) void this.deliver(id);
       this.emit("stored", { id });
     } else if (id.startsWith("ack:")) {
       const ack = doc as AckDoc;
-      this.index.set(id, { id, kind: "ack", from: ack.from, targets: [ack.to], mode: ack.mode, priority: MAX_PRIORITY, created: ack.created, expires: ack.expires, size: 0 });
+      this.index.set(id, entryOf(doc)!);
       let by = this.acks.get(ack.msg);
       if (!by) this.acks.set(ack.msg, (by = new Set()));
       const fresh = !by.has(ack.from);
@@ -430,23 +528,37 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.emit("stored", { id });
     } else if (id.startsWith("dev:")) {
       const device = doc as DeviceDoc;
+      // The changes feed runs behind: a copy older than the one already known does not win here.
+      const known = this.index.get(id);
+      if (known && known.created > device.updated) return;
       this.router.update(device);
       this.keys.set(device.id, Buffer.from(device.key, "base64"));
-      if (device.name) this.names.set(device.id, device.name);
       if (device.onion && this.onions.get(device.id) !== device.onion) {
         this.onions.set(device.id, device.onion);
         if (device.id !== this.id) this.emit("onion", { id: device.id, onion: device.onion });
       }
-      this.index.set(id, { id, kind: "device", from: device.id, targets: [], mode: "flood", priority: MAX_PRIORITY, created: device.updated, expires: Number.MAX_SAFE_INTEGER, size: 0 });
+      this.index.set(id, entryOf(doc)!);
       this.emit("stored", { id });
     } else if (id.startsWith("group:")) {
-      this.index.set(id, { id, kind: "group", targets: [], mode: "flood", priority: MAX_PRIORITY, created: 0, expires: Number.MAX_SAFE_INTEGER, size: 0 });
+      const known = this.index.get(id);
+      if (known && known.created > (doc as unknown as GroupDoc).version) return;
+      this.index.set(id, entryOf(doc)!);
     }
   }
 
   private forget(id: string): void {
+    const entry = this.index.get(id);
+    const key = `${id}@${this.revs.get(id)}`;
     this.index.delete(id);
     this.revs.delete(id);
+    this.unreadable.delete(id);
+    // What neighbours hold of it need not be remembered any more, except by the cloud, which is pruned from it.
+    for (const [neighbour, present] of this.presentAt) if (neighbour !== "cloud") present.delete(key);
+    if (entry?.kind === "ack" && entry.msg && entry.from) {
+      const by = this.acks.get(entry.msg);
+      by?.delete(entry.from);
+      if (by?.size === 0) this.acks.delete(entry.msg);
+    }
   }
 
   private isForMe(entry: Entry): boolean {
@@ -524,19 +636,23 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return removed;
   }
 
-  /** Frees space for a message of `size` bytes: expired documents first, then relayed ones of lower priority. */
-  private async makeRoom(size: number, priority: number, now = Date.now()): Promise<void> {
+  /**
+   * Frees space for a message or ack of `size` quota bytes: expired documents first, then (for a message)
+   * relayed messages of lower priority. An ack never pushes a message out: acks anyone can sign, so a
+   * flood of them is refused once the quota is full instead.
+   */
+  private async makeRoom(kind: "msg" | "ack", size: number, priority: number, now = Date.now()): Promise<void> {
     const fits = (): boolean => {
-      const { docs, bytes } = this.usage("msg");
-      return docs + 1 <= this.quota.docs && bytes + size <= this.quota.bytes;
+      const { docs } = this.usage(kind);
+      return docs + 1 <= this.quota.docs && this.usage("msg").bytes + size <= this.quota.bytes;
     };
     if (fits()) return;
     await this.sweep(now);
-    const evictable = [...this.index.values()]
+    const evictable = kind === "ack" ? [] : [...this.index.values()]
       .filter((entry) => entry.kind === "msg" && entry.priority < priority && entry.from !== this.id && !entry.targets.includes(this.id))
       .sort((a, b) => a.priority - b.priority || a.created - b.created);
     while (!fits() && evictable.length > 0) await this.remove(evictable.shift()!.id);
-    if (!fits()) throw new WireError("TOO_LARGE", `the mesh store is full (quota ${this.quota.docs} messages, ${this.quota.bytes} bytes) and nothing of lower priority can be dropped`);
+    if (!fits()) throw new WireError("TOO_LARGE", `the mesh store is full (quota ${this.quota.docs} ${kind === "ack" ? "acks" : "messages"}, ${this.quota.bytes} bytes of messages and acks)${kind === "msg" ? " and nothing of lower priority can be dropped" : ""}`);
   }
 
   /** The canonical address and recipients of msg.to: a group (members other than this device), a device id, name or id prefix. */
@@ -551,10 +667,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (/^[a-z2-7]{52}$/.test(wanted)) return { to: wanted, recipients: [wanted] };
     const known = this.options.resolvePeer?.(to);
     if (known) return { to: known, recipients: [known] };
-    const candidates = [
-      [...this.names].filter(([, name]) => name.toLowerCase() === wanted).map(([id]) => id),
-      wanted.length >= 8 ? [...this.keys.keys()].filter((id) => id.startsWith(wanted)) : [],
-    ].find((found) => found.length > 0);
+    // Names come from this device's own configuration only: a name a device announces about itself in
+    // its device document is its claim, and anyone can claim "front-door".
+    const candidates = wanted.length >= 8 ? [...this.keys.keys()].filter((id) => id.startsWith(wanted)) : undefined;
     if (candidates?.length === 1) return { to: candidates[0], recipients: candidates };
     if (candidates && candidates.length > 1) throw new WireError("UNKNOWN_PEER", `"${to}" names ${candidates.length} devices on the mesh; use a device id`);
     throw new WireError("UNKNOWN_PEER", `no device or group "${to}" is known to the mesh`);
@@ -571,6 +686,37 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.writing = next.catch(() => undefined);
     await next;
   }
+}
+
+/** A document's index entry, as stored or as it would be once stored. */
+function entryOf(input: object): Entry | undefined {
+  const doc = input as PouchDB.Existing<object>;
+  const id = doc._id;
+  if (id.startsWith("msg:")) {
+    const message = input as MessageDoc;
+    return { id, kind: "msg", from: message.from, targets: message.recipients.map((r) => r.id), mode: message.mode, priority: message.priority, created: message.created, expires: message.expires, size: quotaSize(message) };
+  }
+  if (id.startsWith("ack:")) {
+    const ack = input as AckDoc;
+    return { id, kind: "ack", from: ack.from, msg: ack.msg, targets: [ack.to], mode: ack.mode, priority: MAX_PRIORITY, created: ack.created, expires: ack.expires, size: quotaSize(ack) };
+  }
+  if (id.startsWith("dev:")) {
+    const device = input as DeviceDoc;
+    return { id, kind: "device", from: device.id, sig: device.sig, targets: [], mode: "flood", priority: MAX_PRIORITY, created: device.updated, expires: Number.MAX_SAFE_INTEGER, size: 0 };
+  }
+  if (id.startsWith("group:")) {
+    const group = input as GroupDoc;
+    return { id, kind: "group", from: group.owner, sig: group.signature, targets: [], mode: "flood", priority: MAX_PRIORITY, created: group.version, expires: Number.MAX_SAFE_INTEGER, size: 0 };
+  }
+  return undefined;
+}
+
+/** What a message or ack costs the quota: its body's real length and its envelope, as JSON. */
+function quotaSize(doc: MessageDoc | AckDoc): number {
+  const { _attachments, _rev, ...envelope } = doc as MessageDoc;
+  void _attachments;
+  void _rev;
+  return (doc.type === "mesh-msg" ? doc.size : 0) + JSON.stringify(envelope).length;
 }
 
 function rank(entry: Entry): number {

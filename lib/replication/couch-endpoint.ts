@@ -11,6 +11,8 @@ export interface CouchRequest {
   readBody(limit: number): Promise<Buffer>;
   /** Aborts when the client goes away, which ends a long poll. */
   signal: AbortSignal;
+  /** Suspends the carrier's idle timeout while a long poll waits for a change; the returned function restores it. */
+  waiting?(): () => void;
 }
 
 export type CouchReply = { status: number; json: unknown } | { status: number; binary: Buffer; contentType: string };
@@ -28,7 +30,13 @@ export interface CouchHooks {
   name: string;
   /** Every write with new_edits=false (replication) passes through here, so a database can check documents from relays. */
   ingest?(docs: Array<PouchDB.Existing<object>>): Promise<BulkResult[]>;
-  /** Limits a changes feed to these documents (the mesh shows each neighbour only what it routes to it). */
+  /**
+   * A replication-only view (the mesh's, for one neighbour): the peer sees only these documents, through
+   * the routes replication needs (the database's info, _changes, _revs_diff, _bulk_get, a document or its
+   * attachment by id), and writes only through _bulk_docs with new_edits=false into `ingest`. _all_docs,
+   * _local, PUT, POST and DELETE are refused: a relay must not read what is not routed to it, delete
+   * what others rely on, or touch this device's own records.
+   */
   visibleIds?(): Promise<string[]> | string[];
   /** The largest request body taken. */
   maxBodyBytes: number;
@@ -56,8 +64,26 @@ export async function serveCouch(db: Database, request: CouchRequest, access: Co
   }
 }
 
+/** The routes a replication-only view serves; everything else is refused before any database call. */
+function checkReplicationView(request: CouchRequest): void {
+  const { method, segments } = request;
+  const [first] = segments;
+  const reading = method === "GET" || method === "HEAD";
+  const allowed =
+    (first === undefined && reading) ||
+    (first === "_changes" && (reading || method === "POST")) ||
+    ((first === "_revs_diff" || first === "_bulk_get" || first === "_bulk_docs") && method === "POST") ||
+    (first === "_ensure_full_commit" && method === "POST") ||
+    (first !== undefined && !first.startsWith("_") && reading);
+  if (!allowed) throw new WireError("REFUSED", `${method} /${segments.join("/")} is not served to relays: the mesh takes replicated documents only`);
+}
+
 async function route(db: Database, request: CouchRequest, access: CouchAccess, hooks: CouchHooks): Promise<CouchReply> {
   const { method, segments, query } = request;
+  if (hooks.visibleIds) checkReplicationView(request);
+  /** In a replication-only view, a document not routed to the peer is as if it did not exist. */
+  const visible = async (): Promise<Set<string> | undefined> => (hooks.visibleIds ? new Set(await hooks.visibleIds()) : undefined);
+  const hidden = (id: string): WireError => new WireError("NOT_FOUND", `${id}: not found`);
   const need = (verb: "read" | "write"): void => {
     if (!access[verb]) throw new WireError("REFUSED", `this peer may not ${verb} the database "${hooks.name}"`);
   };
@@ -98,7 +124,13 @@ async function route(db: Database, request: CouchRequest, access: CouchAccess, h
         return typeof doc === "object" && doc !== null && !Array.isArray(doc) && typeof id === "string" && (rev === undefined || typeof rev === "string") && (atts_since === undefined || (Array.isArray(atts_since) && atts_since.every((r) => typeof r === "string")));
       };
       if (!docs.every(wellFormed)) throw new WireError("BAD_REQUEST", "_bulk_get needs docs of {id, rev?, atts_since?}");
-      return ok(await db.bulkGet({ docs: docs as Array<{ id: string; rev?: string }>, revs: flag(query, "revs"), attachments: flag(query, "attachments"), latest: flag(query, "latest"), binary: false }));
+      const wanted = docs as Array<{ id: string; rev?: string }>;
+      const shown = await visible();
+      const served = shown ? wanted.filter((doc) => shown.has(doc.id)) : wanted;
+      const found = served.length > 0 ? await db.bulkGet({ docs: served, revs: flag(query, "revs"), attachments: flag(query, "attachments"), latest: flag(query, "latest"), binary: false }) : { results: [] };
+      if (!shown || served.length === wanted.length) return ok(found);
+      const missing = wanted.filter((doc) => !shown.has(doc.id)).map((doc) => ({ id: doc.id, docs: [{ error: { id: doc.id, rev: doc.rev ?? "undefined", error: "not_found", reason: "missing" } }] }));
+      return ok({ results: [...(found as { results: unknown[] }).results, ...missing] });
     }
     case "_bulk_docs": {
       need("write");
@@ -128,6 +160,7 @@ async function route(db: Database, request: CouchRequest, access: CouchAccess, h
       return document(db, request, `_local/${second}`, access, hooks);
     default:
       if (first.startsWith("_")) throw new WireError("NOT_FOUND", `${first} is not served here`);
+      if (hooks.visibleIds && !(await visible())!.has(first)) throw hidden(first);
       if (second !== undefined) {
         need("read");
         if (method !== "GET" && method !== "HEAD") throw notAllowed(method);
@@ -207,7 +240,12 @@ async function changes(db: Database, request: CouchRequest, body: Record<string,
   if (docIds?.length === 0) return { results: [], last_seq: (await db.info()).update_seq };
   const first = await db.changes(options);
   if (first.results.length > 0 || query.get("feed") !== "longpoll") return first;
-  await nextChange(db, first.last_seq, request.signal, Math.min(numberParam(query, "timeout") ?? MAX_LONGPOLL_MS, MAX_LONGPOLL_MS));
+  const resume = request.waiting?.();
+  try {
+    await nextChange(db, first.last_seq, request.signal, Math.min(numberParam(query, "timeout") ?? MAX_LONGPOLL_MS, MAX_LONGPOLL_MS));
+  } finally {
+    resume?.();
+  }
   return db.changes({ ...options, since: first.last_seq });
 }
 

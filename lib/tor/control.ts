@@ -1,6 +1,8 @@
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { promises as fs } from "node:fs";
 import net from "node:net";
+import path from "node:path";
 import { splitAddress } from "../discovery/tcp";
 
 /** One reply of tor's control protocol: its status code and its lines (data blocks joined with "\n"). */
@@ -50,8 +52,12 @@ export class TorControl extends EventEmitter<TorControlEvents> {
     socket.on("close", () => this.shut());
   }
 
-  /** Connects to a control port ("host:port") and authenticates with a password, a cookie file or nothing, as tor offers. */
-  static async connect(address: string, auth: { password?: string; timeoutMs?: number } = {}): Promise<TorControl> {
+  /**
+   * Connects to a control port ("host:port") and authenticates with a password, tor's cookie (SAFECOOKIE
+   * only) or nothing, as tor offers. `cookieDir`: the cookie file must lie in this directory (the data
+   * directory of a tor this device started).
+   */
+  static async connect(address: string, auth: { password?: string; timeoutMs?: number; cookieDir?: string } = {}): Promise<TorControl> {
     const { host, port } = splitAddress(address);
     const socket = net.connect({ host, port });
     const timeoutMs = auth.timeoutMs ?? 10_000;
@@ -71,7 +77,7 @@ export class TorControl extends EventEmitter<TorControlEvents> {
     });
     const control = new TorControl(socket);
     try {
-      await control.authenticate(auth.password);
+      await control.authenticate(auth.password, auth.cookieDir);
     } catch (err) {
       control.close();
       throw err;
@@ -79,7 +85,7 @@ export class TorControl extends EventEmitter<TorControlEvents> {
     return control;
   }
 
-  private async authenticate(password: string | undefined): Promise<void> {
+  private async authenticate(password: string | undefined, cookieDir: string | undefined): Promise<void> {
     const info = await this.command("PROTOCOLINFO 1");
     const authLine = info.lines.find((line) => line.startsWith("AUTH "));
     const methods = /METHODS=(\S+)/.exec(authLine ?? "")?.[1].split(",") ?? [];
@@ -88,19 +94,35 @@ export class TorControl extends EventEmitter<TorControlEvents> {
       await this.command(`AUTHENTICATE ${quote(password)}`);
     } else if (methods.includes("NULL")) {
       await this.command("AUTHENTICATE");
-    } else if (methods.includes("COOKIE") && cookieFile) {
-      let cookie: Buffer;
-      try {
-        cookie = await fs.readFile(unquote(cookieFile));
-      } catch (err) {
-        throw new TorControlError(`tor asks for its cookie file, which this process cannot read: ${(err as Error).message}`);
-      }
-      await this.command(`AUTHENTICATE ${cookie.toString("hex")}`);
+    } else if (methods.includes("SAFECOOKIE") && cookieFile) {
+      await this.authenticateSafeCookie(await readCookie(unquote(cookieFile), cookieDir));
+    } else if (methods.includes("COOKIE")) {
+      // Plain COOKIE sends the file's bytes to whoever answers on the port: a fake control port could name any file.
+      throw new TorControlError("tor's control port offers cookie authentication without SAFECOOKIE, which this client does not use (it would send the cookie itself); set a password");
     } else if (methods.includes("HASHEDPASSWORD")) {
       throw new TorControlError("tor's control port asks for a password; set one in the identity's Tor settings");
     } else {
       throw new TorControlError(`tor's control port offers no authentication this client supports (${methods.join(", ") || "none"})`);
     }
+  }
+
+  /**
+   * SAFECOOKIE (control-spec 3.24): tor proves it knows the cookie before this client answers, and the
+   * answer is an HMAC bound to both nonces, so neither the cookie nor anything replayable leaves here.
+   */
+  private async authenticateSafeCookie(cookie: Buffer): Promise<void> {
+    const clientNonce = randomBytes(32);
+    const reply = await this.command(`AUTHCHALLENGE SAFECOOKIE ${clientNonce.toString("hex")}`);
+    const line = reply.lines.find((entry) => entry.startsWith("AUTHCHALLENGE ")) ?? "";
+    const serverHash = /SERVERHASH=([0-9A-Fa-f]{64})/.exec(line)?.[1];
+    const serverNonce = /SERVERNONCE=([0-9A-Fa-f]{64})/.exec(line)?.[1];
+    if (!serverHash || !serverNonce) throw new TorControlError("tor's control port answered AUTHCHALLENGE without a server hash and nonce");
+    const material = Buffer.concat([cookie, clientNonce, Buffer.from(serverNonce, "hex")]);
+    const expected = createHmac("sha256", SAFECOOKIE_SERVER_KEY).update(material).digest();
+    if (!timingSafeEqual(expected, Buffer.from(serverHash, "hex"))) {
+      throw new TorControlError("the control port does not know tor's cookie: it is not the tor it claims to be");
+    }
+    await this.command(`AUTHENTICATE ${createHmac("sha256", SAFECOOKIE_CLIENT_KEY).update(material).digest("hex")}`);
   }
 
   /** Sends one command line; resolves with its reply, rejects on a 4xx/5xx reply or a lost connection. */
@@ -221,4 +243,26 @@ export function parseBootstrapPhase(text: string): BootstrapPhase | undefined {
   };
   const warning = field("WARNING");
   return { progress: Number(progress[1]), tag: field("TAG") ?? "", summary: field("SUMMARY") ?? "", ...(warning ? { warning } : {}) };
+}
+
+const SAFECOOKIE_SERVER_KEY = "Tor safe cookie authentication server-to-controller hash";
+const SAFECOOKIE_CLIENT_KEY = "Tor safe cookie authentication controller-to-server hash";
+const COOKIE_BYTES = 32;
+
+/** tor's cookie: exactly 32 bytes, and inside `dir` when this device knows tor's data directory. */
+async function readCookie(file: string, dir: string | undefined): Promise<Buffer> {
+  let real: string;
+  try {
+    real = await fs.realpath(file);
+    if (dir !== undefined) {
+      const realDir = await fs.realpath(dir);
+      if (!real.startsWith(realDir + path.sep)) throw new TorControlError(`tor names the cookie file ${file}, which is not in its data directory ${dir}`);
+    }
+    const stat = await fs.stat(real);
+    if (!stat.isFile() || stat.size !== COOKIE_BYTES) throw new TorControlError(`tor names the cookie file ${file}, which is not a ${COOKIE_BYTES}-byte cookie`);
+    return await fs.readFile(real);
+  } catch (err) {
+    if (err instanceof TorControlError) throw err;
+    throw new TorControlError(`tor asks for its cookie file, which this process cannot read: ${(err as Error).message}`);
+  }
 }

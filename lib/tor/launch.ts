@@ -60,7 +60,7 @@ export async function launchTor(options: LaunchOptions): Promise<LaunchedTor> {
   child.stderr?.on("data", keep);
   try {
     const controlAddress = await waitForControlPort(child, portFile, options.startTimeoutMs ?? 30_000, binary, log);
-    const control = await TorControl.connect(controlAddress);
+    const control = await TorControl.connect(controlAddress, { cookieDir: dataDir });
     // From here tor lives exactly as long as this control connection.
     await control.command("TAKEOWNERSHIP");
     await control.command("RESETCONF __OwningControllerProcess");

@@ -13,6 +13,13 @@ export type BatchOutcome = { ack: Ack } | { error: WireErrorCode; reason: string
 
 const MAX_ITEM_HEADER_BYTES = 2048;
 
+/** Bodies the client puts in one batch at most (a larger message goes on its own). */
+export const MAX_BATCH_BODY_BYTES = 256 * 1024;
+/** Messages in one batch at most, as the client makes them. */
+export const MAX_BATCH_ITEMS = 256;
+/** The largest batch request the listener reads: the client's bodies plus every item's framing and header. */
+export const MAX_BATCH_REQUEST_BYTES = MAX_BATCH_BODY_BYTES + MAX_BATCH_ITEMS * (8 + MAX_ITEM_HEADER_BYTES);
+
 /**
  * Several messages in one request body, each as [u32 length][JSON {id, topic, contentType}][u32 length][body].
  * Used only when messages queue up behind requests already in flight to the same peer.

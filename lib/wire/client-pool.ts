@@ -4,7 +4,7 @@ import type { Duplex, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tls, { type TLSSocket } from "node:tls";
 import { Identity, verifyPeerCertificate } from "../identity";
-import { BatchItem, BatchOutcome, encodeBatch } from "./batch";
+import { BatchItem, BatchOutcome, encodeBatch, MAX_BATCH_BODY_BYTES, MAX_BATCH_ITEMS } from "./batch";
 import { WireError, wireErrorFromResponse } from "./errors";
 import { ackFromResponse, errorFromResponse, readResponse, ClientResponse } from "./http2-io";
 import { encodePayload } from "./payload";
@@ -48,9 +48,7 @@ const DEFAULT_STREAM_IDLE_MS = 30_000;
 
 /** Requests in flight at once to one peer before further messages wait to go as a batch. */
 const MAX_IN_FLIGHT = 4;
-const MAX_BATCH_ITEMS = 256;
 /** Larger messages always travel alone. */
-const MAX_BATCH_BYTES = 256 * 1024;
 
 export interface StreamedResponse {
   status: number;
@@ -110,7 +108,7 @@ export class ClientPool {
     const { body, contentType } = encodePayload(payload);
     const item: Outgoing = { id: options.id ?? randomUUID(), topic, contentType, body, timeoutMs: options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS };
     const lane = this.lane(peer.id);
-    if (lane.inFlight < MAX_IN_FLIGHT || body.length > MAX_BATCH_BYTES) return this.sendOne(peer, lane, item);
+    if (lane.inFlight < MAX_IN_FLIGHT || body.length > MAX_BATCH_BODY_BYTES) return this.sendOne(peer, lane, item);
     if (this.closed) throw new WireError("CLOSED", "the device is stopping");
     return new Promise<Ack>((resolve, reject) => lane.queue.push({ ...item, resolve, reject }));
   }
@@ -170,7 +168,7 @@ export class ClientPool {
     while (lane.queue.length > 0 && lane.inFlight < MAX_IN_FLIGHT) {
       let bytes = 0;
       let count = 0;
-      while (count < lane.queue.length && count < MAX_BATCH_ITEMS && bytes + lane.queue[count].body.length <= MAX_BATCH_BYTES) {
+      while (count < lane.queue.length && count < MAX_BATCH_ITEMS && bytes + lane.queue[count].body.length <= MAX_BATCH_BODY_BYTES) {
         bytes += lane.queue[count].body.length;
         count += 1;
       }

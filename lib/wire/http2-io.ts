@@ -3,8 +3,11 @@ import { constants } from "node:http2";
 import { WireError, wireErrorFromResponse } from "./errors";
 import { Ack, HEADER_ACK, HEADER_ERROR_CODE } from "./protocol";
 
-/** Reads a request body into memory, refusing it as soon as it passes `limit` bytes. */
-export function readBody(stream: ServerHttp2Stream, limit: number): Promise<Buffer> {
+/**
+ * Reads a request body into memory, refusing it as soon as it passes `limit` bytes. `charge` is told of
+ * every chunk before it is kept and may refuse it by throwing (a memory budget).
+ */
+export function readBody(stream: ServerHttp2Stream, limit: number, charge?: (bytes: number) => void): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -13,6 +16,13 @@ export function readBody(stream: ServerHttp2Stream, limit: number): Promise<Buff
       if (size > limit) {
         stream.off("data", onData);
         reject(new WireError("TOO_LARGE", `the message is larger than the ${limit} bytes this device accepts`));
+        return;
+      }
+      try {
+        charge?.(chunk.length);
+      } catch (err) {
+        stream.off("data", onData);
+        reject(err);
         return;
       }
       chunks.push(chunk);

@@ -11,6 +11,20 @@ export interface WireLimits {
   maxDatabaseRequestBytes: number;
   /** Message ids remembered per listener to drop retransmitted duplicates. */
   rememberedMessageIds: number;
+  /** A connection of a peer with some permission is closed after this long with no request (past the client's own idle close). */
+  idleSessionMs: number;
+  /** A connection of a device no rule allows anything (only pairing is open to it) is closed after this long idle. */
+  strangerSessionMs: number;
+  /** Connections of such devices at once, in all and from one address: they never crowd out known peers. */
+  maxStrangerSessions: number;
+  maxStrangerSessionsPerAddress: number;
+  /** TCP connections from one address at once (before TLS says who it is). */
+  maxConnectionsPerAddress: number;
+  /** A TLS handshake not finished in this time is dropped. */
+  handshakeTimeoutMs: number;
+  /** Bytes of unfinished request bodies held in memory for one peer, and for all together. */
+  maxPendingBytesPerPeer: number;
+  maxPendingBytes: number;
 }
 
 export const DEFAULT_LIMITS: WireLimits = {
@@ -20,6 +34,14 @@ export const DEFAULT_LIMITS: WireLimits = {
   maxConnections: 256,
   rememberedMessageIds: 10_000,
   maxDatabaseRequestBytes: 64 * 1024 * 1024,
+  idleSessionMs: 120_000,
+  strangerSessionMs: 5_000,
+  maxStrangerSessions: 32,
+  maxStrangerSessionsPerAddress: 4,
+  maxConnectionsPerAddress: 64,
+  handshakeTimeoutMs: 10_000,
+  maxPendingBytesPerPeer: 80 * 1024 * 1024,
+  maxPendingBytes: 192 * 1024 * 1024,
 };
 
 /**

@@ -7,17 +7,18 @@ import type { Readable } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { Identity, verifyPeerCertificate } from "../identity";
 import { WireError } from "./errors";
-import { BatchItem, BatchOutcome, decodeBatch } from "./batch";
+import { BatchItem, BatchOutcome, decodeBatch, MAX_BATCH_ITEMS, MAX_BATCH_REQUEST_BYTES } from "./batch";
+import { BodyBudget } from "./body-budget";
 import { markHeadRequest, readBody, respondAck, respondCouch, respondError, respondJson } from "./http2-io";
 import type { CouchReply, CouchRequest } from "../replication/couch-endpoint";
 import { DEFAULT_LIMITS, FLOW_SETTINGS, WireLimits } from "./limits";
 import { decodePayload } from "./payload";
 import { PAIRING_EXPORTER_LABEL } from "../acl/pairing";
+import type { Socket } from "node:net";
 import { Ack, Authorizer, BATCH_PATH, DatabaseTarget, databaseTarget, HEADER_MESSAGE_ID, MESSAGE_PATH, PAIRING_PATH, STREAM_PATH, topicFromPath } from "./protocol";
 import { validateTopic } from "./topic";
+import type { Verb } from "./protocol";
 import { RecentIds } from "./recent-ids";
-
-const MAX_BATCH_ITEMS = 1024;
 
 export interface IncomingMessage {
   id: string;
@@ -39,6 +40,8 @@ export interface IncomingPairing {
   name?: string;
   /** TLS exporter bytes of this connection; the other end derives the same. */
   keyingMaterial: Buffer;
+  /** Where the request came from (the remote IP address; absent over BLE): pending requests are limited per source. */
+  address?: string;
 }
 
 /** Where accepted requests go; each returns how many receivers took the request. */
@@ -52,12 +55,21 @@ export interface Receiver {
 }
 
 const MAX_PAIRING_BODY = 4096;
+/** Request headers: a path, a few fields. Far below Node's defaults, which let one request hold much more. */
+const MAX_HEADER_LIST_BYTES = 16 * 1024;
+const MAX_HEADER_PAIRS = 64;
 
 export interface WireServerOptions {
   identity: Identity;
   host?: string;
   port?: number;
   authorize: Authorizer;
+  /**
+   * Whether some rule could let the peer do `verb` on a resource under `prefix` (any verb, any resource
+   * when left out). Asked before a body is read and when a connection arrives, so that a device no rule
+   * allows anything (a stranger) costs this device almost nothing. Absent: everyone may try.
+   */
+  permits?(peerId: string, verb?: Verb, prefix?: string): boolean;
   receiver: Receiver;
   limits?: Partial<WireLimits>;
 }
@@ -74,6 +86,11 @@ export class WireServer extends EventEmitter<WireServerEvents> {
   private readonly server: Http2SecureServer;
   private readonly peerIds = new WeakMap<Http2Session, string>();
   private readonly sessions = new Set<Http2Session>();
+  /** Sessions of devices no rule allows anything, by remote address. */
+  private readonly strangers = new Map<string, Set<Http2Session>>();
+  /** TCP connections by remote address, before TLS says who they are. */
+  private readonly connectionsByAddress = new Map<string, number>();
+  private readonly budget: BodyBudget;
   private readonly seen: RecentIds;
   /** Incoming streams in progress, so that a revoked permission can end them. */
   private readonly openStreams = new Set<{ peerId: string; resource: string; stream: ServerHttp2Stream }>();
@@ -85,6 +102,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.authorize = options.authorize;
     this.seen = new RecentIds(this.limits.rememberedMessageIds);
+    this.budget = new BodyBudget(this.limits.maxPendingBytesPerPeer, this.limits.maxPendingBytes);
     this.server = http2.createSecureServer({
       key: options.identity.privateKeyPem,
       cert: options.identity.certificatePem,
@@ -94,12 +112,22 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       rejectUnauthorized: false,
       // CouchDB-protocol clients (CouchDB's replicator, PouchDB on node-fetch) speak HTTP/1.1; they may reach the databases.
       allowHTTP1: true,
-      settings: { maxConcurrentStreams: this.limits.maxConcurrentStreams, ...FLOW_SETTINGS },
+      handshakeTimeout: this.limits.handshakeTimeoutMs,
+      settings: { maxConcurrentStreams: this.limits.maxConcurrentStreams, maxHeaderListSize: MAX_HEADER_LIST_BYTES, ...FLOW_SETTINGS },
+      maxHeaderListPairs: MAX_HEADER_PAIRS,
+      // Node's own guards against SETTINGS, PING and RST floods (CVE-2019-9512/9515, 2023-44487), stated here so they are reviewed.
+      maxSettings: 32,
+      maxOutstandingPings: 10,
+      maxSessionInvalidFrames: 100,
+      maxSessionRejectedStreams: 100,
     });
     this.server.maxConnections = this.limits.maxConnections;
+    this.server.on("connection", (socket: Socket) => this.countConnection(socket));
     this.server.on("session", (session) => this.admit(session));
     this.server.on("stream", (stream, headers) => {
       stream.on("error", () => undefined); // a reset by the peer is reported through the request's outcome
+      // Every request, not only streams: one that stops sending (or reading) holds a slot and memory.
+      stream.setTimeout(this.limits.streamIdleMs, () => stream.destroy(new WireError("TIMEOUT", `the request was idle for ${this.limits.streamIdleMs} ms`)));
       if (headers[":method"] === "HEAD") markHeadRequest(stream);
       this.serve(stream, headers).catch((err: unknown) => respondError(stream, err));
     });
@@ -169,30 +197,100 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     return ended;
   }
 
+  /** TCP connections per address are capped before the handshake, so one address cannot take every slot. */
+  private countConnection(socket: Socket): void {
+    const address = socket.remoteAddress;
+    if (!address) return; // a pipe from another transport (BLE): that transport limits its own links
+    const count = (this.connectionsByAddress.get(address) ?? 0) + 1;
+    if (count > this.limits.maxConnectionsPerAddress) {
+      this.emit("refused", { reason: `more than ${this.limits.maxConnectionsPerAddress} connections from ${address}` });
+      socket.destroy();
+      return;
+    }
+    this.connectionsByAddress.set(address, count);
+    socket.once("close", () => {
+      const left = (this.connectionsByAddress.get(address) ?? 1) - 1;
+      if (left > 0) this.connectionsByAddress.set(address, left);
+      else this.connectionsByAddress.delete(address);
+    });
+  }
+
   private admit(session: Http2Session): void {
     session.on("error", () => undefined); // a peer dropping its connection is not our failure
+    let peerId: string;
     try {
       const socket = session.socket as TLSSocket;
-      const peerId = verifyPeerCertificate(socket.getPeerX509Certificate());
-      this.peerIds.set(session, peerId);
-      this.sessions.add(session);
-      session.once("close", () => this.sessions.delete(session));
+      peerId = verifyPeerCertificate(socket.getPeerX509Certificate());
     } catch (err) {
-      const reason = (err as Error).message;
-      this.emit("refused", { reason });
-      // The reason travels in GOAWAY's debug data so the refused peer can tell its user why.
-      session.goaway(http2.constants.NGHTTP2_REFUSED_STREAM, 0, Buffer.from(reason));
-      setImmediate(() => session.destroy());
+      this.turnAway(session, (err as Error).message);
+      return;
     }
+    const stranger = !this.mayTry(peerId);
+    if (stranger && !this.admitStranger(session)) {
+      this.turnAway(session, "too many connections from devices this device does not know; try again later", peerId);
+      return;
+    }
+    this.peerIds.set(session, peerId);
+    this.sessions.add(session);
+    session.once("close", () => this.sessions.delete(session));
+    // Idle connections are closed: a known peer's after its own client would have closed it, a stranger's within seconds.
+    session.setTimeout(stranger ? this.limits.strangerSessionMs : this.limits.idleSessionMs, () => session.close());
+  }
+
+  /** Strangers share a few slots, a few per address; known peers never compete with them for more. */
+  private admitStranger(session: Http2Session): boolean {
+    const address = session.socket?.remoteAddress ?? "";
+    let total = 0;
+    for (const set of this.strangers.values()) total += set.size;
+    const mine = this.strangers.get(address);
+    if (total >= this.limits.maxStrangerSessions || (mine?.size ?? 0) >= this.limits.maxStrangerSessionsPerAddress) return false;
+    const set = mine ?? new Set<Http2Session>();
+    this.strangers.set(address, set.add(session));
+    session.once("close", () => {
+      set.delete(session);
+      if (set.size === 0 && this.strangers.get(address) === set) this.strangers.delete(address);
+    });
+    return true;
+  }
+
+  /** Refuses a connection with the reason in GOAWAY's debug data, so the refused peer can tell its user why. */
+  private turnAway(session: Http2Session, reason: string, peerId?: string): void {
+    this.emit("refused", { peerId, reason });
+    session.goaway(http2.constants.NGHTTP2_REFUSED_STREAM, 0, Buffer.from(reason));
+    setImmediate(() => session.destroy());
+  }
+
+  private mayTry(peerId: string, verb?: Verb, prefix?: string): boolean {
+    return this.options.permits ? this.options.permits(peerId, verb, prefix) : true;
+  }
+
+  /** Reads a request body within the limit and the memory budget; the bytes count until the request is over. */
+  private readBodyOf(stream: ServerHttp2Stream, peerId: string, limit: number): Promise<Buffer> {
+    let held = 0;
+    stream.once("close", () => this.budget.release(peerId, held));
+    return readBody(stream, limit, (bytes) => {
+      this.budget.take(peerId, bytes);
+      held += bytes;
+    });
+  }
+
+  /** Bytes of request bodies held now, and by how many peers (for tests and the load figures). */
+  get pendingBodies(): { bytes: number; peers: number } {
+    return { bytes: this.budget.bytesHeld, peers: this.budget.peersHolding };
   }
 
   private async serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
     const peerId = this.peerIds.get(stream.session as Http2Session);
     if (!peerId) throw new WireError("REFUSED", "the connection has no verified device id");
     const [path, query = ""] = (headers[":path"] ?? "").split("?");
+    // A device no rule allows anything learns nothing here, not even which routes or databases exist.
+    if (path !== PAIRING_PATH && !this.mayTry(peerId)) {
+      this.emit("refused", { peerId, reason: `unknown key: ${headers[":method"]} ${path.slice(0, 80)}` });
+      throw new WireError("REFUSED", `this device does not accept the key ${peerId}`);
+    }
     const database = parseDatabaseTarget(path);
     if (database) {
-      const reply = await this.serveDatabase(peerId, database, couchRequest(String(headers[":method"]), database, query, (limit) => readBody(stream, limit), stream));
+      const reply = await this.serveDatabase(peerId, database, couchRequest(String(headers[":method"]), database, query, (limit) => this.readBodyOf(stream, peerId, limit), stream, this.limits.streamIdleMs));
       return respondCouch(stream, reply);
     }
     if (headers[":method"] !== "POST") throw new WireError("BAD_REQUEST", "only POST is served", 405);
@@ -217,7 +315,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     if (declared > this.limits.maxMessageBytes) {
       throw new WireError("TOO_LARGE", `the message (${declared} bytes) is larger than the ${this.limits.maxMessageBytes} bytes this device accepts`);
     }
-    const body = await readBody(stream, this.limits.maxMessageBytes);
+    const body = await this.readBodyOf(stream, peerId, this.limits.maxMessageBytes);
     respondAck(stream, await this.deliver(peerId, { id, topic, contentType: String(headers["content-type"] ?? ""), body }));
   }
 
@@ -239,6 +337,10 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     } catch (err) {
       this.emit("refused", { reason: (err as Error).message });
       return reply(403, "forbidden", (err as Error).message);
+    }
+    if (!this.mayTry(peerId)) {
+      this.emit("refused", { peerId, reason: `unknown key: ${request.method} ${(request.url ?? "/").slice(0, 80)}` });
+      return reply(403, "forbidden", `this device does not accept the key ${peerId}`);
     }
     const [path, query = ""] = (request.url ?? "/").split("?");
     let database: DatabaseTarget | undefined;
@@ -265,18 +367,24 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     if (!accept) throw new WireError("NOT_FOUND", "this device does not take pairing requests");
     let name: string | undefined;
     try {
-      const body = JSON.parse((await readBody(stream, MAX_PAIRING_BODY)).toString("utf8") || "{}") as { name?: unknown };
+      const body = JSON.parse((await this.readBodyOf(stream, peerId, MAX_PAIRING_BODY)).toString("utf8") || "{}") as { name?: unknown };
       name = typeof body.name === "string" ? body.name.slice(0, 64) : undefined;
     } catch (err) {
       throw err instanceof WireError ? err : new WireError("BAD_REQUEST", "the pairing request is not JSON");
     }
     const keyingMaterial = (stream.session?.socket as TLSSocket).exportKeyingMaterial(32, PAIRING_EXPORTER_LABEL, Buffer.alloc(0));
-    respondJson(stream, { requestId: accept({ from: peerId, name, keyingMaterial }) });
+    const address = (stream.session?.socket as TLSSocket | undefined)?.remoteAddress;
+    respondJson(stream, { requestId: accept({ from: peerId, name, keyingMaterial, address }) });
   }
 
   /** Messages that queued up at the sender, delivered in order, each with its own outcome. */
   private async serveBatch(stream: ServerHttp2Stream, peerId: string): Promise<void> {
-    const items = decodeBatch(await readBody(stream, this.limits.maxMessageBytes), MAX_BATCH_ITEMS);
+    // Refused before a byte of the body is read: a peer that may send no message at all gets nothing held for it.
+    if (!this.mayTry(peerId, "send", "msg/")) {
+      this.emit("refused", { peerId, reason: "not allowed to send messages" });
+      throw new WireError("REFUSED", `device ${peerId} is not allowed to send messages here`);
+    }
+    const items = decodeBatch(await this.readBodyOf(stream, peerId, MAX_BATCH_REQUEST_BYTES), MAX_BATCH_ITEMS);
     const outcomes: BatchOutcome[] = [];
     for (const item of items) {
       try {
@@ -329,10 +437,19 @@ export class WireServer extends EventEmitter<WireServerEvents> {
 }
 
 /** The same CouchDB request from either protocol; `closing` (the stream or response) aborts a long poll when the client goes. */
-function couchRequest(method: string, target: DatabaseTarget, query: string, readBody: (limit: number) => Promise<Buffer>, closing: { once(event: "close", listener: () => void): unknown }): CouchRequest {
+function couchRequest(method: string, target: DatabaseTarget, query: string, readBody: (limit: number) => Promise<Buffer>, closing: { once(event: "close", listener: () => void): unknown; setTimeout?(ms: number, callback?: () => void): unknown }, idleMs?: number): CouchRequest {
   const closed = new AbortController();
   closing.once("close", () => closed.abort());
-  return { method, segments: "segments" in target ? target.segments : [], query: new URLSearchParams(query), readBody, signal: closed.signal };
+  const request: CouchRequest = { method, segments: "segments" in target ? target.segments : [], query: new URLSearchParams(query), readBody, signal: closed.signal };
+  // A long poll is idle by design: the idle timeout rests while it waits, and is back for the answer.
+  const idle = closing.setTimeout?.bind(closing);
+  if (idle && idleMs) {
+    request.waiting = () => {
+      idle(0);
+      return () => idle(idleMs, () => (closing as unknown as { destroy(): void }).destroy());
+    };
+  }
+  return request;
 }
 
 function parseDatabaseTarget(path: string): DatabaseTarget | undefined {

@@ -72,6 +72,10 @@ export = (RED: NodeAPI): void => {
     node.on("input", (msg: NodeMessageInFlow, send: (msg: NodeMessageInFlow) => void, done: (err?: Error) => void) => {
       ready
         .then(async (device) => {
+          if (msg.topic === "pairing/open") {
+            const seconds = Number((msg.payload as { seconds?: unknown } | undefined)?.seconds ?? 60);
+            return void send({ ...msg, topic: "pairing/open", payload: device.openPairingWindow(seconds * 1000) });
+          }
           if (msg.topic === "pairing/accept" || msg.topic === "pairing/refuse") {
             const request = (msg.payload ?? {}) as { requestId?: unknown; group?: unknown; sas?: unknown };
             const requestId = String(request.requestId ?? "");

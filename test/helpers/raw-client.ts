@@ -1,8 +1,9 @@
 import http2, { ClientHttp2Session, OutgoingHttpHeaders } from "node:http2";
 
 /** A bare HTTP/2 client with any key and certificate, to send what our own client never would. */
-export async function rawSession(port: number, credentials: { key?: string; cert?: string }): Promise<ClientHttp2Session> {
-  const session = http2.connect(`https://127.0.0.1:${port}`, { ...credentials, rejectUnauthorized: false, minVersion: "TLSv1.3" });
+export async function rawSession(port: number, credentials: { key?: string; cert?: string }, localAddress?: string): Promise<ClientHttp2Session> {
+  // localAddress: another loopback address (127.0.0.2 …) stands for another machine on the network.
+  const session = http2.connect(`https://127.0.0.1:${port}`, { ...credentials, rejectUnauthorized: false, minVersion: "TLSv1.3", ...(localAddress ? { localAddress } : {}) });
   session.on("error", () => undefined);
   // A refused client may see its session close before or instead of "connect".
   await new Promise<void>((resolve) => {

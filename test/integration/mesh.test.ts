@@ -66,7 +66,9 @@ describe("mesh: store-and-forward through relays", () => {
 
     const acked = waitFor<[{ id: string; by: string }]>(a.mesh, "acked", () => true, 20_000);
     const text = await a.mesh.send(c.id, { temperature: 21.5 }, { topic: "line-3/temp" });
-    const binary = await a.mesh.send("c", picture, { topic: "camera", priority: 7 });
+    // By id prefix: the name "c" is only c's claim in its device document, which a never configured.
+    await should(a.mesh.send("c", picture)).be.rejectedWith({ code: "UNKNOWN_PEER" });
+    const binary = await a.mesh.send(c.id.slice(0, 10), picture, { topic: "camera", priority: 7 });
     should(binary.recipients).eql([c.id]);
     await waitFor(c.mesh, "stored", () => atC.length === 2, 20_000, "both messages at C");
     const byTopic = Object.fromEntries(atC.map((message) => [message.topic, message]));

@@ -1,6 +1,8 @@
 import should from "should";
 import { Device, Identity, parsePairingCode, PendingPairing } from "../../lib";
+import { PAIRING_PATH } from "../../lib/wire/protocol";
 import { waitFor } from "../helpers/events";
+import { rawRequest, rawSession } from "../helpers/raw-client";
 
 describe("Pairing by code, confirmed with six digits on both sides", () => {
   const devices: Device[] = [];
@@ -32,7 +34,8 @@ describe("Pairing by code, confirmed with six digits on both sides", () => {
 
     const outgoing = await guest.requestPairing(code);
     const [request] = await incoming;
-    should(request.peer).eql({ id: guest.id, name: "guest phone" });
+    // The name is the guest's own claim: shown with its id prefix, so "Alice's phone" cannot pass for Alice's.
+    should(request.peer).eql({ id: guest.id, name: `guest phone (${guest.identity.shortId})` });
     should(request.sas).match(/^\d{6}$/);
     should(outgoing.sas).equal(request.sas); // the users see the same digits on both screens
 
@@ -85,10 +88,65 @@ describe("Pairing by code, confirmed with six digits on both sides", () => {
     await should(guest.requestPairing(`peer-mesh:${hub.id}@${onion}`)).be.rejectedWith(/reachable only through Tor .*turn Tor on/);
   });
 
-  it("bounds the requests waiting for confirmation", async () => {
+  /** A pairing request from a fresh key, sent from `localAddress` (another loopback address stands for another machine). */
+  async function rawPairing(hub: Device, localAddress: string, name: string, identity = Identity.generate()): Promise<{ status: number; body: string }> {
+    const session = await rawSession(hub.port!, { key: identity.privateKeyPem, cert: identity.certificatePem }, localAddress);
+    try {
+      return await rawRequest(session, { ":method": "POST", ":path": PAIRING_PATH, "content-type": "application/json" }, JSON.stringify({ name }));
+    } finally {
+      session.close();
+    }
+  }
+
+  it("bounds the requests waiting for confirmation: two per source address, sixteen in all, one per device", async () => {
     const hub = await stranger("hub");
     const code = hub.pairingCode();
-    for (let i = 0; i < 16; i++) await (await stranger(`g${i}`)).requestPairing(code);
-    await should((await stranger("one too many")).requestPairing(code)).be.rejectedWith({ code: "REFUSED", message: /too many pairing requests/ });
+    // One address (one stranger minting keys) holds two slots, not all sixteen.
+    await (await stranger("g1")).requestPairing(code);
+    const again = await stranger("g2");
+    await again.requestPairing(code);
+    await should((await stranger("g3")).requestPairing(code)).be.rejectedWith({ code: "REFUSED", message: /from this address are already waiting/ });
+    // A device asking again replaces its own request.
+    await again.requestPairing(code);
+    should(hub.listPairings().filter((p) => p.peer.id === again.id)).have.length(1);
+    // Other addresses fill the rest, up to sixteen in all.
+    for (let host = 2; host <= 8; host++) {
+      for (let i = 0; i < 2; i++) should((await rawPairing(hub, `127.0.0.${host}`, `h${host}-${i}`)).status).equal(200);
+    }
+    should(hub.listPairings()).have.length(16);
+    const refused = await rawPairing(hub, "127.0.0.9", "one too many");
+    should(refused.status).equal(403);
+    should(refused.body).match(/too many pairing requests/);
+  });
+
+  it("shows a peer-supplied name with the id prefix and without control characters", async () => {
+    const hub = await stranger("hub");
+    const spoofer = Identity.generate();
+    should((await rawPairing(hub, "127.0.0.1", "Alice's phone\u202e\u0007", spoofer)).status).equal(200);
+    should(hub.listPairings()[0].peer.name).equal(`Alice's phone (${spoofer.shortId})`);
+  });
+
+  it("headless: accepts without the digits only a request that arrived inside a pairing window, one per window", async () => {
+    const hub = await stranger("hub");
+    const code = hub.pairingCode();
+    const early = await stranger("early");
+    await early.requestPairing(code);
+    const earlyHere = hub.listPairings().find((p) => p.peer.id === early.id)!;
+    // Before any physical action, the digits are needed.
+    await should(hub.confirmPairing(earlyHere.requestId, { group: "paired" })).be.rejectedWith({ code: "REFUSED", message: /pairing window/ });
+    hub.rejectPairing(earlyHere.requestId); // it stays digits-only; out of the way of the per-address limit
+    hub.openPairingWindow(30_000);
+    const first = await stranger("first");
+    await first.requestPairing(code);
+    const second = await stranger("second");
+    await second.requestPairing(code);
+    const [firstHere, secondHere] = [first, second].map((device) => hub.listPairings().find((p) => p.peer.id === device.id)!);
+    should(firstHere.windowed).be.true();
+    should(secondHere.windowed).be.undefined();
+    await hub.confirmPairing(firstHere.requestId, { group: "paired" });
+    should(hub.acl.inGroup("group:paired", first.id)).be.true();
+    await should(hub.confirmPairing(secondHere.requestId, { group: "paired" })).be.rejectedWith({ code: "REFUSED" });
+    should(hub.acl.inGroup("group:paired", second.id)).be.false();
+    should(() => hub.openPairingWindow(0)).throw(/pairing window/);
   });
 });

@@ -85,6 +85,15 @@ describe("replication over the wire", () => {
     const none = (): Rule[] => [{ effect: "allow", principal: "known", verb: "send", resource: "*" }];
     const [a, b] = await mesh({}, { rules: none });
     await should(a.replicate("d1", "readings", "pull")).be.rejectedWith(/neither read nor write/);
+    // A peer with no rule for a database learns nothing, not even whether the device keeps one of that name.
+    const elsewhere = a.remoteDatabase(b.id, "/db/secrets");
+    await should(elsewhere.allDocs()).be.rejectedWith({ status: 403, reason: /neither read nor write db\/secrets/ });
+    await elsewhere.close();
+  });
+
+  it("tells a peer allowed on every database which ones the device does not keep", async () => {
+    const all = (): Rule[] => [{ effect: "allow", principal: "known", verb: "read", resource: "db/*" }];
+    const [a, b] = await mesh({}, { rules: all });
     const elsewhere = a.remoteDatabase(b.id, "/db/secrets");
     await should(elsewhere.allDocs()).be.rejectedWith({ status: 404, reason: /keeps no database "secrets"/ });
     await elsewhere.close();

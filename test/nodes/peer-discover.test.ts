@@ -120,7 +120,7 @@ describe("peer-discover node: pairing accepted by a flow", function () {
     await outside?.stop();
   });
 
-  it("outputs an incoming pairing request and accepts it from an input msg, the peer joining the group", async () => {
+  it("outputs an incoming pairing request and accepts it without the digits inside a window a button opened, the peer joining the group", async () => {
     await loadFlow(allNodes, inTab([
       { id: "idHub", type: "identity-config", host: "127.0.0.1", port: 0, rules: [{ effect: "allow", principal: "group:family", verb: "*", resource: "*" }] },
       { id: "discover", type: "peer-discover", identity: "idHub", wires: [["out"]] },
@@ -132,10 +132,21 @@ describe("peer-discover node: pairing accepted by a flow", function () {
     const guest = new Device({ identity: Identity.generate(), name: "guest", acl: { rules: [{ effect: "allow", principal: "any", verb: "*", resource: "*" }] } });
     outside = guest;
     await guest.start();
+    // Without a window, a request cannot be accepted without its digits: the error reaches a Catch node.
+    await guest.requestPairing(hub.pairingCode());
+    const [early] = await out.next();
+    const failed = new Promise<Error>((resolve) => helper.getNode("discover").once("call:error", (call: { args: [Error] }) => resolve(call.args[0])));
+    helper.getNode("discover").receive({ topic: "pairing/accept", payload: { requestId: (early.payload as { requestId: string }).requestId, group: "family" } } as never);
+    should((await failed).message).match(/pairing window/);
+    should(hub.acl.inGroup("group:family", guest.id)).be.false();
+    // The button press: the next request may be accepted as it is.
+    helper.getNode("discover").receive({ topic: "pairing/open", payload: { seconds: 30 } } as never);
+    const [opened] = await out.next();
+    should(opened).containEql({ topic: "pairing/open" });
     const asked = await guest.requestPairing(hub.pairingCode());
     const [request] = await out.next();
     should(request).containEql({ topic: "pairing" });
-    should(request.payload).containEql({ direction: "incoming", sas: asked.sas, peer: { id: guest.id, name: "guest" } });
+    should(request.payload).containEql({ direction: "incoming", sas: asked.sas, windowed: true, peer: { id: guest.id, name: `guest (${guest.identity.shortId})` } });
     helper.getNode("discover").receive({ topic: "pairing/accept", payload: { requestId: (request.payload as { requestId: string }).requestId, group: "family" } } as never);
     const [paired] = await out.next();
     should(paired).containEql({ topic: "paired" });

@@ -1,3 +1,4 @@
+import { createHmac } from "node:crypto";
 import { promises as fs } from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -5,7 +6,7 @@ import path from "node:path";
 import { Duplex, PassThrough } from "node:stream";
 import should from "should";
 import { DeferredDuplex } from "../../lib/discovery/deferred-duplex";
-import { isOnionHostPort, parseBootstrapPhase, TorControl } from "../../lib";
+import { Identity, isOnionHostPort, parseBootstrapPhase, TorControl } from "../../lib";
 
 /** A scripted control port: answers each command line with what `answer` returns, and records the commands. */
 async function fakeControlPort(answer: (line: string) => string): Promise<{ address: string; commands: string[]; socket: Promise<net.Socket>; close: () => Promise<void> }> {
@@ -32,28 +33,80 @@ async function fakeControlPort(answer: (line: string) => string): Promise<{ addr
 }
 
 describe("tor control protocol client", () => {
-  it("authenticates with the cookie file tor names, and reads data blocks and async events in between replies", async () => {
+  /** What a real tor answers to AUTHCHALLENGE SAFECOOKIE, knowing `cookie` (control-spec 3.24). */
+  function safeCookieAnswers(cookie: Buffer, line: string): string | undefined {
+    const challenge = /^AUTHCHALLENGE SAFECOOKIE ([0-9a-f]{64})$/.exec(line);
+    const serverNonce = Buffer.alloc(32, 0x5a);
+    const material = (clientNonce: Buffer): Buffer => Buffer.concat([cookie, clientNonce, serverNonce]);
+    if (challenge) {
+      const hash = createHmac("sha256", "Tor safe cookie authentication server-to-controller hash").update(material(Buffer.from(challenge[1], "hex"))).digest("hex");
+      lastNonce = Buffer.from(challenge[1], "hex");
+      return `250 AUTHCHALLENGE SERVERHASH=${hash.toUpperCase()} SERVERNONCE=${serverNonce.toString("hex").toUpperCase()}\r\n`;
+    }
+    if (line.startsWith("AUTHENTICATE ")) {
+      const expected = createHmac("sha256", "Tor safe cookie authentication controller-to-server hash").update(material(lastNonce)).digest("hex");
+      return line === `AUTHENTICATE ${expected}` ? "250 OK\r\n" : "515 Authentication failed\r\n";
+    }
+    return undefined;
+  }
+  let lastNonce = Buffer.alloc(0);
+
+  it("authenticates by SAFECOOKIE with the cookie file tor names (never sending the cookie), and reads data blocks and async events in between replies", async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), "tor-cookie-"));
     const cookie = Buffer.alloc(32, 0xab);
     await fs.writeFile(path.join(dir, "cookie"), cookie);
     const port = await fakeControlPort((line) => {
       if (line === "PROTOCOLINFO 1") return `250-PROTOCOLINFO 1\r\n250-AUTH METHODS=COOKIE,SAFECOOKIE COOKIEFILE="${path.join(dir, "cookie")}"\r\n250-VERSION Tor="0.4.9.11"\r\n250 OK\r\n`;
-      if (line.startsWith("AUTHENTICATE ")) return line === `AUTHENTICATE ${cookie.toString("hex")}` ? "250 OK\r\n" : "515 Authentication failed\r\n";
+      const answer = safeCookieAnswers(cookie, line);
+      if (answer) return answer;
       if (line === "GETINFO config-text") return "650 STATUS_CLIENT NOTICE BOOTSTRAP PROGRESS=75 TAG=enough_dirinfo SUMMARY=\"Loaded enough\"\r\n250+config-text=\r\nSocksPort 9050\r\n..dotted line\r\n.\r\n250 OK\r\n";
       return '552 Unrecognized key "x"\r\n';
     });
-    const control = await TorControl.connect(port.address);
+    const control = await TorControl.connect(port.address, { cookieDir: dir });
     try {
       const events: string[] = [];
       control.on("event", (line) => events.push(line));
       should(await control.getInfo("config-text")).equal("SocksPort 9050\n.dotted line");
       should(events).eql(['STATUS_CLIENT NOTICE BOOTSTRAP PROGRESS=75 TAG=enough_dirinfo SUMMARY="Loaded enough"']);
       await should(control.getInfo("x")).be.rejectedWith(/tor refused: Unrecognized key/);
-      should(port.commands.slice(0, 2)).eql(["PROTOCOLINFO 1", `AUTHENTICATE ${cookie.toString("hex")}`]);
+      should(port.commands[1]).match(/^AUTHCHALLENGE SAFECOOKIE [0-9a-f]{64}$/);
+      should(port.commands.join("\n")).not.containEql(cookie.toString("hex"));
     } finally {
       control.close();
       await port.close();
       await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a fake control port learns nothing: a file that is not a 32-byte cookie, one outside tor's data directory, a server that does not know the cookie, and plain COOKIE are all refused before anything of the file is sent", async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "tor-cookie-"));
+    const secret = Identity.generate().privateKeyPem;
+    await fs.writeFile(path.join(dir, "private-key.pem"), secret);
+    const elsewhere = await fs.mkdtemp(path.join(os.tmpdir(), "tor-elsewhere-"));
+    await fs.writeFile(path.join(elsewhere, "cookie"), Buffer.alloc(32, 0xcd));
+    const offering = (methods: string, file: string, wrongHash = false) =>
+      fakeControlPort((line) => {
+        if (line === "PROTOCOLINFO 1") return `250-PROTOCOLINFO 1\r\n250-AUTH METHODS=${methods} COOKIEFILE="${file}"\r\n250 OK\r\n`;
+        if (line.startsWith("AUTHCHALLENGE ")) return `250 AUTHCHALLENGE SERVERHASH=${(wrongHash ? "00" : "11").repeat(32)} SERVERNONCE=${"22".repeat(32)}\r\n`;
+        return "515 Authentication failed\r\n";
+      });
+    const cases: Array<[string, Awaited<ReturnType<typeof offering>>, RegExp]> = [
+      ["a private key named as the cookie", await offering("COOKIE,SAFECOOKIE", path.join(dir, "private-key.pem")), /not a 32-byte cookie/],
+      ["a cookie outside the data directory", await offering("SAFECOOKIE", path.join(elsewhere, "cookie")), /not in its data directory/],
+      ["a server that cannot prove it knows the cookie", await offering("SAFECOOKIE", path.join(dir, "..", path.basename(dir), "cookie-32")), /does not know tor's cookie/],
+      ["plain COOKIE only", await offering("COOKIE", path.join(dir, "cookie-32")), /without SAFECOOKIE/],
+    ];
+    await fs.writeFile(path.join(dir, "cookie-32"), Buffer.alloc(32, 0xef));
+    try {
+      for (const [what, port, reason] of cases) {
+        await should(TorControl.connect(port.address, { cookieDir: dir })).be.rejectedWith(reason, { message: what } as never);
+        should(port.commands.some((line) => line.startsWith("AUTHENTICATE"))).be.false();
+        should(port.commands.join("\n")).not.containEql(Buffer.from(secret).toString("hex").slice(0, 32));
+      }
+    } finally {
+      for (const [, port] of cases) await port.close();
+      await fs.rm(dir, { recursive: true, force: true });
+      await fs.rm(elsewhere, { recursive: true, force: true });
     }
   });
 
