@@ -125,9 +125,8 @@ const PAIRING_TTL_MS = 10 * 60_000;
 /** A pairing window opened by a physical action lasts this long by default, and at most 10 minutes. */
 const DEFAULT_PAIRING_WINDOW_MS = 60_000;
 const MAX_PAIRING_WINDOW_MS = 10 * 60_000;
-/** Members of one group from another owner kept at most, and groups of one other owner. */
+/** Members of one group from another owner kept at most. */
 const MAX_FOREIGN_GROUP_MEMBERS = 1_000;
-const MAX_GROUPS_PER_FOREIGN_OWNER = 64;
 
 export interface DeviceEvents {
   /** Someone asked to pair, or this device asked someone: the users compare `sas` and confirm. */
@@ -289,8 +288,8 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   /**
    * A group document from a peer or a relay is kept only if its owner is this device, a known or paired
    * peer, or named in a rule (group:<owner>/<name>): anyone can sign groups with a fresh key, and each
-   * would cost storage and an ACL rebuild. Members and groups per owner are capped; an older version
-   * than the one in force is a replay.
+   * would cost storage and an ACL rebuild. Members are capped (groups per owner: the mesh); an older
+   * version than the one in force is a replay.
    */
   private checkGroup(doc: GroupDoc): void {
     const owner = doc.owner;
@@ -301,9 +300,6 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     const held = this.acl.group(owner, doc.name);
     if (held && held.version > doc.version) throw new GroupError(`${doc._id} version ${doc.version} is older than the version ${held.version} in force`);
     if (held && held.version === doc.version && held.signature !== doc.signature) throw new GroupError(`${doc._id} version ${doc.version} differs from the copy in force with the same version`);
-    if (!held && owner !== this.id && this.acl.listGroups().filter((group) => group.owner === owner).length >= MAX_GROUPS_PER_FOREIGN_OWNER) {
-      throw new GroupError(`${doc._id}: this device keeps ${MAX_GROUPS_PER_FOREIGN_OWNER} groups of ${shortId(owner)} at most`);
-    }
   }
 
   /** Whether this device's ACL lets `peerId` do `verb` on `resource` (what the wire would answer it). */

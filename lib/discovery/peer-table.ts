@@ -7,7 +7,7 @@ export interface PeerInfo {
   name?: string;
   /** Transports that currently see the peer, best first. */
   transports: string[];
-  /** The best address: the one of the best-ranked transport. */
+  /** The best address: of a route whose id was verified if there is one, then of the best-ranked transport. */
   address: string;
   /** The transport that address belongs to. */
   transport: string;
@@ -148,7 +148,9 @@ export class PeerTable extends EventEmitter<PeerTableEvents> {
   }
 
   private describe(id: string, routes: Map<string, Route>): PeerInfo {
-    const ordered = [...routes.values()].sort((a, b) => a.rank - b.rank || b.lastSeen - a.lastSeen);
+    // A route whose id a TLS handshake proved beats any mere claim of it (an mDNS announcement anyone can
+    // make with a known peer's id), whatever the ranks; among equals, the better transport, then the freshest.
+    const ordered = [...routes.values()].sort((a, b) => Number(b.verified) - Number(a.verified) || a.rank - b.rank || b.lastSeen - a.lastSeen);
     const best = ordered[0];
     return {
       id,

@@ -246,16 +246,16 @@ function checkSigner(label: string, id: string, key: unknown, signed: Buffer, si
 }
 
 /** The exact bytes signed: every field that carries meaning, in a fixed order. */
-function messageSignedBytes(doc: Omit<MessageDoc, "sig" | "_attachments">): Buffer {
+export function messageSignedBytes(doc: Omit<MessageDoc, "sig" | "_attachments">): Buffer {
   const recipients = doc.recipients.map((r) => [r.id, r.key]);
   return Buffer.from(JSON.stringify(["mesh-msg/1", doc._id, doc.from, doc.to, recipients, doc.epk, doc.mode, doc.priority, doc.created, doc.expires, doc.bodyHash, doc.size]));
 }
 
-function ackSignedBytes(doc: Omit<AckDoc, "sig">): Buffer {
+export function ackSignedBytes(doc: Omit<AckDoc, "sig">): Buffer {
   return Buffer.from(JSON.stringify(["mesh-ack/1", doc._id, doc.msg, doc.from, doc.to, doc.mode, doc.created, doc.expires]));
 }
 
-function deviceSignedBytes(doc: Omit<DeviceDoc, "sig">): Buffer {
+export function deviceSignedBytes(doc: Omit<DeviceDoc, "sig">): Buffer {
   const neighbours = Object.entries(doc.neighbours).sort(([a], [b]) => (a < b ? -1 : 1));
   const signed: unknown[] = ["mesh-device/1", doc._id, doc.id, doc.key, doc.name ?? null, neighbours, doc.updated];
   // Appended only when present, so documents without one sign exactly as before.

@@ -47,6 +47,8 @@ export interface MeshOptions {
   checkGroup?(doc: GroupDoc): void;
   /** How far ahead of this device's clock a document's time may be (clocks on small devices drift). */
   clockSkewMs?: number;
+  /** Groups of one other owner kept at most (each costs storage and an ACL rebuild). */
+  maxGroupsPerOwner?: number;
 }
 
 export interface SendMeshOptions {
@@ -113,7 +115,7 @@ type Disposition =
   /** The very copy held already: nothing to write. */
   | "held";
 
-const DEFAULTS = { docs: 10_000, bytes: 256 * 1024 * 1024, fallbackMs: 60_000, routeFreshMs: 24 * 3_600_000, maxTtlMs: 30 * 86_400_000, maxDevices: 2_000, sweepIntervalMs: 30_000, clockSkewMs: 5 * 60_000 };
+const DEFAULTS = { docs: 10_000, bytes: 256 * 1024 * 1024, fallbackMs: 60_000, routeFreshMs: 24 * 3_600_000, maxTtlMs: 30 * 86_400_000, maxDevices: 2_000, sweepIntervalMs: 30_000, clockSkewMs: 5 * 60_000, maxGroupsPerOwner: 64 };
 /** A device document is rewritten when a neighbour is new or was last recorded this long ago. */
 const NEIGHBOUR_REFRESH_MS = 60_000;
 export const MAX_PRIORITY = 9;
@@ -155,6 +157,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private readonly maxTtlMs: number;
   private readonly maxDevices: number;
   private readonly clockSkewMs: number;
+  private readonly maxGroupsPerOwner: number;
   private closed = false;
   /** Whether this device passes on other devices' documents, or only its own (and group documents). */
   relay = true;
@@ -168,6 +171,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.maxTtlMs = options.maxTtlMs ?? DEFAULTS.maxTtlMs;
     this.maxDevices = options.maxDevices ?? DEFAULTS.maxDevices;
     this.clockSkewMs = options.clockSkewMs ?? DEFAULTS.clockSkewMs;
+    this.maxGroupsPerOwner = options.maxGroupsPerOwner ?? DEFAULTS.maxGroupsPerOwner;
     this.router = new Router(options.routeFreshMs ?? DEFAULTS.routeFreshMs);
     this.guardReplicatedWrites();
   }
@@ -421,7 +425,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
       if (message.expires <= now) throw new Error(`${id} has expired`);
       if (message.expires - message.created > this.maxTtlMs) throw new Error(`${id} asks to live longer than this device keeps messages`);
       if (this.allAcked(message._id, message.recipients.map((r) => r.id))) throw new Error(`${id} was delivered already`);
-      if (this.index.has(id)) return "held";
+      const held = this.index.get(id);
+      if (held?.from === message.from) return "held";
+      // Another signer's copy holds this id. One this device could not open (a relay re-signed a sealed
+      // message as its own, which no longer decrypts) gives way to the next sender's copy; otherwise the first stays.
+      if (held && !this.unreadable.has(id)) throw new EnvelopeError(`${id} is held here already, signed by another device`);
+      if (held) return "replace";
       await this.makeRoom("msg", quotaSize(message), message.priority);
       return "store";
     }
@@ -442,9 +451,18 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (id.startsWith("group:")) {
       const group = verifyGroup(doc);
       this.options.checkGroup?.(group);
+      if (!this.index.has(id) && group.owner !== this.id && this.groupsOf(group.owner) >= this.maxGroupsPerOwner) {
+        throw new GroupError(`${id}: this device keeps ${this.maxGroupsPerOwner} groups of ${group.owner.slice(0, 8)} at most`);
+      }
       return this.newerThanHeld(id, group.version, group.signature, "version");
     }
     throw new Error(`${id} is not a mesh document`);
+  }
+
+  private groupsOf(owner: string): number {
+    let count = 0;
+    for (const entry of this.index.values()) if (entry.kind === "group" && entry.from === owner) count++;
+    return count;
   }
 
   /** A device document by its signed time, a group by its signed version: only a newer one replaces the copy held. */
@@ -456,8 +474,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
     throw new EnvelopeError(`${id} ${label} is not newer than the copy this device holds (${what === "written" ? new Date(held.created).toISOString() : `version ${held.created}`}): a replay`);
   }
 
-  /** Writes a device or group document over whatever revision is stored: content only, this device's own revision. */
+  /** Writes a document over whatever revision is stored (content only, this device's own revision): a newer device or group document, or a message in place of an unreadable copy. */
   private async replace(doc: PouchDB.Existing<object>): Promise<void> {
+    this.unreadable.delete(doc._id);
     const { _rev, _revisions, _conflicts, ...content } = doc as PouchDB.Existing<object> & { _revisions?: unknown; _conflicts?: unknown };
     void _rev;
     void _revisions;

@@ -82,7 +82,7 @@ describe("pairing between two Node-RED processes", function () {
     should(first.status).equal(200);
     const [waiting] = (await call<Pairing[]>(hub, "GET", "/peer-mesh/identity/hub-id/pairings")).body;
     should(waiting).containEql({ direction: "incoming" });
-    should(waiting.peer).containEql({ id: guestDevice.deviceId, name: "guest" });
+    should(waiting.peer).containEql({ id: guestDevice.deviceId, name: `guest (${guestDevice.deviceId.slice(0, 8)})` });
     should(waiting.sas).equal(first.body.sas); // both screens show the same six digits
     const wrongDigits = waiting.sas === "000000" ? "000001" : "000000";
     const refused = await call<{ code: string }>(hub, "POST", `/peer-mesh/identity/hub-id/pairings/${waiting.requestId}/confirm`, { group: "paired", sas: wrongDigits });

@@ -63,6 +63,12 @@ describe("hostile peers", function () {
       should((await post("/db/readings/_bulk_docs", JSON.stringify({ docs: [{ _id: "planted" }] }))).status).equal(403);
       should((await rawRequest(session, { ":method": "GET", ":path": "/db/readings/_all_docs" })).status).equal(403);
       should((await post("/mesh/_bulk_docs", JSON.stringify({ docs: [], new_edits: false }))).status).equal(403);
+      // Nothing to learn either: not the welcome, not which databases exist, not which routes do.
+      for (const [method, path] of [["GET", "/"], ["GET", "/db/"], ["GET", "/db/readings"], ["GET", "/db/secrets/_all_docs"], ["GET", "/mesh/"], ["GET", "/nothing-here"], ["POST", "/batch"]]) {
+        const answer = await rawRequest(session, { ":method": method, ":path": path });
+        should(answer.status).equal(403, `${method} ${path}`);
+        should(answer.body).not.match(/readings|secrets|Welcome|keeps no database|no route/);
+      }
     } finally {
       session.close();
     }

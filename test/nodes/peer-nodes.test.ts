@@ -201,7 +201,7 @@ describe("peer-send and peer-receive nodes", () => {
     const caught = collector("caught");
     helper.getNode("sendS").receive({ topic: "door/unlock", payload: true } as Msg);
     const [refusal] = await caught.next();
-    should(refusal.error).match({ code: "REFUSED", message: new RegExp(`${stranger.deviceId} is not allowed`) });
+    should(refusal.error).match({ code: "REFUSED", message: new RegExp(`does not accept the key ${stranger.deviceId}`) });
     should(out.queue).have.length(0);
   });
 });

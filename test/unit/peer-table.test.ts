@@ -12,10 +12,11 @@ describe("PeerTable", () => {
     return events;
   }
 
-  it("merges transports for one id, prefers the better-ranked address, and says found / changed / lost once each", () => {
+  it("merges transports for one id, prefers a verified route over a better-ranked claim, and says found / changed / lost once each", () => {
     const table = new PeerTable({ isTrusted: (id) => id === ID(1), nameOf: () => undefined });
     const events = recording(table);
     table.report("static", 20, { id: ID(1), address: "10.0.0.1:7000", verified: true });
+    // Anyone on the LAN can announce a known peer's id over mDNS: the probed, TLS-verified address stays the one used.
     table.report("mdns", 10, { id: ID(1), address: "169.254.0.1:7000", name: "press", verified: false });
     table.report("mdns", 10, { id: ID(1), address: "169.254.0.1:7000", name: "press", verified: false }); // a heartbeat
     table.withdraw("mdns", ID(1));
@@ -23,12 +24,22 @@ describe("PeerTable", () => {
     table.withdraw("static", ID(1));
     should(events.map(([event, peer]) => `${event} ${peer.transport} ${peer.address}`)).eql([
       "found static 10.0.0.1:7000",
-      "changed mdns 169.254.0.1:7000",
+      "changed static 10.0.0.1:7000",
       "changed static 10.0.0.1:7000",
       "lost static 10.0.0.1:7000",
     ]);
-    should(events[1][1]).containEql({ transports: ["mdns", "static"], name: "press", trusted: true, verified: true });
+    should(events[1][1]).containEql({ transports: ["static", "mdns"], name: "press", trusted: true, verified: true });
     should(table.size).equal(0);
+  });
+
+  it("among routes that are all claims (or all verified), prefers the better-ranked transport", () => {
+    const table = new PeerTable();
+    table.report("ble", 30, { id: ID(5), address: "ble-1", verified: false });
+    table.report("mdns", 10, { id: ID(5), address: "169.254.0.5:7000", verified: false });
+    should(table.get(ID(5))).containEql({ transport: "mdns", address: "169.254.0.5:7000", verified: false });
+    table.report("tor", 50, { id: ID(6), address: "x.onion:443", verified: true });
+    table.report("static", 20, { id: ID(6), address: "10.0.0.6:7000", verified: true });
+    should(table.get(ID(6))).containEql({ transport: "static", address: "10.0.0.6:7000" });
   });
 
   it("refreshes lastSeen on a repeated sighting without an event", () => {
