@@ -58,6 +58,7 @@ const MAX_PAIRING_BODY = 4096;
 /** Request headers: a path, a few fields. Far below Node's defaults, which let one request hold much more. */
 const MAX_HEADER_LIST_BYTES = 16 * 1024;
 const MAX_HEADER_PAIRS = 64;
+const MAX_PEER_RESETS_PER_SECOND = 100;
 
 export interface WireServerOptions {
   identity: Identity;
@@ -91,6 +92,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
   /** TCP connections by remote address, before TLS says who they are. */
   private readonly connectionsByAddress = new Map<string, number>();
   private readonly budget: BodyBudget;
+  private readonly resets = new WeakMap<Http2Session, { since: number; count: number }>();
   private readonly seen: RecentIds;
   /** Incoming streams in progress, so that a revoked permission can end them. */
   private readonly openStreams = new Set<{ peerId: string; resource: string; stream: ServerHttp2Stream }>();
@@ -128,6 +130,11 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       stream.on("error", () => undefined); // a reset by the peer is reported through the request's outcome
       // Every request, not only streams: one that stops sending (or reading) holds a slot and memory.
       stream.setTimeout(this.limits.streamIdleMs, () => stream.destroy(new WireError("TIMEOUT", `the request was idle for ${this.limits.streamIdleMs} ms`)));
+      // A reset from the peer before the answer: CANCEL (what clients send) or REFUSED_STREAM.
+      const session = stream.session; // gone from the stream once it closes
+      stream.once("close", () => {
+        if (stream.rstCode === http2.constants.NGHTTP2_CANCEL || stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) this.countReset(session);
+      });
       if (headers[":method"] === "HEAD") markHeadRequest(stream);
       this.serve(stream, headers).catch((err: unknown) => respondError(stream, err));
     });
@@ -195,6 +202,25 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       open.stream.destroy(revoked);
     }
     return ended;
+  }
+
+  /**
+   * Requests the peer opened and reset before they were answered, per connection and second. A few are
+   * a client giving up; thousands are the rapid-reset attack (CVE-2023-44487), which costs this device a
+   * handler per request while costing the peer two frames: the connection is closed.
+   */
+  private countReset(session: Http2Session | undefined): void {
+    if (!session || session.destroyed) return;
+    const now = Date.now();
+    const window = this.resets.get(session);
+    if (!window || now - window.since >= 1_000) {
+      this.resets.set(session, { since: now, count: 1 });
+      return;
+    }
+    if (++window.count <= MAX_PEER_RESETS_PER_SECOND) return;
+    this.emit("refused", { peerId: this.peerIds.get(session), reason: `more than ${MAX_PEER_RESETS_PER_SECOND} requests reset by the peer in a second` });
+    session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    setImmediate(() => session.destroy());
   }
 
   /** TCP connections per address are capped before the handshake, so one address cannot take every slot. */
