@@ -1,6 +1,10 @@
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { freePort } from "../test/helpers/ports";
+import { netnsUnavailable } from "../test/netns/harness";
+import { torMissing } from "../test/helpers/tor-network";
 import { aclCost } from "./acl-cost";
 import { bleThroughput } from "./ble-throughput";
 import { discoveryTimes } from "./discovery-in-netns";
@@ -12,75 +16,184 @@ import { BenchResult, result } from "./stats";
 import { firstMessage, streamThroughput } from "./streams-and-handshakes";
 import { torVsDirect } from "./tor";
 
+/** One benchmark: what it needs that may be missing here, and how to run it in the quick or the full set. */
+interface Benchmark {
+  name: string;
+  /** Why it cannot run on this machine and how to fix that, or undefined when it can. */
+  missing?: () => string | undefined;
+  /** Left out of `--quick` (it needs more than a few seconds whatever its size). */
+  fullOnly?: boolean;
+  run(quick: boolean): Promise<BenchResult[]>;
+}
+
+const BENCHMARKS: Benchmark[] = [
+  {
+    name: "messages in Node-RED vs MQTT through mosquitto",
+    missing: () => (mosquittoAvailable() ? undefined : "needs mosquitto: apt-get install mosquitto"),
+    async run(quick) {
+      const broker = await startMosquitto(await freePort());
+      try {
+        const rounds = quick ? 3 : 5;
+        const figures = await messagesInNodeRed(broker, { count: quick ? 2_000 : 10_000, window: 32, latencyCount: quick ? 500 : 2_000, rounds });
+        return [
+          result("msg-rate-vs-mqtt-tls", figures.ours.rate, figures.mqtt.rate, "msg/s", `peer-send→peer-receive vs mqtt out→mosquitto(TLS)→mqtt in, QoS 1, 32 in flight; median of ${rounds} rounds`),
+          result("msg-p50-vs-mqtt-tls", figures.ours.p50, figures.mqtt.p50, "ms", `one message at a time, median of ${rounds} rounds; lower is better`),
+          result("msg-p99-vs-mqtt-tls", figures.ours.p99, figures.mqtt.p99, "ms", `one message at a time, median of ${rounds} rounds; lower is better`),
+        ];
+      } finally {
+        await broker.stop();
+      }
+    },
+  },
+  {
+    name: "a stream and a first message vs a bare TLS socket",
+    async run(quick) {
+      const mib = quick ? 64 : 512;
+      const stream = await streamThroughput(mib * 1024 * 1024);
+      const runs = quick ? 10 : 30;
+      const first = await firstMessage(runs);
+      return [
+        result("stream-vs-raw-tls", stream.ours, stream.raw, "MB/s", `${mib} MiB, one stream vs one bare TLS 1.3 socket`),
+        result("first-msg-vs-raw-tls", first.ours, first.raw, "ms", `median of ${runs}: new peer send→ack vs bare mutual-TLS handshake; lower is better`),
+      ];
+    },
+  },
+  {
+    name: "the ACL's cost on messages",
+    async run(quick) {
+      const rounds = quick ? 3 : 5;
+      const acl = await aclCost(quick ? 2_000 : 10_000, rounds);
+      return [result("acl-msg-rate-vs-off", acl.withAcl, acl.without, "msg/s", `1,000 rules and 10 groups of 100 keys checked at both ends vs no ACL, a new topic per message (no cached decision), 32 in flight, median of ${rounds}; target ≥ 0.9`)];
+    },
+  },
+  {
+    name: "replication vs PouchDB over HTTP, and mesh latency",
+    async run(quick) {
+      const docs = quick ? 2_000 : 10_000;
+      const rounds = quick ? 1 : 3;
+      const replication = await replicationRate(docs, rounds);
+      const samples = quick ? 3 : 10;
+      const latency = await meshLatency(samples);
+      return [
+        result("replication-vs-pouchdb-http", replication.ours, replication.baseline, "docs/s", `${docs.toLocaleString("en")} docs of ~200 bytes pushed device→device (mutual TLS, HTTP/2, ACL, LevelDB) vs PouchDB→pouchdb-server (LevelDB) over plain HTTP, median of ${rounds}; target ≥ 1.0`),
+        result("mesh-1-hop-vs-target", latency.oneHopMs, 1000, "ms", `mesh message send → delivered to the neighbour's flow, syncing on change, median of ${samples}; target < 1 s`),
+        result("mesh-2-relays-vs-target", latency.twoRelaysMs, 1000, "ms", "the same across 2 relays (A→B→C→D); target < 1 s"),
+      ];
+    },
+  },
+  {
+    name: "directed vs flood mesh bytes on a 30-device grid",
+    fullOnly: true,
+    async run() {
+      const bytes = await meshBytes();
+      return [result("mesh-directed-vs-flood-bytes", bytes.directed, bytes.flood, "bytes", `one 4 KB message on a 30-device grid, mean of 5 sender/recipient pairs (2–9 hops), idle rounds subtracted; copies stored ${bytes.directedCopies} vs ${bytes.floodCopies}; target ≤ 0.2`)];
+    },
+  },
+  {
+    name: "streams over the simulated BLE radio",
+    async run(quick) {
+      const ble = await bleThroughput({ mtu: 247, bytesPerSecond: 100_000, bytes: (quick ? 512 : 2048) * 1024 });
+      const ble4 = await bleThroughput({ mtu: 23, bytesPerSecond: 20_000, bytes: (quick ? 64 : 256) * 1024 });
+      return [
+        result("ble-stream-vs-link-rate", ble.ours, ble.link, "kB/s", `${quick ? "512 KiB" : "2 MiB"} stream over the simulated BLE radio (ATT MTU 247, 100 kB/s each way) through noble, bleno, the GATT pipe, TLS and HTTP/2, vs the radio's rate; target ≥ 0.7`),
+        result("ble-stream-vs-link-rate-mtu23", ble4.ours, ble4.link, "kB/s", `${quick ? "64" : "256"} KiB the same way at BLE 4.0's default ATT MTU of 23 and 20 kB/s; target ≥ 0.7`),
+      ];
+    },
+  },
+  {
+    name: "Tor vs the direct wire (a private Tor network on 127.0.0.1)",
+    fullOnly: true,
+    missing: () => torMissing(),
+    async run() {
+      const tor = await torVsDirect({ rounds: 5, count: 2000 });
+      if (!tor) return [];
+      return [
+        result("tor-first-msg-vs-direct", tor.firstMessage.tor, tor.firstMessage.direct, "ms", "new sender (tor bootstrapped, no circuit yet) → first ack through an onion service on a private Tor network on 127.0.0.1, vs a new sender over direct mutual TLS on loopback, median of 5; lower is better; real relays add their round trips"),
+        result("tor-msg-rate-vs-direct", tor.rate.tor, tor.rate.direct, "msg/s", "2,000 messages, 32 in flight, warm connection, through the onion service vs direct"),
+      ];
+    },
+  },
+  {
+    name: "mDNS discovery between test hosts (network namespaces)",
+    missing: () => (netnsUnavailable() ? `needs network namespaces (root and iproute2: apt-get install iproute2): ${netnsUnavailable()}` : undefined),
+    async run(quick) {
+      const discovery = await discoveryTimes(quick ? 2 : 5);
+      if (!discovery) return [];
+      return [
+        result("mdns-found-vs-announce", discovery.foundMs, discovery.announceIntervalMs, "ms", "device started → found at a peer over a namespace bridge, median, beside the announce interval; target < 1000 ms"),
+        result("mdns-crash-lost-vs-expiry", discovery.lostAfterCrashMs, discovery.expireMs, "ms", "SIGKILL → lost at a peer, median, beside the expiry; target < 5000 ms"),
+        result("mdns-stop-lost-vs-announce", discovery.lostAfterStopMs, discovery.announceIntervalMs, "ms", "clean stop (goodbye) → lost at a peer, median, beside the announce interval"),
+      ];
+    },
+  },
+];
+
+/** The machine the figures were taken on: ratios compare between runs of one machine, not across machines. */
+function machine(): Record<string, unknown> {
+  const nodeRed = (() => {
+    try {
+      return (JSON.parse(fs.readFileSync(require.resolve("node-red/package.json"), "utf8")) as { version: string }).version;
+    } catch {
+      return "not installed";
+    }
+  })();
+  const mosquitto = spawnSync("mosquitto", ["-h"], { encoding: "utf8" }).stdout?.split("\n")[0]?.trim() || undefined;
+  return { cores: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), platform: `${os.type()} ${os.release()} ${os.arch()}`, node: process.version, nodeRed, mosquitto };
+}
+
 /**
- * npm run bench: each figure of ours beside a baseline measured in the same run on this machine, because
- * absolute numbers drift on a shared machine; the ratio is what to compare between runs.
+ * npm run bench [-- --quick]: each figure of ours beside a baseline measured in the same run on this
+ * machine, because absolute numbers drift on a shared machine; the ratio is what to compare between runs.
+ * A benchmark whose requirement is missing here says what to install and is skipped; the rest still run.
  */
 async function main(): Promise<void> {
-  const results: BenchResult[] = [];
+  const quick = process.argv.includes("--quick");
   const started = Date.now();
-
-  if (mosquittoAvailable()) {
-    const broker = await startMosquitto(await freePort());
-    try {
-      const figures = await messagesInNodeRed(broker, { count: 10000, window: 32, latencyCount: 2000, rounds: 5 });
-      results.push(result("msg-rate-vs-mqtt-tls", figures.ours.rate, figures.mqtt.rate, "msg/s", "peer-send→peer-receive vs mqtt out→mosquitto(TLS)→mqtt in, QoS 1, 32 in flight; median of 5 rounds"));
-      results.push(result("msg-p50-vs-mqtt-tls", figures.ours.p50, figures.mqtt.p50, "ms", "one message at a time, median of 5 rounds; lower is better"));
-      results.push(result("msg-p99-vs-mqtt-tls", figures.ours.p99, figures.mqtt.p99, "ms", "one message at a time, median of 5 rounds; lower is better"));
-    } finally {
-      await broker.stop();
+  const results: BenchResult[] = [];
+  const skipped: Array<{ name: string; why: string }> = [];
+  const failed: Array<{ name: string; error: string }> = [];
+  const chosen = BENCHMARKS.filter((benchmark) => !(quick && benchmark.fullOnly));
+  console.log(`${quick ? "quick" : "full"} set: ${chosen.length} benchmarks${quick ? ` (${BENCHMARKS.length - chosen.length} left out; run without --quick for all)` : ""}`);
+  for (const [i, benchmark] of chosen.entries()) {
+    const label = `[${i + 1}/${chosen.length}] ${benchmark.name}`;
+    const why = benchmark.missing?.();
+    if (why) {
+      console.log(`${label}: skipped, ${why}`);
+      skipped.push({ name: benchmark.name, why });
+      continue;
     }
-  } else {
-    console.warn("mosquitto is not installed (apt-get install mosquitto): the MQTT comparison is skipped");
+    console.log(`${label} …`);
+    const at = Date.now();
+    try {
+      const rows = await benchmark.run(quick);
+      results.push(...rows);
+      console.log(`${label}: done in ${((Date.now() - at) / 1000).toFixed(0)} s${rows.map((row) => `\n    ${row.name}: ${row.ours} vs ${row.baseline} ${row.unit} (ratio ${row.ratio})`).join("")}`);
+    } catch (err) {
+      const error = (err as Error)?.stack ?? String(err);
+      console.error(`${label}: FAILED\n${error}`);
+      failed.push({ name: benchmark.name, error: (err as Error)?.message ?? String(err) });
+    }
   }
 
-  const stream = await streamThroughput(512 * 1024 * 1024);
-  results.push(result("stream-vs-raw-tls", stream.ours, stream.raw, "MB/s", "512 MiB, one stream vs one bare TLS 1.3 socket"));
-  const first = await firstMessage(30);
-  results.push(result("first-msg-vs-raw-tls", first.ours, first.raw, "ms", "median of 30: new peer send→ack vs bare mutual-TLS handshake; lower is better"));
-
-  const acl = await aclCost(10_000, 5);
-  results.push(result("acl-msg-rate-vs-off", acl.withAcl, acl.without, "msg/s", "1,000 rules and 10 groups of 100 keys checked at both ends vs no ACL, a new topic per message (no cached decision), 32 in flight, median of 5; target ≥ 0.9"));
-
-  const replication = await replicationRate(10_000, 3);
-  results.push(result("replication-vs-pouchdb-http", replication.ours, replication.baseline, "docs/s", "10,000 docs of ~200 bytes pushed device→device (mutual TLS, HTTP/2, ACL, LevelDB) vs PouchDB→pouchdb-server (LevelDB) over plain HTTP, median of 3; target ≥ 1.0"));
-  const latency = await meshLatency(10);
-  results.push(result("mesh-1-hop-vs-target", latency.oneHopMs, 1000, "ms", "mesh message send → delivered to the neighbour's flow, syncing on change, median of 10; target < 1 s"));
-  results.push(result("mesh-2-relays-vs-target", latency.twoRelaysMs, 1000, "ms", "the same across 2 relays (A→B→C→D); target < 1 s"));
-  const bytes = await meshBytes();
-  results.push(result("mesh-directed-vs-flood-bytes", bytes.directed, bytes.flood, "bytes", `one 4 KB message on a 30-device grid, mean of 5 sender/recipient pairs (2–9 hops), idle rounds subtracted; copies stored ${bytes.directedCopies} vs ${bytes.floodCopies}; target ≤ 0.2`));
-
-  const ble = await bleThroughput({ mtu: 247, bytesPerSecond: 100_000, bytes: 2 * 1024 * 1024 });
-  results.push(result("ble-stream-vs-link-rate", ble.ours, ble.link, "kB/s", "2 MiB stream over the simulated BLE radio (ATT MTU 247, 100 kB/s each way) through noble, bleno, the GATT pipe, TLS and HTTP/2, vs the radio's rate; target ≥ 0.7"));
-  const ble4 = await bleThroughput({ mtu: 23, bytesPerSecond: 20_000, bytes: 256 * 1024 });
-  results.push(result("ble-stream-vs-link-rate-mtu23", ble4.ours, ble4.link, "kB/s", "256 KiB the same way at BLE 4.0's default ATT MTU of 23 and 20 kB/s; target ≥ 0.7"));
-
-  const tor = await torVsDirect({ rounds: 5, count: 2000 });
-  if (tor) {
-    results.push(result("tor-first-msg-vs-direct", tor.firstMessage.tor, tor.firstMessage.direct, "ms", "new sender (tor bootstrapped, no circuit yet) → first ack through an onion service on a private Tor network on 127.0.0.1, vs a new sender over direct mutual TLS on loopback, median of 5; lower is better; real relays add their round trips"))
-    results.push(result("tor-msg-rate-vs-direct", tor.rate.tor, tor.rate.direct, "msg/s", "2,000 messages, 32 in flight, warm connection, through the onion service vs direct"));
-  }
-
-  const discovery = await discoveryTimes(5);
-  if (discovery) {
-    results.push(result("mdns-found-vs-announce", discovery.foundMs, discovery.announceIntervalMs, "ms", "device started → found at a peer over a namespace bridge, median of 10, beside the announce interval; target < 1000 ms"));
-    results.push(result("mdns-crash-lost-vs-expiry", discovery.lostAfterCrashMs, discovery.expireMs, "ms", "SIGKILL → lost at a peer, median of 5, beside the expiry; target < 5000 ms"));
-    results.push(result("mdns-stop-lost-vs-announce", discovery.lostAfterStopMs, discovery.announceIntervalMs, "ms", "clean stop (goodbye) → lost at a peer, median of 5, beside the announce interval"));
-  }
-
-  console.log("\n" + "benchmark".padEnd(28) + "ours".padStart(12) + "baseline".padStart(12) + "  unit   ratio");
-  for (const row of results) {
-    console.log(row.name.padEnd(28) + String(row.ours).padStart(12) + String(row.baseline).padStart(12) + `  ${row.unit.padEnd(6)} ${row.ratio}`);
-  }
-  const file = path.resolve(__dirname, "..", "..", "bench", "results.json");
-  fs.writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
-  console.log(`\nwrote ${path.relative(process.cwd(), file)} in ${Math.round((Date.now() - started) / 1000)} s`);
+  console.log("\n" + "benchmark".padEnd(30) + "ours".padStart(12) + "baseline".padStart(12) + "  unit   ratio");
+  for (const row of results) console.log(row.name.padEnd(30) + String(row.ours).padStart(12) + String(row.baseline).padStart(12) + `  ${row.unit.padEnd(6)} ${row.ratio}`);
+  for (const { name, why } of skipped) console.log(`skipped: ${name} (${why})`);
+  for (const { name, error } of failed) console.log(`failed: ${name}: ${error}`);
+  const file = path.resolve(__dirname, "..", "..", "bench", quick ? "results-quick.json" : "results.json");
+  const seconds = Math.round((Date.now() - started) / 1000);
+  fs.writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), set: quick ? "quick" : "full", seconds, machine: machine(), results, skipped, failed }, null, 2) + "\n");
+  console.log(`\nwrote ${path.relative(process.cwd(), file)} in ${seconds} s`);
+  // A skipped benchmark is this machine's lack; a failed one is a bug.
+  process.exitCode = failed.length > 0 ? 1 : 0;
 }
 
 // Ctrl+C goes through process.exit so that the "exit" handlers stop the broker.
 process.once("SIGINT", () => process.exit(130));
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

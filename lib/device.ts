@@ -10,6 +10,7 @@ import { AclStore } from "./acl/acl-store";
 import type { Rule } from "./acl/rules";
 import { advertisedHost, claimedName, formatPairingCode, parsePairingCode, shortAuthenticationString } from "./acl/pairing";
 import { GroupDoc, GroupError } from "./acl/signed-group";
+import { PairedPeer, PairedPeers } from "./acl/paired-peers";
 import { randomUUID } from "node:crypto";
 import { Identity, shortId } from "./identity";
 import { Database, openDatabase, remoteDatabase, validateDatabaseName } from "./storage/database";
@@ -110,8 +111,10 @@ export interface PendingPairing {
   /** The six digits both users compare. */
   sas: string;
   at: number;
-  /** For outgoing pairings: where the peer's code said it listens. */
+  /** For outgoing pairings: where the peer's code said it listens (the address that answered). */
   address?: string;
+  /** For outgoing pairings: every address of the peer's code this device can use, best first. */
+  addresses?: string[];
   /** For incoming pairings: the request arrived inside a pairing window (a physical action), so it may be accepted without the digits. */
   windowed?: boolean;
   /** For incoming pairings: the address it came from (requests waiting are limited per source). */
@@ -167,8 +170,9 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   private readonly pairings = new Map<string, PendingPairing>();
   /** Open after a physical action (a button msg): the next incoming pairing request may be accepted without the digits. */
   private pairingWindow?: { until: number };
-  /** Addresses learned from confirmed pairing codes (until restart; discovery finds them after that). */
+  /** Addresses learned from confirmed pairing codes, kept with the storage (PairedPeers) across restarts. */
   private readonly pairedAddresses = new Map<string, string>();
+  private pairedPeerStore?: PairedPeers;
   private aclStore?: AclStore;
   private meshStore?: Mesh;
   private readonly server: WireServer;
@@ -246,6 +250,11 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       this.database = openDatabase(this.options.storageDir, "system");
       this.aclStore = new AclStore(this.database, this.acl);
       await this.aclStore.open();
+      this.pairedPeerStore = new PairedPeers(this.database);
+      for (const peer of await this.pairedPeerStore.load()) {
+        const address = this.usableAddresses(peer.addresses)[0];
+        if (address) this.pairedAddresses.set(peer.id, address);
+      }
     }
     for (const group of groups) await this.setGroup(group.name, group.members);
     if (this.database) {
@@ -259,7 +268,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       this.meshStore.on("rejected", (info) => this.emit("rejected", info));
       // A known peer's device document that names an onion address: Tor probes it from now on.
       this.meshStore.on("onion", ({ id, onion }) => {
-        if (this.peers.has(id) || this.pairedAddresses.has(id)) this.torTransport?.add({ address: onion, expectedId: id, name: this.peers.nameOf(id) });
+        if (this.peers.has(id) || this.isPaired(id)) this.torTransport?.add({ address: onion, expectedId: id, name: this.peers.nameOf(id) });
       });
       await this.meshStore.start();
     }
@@ -293,7 +302,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
    */
   private checkGroup(doc: GroupDoc): void {
     const owner = doc.owner;
-    if (!this.acl.namesGroupOwner(owner) && !this.peers.has(owner) && !this.pairedAddresses.has(owner)) {
+    if (!this.acl.namesGroupOwner(owner) && !this.peers.has(owner) && !this.isPaired(owner)) {
       throw new GroupError(`${doc._id}: its owner ${shortId(owner)} is neither a known peer nor named in this device's rules`);
     }
     if (owner !== this.id && doc.members.length > MAX_FOREIGN_GROUP_MEMBERS) throw new GroupError(`${doc._id} has ${doc.members.length} members; this device keeps ${MAX_FOREIGN_GROUP_MEMBERS} at most in another owner's group`);
@@ -332,7 +341,11 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       transports.push(new MdnsTransport({ ...discovery.mdns, deviceId: this.id, port, name: this.options.name }));
     }
     if (discovery.ble) transports.push(new BleTransport({ ...discovery.ble, deviceId: this.id }));
-    const configured = this.peers.list().flatMap((peer) => (peer.address ? [{ address: peer.address, expectedId: peer.id, name: peer.name }] : []));
+    const configured = [
+      ...this.peers.list().flatMap((peer) => (peer.address ? [{ address: peer.address, expectedId: peer.id, name: peer.name }] : [])),
+      // Peers paired before this start: probed at the addresses their codes gave, as configured ones are.
+      ...(this.pairedPeerStore?.list() ?? []).filter((peer) => !this.peers.get(peer.id)?.address).flatMap((peer) => peer.addresses.map((address) => ({ address, expectedId: peer.id, name: peer.name }))),
+    ];
     // Onion addresses go to Tor only: looked up anywhere else they would leak to DNS.
     const onions = configured.filter((entry) => isOnionHostPort(entry.address));
     const entries = this.torOnly ? [] : configured.filter((entry) => !isOnionHostPort(entry.address));
@@ -434,6 +447,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     await Promise.allSettled([...this.databaseWork]);
     await this.meshStore?.stop();
     await this.aclStore?.close();
+    await this.pairedPeerStore?.close().catch(() => undefined);
     await this.database?.close();
     await Promise.all([...this.databases.values()].map((db) => db.close()));
   }
@@ -635,7 +649,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     const { id, addresses } = parsePairingCode(code);
     const body = Buffer.from(JSON.stringify({ name: this.options.name }));
     // Direct addresses first (faster), then the onion address; in Tor-only mode the onion address alone.
-    const usable = addresses.filter((address) => (isOnionHostPort(address) ? !!this.torTransport : !this.torOnly));
+    const usable = this.usableAddresses(addresses);
     if (usable.length === 0) {
       throw new WireError("UNREACHABLE", this.torOnly ? "the pairing code has no onion address, and this device connects through Tor only" : `the pairing code's device is reachable only through Tor (${addresses.join(", ")}); turn Tor on in this device's identity`);
     }
@@ -659,9 +673,25 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       sas: shortAuthenticationString(keyingMaterial, this.id, target.id),
       at: Date.now(),
       address: target.address,
+      addresses: [target.address, ...usable.filter((address) => address !== target.address)],
     };
     this.remember(pending);
     return pending;
+  }
+
+  /** Addresses this device can dial: direct ones unless Tor only, onion ones when Tor is on. */
+  private usableAddresses(addresses: string[]): string[] {
+    const hasTor = !!this.options.discovery?.tor;
+    return addresses.filter((address) => (isOnionHostPort(address) ? hasTor : !this.torOnly));
+  }
+
+  private isPaired(id: string): boolean {
+    return this.pairedAddresses.has(id) || !!this.pairedPeerStore?.get(id);
+  }
+
+  /** The peers this device paired with (kept with its storage), oldest first. */
+  pairedPeers(): PairedPeer[] {
+    return this.pairedPeerStore?.list() ?? [];
   }
 
   /** @internal called by the wire server for a pairing request. */
@@ -730,6 +760,8 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       if (isOnionHostPort(pending.address)) this.torTransport?.add({ address: pending.address, expectedId: pending.peer.id, name: pending.peer.name });
     }
     this.pairings.delete(requestId);
+    // Kept with the storage, so that the pairing (and where the peer listens) outlasts a restart.
+    await this.pairedPeerStore?.add({ id: pending.peer.id, name: pending.peer.name, addresses: pending.addresses ?? (pending.address ? [pending.address] : []), group: options.group, pairedAt: Date.now() });
     return pending;
   }
 

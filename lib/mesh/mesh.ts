@@ -109,8 +109,12 @@ interface Entry {
 type Disposition =
   /** New and immutable (a message, an ack): stored with the sender's revision. */
   | "store"
-  /** A device or group document newer than the one held: written here as a local edit, so which copy is
-   * current follows its signed time or version, never a revision number a relay chose. */
+  /** A device or group document newer (by its signed time or version) than the one held: stored with the
+   * sender's revision (so every honest device holds the same revision and replication does not move it
+   * again), and every other leaf of its revision tree is removed, so the current copy is the newest
+   * signed one whatever revision numbers a relay chose for older copies. */
+  | "newer"
+  /** A message in place of a copy this device could not open: written as a local edit over it. */
   | "replace"
   /** The very copy held already: nothing to write. */
   | "held";
@@ -355,7 +359,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    */
   async ingest(docs: Array<PouchDB.Existing<object>>, now = Date.now()): Promise<BulkResult[]> {
     const results: BulkResult[] = new Array(docs.length);
-    const accepted: Array<{ index: number; doc: PouchDB.Existing<object> }> = [];
+    const accepted: Array<{ index: number; doc: PouchDB.Existing<object>; newer: boolean }> = [];
     let devices = this.usage("device").docs;
     const reserved: Entry[] = [];
     for (const [i, doc] of docs.entries()) {
@@ -369,17 +373,18 @@ export class Mesh extends EventEmitter<MeshEvents> {
           continue;
         }
         if (disposition === "replace") {
-          if (id.startsWith("dev:") && !this.index.has(id)) devices++;
           await this.replace(doc);
           results[i] = { ok: true, id, rev: String(doc._rev) };
           continue;
         }
-        const entry = entryOf(doc);
+        if (id.startsWith("dev:") && !this.index.has(id)) devices++;
+        // Counted by the quota and the per-owner caps from now on, while the write runs (new documents only).
+        const entry = this.index.has(id) ? undefined : entryOf(doc);
         if (entry) {
           this.reserved.add(entry);
           reserved.push(entry);
         }
-        accepted.push({ index: i, doc });
+        accepted.push({ index: i, doc, newer: disposition === "newer" });
       } catch (err) {
         // A pruned copy on the cloud comes back as a tombstone on every pull: not an error, and not applied.
         if (err instanceof IgnoredDeletion) {
@@ -396,12 +401,17 @@ export class Mesh extends EventEmitter<MeshEvents> {
       const stored = await this.originalBulkDocs({ docs: accepted.map((item) => item.doc), new_edits: false }).finally(() => {
         for (const entry of reserved) this.reserved.delete(entry);
       });
-      accepted.forEach((item, k) => {
-        const outcome = stored[k] as BulkResult | undefined;
-        results[item.index] = outcome && "error" in outcome ? outcome : { ok: true, id: String(item.doc._id), rev: String(item.doc._rev) };
+      // A replicated write answers with its failures only.
+      const failures = new Map((stored as BulkResult[]).filter((outcome) => "error" in outcome).map((outcome) => [outcome.id, outcome]));
+      for (const item of accepted) {
+        const id = String(item.doc._id);
+        const failure = failures.get(id);
+        results[item.index] = failure ?? { ok: true, id, rev: String(item.doc._rev) };
+        if (failure) continue;
+        if (item.newer) await this.dropStaleLeaves(id, signedOrder(item.doc));
         // Known at once, not when the changes feed catches up: the next document's quota check counts it.
-        if (!(outcome && "error" in outcome) && !this.index.has(String(item.doc._id))) this.observe(item.doc);
-      });
+        if (item.newer || !this.index.has(id)) this.observe(item.doc);
+      }
     }
     return results;
   }
@@ -461,20 +471,36 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   private groupsOf(owner: string): number {
     let count = 0;
-    for (const entry of this.index.values()) if (entry.kind === "group" && entry.from === owner) count++;
+    for (const entries of [this.index.values(), this.reserved.values()]) for (const entry of entries) if (entry.kind === "group" && entry.from === owner) count++;
     return count;
   }
 
   /** A device document by its signed time, a group by its signed version: only a newer one replaces the copy held. */
   private newerThanHeld(id: string, order: number, sig: string, what: "written" | "version"): Disposition {
     const held = this.index.get(id);
-    if (!held || order > held.created) return "replace";
+    if (!held || order > held.created) return "newer";
     if (order === held.created && sig === held.sig) return "held";
     const label = what === "written" ? `written at ${new Date(order).toISOString()}` : `version ${order}`;
     throw new EnvelopeError(`${id} ${label} is not newer than the copy this device holds (${what === "written" ? new Date(held.created).toISOString() : `version ${held.created}`}): a replay`);
   }
 
-  /** Writes a document over whatever revision is stored (content only, this device's own revision): a newer device or group document, or a message in place of an unreadable copy. */
+  /**
+   * After a newer device or group document is stored: leaves of its revision tree that hold an older
+   * signed copy are removed, so the newest signed copy is the one read and passed on, whatever revision
+   * numbers a relay gave older copies. Leaves are compared by content, not revision: two ingests may run
+   * at once, and the one storing an older copy must not remove a newer one.
+   */
+  private async dropStaleLeaves(id: string, order: number): Promise<void> {
+    const current = await this.db.get(id, { conflicts: true }).catch(() => undefined);
+    const conflicts = (current as { _conflicts?: string[] } | undefined)?._conflicts ?? [];
+    if (!current || conflicts.length === 0) return;
+    for (const leaf of [current._rev, ...conflicts]) {
+      const copy = await this.db.get(id, { rev: leaf }).catch(() => undefined);
+      if (copy && signedOrder(copy) < order) await this.db.remove({ _id: id, _rev: leaf }).catch(() => undefined);
+    }
+  }
+
+  /** Writes a message over the copy stored (content only, this device's own revision): the sender's copy in place of one that could not be opened. */
   private async replace(doc: PouchDB.Existing<object>): Promise<void> {
     this.unreadable.delete(doc._id);
     const { _rev, _revisions, _conflicts, ...content } = doc as PouchDB.Existing<object> & { _revisions?: unknown; _conflicts?: unknown };
@@ -698,7 +724,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (this.closed) return;
     const write = async (): Promise<void> => {
       const existing = await this.db.get<DeviceDoc>(`dev:${this.id}`).catch(() => undefined);
-      const doc = makeDeviceDoc(this.identity, this.neighbours, this.options.name, now, this.ownOnion);
+      // Peers take a device document only when its signed time is later than the one they hold: two
+      // versions written in the same millisecond (two neighbours noted at once) must still differ.
+      const updated = Math.max(now, (existing?.updated ?? 0) + 1);
+      const doc = makeDeviceDoc(this.identity, this.neighbours, this.options.name, updated, this.ownOnion);
       await this.db.put({ ...doc, _rev: existing?._rev });
     };
     const next = this.writing.then(write, write);
@@ -728,6 +757,12 @@ function entryOf(input: object): Entry | undefined {
     return { id, kind: "group", from: group.owner, sig: group.signature, targets: [], mode: "flood", priority: MAX_PRIORITY, created: group.version, expires: Number.MAX_SAFE_INTEGER, size: 0 };
   }
   return undefined;
+}
+
+/** A device document's signed time, a group's signed version: which of two copies is newer. */
+function signedOrder(doc: object): number {
+  const { updated, version } = doc as { updated?: unknown; version?: unknown };
+  return typeof updated === "number" ? updated : typeof version === "number" ? version : 0;
 }
 
 /** What a message or ack costs the quota: its body's real length and its envelope, as JSON. */

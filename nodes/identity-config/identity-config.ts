@@ -242,6 +242,11 @@ export = (RED: NodeAPI): void => {
     const device = deployed(req, res);
     if (device) res.json(device.listPairings());
   });
+  // The peers this identity paired with (kept with its storage; not part of the flow's known peers).
+  RED.httpAdmin.get("/peer-mesh/identity/:id/paired", RED.auth.needsPermission("identity-config.read"), (req: Request, res: Response) => {
+    const device = deployed(req, res);
+    if (device) res.json(device.pairedPeers());
+  });
   // Asks the device behind a code (typed or scanned) to pair.
   RED.httpAdmin.post("/peer-mesh/identity/:id/pairings", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) => {
     const device = deployed(req, res);

@@ -15,6 +15,12 @@ import { closesWithin, rawRequest, rawSession } from "../helpers/raw-client";
 import { TempDirs } from "../helpers/storage";
 
 type Doc = Record<string, unknown> & { _id: string };
+
+/** A document with a revision of its own, as PouchDB makes one for each new content (withRev gives every document the same). */
+function withFreshRev<T extends { _id: string }>(doc: T, generation = 1): T & { _rev: string; _revisions: { start: number; ids: string[] } } {
+  const hash = randomBytes(16).toString("hex");
+  return { ...doc, _rev: `${generation}-${hash}`, _revisions: { start: generation, ids: [hash] } };
+}
 type PushResult = { id?: string; error?: string; reason?: string };
 
 const HOUR = 3_600_000;
@@ -337,14 +343,29 @@ describe("hostile relays and strangers", function () {
     const now = Date.now();
     const older = makeDeviceDoc(a, {}, "a", now - 60_000);
     const current = makeDeviceDoc(a, {}, "a", now);
-    should(refusals(await push(v, rIdentity, [withRev(current)]))).eql([]);
+    // Stored under a revision far ahead (generation 5), as a relay may hand it on.
+    should(refusals(await push(v, rIdentity, [withFreshRev(current, 5)]))).eql([]);
     const replayed = refusals(await push(v, rIdentity, [{ ...older, _rev: "5-0123456789abcdef0123456789abcdef" }]));
     should(replayed[0]).match(/not newer than the copy this device holds/);
     // The current one again, with a revision far ahead: taken as the copy held, nothing written.
     should(refusals(await push(v, rIdentity, [{ ...current, _rev: "999-0123456789abcdef0123456789abcdef" }]))).eql([]);
     const newer = makeDeviceDoc(a, { [rIdentity.deviceId]: now + 5_000 }, "a", now + 5_000);
-    should(refusals(await push(v, rIdentity, [withRev(newer)]))).eql([]);
-    should((await v.systemDatabase!.get<{ updated: number }>(`dev:${a.deviceId}`)).updated).equal(now + 5_000);
+    should(refusals(await push(v, rIdentity, [withFreshRev(newer, 2)]))).eql([]);
+    // The newer copy (generation 2, another branch) is the one read and passed on: the leaf ahead of it is gone.
+    const stored = await v.systemDatabase!.get<{ updated: number }>(`dev:${a.deviceId}`, { conflicts: true });
+    should(stored.updated).equal(now + 5_000);
+    should((stored as { _conflicts?: string[] })._conflicts ?? []).eql([]);
+    // Two copies of one device's document arriving at once through two sessions, the older one's revision
+    // an ancestor of the newer's (as two neighbours hand them on): the newer stays, nothing is lost.
+    for (let k = 0; k < 10; k++) {
+      const b = Identity.generate();
+      const [first, second] = [randomBytes(16).toString("hex"), randomBytes(16).toString("hex")];
+      const older = { ...makeDeviceDoc(b, {}, "b", now), _rev: `1-${first}`, _revisions: { start: 1, ids: [first] } };
+      const newer = { ...makeDeviceDoc(b, {}, "b", now + 1), _rev: `2-${second}`, _revisions: { start: 2, ids: [second, first] } };
+      await Promise.all([push(v, rIdentity, [newer]), push(v, rIdentity, [older])]);
+      should((await v.systemDatabase!.get<{ updated: number }>(`dev:${b.deviceId}`)).updated).equal(now + 1);
+      should(v.mesh.has(`dev:${b.deviceId}`)).be.true();
+    }
     const future = refusals(await push(v, rIdentity, [withRev(makeDeviceDoc(a, {}, "a", now + 24 * HOUR)), withRev(makeDeviceDoc(a, { [rIdentity.deviceId]: now + HOUR }, "a", now + 10_000))]));
     should(future[0]).match(/ahead of this device's clock/);
     should(future[1]).match(/neighbour seen after the document was written/);

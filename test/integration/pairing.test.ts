@@ -3,11 +3,14 @@ import { Device, Identity, parsePairingCode, PendingPairing } from "../../lib";
 import { PAIRING_PATH } from "../../lib/wire/protocol";
 import { waitFor } from "../helpers/events";
 import { rawRequest, rawSession } from "../helpers/raw-client";
+import { TempDirs } from "../helpers/storage";
 
 describe("Pairing by code, confirmed with six digits on both sides", () => {
   const devices: Device[] = [];
+  const dirs = new TempDirs();
   afterEach(async () => {
     await Promise.all(devices.splice(0).map((device) => device.stop()));
+    dirs.removeAll();
   });
 
   /** A device that knows nobody; only the "paired" group may send it messages and receive from it. */
@@ -86,6 +89,27 @@ describe("Pairing by code, confirmed with six digits on both sides", () => {
     should(pending.address).equal(`127.0.0.1:${hub.port}`);
     // Only an onion address, and no Tor here: a clear refusal rather than a DNS lookup of the name.
     await should(guest.requestPairing(`peer-mesh:${hub.id}@${onion}`)).be.rejectedWith(/reachable only through Tor .*turn Tor on/);
+  });
+
+  it("a pairing lasts: after a restart the guest still reaches the hub at the address its code gave, and lists it as paired", async () => {
+    const hub = await stranger("hub");
+    const guestOptions = { identity: Identity.generate(), name: "guest", host: "127.0.0.1", storageDir: dirs.make(), discovery: { staticProbeIntervalMs: 0 }, acl: { rules: [{ effect: "allow" as const, principal: "group:paired", verb: "*" as const, resource: "*" }] } };
+    const guest = new Device(guestOptions);
+    devices.push(guest);
+    await guest.start();
+    const outgoing = await guest.requestPairing(hub.pairingCode());
+    const incoming = hub.listPairings()[0];
+    await hub.confirmPairing(incoming.requestId, { group: "paired", sas: outgoing.sas });
+    await guest.confirmPairing(outgoing.requestId, { group: "paired", sas: incoming.sas });
+    await guest.stop();
+
+    const again = new Device(guestOptions);
+    devices.push(again);
+    await again.start();
+    should(again.pairedPeers()).match([{ id: hub.id, addresses: [`127.0.0.1:${hub.port}`], group: "paired" }]);
+    should((await again.send(hub.id, "hello", "after a restart")).receivers).equal(1);
+    // The hub keeps its side too: the guest is listed as paired (it asked, so there is no address to keep).
+    should(hub.pairedPeers()).eql([]); // the hub here has no storage: nothing to keep it in
   });
 
   /** A pairing request from a fresh key, sent from `localAddress` (another loopback address stands for another machine). */
