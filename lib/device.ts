@@ -17,6 +17,7 @@ import { Database, openDatabase, remoteDatabase, validateDatabaseName } from "./
 import path from "node:path";
 import { CouchReply, CouchRequest, serveCouch } from "./replication/couch-endpoint";
 import { refuseReplicatedDesignDocs } from "./replication/design-guard";
+import { describeStorageError, StorageError } from "./storage/storage-error";
 import { Direction, replicateOnce, ReplicateOptions, SyncReport } from "./replication/replicator";
 import { ByteCounter, wireFetch } from "./replication/wire-fetch";
 import { Mesh, MeshOptions } from "./mesh/mesh";
@@ -173,6 +174,10 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   /** Addresses learned from confirmed pairing codes, kept with the storage (PairedPeers) across restarts. */
   private readonly pairedAddresses = new Map<string, string>();
   private pairedPeerStore?: PairedPeers;
+  /** Why this device's storage could not be used at start, when it could not (it runs without it). */
+  storageError?: StorageError;
+  /** Configured databases that could not be opened at start, and why; the others work. */
+  private readonly databaseErrors = new Map<string, StorageError>();
   private aclStore?: AclStore;
   private meshStore?: Mesh;
   private readonly server: WireServer;
@@ -243,20 +248,16 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     return this.started;
   }
 
-  /** Loads stored groups and signs this device's configured ones, before the first request is served. */
+  /**
+   * Loads stored groups and signs this device's configured ones, before the first request is served.
+   * Storage that cannot be used (locked by another process, damaged) does not stop the device: it runs
+   * without groups on disk, databases and the mesh, and says why (storageError, a "warning").
+   */
   private async openAcl(): Promise<void> {
     const groups = this.options.acl?.groups ?? [];
-    if (this.options.storageDir) {
-      this.database = openDatabase(this.options.storageDir, "system");
-      this.aclStore = new AclStore(this.database, this.acl);
-      await this.aclStore.open();
-      this.pairedPeerStore = new PairedPeers(this.database);
-      for (const peer of await this.pairedPeerStore.load()) {
-        const address = this.usableAddresses(peer.addresses)[0];
-        if (address) this.pairedAddresses.set(peer.id, address);
-      }
-    }
+    if (this.options.storageDir) await this.openStorage(this.options.storageDir);
     for (const group of groups) await this.setGroup(group.name, group.members);
+    if (this.database) await this.checkDatabases();
     if (this.database) {
       this.meshStore = new Mesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, db: this.database, groupMembers: (to) => this.groupMembers(to), checkGroup: (doc) => this.checkGroup(doc), resolvePeer: (reference) => {
         try {
@@ -270,12 +271,58 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       this.meshStore.on("onion", ({ id, onion }) => {
         if (this.peers.has(id) || this.isPaired(id)) this.torTransport?.add({ address: onion, expectedId: id, name: this.peers.nameOf(id) });
       });
-      await this.meshStore.start();
+      await this.meshStore.start().catch((err: unknown) => this.storageFailed(err, path.join(this.options.storageDir!, "system")));
     }
+  }
+
+  private async openStorage(storageDir: string): Promise<void> {
+    const directory = path.join(storageDir, "system");
+    try {
+      this.database = openDatabase(storageDir, "system");
+      this.aclStore = new AclStore(this.database, this.acl);
+      await this.aclStore.open();
+      this.pairedPeerStore = new PairedPeers(this.database);
+      for (const peer of await this.pairedPeerStore.load()) {
+        const address = this.usableAddresses(peer.addresses)[0];
+        if (address) this.pairedAddresses.set(peer.id, address);
+      }
+    } catch (err) {
+      await this.storageFailed(err, directory);
+    }
+  }
+
+  /** Opens each configured database once at start, so that a damaged or locked one is reported now, with its path. */
+  private async checkDatabases(): Promise<void> {
+    for (const name of this.databaseNames) {
+      const directory = path.join(this.options.storageDir!, "databases", name);
+      try {
+        await this.openDatabase(name).info();
+      } catch (err) {
+        const failure = describeStorageError(err, directory);
+        this.databaseErrors.set(name, failure);
+        await this.databases.get(name)?.close().catch(() => undefined);
+        this.databases.delete(name);
+        this.emit("warning", failure, "storage");
+      }
+    }
+  }
+
+  /** Storage errors at start: the device goes on without its storage, and says where and what to do. */
+  private async storageFailed(err: unknown, directory: string): Promise<void> {
+    this.storageError = describeStorageError(err, directory);
+    await this.meshStore?.stop().catch(() => undefined);
+    await this.aclStore?.close().catch(() => undefined);
+    await this.database?.close().catch(() => undefined);
+    this.meshStore = undefined;
+    this.aclStore = undefined;
+    this.pairedPeerStore = undefined;
+    this.database = undefined;
+    this.emit("warning", this.storageError, "storage");
   }
 
   /** Store-and-forward messages; present when the device has storage. */
   get mesh(): Mesh {
+    if (this.storageError) throw this.storageError;
     if (!this.meshStore) throw new WireError("CLOSED", this.options.storageDir ? "the device has not started yet" : "the mesh needs a storage directory (storageDir)");
     return this.meshStore;
   }
@@ -537,6 +584,8 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   /** A database this device keeps (one of options.databases), opened on first use. */
   openDatabase(name: string): Database {
     if (!this.databaseNames.has(name)) throw new WireError("NOT_FOUND", `this device keeps no database "${name}" (it keeps: ${[...this.databaseNames].join(", ") || "none"})`);
+    const failure = this.storageError ?? this.databaseErrors.get(name);
+    if (failure) throw failure;
     let db = this.databases.get(name);
     if (!db) {
       db = refuseReplicatedDesignDocs(openDatabase(path.join(this.options.storageDir!, "databases"), name));

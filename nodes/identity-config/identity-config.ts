@@ -91,7 +91,9 @@ function warnOnce(node: Node): (err: Error, transport: string) => void {
     const text = `${transport}: ${err.message}`;
     if (seen.has(text)) return;
     seen.add(text);
-    node.warn(text);
+    // Storage that cannot be used is an error (its databases and mesh are off), not a passing warning.
+    if (transport === "storage") node.error(text);
+    else node.warn(text);
   };
 }
 
