@@ -36,6 +36,17 @@ describe("storage faults at start", function () {
     return { device, other, warnings };
   }
 
+  /** A storage directory a device has used (a document in "readings"), and that device's identity. */
+  async function usedStorage(): Promise<{ identity: Identity; storageDir: string }> {
+    const identity = Identity.generate();
+    const storageDir = dirs.make();
+    const first = new Device({ identity, storageDir, databases: ["readings"] });
+    await first.start();
+    await first.openDatabase("readings").put({ _id: "kept" });
+    await first.stop();
+    return { identity, storageDir };
+  }
+
   async function messagesStillFlow(device: Device, other: Device): Promise<void> {
     const received: unknown[] = [];
     device.onMessage("t", (message) => void received.push(message.payload));
@@ -59,12 +70,7 @@ describe("storage faults at start", function () {
   });
 
   it("garbage in CURRENT: the database is named as damaged, with what to do; the wire still works", async () => {
-    const identity = Identity.generate();
-    const storageDir = dirs.make();
-    const first = new Device({ identity, storageDir, databases: ["readings"] });
-    await first.start();
-    await first.openDatabase("readings").put({ _id: "kept" });
-    await first.stop();
+    const { identity, storageDir } = await usedStorage();
     fs.writeFileSync(path.join(storageDir, "system", "CURRENT"), "MANIFEST-garbage\n");
     const { device, other } = await withPeer(identity, storageDir);
     should(device.storageError!.message).match(/is damaged/).and.match(/move that directory aside/).and.containEql(path.join(storageDir, "system"));
@@ -72,12 +78,7 @@ describe("storage faults at start", function () {
   });
 
   it("one damaged database of several: that one is refused with its path, the system store and the wire work", async () => {
-    const identity = Identity.generate();
-    const storageDir = dirs.make();
-    const first = new Device({ identity, storageDir, databases: ["readings"] });
-    await first.start();
-    await first.openDatabase("readings").put({ _id: "kept" });
-    await first.stop();
+    const { identity, storageDir } = await usedStorage();
     const readings = path.join(storageDir, "databases", "readings");
     fs.writeFileSync(path.join(readings, "CURRENT"), "garbage\n");
     const { device, other, warnings } = await withPeer(identity, storageDir);
