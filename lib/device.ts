@@ -13,7 +13,8 @@ import { GroupDoc, GroupError } from "./acl/signed-group";
 import { PairedPeer, PairedPeers } from "./acl/paired-peers";
 import { randomUUID } from "node:crypto";
 import { Identity, shortId } from "./identity";
-import { Database, openDatabase, remoteDatabase, validateDatabaseName } from "./storage/database";
+import { Database, remoteDatabase, validateDatabaseName } from "./storage/database";
+import { acquireDatabase, DatabaseLease } from "./storage/open-databases";
 import path from "node:path";
 import { CouchReply, CouchRequest, serveCouch } from "./replication/couch-endpoint";
 import { refuseReplicatedDesignDocs } from "./replication/design-guard";
@@ -166,7 +167,9 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   private authorizer: Authorizer;
   private authorizerReplaced: boolean;
   private database?: Database;
-  private readonly databases = new Map<string, Database>();
+  /** The open databases this device uses (shared per directory in the process; see open-databases.ts). */
+  private systemLease?: DatabaseLease;
+  private readonly databases = new Map<string, DatabaseLease>();
   private readonly databaseNames: Set<string>;
   private readonly pairings = new Map<string, PendingPairing>();
   /** Open after a physical action (a button msg): the next incoming pairing request may be accepted without the digits. */
@@ -278,7 +281,8 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   private async openStorage(storageDir: string): Promise<void> {
     const directory = path.join(storageDir, "system");
     try {
-      this.database = openDatabase(storageDir, "system");
+      this.systemLease = await acquireDatabase(directory);
+      this.database = this.systemLease.db;
       this.aclStore = new AclStore(this.database, this.acl);
       await this.aclStore.open();
       this.pairedPeerStore = new PairedPeers(this.database);
@@ -296,12 +300,12 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     for (const name of this.databaseNames) {
       const directory = path.join(this.options.storageDir!, "databases", name);
       try {
-        await this.openDatabase(name).info();
+        const lease = await acquireDatabase(directory);
+        refuseReplicatedDesignDocs(lease.db);
+        this.databases.set(name, lease);
       } catch (err) {
         const failure = describeStorageError(err, directory);
         this.databaseErrors.set(name, failure);
-        await this.databases.get(name)?.close().catch(() => undefined);
-        this.databases.delete(name);
         this.emit("warning", failure, "storage");
       }
     }
@@ -312,7 +316,8 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     this.storageError = describeStorageError(err, directory);
     await this.meshStore?.stop().catch(() => undefined);
     await this.aclStore?.close().catch(() => undefined);
-    await this.database?.close().catch(() => undefined);
+    this.systemLease?.release();
+    this.systemLease = undefined;
     this.meshStore = undefined;
     this.aclStore = undefined;
     this.pairedPeerStore = undefined;
@@ -495,8 +500,9 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     await this.meshStore?.stop();
     await this.aclStore?.close();
     await this.pairedPeerStore?.close().catch(() => undefined);
-    await this.database?.close();
-    await Promise.all([...this.databases.values()].map((db) => db.close()));
+    // Released, not closed: a device started again on this storage (a Node-RED redeploy) takes them over open.
+    this.systemLease?.release();
+    for (const lease of this.databases.values()) lease.release();
   }
 
   async send(peer: string, topic: string, payload: unknown, options?: SendOptions): Promise<Ack> {
@@ -586,12 +592,9 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     if (!this.databaseNames.has(name)) throw new WireError("NOT_FOUND", `this device keeps no database "${name}" (it keeps: ${[...this.databaseNames].join(", ") || "none"})`);
     const failure = this.storageError ?? this.databaseErrors.get(name);
     if (failure) throw failure;
-    let db = this.databases.get(name);
-    if (!db) {
-      db = refuseReplicatedDesignDocs(openDatabase(path.join(this.options.storageDir!, "databases"), name));
-      this.databases.set(name, db);
-    }
-    return db;
+    const lease = this.databases.get(name);
+    if (!lease) throw new WireError("CLOSED", this.stopping ? "the device has stopped" : "the device has not started yet");
+    return lease.db;
   }
 
   get databaseList(): string[] {

@@ -7,6 +7,7 @@ export { Rechunker } from "./streams/rechunker";
 export { OutgoingSequences } from "./streams/outgoing-sequences";
 export * from "./acl";
 export { openDatabase, isStorageFull, type Database } from "./storage/database";
+export { closeIdleDatabases, openDatabaseCount } from "./storage/open-databases";
 export { StorageError, describeStorageError } from "./storage/storage-error";
 export { Mesh, type MeshOptions, type MeshMessage, type MeshListener, type SendMeshOptions, type MeshEvents } from "./mesh/mesh";
 export { MeshSync, CLOUD_PEER, type MeshSyncOptions, type SyncPolicy, type CloudOptions } from "./mesh/sync";

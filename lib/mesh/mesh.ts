@@ -4,6 +4,7 @@ import { GroupDoc, GroupError, verifyGroup } from "../acl/signed-group";
 import type { Identity } from "../identity";
 import type { BulkResult } from "../replication/couch-endpoint";
 import type { Database } from "../storage/database";
+import { interceptReplicatedWrites, StoreReplicated } from "../storage/replicated-writes";
 import { WireError } from "../wire/errors";
 import { decodePayload, encodePayload } from "../wire/payload";
 import {
@@ -398,7 +399,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       }
     }
     if (accepted.length > 0) {
-      const stored = await this.originalBulkDocs({ docs: accepted.map((item) => item.doc), new_edits: false }).finally(() => {
+      const stored = await this.storeReplicated({ docs: accepted.map((item) => item.doc), new_edits: false }).finally(() => {
         for (const entry of reserved) this.reserved.delete(entry);
       });
       // A replicated write answers with its failures only.
@@ -524,17 +525,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * Every replicated write into the database passes ingest: through the wire (the /mesh route calls it) and
    * from a pull out of a CouchDB-protocol server (PouchDB's replicator calls bulkDocs with new_edits=false).
    */
-  private originalBulkDocs!: Database["bulkDocs"];
+  private storeReplicated!: StoreReplicated;
   private guardReplicatedWrites(): void {
-    const original = this.db.bulkDocs.bind(this.db);
-    this.originalBulkDocs = original;
-    const guarded = (request: unknown, options?: unknown, callback?: unknown): unknown => {
-      const body = request as { docs?: Array<PouchDB.Existing<object>>; new_edits?: boolean };
-      const replicated = !Array.isArray(request) && body?.new_edits === false && typeof options !== "function" && callback === undefined;
-      if (!replicated) return (original as (...args: unknown[]) => unknown)(request, options, callback);
-      return this.ingest(body.docs ?? []);
-    };
-    (this.db as { bulkDocs: unknown }).bulkDocs = guarded;
+    this.storeReplicated = interceptReplicatedWrites(this.db, (write) => this.ingest(write.docs));
   }
 
   /** Should `neighbour` get this document now? */

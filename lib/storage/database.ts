@@ -4,13 +4,14 @@ import PouchDB from "pouchdb-node";
 
 export type Database = PouchDB.Database;
 
-/**
- * A PouchDB (LevelDB) database in a directory of its own. One directory per device keeps two identities in
- * one Node-RED (as in the demo) from sharing data.
- */
 /** Concurrent changes feeds on one database (sessions with neighbours and peers, listeners of the flow). */
 const MAX_CONCURRENT_FEEDS = 200;
 
+/**
+ * A PouchDB (LevelDB) database in a directory of its own, for use outside a device. A device opens its
+ * directories through acquireDatabase (open-databases.ts), which shares one open database per directory
+ * in the process; do not open a running device's directories with this.
+ */
 export function openDatabase(directory: string, name: string): Database {
   fs.mkdirSync(directory, { recursive: true });
   const db = new PouchDB(path.join(directory, name));

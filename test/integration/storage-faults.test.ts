@@ -2,7 +2,7 @@ import { ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import should from "should";
-import { Device, Identity, StorageError } from "../../lib";
+import { closeIdleDatabases, Device, Identity, StorageError } from "../../lib";
 import { TempDirs } from "../helpers/storage";
 
 /**
@@ -44,6 +44,8 @@ describe("storage faults at start", function () {
     await first.start();
     await first.openDatabase("readings").put({ _id: "kept" });
     await first.stop();
+    // As when Node-RED has stopped: the damage below is done to files no process has open.
+    await closeIdleDatabases();
     return { identity, storageDir };
   }
 
