@@ -31,14 +31,19 @@ export class OutgoingSequences<T> {
     const entry = this.open.get(id) ?? this.begin(id, start);
     clearTimeout(entry.idle);
     entry.idle = setTimeout(() => this.fail(id, new SequenceError(`no part of sequence ${id} for ${this.idleMs / 1000} s`)), this.idleMs);
+    let completed: boolean;
     try {
       // The stream can fail while this part waits for room: the race lets the part see that failure.
-      await Promise.race([entry.sequence.push(index, chunk, count), entry.result.then(() => undefined)]);
+      completed = await Promise.race([entry.sequence.push(index, chunk, count), entry.result.then(() => false)]);
     } catch (err) {
       this.fail(id, err as Error);
       throw err;
     }
-    return entry.sequence.complete ? entry.result : undefined;
+    // Only the part that completed the sequence answers with the result (one ack per stream). Parts still
+    // waiting when it completed learn of a failure too, so a sequence nobody receives fails each of them.
+    if (completed) return entry.result;
+    if (entry.sequence.complete) await entry.result;
+    return undefined;
   }
 
   get size(): number {

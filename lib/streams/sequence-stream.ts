@@ -1,4 +1,3 @@
-import { once } from "node:events";
 import { PassThrough } from "node:stream";
 
 export class SequenceError extends Error {
@@ -14,6 +13,8 @@ export class SequenceStream {
   private next = 0;
   private count?: number;
   private readonly pending = new Map<number, Buffer>();
+  /** One wait for 'drain' shared by every part that found the stream full (a split node delivers all its parts at once). */
+  private drained?: Promise<unknown>;
 
   constructor(private readonly maxPending = 256) {
     // An abort after the consumer has gone must not become an uncaught 'error'; consumers still see it.
@@ -24,8 +25,8 @@ export class SequenceStream {
     return this.count !== undefined && this.next === this.count;
   }
 
-  /** Resolves once the part is queued or written and the stream has room for more. */
-  async push(index: number, chunk: Buffer, count?: number): Promise<void> {
+  /** Resolves once the part is queued or written and the stream has room for more: true for the part that completed the sequence. */
+  async push(index: number, chunk: Buffer, count?: number): Promise<boolean> {
     if (!Number.isInteger(index) || index < 0) throw new SequenceError(`part index ${String(index)} is not a whole number ≥ 0`);
     if (count !== undefined) {
       if (!Number.isInteger(count) || count < 1) throw new SequenceError(`part count ${String(count)} is not a whole number ≥ 1`);
@@ -42,8 +43,30 @@ export class SequenceStream {
       this.next += 1;
       if (!this.readable.write(part)) waitForRoom = true;
     }
-    if (this.complete) this.readable.end();
-    else if (waitForRoom && !this.readable.destroyed) await once(this.readable, "drain");
+    if (this.complete) {
+      this.readable.end();
+      return true;
+    }
+    if (waitForRoom && !this.readable.destroyed) await this.room();
+    return false;
+  }
+
+  /**
+   * Room for more, or no more writing at all: a stream that has been ended (the last part came while earlier
+   * ones waited) never emits 'drain' again, so 'finish' and 'close' end the wait too.
+   */
+  private room(): Promise<unknown> {
+    this.drained ??= new Promise<void>((resolve, reject) => {
+      const events = ["drain", "finish", "close", "error"];
+      const done = (err?: unknown): void => {
+        for (const event of events) this.readable.off(event, done);
+        this.drained = undefined;
+        if (err instanceof Error) reject(err);
+        else resolve();
+      };
+      for (const event of events) this.readable.on(event, done);
+    });
+    return this.drained;
   }
 
   abort(err: Error): void {

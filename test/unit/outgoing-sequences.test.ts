@@ -23,6 +23,14 @@ describe("OutgoingSequences", () => {
     should(sequences.size).equal(0);
   });
 
+  it("answers once per stream when every part arrives at once (a split node's whole sequence) and most wait for room", async () => {
+    const sequences = new OutgoingSequences<string>(1000);
+    const part = Buffer.alloc(16_384, 97);
+    const start = async (body: Readable) => String((await readAll(body)).length);
+    const answers = await Promise.all(Array.from({ length: 16 }, (_, index) => sequences.push("s3", index, part, 16, start)));
+    should(answers.filter((answer) => answer !== undefined)).eql([String(16 * 16_384)]);
+  });
+
   it("fails the waiting part when the stream fails, and refuses later parts of that sequence at once", async () => {
     const sequences = new OutgoingSequences<string>(1000);
     let starts = 0;

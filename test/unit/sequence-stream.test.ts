@@ -18,6 +18,16 @@ describe("SequenceStream", () => {
     should(await text).equal("abc");
   });
 
+  it("parts that all wait for room at once share one wait (no listener pile-up on the stream)", async () => {
+    const sequence = new SequenceStream();
+    const part = Buffer.alloc(16_384, 1); // a split node's parts, all delivered before the reader reads
+    const writes = Array.from({ length: 20 }, (_, index) => sequence.push(index, part, 20));
+    should(sequence.readable.listenerCount("drain")).be.belowOrEqual(1);
+    should(await collect(sequence)).have.length(20 * 16_384);
+    await Promise.all(writes);
+    should(sequence.readable.listenerCount("drain")).equal(0);
+  });
+
   it("reorders parts that arrive out of order", async () => {
     const sequence = new SequenceStream();
     const text = collect(sequence);
