@@ -8,6 +8,7 @@ import { torMissing } from "../test/helpers/tor-network";
 import { aclCost } from "./acl-cost";
 import { bleThroughput } from "./ble-throughput";
 import { discoveryTimes } from "./discovery-in-netns";
+import { identityMemory } from "./identity-memory";
 import { meshBytes } from "./mesh-bytes";
 import { meshLatency, replicationRate } from "./replication";
 import { messagesInNodeRed } from "./messages-in-node-red";
@@ -78,6 +79,17 @@ const BENCHMARKS: Benchmark[] = [
         result("replication-vs-pouchdb-http", replication.ours, replication.baseline, "docs/s", `${docs.toLocaleString("en")} docs of ~200 bytes pushed device→device (mutual TLS, HTTP/2, ACL, LevelDB) vs PouchDB→pouchdb-server (LevelDB) over plain HTTP, median of ${rounds}; target ≥ 1.0`),
         result("mesh-1-hop-vs-target", latency.oneHopMs, 1000, "ms", `mesh message send → delivered to the neighbour's flow, syncing on change, median of ${samples}; target < 1 s`),
         result("mesh-2-relays-vs-target", latency.twoRelaysMs, 1000, "ms", "the same across 2 relays (A→B→C→D); target < 1 s"),
+      ];
+    },
+  },
+  {
+    name: "the memory an idle identity adds to Node-RED",
+    async run(quick) {
+      const memory = await identityMemory(quick ? 5 : 20, quick ? 8_000 : 20_000);
+      const note = `${memory.identities} identities (storage, one database, a peer-receive each) over a bare Node-RED of ${memory.bareMb.toFixed(0)} MB: ${memory.withIdentitiesMb.toFixed(0)} MB, ${memory.afterRedeploysMb.toFixed(0)} MB after 10 full redeploys; target ≤ 40 MB each`;
+      return [
+        result("identity-idle-rss-vs-target", memory.perIdentityMb, 40, "MB", note),
+        result("identity-rss-after-redeploys", memory.afterRedeploysMb - memory.bareMb, memory.withIdentitiesMb - memory.bareMb, "MB", "what the identities hold after 10 full redeploys vs before them; 1.0 means redeploys leave nothing behind"),
       ];
     },
   },

@@ -18,6 +18,8 @@ export interface DemoOptions {
   redJs?: string;
   /** The Node.js binary to run it with. */
   nodeBinary?: string;
+  /** Options for that Node.js, before red.js (a benchmark's --expose-gc and preload). */
+  nodeArgs?: string[];
   /**
    * A bare runtime for the palette test: this package is not linked in, the demo is not deployed, and
    * the palette may install (and upload) modules.
@@ -107,7 +109,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   const url = `http://127.0.0.1:${port}`;
   const settings = prepareUserDir(userDir, port, options.bare === true);
   const redJs = options.redJs ?? require.resolve("node-red/red.js");
-  const child = spawn(options.nodeBinary ?? process.execPath, [redJs, "--userDir", userDir, "--settings", settings], {
+  const child = spawn(options.nodeBinary ?? process.execPath, [...(options.nodeArgs ?? []), redJs, "--userDir", userDir, "--settings", settings], {
     stdio: options.stdio === "pipe" ? ["ignore", "pipe", "pipe"] : "inherit",
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));

@@ -10,8 +10,8 @@ import { packFromCleanCopy } from "../helpers/pack";
 import { freePort } from "../helpers/ports";
 
 const redJs = process.env.NODE_RED_RUNTIME ? path.join(path.dirname(process.env.NODE_RED_RUNTIME), "..", "red.js") : undefined;
-/** Deploys in all; `npm run churn` runs the long version (200). */
-const DEPLOYS = Number(process.env.PEER_MESH_CHURN_DEPLOYS ?? 24);
+/** Full deploys in all (and a "nodes" deploy after every fourth); `npm run churn` runs the long version (200). */
+const DEPLOYS = Number(process.env.PEER_MESH_CHURN_DEPLOYS ?? 20);
 /** What must never appear in either Node-RED's log. */
 const STORAGE_TROUBLE = /LOCK|database is not open|Database is not open|not opened|Close timed out|corrupted|Segmentation|FATAL/;
 
@@ -80,7 +80,7 @@ function lines(file: string): string[] {
  * before the last 10 s on the other side, and traffic still flowing.
  */
 describe("deploy churn: two Node-RED processes redeployed under traffic", function () {
-  this.timeout(300_000 + DEPLOYS * 4_000);
+  this.timeout(300_000 + DEPLOYS * 5_000);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "peer-mesh-churn-"));
   const running: Array<{ side: Side; red: RunningDemo; log: { text: string } }> = [];
 
@@ -124,13 +124,19 @@ describe("deploy churn: two Node-RED processes redeployed under traffic", functi
     for (const [i, side] of sides.entries()) should(lines(path.join(side.dir, "acked.txt")).length).be.aboveOrEqual(10, `${side.name}'s messages were not acknowledged before the churn began:\n${running[i].log.text.slice(-3000)}`);
 
     const kinds = { full: 0, nodes: 0 };
+    const pause = (): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, 500 + Math.random() * 2_500));
     for (let n = 0; n < DEPLOYS; n++) {
-      await new Promise((resolve) => setTimeout(resolve, 500 + Math.random() * 2_500));
+      await pause();
       const i = n % 2;
-      const type = n % 4 >= 2 ? "nodes" : "full";
-      if (type === "nodes") generation[i]++;
-      await deploy(running[i].red, flows(i), type);
-      kinds[type]++;
+      await deploy(running[i].red, flows(i), "full");
+      kinds.full++;
+      if (n % 4 === 3) {
+        // Between the full ones, a "nodes" deploy that changes one node on the other side.
+        await pause();
+        generation[1 - i]++;
+        await deploy(running[1 - i].red, flows(1 - i), "nodes");
+        kinds.nodes++;
+      }
     }
     console.log(`      ${kinds.full} full and ${kinds.nodes} "nodes" deploys`);
 
