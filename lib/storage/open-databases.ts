@@ -1,5 +1,36 @@
+import fs from "node:fs";
 import path from "node:path";
 import { Database, openDatabase } from "./database";
+
+/** The last 8 bytes of every LevelDB table file (table/format.h: kTableMagicNumber, little-endian). */
+const TABLE_MAGIC = Buffer.from("57fb808b247547db", "hex");
+
+/**
+ * LevelDB opens a directory whose table files were cut short (a disk that filled or failed mid-write, a
+ * copy interrupted) without a word, and fails later, on the first read that reaches the damage. A whole
+ * table file ends with its footer's magic number; one that does not is reported now, at open, with the
+ * path, like any other damage.
+ */
+function checkTableFiles(directory: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(directory);
+  } catch {
+    return; // a new database: nothing to check
+  }
+  const tail = Buffer.alloc(TABLE_MAGIC.length);
+  for (const name of names.filter((file) => file.endsWith(".ldb") || file.endsWith(".sst"))) {
+    const file = path.join(directory, name);
+    const fd = fs.openSync(file, "r");
+    try {
+      const { size } = fs.fstatSync(fd);
+      const read = size >= tail.length ? fs.readSync(fd, tail, 0, tail.length, size - tail.length) : 0;
+      if (read !== tail.length || !tail.equals(TABLE_MAGIC)) throw new Error(`Corruption: the table file ${file} is truncated (${size} bytes, no table footer)`);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
 
 /**
  * How long a database nobody uses stays open. A Node-RED full deploy closes every identity and starts it
@@ -56,6 +87,7 @@ export async function acquireDatabase(location: string): Promise<DatabaseLease> 
       }
       return lease(key, entry);
     }
+    checkTableFiles(key);
     const created = open(key);
     entries.set(key, created);
     try {

@@ -75,17 +75,22 @@ describe("upgrading from 0.1.0, and uninstalling from the palette", function () 
     }
   }
 
-  /** Presses `inject` until `debug` shows a message (the receiving identity may still be starting). */
+  /** Presses `inject` until `debug` shows a message on `feed` (the receiving identity may still be starting). */
+  async function injectUntilSeen(feed: ReturnType<typeof debugFeed>, inject: string, debug: string, wanted: RegExp): Promise<string> {
+    await feed.ready;
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      await call("POST", `/inject/${inject}`);
+      const seen = await feed.from(debug, 2_000, (message) => wanted.test(message.msg)).catch(() => undefined);
+      if (seen) return seen.msg;
+    }
+    throw new Error(`nothing matching ${wanted} reached ${debug}`);
+  }
+
   async function injectUntilDebug(inject: string, debug: string, wanted: RegExp): Promise<string> {
     const feed = debugFeed(red!.url);
     try {
-      const deadline = Date.now() + 30_000;
-      while (Date.now() < deadline) {
-        await call("POST", `/inject/${inject}`);
-        const seen = await feed.from(debug, 2_000, (message) => wanted.test(message.msg)).catch(() => undefined);
-        if (seen) return seen.msg;
-      }
-      throw new Error(`nothing matching ${wanted} reached ${debug}`);
+      return await injectUntilSeen(feed, inject, debug, wanted);
     } finally {
       feed.close();
     }
@@ -125,9 +130,11 @@ describe("upgrading from 0.1.0, and uninstalling from the palette", function () 
     should((await call("POST", "/flows", flows, { "Node-RED-Deployment-Type": "full" })).status).equal(204);
     const before = { sensor: await identityOf("sensor-id"), gateway: await identityOf("gateway-id") };
     should(before.sensor.deviceId).equal(sensor.deviceId);
-    await injectUntilDebug("reading", "seen", /21\.5/);
     const events = debugFeed(red!.url);
     try {
+      // The store is pressed once (a second press would write the same document again), so first the feed
+      // must be seen to carry debug messages: a reading that arrives through it proves the subscription.
+      await injectUntilSeen(events, "reading", "seen", /21\.5/);
       await call("POST", "/inject/store");
       should((await events.from("stored", 20_000, (message) => /before-upgrade/.test(message.msg))).msg).match(/"database":"readings"/);
     } finally {
@@ -174,6 +181,10 @@ describe("upgrading from 0.1.0, and uninstalling from the palette", function () 
     // The two identities of the first test keep their data. (On Node-RED 5 two more device directories
     // were found here once; not explained yet, so the assertion names the ones that must stay.)
     const kept = fs.readdirSync(path.join(userDir, "peer-mesh"));
+    if (kept.length > deployedIds.length) {
+      // What made the others: an identity that found no credentials generates a key (its warning says so).
+      console.log(`      ${kept.length} device directories; the log says:\n${log.split("\n").filter((line) => /credential|generated|new key|warn/i.test(line)).join("\n")}`);
+    }
     for (const device of deployedIds) should(kept).containEql(device);
     for (const device of deployedIds) should(fs.existsSync(path.join(userDir, "peer-mesh", device, "system"))).be.true();
   });

@@ -79,6 +79,30 @@ describe("storage faults at start", function () {
     await messagesStillFlow(device, other);
   });
 
+  it("a table file cut short (.ldb): named as damaged at start, not at the first read that reaches it", async () => {
+    const identity = Identity.generate();
+    const storageDir = dirs.make();
+    const readings = path.join(storageDir, "databases", "readings");
+    const tables = (): string[] => (fs.existsSync(readings) ? fs.readdirSync(readings).filter((file) => file.endsWith(".ldb")) : []);
+    // Enough documents that LevelDB keeps some in a table file once the log is compacted at the next open.
+    for (let round = 0; round < 3 && tables().length === 0; round++) {
+      const writer = new Device({ identity, storageDir, databases: ["readings"] });
+      await writer.start();
+      await writer.openDatabase("readings").bulkDocs(Array.from({ length: 5_000 }, (_, n) => ({ _id: `r${round}-${n}`, pad: "x".repeat(300) })));
+      await writer.stop();
+      await closeIdleDatabases();
+    }
+    const [table] = tables();
+    should(table).be.ok();
+    const file = path.join(readings, table);
+    fs.truncateSync(file, Math.floor(fs.statSync(file).size / 2));
+    const { device, other, warnings } = await withPeer(identity, storageDir);
+    should(device.storageError).be.undefined();
+    should(() => device.openDatabase("readings")).throw(/is damaged/);
+    should(warnings.map((w) => w.message).join("\n")).containEql(readings).and.match(/truncated/).and.match(/move that directory aside/);
+    await messagesStillFlow(device, other);
+  });
+
   it("one damaged database of several: that one is refused with its path, the system store and the wire work", async () => {
     const { identity, storageDir } = await usedStorage();
     const readings = path.join(storageDir, "databases", "readings");
