@@ -15,8 +15,11 @@ export interface SoakReport {
   messages: Tally;
   streams: Tally & { bytes: number };
   mesh: Tally;
-  /** Resident memory, and the JS heap in use beside it (a climb in one but not the other says where to look). */
-  rssMb: Array<{ at: number; mb: number; heapMb: number }>;
+  /**
+   * Resident memory, and beside it the JS heap in use and reserved, and the memory outside the heap that
+   * JS objects hold (Buffers): a climb in one but not the others says where to look.
+   */
+  rssMb: Array<{ at: number; mb: number; heapMb: number; heapTotalMb: number; externalMb: number }>;
 }
 
 interface Tally {
@@ -100,7 +103,8 @@ export async function soak(seconds: number): Promise<SoakReport> {
     const running = (): boolean => Date.now() < until;
     const sample = (): void => {
       const memory = process.memoryUsage();
-      report.rssMb.push({ at: Math.round((Date.now() - started) / 1000), mb: Math.round(memory.rss / 1048576), heapMb: Math.round(memory.heapUsed / 1048576) });
+      const mb = (bytes: number): number => Math.round(bytes / 1048576);
+      report.rssMb.push({ at: Math.round((Date.now() - started) / 1000), mb: mb(memory.rss), heapMb: mb(memory.heapUsed), heapTotalMb: mb(memory.heapTotal), externalMb: mb(memory.external) });
     };
     sample();
     const sampler = setInterval(sample, Math.max(1_000, (seconds * 1000) / 20));
@@ -179,7 +183,7 @@ if (require.main === module) {
         const t = report[kind];
         console.log(`${kind.padEnd(9)} sent ${t.sent}, delivered ${t.delivered}, duplicated ${t.duplicated}, lost ${t.lost}, failed to send ${t.failed}`);
       }
-      console.log(`rss / heap (MB) over time: ${report.rssMb.map((s) => `${s.at}s:${s.mb}/${s.heapMb}`).join(" ")}`);
+      console.log(`rss / heap used / heap reserved / external (MB) over time: ${report.rssMb.map((s) => `${s.at}s:${s.mb}/${s.heapMb}/${s.heapTotalMb}/${s.externalMb}`).join(" ")}`);
       console.log(JSON.stringify(report));
       const bad = (["messages", "streams", "mesh"] as const).some((kind) => report[kind].lost > 0 || report[kind].duplicated > 0);
       process.exit(bad ? 1 : 0);
