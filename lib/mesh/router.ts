@@ -8,7 +8,8 @@ import type { DeviceDoc } from "./envelope";
  */
 export class Router {
   private readonly links = new Map<string, Map<string, number>>();
-  private readonly distanceCache = new Map<string, Map<string, number>>();
+  /** Distances per target, each good until the first link it used goes stale (or a device document changes the graph). */
+  private readonly distanceCache = new Map<string, { distances: Map<string, number>; validUntil: number }>();
 
   constructor(private readonly freshMs: number) {}
 
@@ -59,7 +60,8 @@ export class Router {
   /** Hops from every device to `target` (breadth first over links either end reported as fresh). */
   private distancesTo(target: string, now: number): Map<string, number> {
     const cached = this.distanceCache.get(target);
-    if (cached) return cached;
+    if (cached && now <= cached.validUntil) return cached.distances;
+    let validUntil = Infinity;
     const adjacency = new Map<string, Set<string>>();
     const link = (a: string, b: string): void => {
       if (!adjacency.has(a)) adjacency.set(a, new Set());
@@ -68,6 +70,7 @@ export class Router {
     for (const [id, neighbours] of this.links) {
       for (const [other, seen] of neighbours) {
         if (now - seen > this.freshMs) continue;
+        validUntil = Math.min(validUntil, seen + this.freshMs);
         link(id, other);
         link(other, id);
       }
@@ -85,7 +88,7 @@ export class Router {
       }
       frontier = next;
     }
-    this.distanceCache.set(target, distances);
+    this.distanceCache.set(target, { distances, validUntil });
     return distances;
   }
 }

@@ -22,6 +22,16 @@ describe("Router (directed mesh routing)", () => {
     should(router.forwards("b", "a", ["c"], NOW)).be.false();
   });
 
+  it("routes around a link once it has gone stale, even when it was routed over just before", () => {
+    // a - b - c (links seen at NOW), and a longer a - d - e - c (seen later, so fresh for longer)
+    const later = NOW + 900;
+    const router = routerOf({ a: { b: NOW, d: later }, b: { c: NOW }, d: { e: later }, e: { c: later } }, 1_000);
+    should(router.nextHop("a", "c", NOW + 500)).equal("b");
+    // At NOW + 1500 the a-b-c links are older than 1 s; only the long way is left.
+    should(router.nextHop("a", "c", NOW + 1_500)).equal("d");
+    should(router.forwards("a", "b", ["c"], NOW + 1_500)).be.false();
+  });
+
   it("sends one copy where two paths are equally short: the freshest link wins, then the lower id", () => {
     // s reaches t through x or through y, both 2 hops
     const fresherX = routerOf({ s: { x: NOW, y: NOW - 1000 }, x: { t: NOW }, y: { t: NOW } });
