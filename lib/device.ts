@@ -8,10 +8,10 @@ import type { Transport } from "./discovery/transport";
 import { Acl } from "./acl/acl";
 import { AclStore } from "./acl/acl-store";
 import type { Rule } from "./acl/rules";
-import { advertisedHost, claimedName, formatPairingCode, parsePairingCode, shortAuthenticationString } from "./acl/pairing";
+import { advertisedHost, formatPairingCode, parsePairingCode } from "./acl/pairing";
+import { DEFAULT_PAIRING_WINDOW_MS, PeerRef, PendingPairing, PendingPairings } from "./acl/pending-pairings";
 import { GroupDoc, GroupError } from "./acl/signed-group";
 import { PairedPeer, PairedPeers } from "./acl/paired-peers";
-import { randomUUID } from "node:crypto";
 import { Identity, shortId } from "./identity";
 import { Database, remoteDatabase, validateDatabaseName } from "./storage/database";
 import { acquireDatabase, DatabaseLease } from "./storage/open-databases";
@@ -80,10 +80,7 @@ export interface TorOptions extends Pick<TorTransportOptions, "attach" | "probeI
   only?: boolean;
 }
 
-export interface PeerRef {
-  id: string;
-  name?: string;
-}
+export type { PeerRef, PendingPairing };
 
 export interface ReceivedMessage {
   id: string;
@@ -104,32 +101,6 @@ export type MessageListener = (message: ReceivedMessage) => void | Promise<void>
 /** Resolves once it has read the whole body (or rejects); the sender's ack waits for it. */
 export type StreamListener = (stream: ReceivedStream) => Promise<void>;
 
-/** A pairing waiting for this device's user (or flow) to confirm it. */
-export interface PendingPairing {
-  requestId: string;
-  /** incoming: the peer asked us; outgoing: we asked the peer. */
-  direction: "incoming" | "outgoing";
-  peer: PeerRef;
-  /** The six digits both users compare. */
-  sas: string;
-  at: number;
-  /** For outgoing pairings: where the peer's code said it listens (the address that answered). */
-  address?: string;
-  /** For outgoing pairings: every address of the peer's code this device can use, best first. */
-  addresses?: string[];
-  /** For incoming pairings: the request arrived inside a pairing window (a physical action), so it may be accepted without the digits. */
-  windowed?: boolean;
-  /** For incoming pairings: the address it came from (requests waiting are limited per source). */
-  source?: string;
-}
-
-const MAX_PENDING_PAIRINGS = 16;
-/** Pairing requests waiting from one address: one stranger cannot take every slot. */
-const MAX_PENDING_PAIRINGS_PER_SOURCE = 2;
-const PAIRING_TTL_MS = 10 * 60_000;
-/** A pairing window opened by a physical action lasts this long by default, and at most 10 minutes. */
-const DEFAULT_PAIRING_WINDOW_MS = 60_000;
-const MAX_PAIRING_WINDOW_MS = 10 * 60_000;
 /** Members of one group from another owner kept at most. */
 const MAX_FOREIGN_GROUP_MEMBERS = 1_000;
 
@@ -171,9 +142,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   private systemLease?: DatabaseLease;
   private readonly databases = new Map<string, DatabaseLease>();
   private readonly databaseNames: Set<string>;
-  private readonly pairings = new Map<string, PendingPairing>();
-  /** Open after a physical action (a button msg): the next incoming pairing request may be accepted without the digits. */
-  private pairingWindow?: { until: number };
+  private readonly pairings: PendingPairings;
   /** Addresses learned from confirmed pairing codes, kept with the storage (PairedPeers) across restarts. */
   private readonly pairedAddresses = new Map<string, string>();
   private pairedPeerStore?: PairedPeers;
@@ -204,6 +173,8 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     this.databaseNames = new Set((options.databases ?? []).map(validateDatabaseName));
     if (this.databaseNames.size > 0 && !options.storageDir) throw new Error("databases need a storage directory (storageDir)");
     this.peers = new PeerDirectory(options.peers);
+    this.pairings = new PendingPairings(options.identity.deviceId, (id) => this.peers.nameOf(id));
+    this.pairings.on("pairing", (pending) => this.emit("pairing", pending));
     this.acl = new Acl({ selfId: options.identity.deviceId, rules: options.acl?.rules, isKnown: (id) => this.peers.has(id) });
     this.acl.on("rejected", (info) => this.emit("rejected", info));
     this.authorizer = options.authorize ?? ((peerId, verb, resource) => this.acl.authorize(peerId, verb, resource));
@@ -597,10 +568,6 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     return lease.db;
   }
 
-  get databaseList(): string[] {
-    return [...this.databaseNames];
-  }
-
   /** @internal called by the wire server for a CouchDB-protocol request. */
   serveDatabase(peerId: string, target: DatabaseTarget, request: CouchRequest): Promise<CouchReply> {
     if (this.stopping) return Promise.resolve({ status: 503, json: { error: "unavailable", reason: "the device is stopping" } });
@@ -718,17 +685,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     }
     const { response, keyingMaterial } = paired!;
     if (response.status !== 200) throw errorFromResponse(response);
-    const pending: PendingPairing = {
-      requestId: randomUUID(),
-      direction: "outgoing",
-      peer: this.peerRef(target.id),
-      sas: shortAuthenticationString(keyingMaterial, this.id, target.id),
-      at: Date.now(),
-      address: target.address,
-      addresses: [target.address, ...usable.filter((address) => address !== target.address)],
-    };
-    this.remember(pending);
-    return pending;
+    return this.pairings.addOutgoing(this.peerRef(target.id), keyingMaterial, [target.address, ...usable.filter((address) => address !== target.address)]);
   }
 
   /** Addresses this device can dial: direct ones unless Tor only, onion ones when Tor is on. */
@@ -748,87 +705,41 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
 
   /** @internal called by the wire server for a pairing request. */
   acceptPairing(request: IncomingPairing): string {
-    this.expirePairings();
-    // A device asking again replaces its own earlier request rather than taking another slot.
-    for (const [id, pending] of this.pairings) if (pending.direction === "incoming" && pending.peer.id === request.from) this.pairings.delete(id);
-    const incoming = [...this.pairings.values()].filter((pending) => pending.direction === "incoming");
-    if (request.address !== undefined && incoming.filter((pending) => pending.source === request.address).length >= MAX_PENDING_PAIRINGS_PER_SOURCE) {
-      throw new WireError("REFUSED", `${MAX_PENDING_PAIRINGS_PER_SOURCE} pairing requests from this address are already waiting for confirmation`);
-    }
-    if (incoming.length >= MAX_PENDING_PAIRINGS) throw new WireError("REFUSED", "too many pairing requests are waiting for confirmation");
-    const window = this.pairingWindow;
-    const windowed = !!window && window.until >= Date.now();
-    // One request per window: the physical action consents to one device, not to whoever comes next.
-    if (windowed) this.pairingWindow = undefined;
-    const pending: PendingPairing = {
-      requestId: randomUUID(),
-      direction: "incoming",
-      peer: { id: request.from, name: this.peers.nameOf(request.from) ?? claimedName(request.name, request.from) },
-      sas: shortAuthenticationString(request.keyingMaterial, this.id, request.from),
-      at: Date.now(),
-      source: request.address,
-      ...(windowed ? { windowed } : {}),
-    };
-    this.remember(pending);
-    return pending.requestId;
+    return this.pairings.acceptIncoming(request);
   }
 
   /**
    * Opens a pairing window after a physical action on a headless device (a button wired to peer discover):
-   * the next pairing request arriving within `ms` may be accepted without typing the digits. One request
-   * per window; a request that arrived before it stays digits-only.
+   * the next pairing request arriving within `ms` may be accepted without typing the digits.
    */
   openPairingWindow(ms = DEFAULT_PAIRING_WINDOW_MS): { until: number } {
-    if (!Number.isFinite(ms) || ms <= 0 || ms > MAX_PAIRING_WINDOW_MS) throw new WireError("BAD_REQUEST", `a pairing window lasts more than 0 and at most ${MAX_PAIRING_WINDOW_MS / 1000} s`);
-    this.pairingWindow = { until: Date.now() + ms };
-    return { ...this.pairingWindow };
+    return this.pairings.openWindow(ms);
   }
 
   listPairings(): PendingPairing[] {
-    this.expirePairings();
-    return [...this.pairings.values()];
+    return this.pairings.list();
   }
 
   /**
    * Confirms a pairing: the peer joins this device's group `group`. `sas`, when given, must be the six
-   * digits this device derived (the user typed what the other device shows); a mismatch is refused and
-   * the request dropped, since it means another device sat in the middle.
+   * digits this device derived (see PendingPairings.take).
    */
   async confirmPairing(requestId: string, options: { group: string; sas?: string }): Promise<PendingPairing> {
-    this.expirePairings();
-    const pending = this.pairings.get(requestId);
-    if (!pending) throw new WireError("NOT_FOUND", "no such pairing request (expired, confirmed or refused)");
-    if (options.sas !== undefined && options.sas.trim() !== pending.sas) {
-      this.pairings.delete(requestId);
-      throw new WireError("PAIRING_MISMATCH", `the code ${options.sas.trim()} does not match this device's ${pending.sas}: pairing with ${shortId(pending.peer.id)} refused`);
-    }
-    if (options.sas === undefined && pending.direction === "incoming" && !pending.windowed) {
-      throw new WireError("REFUSED", `accepting ${shortId(pending.peer.id)} without the six digits needs a pairing window opened (pairing/open, a physical action) before its request arrived`);
-    }
+    const pending = this.pairings.take(requestId, options.sas);
     const members = this.acl.group(this.id, options.group)?.members ?? [];
     await this.setGroup(options.group, [...members, pending.peer.id]);
     if (pending.address) {
       this.pairedAddresses.set(pending.peer.id, pending.address);
       if (isOnionHostPort(pending.address)) this.torTransport?.add({ address: pending.address, expectedId: pending.peer.id, name: pending.peer.name });
     }
-    this.pairings.delete(requestId);
+    this.pairings.settle(requestId);
     // Kept with the storage, so that the pairing (and where the peer listens) outlasts a restart.
     await this.pairedPeerStore?.add({ id: pending.peer.id, name: pending.peer.name, addresses: pending.addresses ?? (pending.address ? [pending.address] : []), group: options.group, pairedAt: Date.now() });
     return pending;
   }
 
   rejectPairing(requestId: string): boolean {
-    return this.pairings.delete(requestId);
-  }
-
-  private remember(pending: PendingPairing): void {
-    this.pairings.set(pending.requestId, pending);
-    this.emit("pairing", pending);
-  }
-
-  private expirePairings(): void {
-    const oldest = Date.now() - PAIRING_TTL_MS;
-    for (const [id, pending] of this.pairings) if (pending.at < oldest) this.pairings.delete(id);
+    return this.pairings.reject(requestId);
   }
 
   /** What this device sends is for peers its ACL lets receive it, whatever the peer would accept. */

@@ -17,9 +17,10 @@ export interface SoakReport {
   mesh: Tally;
   /**
    * Resident memory, and beside it the JS heap in use and reserved, and the memory outside the heap that
-   * JS objects hold (Buffers): a climb in one but not the others says where to look.
+   * JS objects hold (Buffers): a climb in one but not the others says where to look. On Linux also RSS
+   * split into anonymous memory and mapped files (LevelDB maps its table files into memory to read them).
    */
-  rssMb: Array<{ at: number; mb: number; heapMb: number; heapTotalMb: number; externalMb: number }>;
+  rssMb: Array<{ at: number; mb: number; heapMb: number; heapTotalMb: number; externalMb: number; anonMb?: number; fileMb?: number }>;
 }
 
 interface Tally {
@@ -61,6 +62,20 @@ class Arrivals {
     return this.repeated;
   }
 }
+/** RSS as anonymous memory and mapped files, in MB, where /proc says (Linux). */
+function residentSplit(): { anonMb?: number; fileMb?: number } {
+  try {
+    const status = fs.readFileSync("/proc/self/status", "utf8");
+    const kb = (field: string): number | undefined => {
+      const found = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
+      return found ? Math.round(Number(found[1]) / 1024) : undefined;
+    };
+    return { anonMb: kb("RssAnon"), fileMb: kb("RssFile") };
+  } catch {
+    return {};
+  }
+}
+
 const STREAM_BYTES = 256 * 1024;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -104,7 +119,7 @@ export async function soak(seconds: number): Promise<SoakReport> {
     const sample = (): void => {
       const memory = process.memoryUsage();
       const mb = (bytes: number): number => Math.round(bytes / 1048576);
-      report.rssMb.push({ at: Math.round((Date.now() - started) / 1000), mb: mb(memory.rss), heapMb: mb(memory.heapUsed), heapTotalMb: mb(memory.heapTotal), externalMb: mb(memory.external) });
+      report.rssMb.push({ at: Math.round((Date.now() - started) / 1000), mb: mb(memory.rss), heapMb: mb(memory.heapUsed), heapTotalMb: mb(memory.heapTotal), externalMb: mb(memory.external), ...residentSplit() });
     };
     sample();
     const sampler = setInterval(sample, Math.max(1_000, (seconds * 1000) / 20));
@@ -183,7 +198,7 @@ if (require.main === module) {
         const t = report[kind];
         console.log(`${kind.padEnd(9)} sent ${t.sent}, delivered ${t.delivered}, duplicated ${t.duplicated}, lost ${t.lost}, failed to send ${t.failed}`);
       }
-      console.log(`rss / heap used / heap reserved / external (MB) over time: ${report.rssMb.map((s) => `${s.at}s:${s.mb}/${s.heapMb}/${s.heapTotalMb}/${s.externalMb}`).join(" ")}`);
+      console.log(`rss / heap used / heap reserved / external / anonymous / mapped files (MB) over time: ${report.rssMb.map((s) => `${s.at}s:${s.mb}/${s.heapMb}/${s.heapTotalMb}/${s.externalMb}/${s.anonMb ?? "?"}/${s.fileMb ?? "?"}`).join(" ")}`);
       console.log(JSON.stringify(report));
       const bad = (["messages", "streams", "mesh"] as const).some((kind) => report[kind].lost > 0 || report[kind].duplicated > 0);
       process.exit(bad ? 1 : 0);
