@@ -272,6 +272,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     await this.publishDeviceDoc(now);
   }
 
+  /** The neighbour a directed message for `destination` goes to from here now; undefined while no route is known. */
+  nextHop(destination: string, now = Date.now()): string | undefined {
+    return this.router.nextHop(this.id, destination, now);
+  }
+
   /**
    * The documents this device would hand `neighbour` now, most important first, within a session's limits:
    * device and group documents, acks, then messages by priority. `relay` false: only this device's own.

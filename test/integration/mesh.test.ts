@@ -133,6 +133,10 @@ describe("mesh: store-and-forward through relays", () => {
   it("directed: on a Y, the side branch never receives a message for the other branch; flood: every device does", async () => {
     const { a, b, c, d } = await topology("abcd", ["ab", "bc", "bd"]);
     await routesKnown([a, b, c, d]);
+    // The path must be known end to end before a directed message can take it (else it waits for the flood fallback).
+    for (const [name, from, hop] of [["A", a, b], ["B", b, c]] as const) {
+      if (from.mesh.nextHop(c.id) !== hop.id) await waitFor(from.mesh, "stored", () => from.mesh.nextHop(c.id) === hop.id, 10_000, `${name}'s route to C`);
+    }
     const atC: MeshMessage[] = [];
     const stopListening = c.mesh.onMessage((message) => atC.push(message));
     const atD = storedIds(d);
