@@ -11,7 +11,7 @@ import { freePort } from "../helpers/ports";
 
 const redJs = process.env.NODE_RED_RUNTIME ? path.join(path.dirname(process.env.NODE_RED_RUNTIME), "..", "red.js") : undefined;
 /** Full deploys in all (and a "nodes" deploy after every fourth); `npm run churn` runs the long version (200). */
-const DEPLOYS = Number(process.env.PEER_MESH_CHURN_DEPLOYS ?? 20);
+const DEPLOYS = Number(process.env.PEER_MESH_CHURN_DEPLOYS ?? 12);
 /** What must never appear in either Node-RED's log. */
 const STORAGE_TROUBLE = /LOCK|database is not open|Database is not open|not opened|Close timed out|corrupted|Segmentation|FATAL/;
 
@@ -83,6 +83,15 @@ describe("deploy churn: two Node-RED processes redeployed under traffic", functi
   this.timeout(300_000 + DEPLOYS * 5_000);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "peer-mesh-churn-"));
   const running: Array<{ side: Side; red: RunningDemo; log: { text: string } }> = [];
+
+  before(function () {
+    // The suite's time budget (under 30 minutes on 2 cores) holds the short version once: it runs on the Node-RED 4.1 pass, and
+    // `npm run churn` (200 deploys) takes any runtime (NODE_RED_RUNTIME) for the long one.
+    if (process.env.NODE_RED_RUNTIME && process.env.PEER_MESH_CHURN_DEPLOYS === undefined) {
+      console.log("      skipped on the Node-RED 5 pass (time budget): `PEER_MESH_CHURN_DEPLOYS=12` runs it there");
+      this.skip();
+    }
+  });
 
   after(async () => {
     await Promise.all(running.map(({ red }) => red.stop()));
