@@ -137,7 +137,6 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   readonly acl: Acl;
   private authorizer: Authorizer;
   private authorizerReplaced: boolean;
-  private database?: Database;
   /** The open databases this device uses (shared per directory in the process; see open-databases.ts). */
   private systemLease?: DatabaseLease;
   private readonly databases = new Map<string, DatabaseLease>();
@@ -253,10 +252,9 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     const directory = path.join(storageDir, "system");
     try {
       this.systemLease = await acquireDatabase(directory);
-      this.database = this.systemLease.db;
-      this.aclStore = new AclStore(this.database, this.acl);
+      this.aclStore = new AclStore(this.systemLease.db, this.acl);
       await this.aclStore.open();
-      this.pairedPeerStore = new PairedPeers(this.database);
+      this.pairedPeerStore = new PairedPeers(this.systemLease.db);
       for (const peer of await this.pairedPeerStore.load()) {
         const address = this.usableAddresses(peer.addresses)[0];
         if (address) this.pairedAddresses.set(peer.id, address);
@@ -292,7 +290,6 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     this.meshStore = undefined;
     this.aclStore = undefined;
     this.pairedPeerStore = undefined;
-    this.database = undefined;
     this.emit("warning", this.storageError, "storage");
   }
 
@@ -340,6 +337,10 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   }
 
   /** The database holding this device's groups (and, later, its mesh documents), when it has storage. */
+  private get database(): Database | undefined {
+    return this.systemLease?.db;
+  }
+
   get systemDatabase(): Database | undefined {
     return this.database;
   }

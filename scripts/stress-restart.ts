@@ -99,17 +99,13 @@ async function main(): Promise<void> {
     const old = b;
     if (args.overlap) {
       // The new relay comes up on another port while the old one is still stopping.
-      const stopping = stopDevice(old).then(() => {
-        if (process.env.STRESS_VERBOSE) console.log("old relay stopped");
-      });
+      const stopping = stopDevice(old);
       await sleep(Math.random() * 100);
-      if (process.env.STRESS_VERBOSE) console.log("starting the new relay");
       b = await startDevice(bOptions(0)).catch(async (err: Error) => {
         noteWarning(err);
         await stopping;
         return startDevice(bOptions(0));
       });
-      if (process.env.STRESS_VERBOSE) console.log("new relay started");
       await stopping;
     } else {
       const port = old.device.port ?? 0;
@@ -117,7 +113,6 @@ async function main(): Promise<void> {
       b = await startDevice(bOptions(port));
     }
     b.device.on("warning", noteWarning);
-    if (process.env.STRESS_VERBOSE) console.log(`round ${round + 1} done`);
     if ((round + 1) % 10 === 0) console.log(`round ${round + 1}: ${written} documents written, rss ${(process.memoryUsage().rss / 1048576).toFixed(0)} MB`);
   }
   writing = false;
