@@ -16,20 +16,22 @@ import { Identity, shortId } from "./identity";
 import { Database, remoteDatabase, validateDatabaseName } from "./storage/database";
 import { acquireDatabase, DatabaseLease } from "./storage/open-databases";
 import path from "node:path";
-import { CouchReply, CouchRequest, serveCouch } from "./replication/couch-endpoint";
+import type { CouchReply, CouchRequest } from "./protocol/couch";
+import { serveCouch } from "./replication/couch-endpoint";
 import { refuseReplicatedDesignDocs } from "./replication/design-guard";
 import { describeStorageError, StorageError } from "./storage/storage-error";
 import { Direction, replicateOnce, ReplicateOptions, SyncReport } from "./replication/replicator";
 import { ByteCounter, wireFetch } from "./replication/wire-fetch";
 import { Mesh, MeshOptions } from "./mesh/mesh";
+import { MeshSync, MeshSyncOptions } from "./mesh/sync";
 import { ClientPool, PeerEndpoint, SendOptions, StreamOptions } from "./wire/client-pool";
 import { BleTransport, BleTransportOptions } from "./ble/ble-transport";
 import { TorStatus, TorTransport, TorTransportOptions } from "./tor/tor-transport";
-import { isOnionHostPort } from "./tor/onion";
-import { WireError } from "./wire/errors";
+import { isOnionHostPort, joinAddress } from "./protocol/address";
+import { WireError } from "./protocol/errors";
 import { ClientResponse, errorFromResponse } from "./wire/http2-io";
 import type { WireLimits } from "./wire/limits";
-import { Ack, Authorizer, DATABASE_PATH, DatabaseTarget, Verb } from "./wire/protocol";
+import { Ack, Authorizer, DATABASE_PATH, DatabaseTarget, Verb } from "./protocol/wire";
 import { IncomingMessage, IncomingPairing, IncomingStream, Receiver, WireServer } from "./wire/server";
 import { TopicSubscriptions } from "./wire/subscriptions";
 
@@ -395,7 +397,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       ...tor,
       launch,
       identity: this.identity,
-      target: `${targetHost.includes(":") ? `[${targetHost}]` : targetHost}:${port}`,
+      target: joinAddress(targetHost, port),
       keyFile: torDir && path.join(torDir, "onion-key"),
       entries,
     });
@@ -425,10 +427,15 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     return this.syncTimes;
   }
 
-  /** @internal called by MeshSync after a session that did not fail. */
-  noteSync(peer: string, at = Date.now()): void {
-    this.syncTimes.set(peer, at);
-    this.emit("synced", peer, at);
+  /** Mesh sync on this device: its sessions are what lastSyncs and the "synced" event report. */
+  meshSync(options: MeshSyncOptions): MeshSync {
+    const sync = new MeshSync(this, options);
+    sync.on("sync", (report) => {
+      const at = Date.now();
+      this.syncTimes.set(report.peer, at);
+      this.emit("synced", report.peer, at);
+    });
+    return sync;
   }
 
   /**
@@ -660,7 +667,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     const host = advertisedHost(this.options.host ?? "127.0.0.1");
     const onion = this.torTransport?.onionAddress;
     if (this.torOnly && !onion) throw new WireError("CLOSED", `Tor has not added this device's onion service yet (${describeTor(this.torTransport?.status)})`);
-    const addresses = [...(this.torOnly ? [] : [`${host.includes(":") ? `[${host}]` : host}:${port}`]), ...(onion ? [onion] : [])];
+    const addresses = [...(this.torOnly ? [] : [joinAddress(host, port)]), ...(onion ? [onion] : [])];
     return formatPairingCode({ id: this.id, addresses });
   }
 

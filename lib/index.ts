@@ -1,3 +1,4 @@
+export * from "./protocol";
 export * from "./identity";
 export * from "./wire";
 export * from "./discovery";
@@ -10,7 +11,7 @@ export { openDatabase, isStorageFull, type Database } from "./storage/database";
 export { closeIdleDatabases, openDatabaseCount } from "./storage/open-databases";
 export { StorageError, describeStorageError } from "./storage/storage-error";
 export { Mesh, type MeshOptions, type MeshMessage, type MeshListener, type SendMeshOptions, type MeshEvents } from "./mesh/mesh";
-export { MeshSync, CLOUD_PEER, type MeshSyncOptions, type SyncPolicy, type CloudOptions } from "./mesh/sync";
+export { MeshSync, type MeshSyncOptions, type SyncPolicy, type CloudOptions } from "./mesh/sync";
 export { type SyncReport, type Direction } from "./replication/replicator";
 export { type MeshMode, type DeviceDoc, verifyDeviceDoc } from "./mesh/envelope";
 export { BleTransport, BLE_SERVICE_UUID, type BleTransportOptions } from "./ble/ble-transport";

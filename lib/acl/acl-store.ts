@@ -1,4 +1,5 @@
 import type PouchDB from "pouchdb-node";
+import { GROUP_DOC_PREFIX } from "../protocol/doc-ids";
 import type { Database } from "../storage/database";
 import type { Acl } from "./acl";
 import type { GroupDoc } from "./signed-group";
@@ -32,13 +33,13 @@ export class AclStore {
   async open(): Promise<void> {
     const force = await this.forceDoc();
     for (const doc of Object.values(force.groups)) this.acl.acceptGroup(doc);
-    const all = await this.db.allDocs({ startkey: "group:", endkey: "group:\uffff", include_docs: true, conflicts: true });
+    const all = await this.db.allDocs({ startkey: GROUP_DOC_PREFIX, endkey: `${GROUP_DOC_PREFIX}\uffff`, include_docs: true, conflicts: true });
     for (const row of all.rows) if (row.doc) await this.ingest(row.doc);
     this.remember(); // groups that were only in the database are now in force too
     this.acl.on("changed", () => this.remember());
     this.feed = this.db.changes({ since: "now", live: true, include_docs: true, conflicts: true });
     this.feed.on("change", (change) => {
-      if (change.id.startsWith("group:") && change.doc && !change.deleted) void this.ingest(change.doc);
+      if (change.id.startsWith(GROUP_DOC_PREFIX) && change.doc && !change.deleted) void this.ingest(change.doc);
     });
     this.feed.on("error", () => undefined); // a closed database ends the feed; close() handles that
   }

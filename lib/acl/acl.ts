@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import type { Verb } from "../wire/protocol";
+import type { Verb } from "../protocol/wire";
 import { groupOfPrincipal, resourceMatches, Rule, validateRules } from "./rules";
 import type { Identity } from "../identity";
 import { GroupDoc, groupDocId, GroupError, signGroup, verifyGroup } from "./signed-group";

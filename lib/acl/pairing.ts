@@ -1,10 +1,8 @@
 import { createHash } from "node:crypto";
 import os from "node:os";
 import { isDeviceId, shortId } from "../identity";
-import { isAddress } from "../discovery/peer-directory";
+import { isAddress } from "../protocol/address";
 
-/** TLS exporter label (RFC 8446 §7.5): both ends of one session derive the same bytes from it. */
-export const PAIRING_EXPORTER_LABEL = "EXPORTER-peer-mesh-pairing";
 const CODE_PREFIX = "peer-mesh:";
 
 export interface PairingCode {

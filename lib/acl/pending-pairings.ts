@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { shortId } from "../identity/device-id";
-import { WireError } from "../wire/errors";
+import { WireError } from "../protocol/errors";
 import { claimedName, shortAuthenticationString } from "./pairing";
 
 export interface PeerRef {

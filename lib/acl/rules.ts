@@ -1,6 +1,6 @@
 import { isDeviceId } from "../identity";
-import type { Verb } from "../wire/protocol";
-import { topicMatches, validatePattern } from "../wire/topic";
+import type { Verb } from "../protocol/wire";
+import { topicMatches, validatePattern } from "../protocol/topic";
 import { isGroupName } from "./signed-group";
 
 export const VERBS: readonly Verb[] = ["send", "receive", "read", "write", "relay"];

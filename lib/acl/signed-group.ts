@@ -1,3 +1,4 @@
+import { GROUP_DOC_PREFIX } from "../protocol/doc-ids";
 import { verify } from "node:crypto";
 import { deviceIdOf, deviceKeyFromSpki, Identity, isDeviceId } from "../identity";
 
@@ -32,7 +33,7 @@ export function isGroupName(name: unknown): name is string {
 
 /** The document id of a group: owner and name together, so two owners' "family" groups never mix. */
 export function groupDocId(owner: string, name: string): string {
-  return `group:${owner}:${name}`;
+  return `${GROUP_DOC_PREFIX}${owner}:${name}`;
 }
 
 /** The exact bytes that are signed: every field that carries meaning, in a fixed order. */

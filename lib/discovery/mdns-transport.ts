@@ -4,6 +4,7 @@ import net from "node:net";
 import os from "node:os";
 import type { Duplex } from "node:stream";
 import { isDeviceId } from "../identity";
+import { joinAddress } from "../protocol/address";
 import { dialTcp } from "./tcp";
 import { RANK, Transport, TransportEvents } from "./transport";
 
@@ -172,7 +173,7 @@ export class MdnsTransport extends EventEmitter<TransportEvents> implements Tran
     service.ttl = this.expireMs / 1000;
     service.lastSeen ??= Date.now();
     const name = typeof service.txt?.name === "string" ? service.txt.name : undefined;
-    this.emit("found", { id, address: net.isIPv6(host) ? `[${host}]:${service.port}` : `${host}:${service.port}`, name, verified: false });
+    this.emit("found", { id, address: joinAddress(host, service.port), name, verified: false });
   }
 }
 

@@ -1,18 +1,12 @@
 import { isDeviceId, shortId } from "../identity";
-import { WireError } from "../wire/errors";
+import { isAddress } from "../protocol/address";
+import { WireError } from "../protocol/errors";
 
 export interface KnownPeer {
   id: string;
   name?: string;
   /** host:port of the peer's listener, when known. */
   address?: string;
-}
-
-const ADDRESS_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):(\d{1,5})$/;
-
-export function isAddress(value: unknown): value is string {
-  const match = typeof value === "string" ? ADDRESS_PATTERN.exec(value) : null;
-  return !!match && Number(match[2]) > 0 && Number(match[2]) < 65536;
 }
 
 /** Turns a configured peer list into validated entries, with one sentence per problem. */

@@ -3,7 +3,8 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import { Identity, verifyPeerCertificate } from "../identity";
-import { dialTcp, splitAddress } from "./tcp";
+import { splitAddress } from "../protocol/address";
+import { dialTcp } from "./tcp";
 import { RANK, Transport, TransportEvents } from "./transport";
 
 export interface StaticEntry {

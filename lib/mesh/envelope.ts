@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, createHash, diffieHellman, generateKeyPairSync, hkdfSync, KeyObject, randomBytes, randomUUID, verify } from "node:crypto";
 import { deviceIdOf, deviceKeyFromSpki, Identity, isDeviceId } from "../identity";
-import { isOnionHostPort } from "../tor/onion";
+import { isOnionHostPort } from "../protocol/address";
+import { ACK_DOC_PREFIX, DEVICE_DOC_PREFIX, MESSAGE_DOC_PREFIX } from "../protocol/doc-ids";
 
 /**
  * Mesh documents: what travels through relays. Messages are encrypted to their recipients and signed by
@@ -96,15 +97,15 @@ function assertOnlyFields(doc: object, allowed: ReadonlySet<string>, label: stri
 const WRAP_INFO = Buffer.from("peer-mesh key wrap v2");
 
 export function messageDocId(uuid: string = randomUUID()): string {
-  return `msg:${uuid}`;
+  return `${MESSAGE_DOC_PREFIX}${uuid}`;
 }
 
 export function ackDocId(messageId: string, recipient: string): string {
-  return `ack:${messageId.slice("msg:".length)}:${recipient}`;
+  return `${ACK_DOC_PREFIX}${messageId.slice(MESSAGE_DOC_PREFIX.length)}:${recipient}`;
 }
 
 export function deviceDocId(id: string): string {
-  return `dev:${id}`;
+  return `${DEVICE_DOC_PREFIX}${id}`;
 }
 
 export interface SealInput {

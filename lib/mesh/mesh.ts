@@ -2,15 +2,17 @@ import { EventEmitter } from "node:events";
 import type PouchDB from "pouchdb-node";
 import { GroupDoc, GroupError, verifyGroup } from "../acl/signed-group";
 import type { Identity } from "../identity";
-import type { BulkResult } from "../replication/couch-endpoint";
+import type { BulkResult } from "../protocol/couch";
 import type { Database } from "../storage/database";
 import { interceptReplicatedWrites, StoreReplicated } from "../storage/replicated-writes";
-import { WireError } from "../wire/errors";
+import { ACK_DOC_PREFIX, CLOUD_PEER, DEVICE_DOC_PREFIX, GROUP_DOC_PREFIX, MESSAGE_DOC_PREFIX } from "../protocol/doc-ids";
+import { WireError } from "../protocol/errors";
 import { decodePayload, encodePayload } from "../wire/payload";
 import {
   AckDoc,
   BODY_ATTACHMENT,
   DeviceDoc,
+  deviceDocId,
   EnvelopeError,
   makeAck,
   makeDeviceDoc,
@@ -167,6 +169,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** Whether this device passes on other devices' documents, or only its own (and group documents). */
   relay = true;
 
+  /** The database the mesh documents live in (the device's system database), which mesh sync replicates. */
+  get database(): Database {
+    return this.db;
+  }
+
   constructor(private readonly options: MeshOptions) {
     super();
     this.db = options.db;
@@ -206,7 +213,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       }
     });
     this.feed.on("error", () => undefined); // ends with the database; stop() handles that
-    const own = this.index.get(`dev:${this.id}`) ? await this.db.get<DeviceDoc>(`dev:${this.id}`).catch(() => undefined) : undefined;
+    const own = this.index.get(deviceDocId(this.id)) ? await this.db.get<DeviceDoc>(deviceDocId(this.id)).catch(() => undefined) : undefined;
     this.neighbours = { ...own?.neighbours };
     if (!own || own.name !== this.options.name || own.onion !== this.ownOnion) await this.publishDeviceDoc();
     this.sweeper = setInterval(() => void this.sweep(), this.options.sweepIntervalMs ?? DEFAULTS.sweepIntervalMs);
@@ -373,7 +380,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       try {
         const disposition = await this.check(doc, now);
         // Device documents are cheap to forge with fresh keys: a cap keeps a flood of them from filling the store.
-        if (id.startsWith("dev:") && !this.index.has(id) && devices >= this.maxDevices) throw new Error(`${id}: this device keeps ${this.maxDevices} device documents at most`);
+        if (id.startsWith(DEVICE_DOC_PREFIX) && !this.index.has(id) && devices >= this.maxDevices) throw new Error(`${id}: this device keeps ${this.maxDevices} device documents at most`);
         if (disposition === "held") {
           results[i] = { ok: true, id, rev: String(doc._rev) };
           continue;
@@ -383,7 +390,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
           results[i] = { ok: true, id, rev: String(doc._rev) };
           continue;
         }
-        if (id.startsWith("dev:") && !this.index.has(id)) devices++;
+        if (id.startsWith(DEVICE_DOC_PREFIX) && !this.index.has(id)) devices++;
         // Counted by the quota and the per-owner caps from now on, while the write runs (new documents only).
         const entry = this.index.has(id) ? undefined : entryOf(doc);
         if (entry) {
@@ -429,7 +436,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const notFromTheFuture = (at: number): void => {
       if (at > latest) throw new EnvelopeError(`${id} is dated ${new Date(at).toISOString()}, ahead of this device's clock by more than ${this.clockSkewMs / 1000} s`);
     };
-    if (id.startsWith("msg:")) {
+    if (id.startsWith(MESSAGE_DOC_PREFIX)) {
       const attachments = (doc as MessageDoc)._attachments ?? {};
       const names = Object.keys(attachments);
       if (names.length !== 1 || names[0] !== BODY_ATTACHMENT) throw new EnvelopeError(`${id} must carry its "${BODY_ATTACHMENT}" attachment and nothing else`);
@@ -450,7 +457,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       await this.makeRoom("msg", quotaSize(message), message.priority);
       return "store";
     }
-    if (id.startsWith("ack:")) {
+    if (id.startsWith(ACK_DOC_PREFIX)) {
       const ack = verifyAck(doc);
       notFromTheFuture(ack.created);
       if (ack.expires <= now) throw new Error(`${id} has expired`);
@@ -459,12 +466,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
       await this.makeRoom("ack", quotaSize(ack), MAX_PRIORITY);
       return "store";
     }
-    if (id.startsWith("dev:")) {
+    if (id.startsWith(DEVICE_DOC_PREFIX)) {
       const device = verifyDeviceDoc(doc);
       notFromTheFuture(device.updated);
       return this.newerThanHeld(id, device.updated, device.sig, "written");
     }
-    if (id.startsWith("group:")) {
+    if (id.startsWith(GROUP_DOC_PREFIX)) {
       const group = verifyGroup(doc);
       this.options.checkGroup?.(group);
       if (!this.index.has(id) && group.owner !== this.id && this.groupsOf(group.owner) >= this.maxGroupsPerOwner) {
@@ -540,7 +547,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (entry.targets.length === 0) return true; // device and group documents reach everyone
     const open = entry.kind === "msg" ? entry.targets.filter((id) => !this.acks.get(entry.id)?.has(id)) : entry.targets;
     if (open.length === 0 || open.every((id) => id === this.id)) return false;
-    if (entry.mode === "flood" || neighbour === "cloud") return true;
+    if (entry.mode === "flood" || neighbour === CLOUD_PEER) return true;
     if (this.router.forwards(this.id, neighbour, open, now)) return true;
     // Past the fallback time without every ack, flood: either no path is known, or the known one does
     // not deliver (a relay on it is down, or drops what it is given).
@@ -551,14 +558,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const raw = doc as unknown as PouchDB.Existing<object>;
     this.revs.set(raw._id, raw._rev);
     const id = raw._id;
-    if (id.startsWith("msg:")) {
+    if (id.startsWith(MESSAGE_DOC_PREFIX)) {
       const message = doc as MessageDoc;
       const targets = message.recipients.map((r) => r.id);
       this.index.set(id, entryOf(doc)!);
       if (this.allAcked(id, targets)) void this.remove(id);
       else if (this.isForMe(this.index.get(id)!)) void this.deliver(id);
       this.emit("stored", { id });
-    } else if (id.startsWith("ack:")) {
+    } else if (id.startsWith(ACK_DOC_PREFIX)) {
       const ack = doc as AckDoc;
       this.index.set(id, entryOf(doc)!);
       let by = this.acks.get(ack.msg);
@@ -569,7 +576,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       const message = this.index.get(ack.msg);
       if (message && this.allAcked(ack.msg, message.targets)) void this.remove(ack.msg);
       this.emit("stored", { id });
-    } else if (id.startsWith("dev:")) {
+    } else if (id.startsWith(DEVICE_DOC_PREFIX)) {
       const device = doc as DeviceDoc;
       // The changes feed runs behind: a copy older than the one already known does not win here.
       const known = this.index.get(id);
@@ -582,7 +589,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       }
       this.index.set(id, entryOf(doc)!);
       this.emit("stored", { id });
-    } else if (id.startsWith("group:")) {
+    } else if (id.startsWith(GROUP_DOC_PREFIX)) {
       const known = this.index.get(id);
       if (known && known.created > (doc as unknown as GroupDoc).version) return;
       this.index.set(id, entryOf(doc)!);
@@ -596,7 +603,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.revs.delete(id);
     this.unreadable.delete(id);
     // What neighbours hold of it need not be remembered any more, except by the cloud, which is pruned from it.
-    for (const [neighbour, present] of this.presentAt) if (neighbour !== "cloud") present.delete(key);
+    for (const [neighbour, present] of this.presentAt) if (neighbour !== CLOUD_PEER) present.delete(key);
     if (entry?.kind === "ack" && entry.msg && entry.from) {
       const by = this.acks.get(entry.msg);
       by?.delete(entry.from);
@@ -721,7 +728,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private async publishDeviceDoc(now = Date.now()): Promise<void> {
     if (this.closed) return;
     const write = async (): Promise<void> => {
-      const existing = await this.db.get<DeviceDoc>(`dev:${this.id}`).catch(() => undefined);
+      const existing = await this.db.get<DeviceDoc>(deviceDocId(this.id)).catch(() => undefined);
       // Peers take a device document only when its signed time is later than the one they hold: two
       // versions written in the same millisecond (two neighbours noted at once) must still differ.
       const updated = Math.max(now, (existing?.updated ?? 0) + 1);
@@ -738,19 +745,19 @@ export class Mesh extends EventEmitter<MeshEvents> {
 function entryOf(input: object): Entry | undefined {
   const doc = input as PouchDB.Existing<object>;
   const id = doc._id;
-  if (id.startsWith("msg:")) {
+  if (id.startsWith(MESSAGE_DOC_PREFIX)) {
     const message = input as MessageDoc;
     return { id, kind: "msg", from: message.from, targets: message.recipients.map((r) => r.id), mode: message.mode, priority: message.priority, created: message.created, expires: message.expires, size: quotaSize(message) };
   }
-  if (id.startsWith("ack:")) {
+  if (id.startsWith(ACK_DOC_PREFIX)) {
     const ack = input as AckDoc;
     return { id, kind: "ack", from: ack.from, msg: ack.msg, targets: [ack.to], mode: ack.mode, priority: MAX_PRIORITY, created: ack.created, expires: ack.expires, size: quotaSize(ack) };
   }
-  if (id.startsWith("dev:")) {
+  if (id.startsWith(DEVICE_DOC_PREFIX)) {
     const device = input as DeviceDoc;
     return { id, kind: "device", from: device.id, sig: device.sig, targets: [], mode: "flood", priority: MAX_PRIORITY, created: device.updated, expires: Number.MAX_SAFE_INTEGER, size: 0 };
   }
-  if (id.startsWith("group:")) {
+  if (id.startsWith(GROUP_DOC_PREFIX)) {
     const group = input as GroupDoc;
     return { id, kind: "group", from: group.owner, sig: group.signature, targets: [], mode: "flood", priority: MAX_PRIORITY, created: group.version, expires: Number.MAX_SAFE_INTEGER, size: 0 };
   }

@@ -1,9 +1,11 @@
 import { EventEmitter } from "node:events";
-import type { Device } from "../device";
-import { remoteDatabase } from "../storage/database";
+import type { PeerTable } from "../discovery/peer-table";
+import { type Database, remoteDatabase } from "../storage/database";
 import { Direction, replicateOnce, SyncReport } from "../replication/replicator";
 import { ByteCounter, countingFetch } from "../replication/wire-fetch";
-import { MESH_PATH } from "../wire/protocol";
+import { CLOUD_PEER } from "../protocol/doc-ids";
+import { MESH_PATH, type Verb } from "../protocol/wire";
+import type { Mesh } from "./mesh";
 
 export interface CloudOptions {
   /** The server's base URL, e.g. https://couch.example.com:6984 (databases are <url>/<name>). */
@@ -33,7 +35,29 @@ export interface MeshSyncOptions {
   policy: SyncPolicy;
 }
 
+/**
+ * What mesh sync needs of the device it runs on (a Device is one): who is in range, the mesh store, the
+ * device's ACL and its replication. Sync learns nothing else of the device, and tells it nothing but
+ * through its events.
+ */
+export interface SyncHost {
+  readonly peerTable: Pick<PeerTable, "list" | "on" | "off">;
+  readonly mesh: Mesh;
+  /** A device id for an id, a name or an id prefix of a configured peer; throws UNKNOWN_PEER. */
+  resolvePeer(reference: string): string;
+  /** Whether the device's ACL lets `peerId` do `verb` on `resource`. */
+  allows(peerId: string, verb: Verb, resource: string): Promise<boolean>;
+  openDatabase(name: string): Database;
+  /** One of the device's databases with the same one on a peer, over the wire. */
+  replicate(peer: string, name: string, direction: Direction): Promise<SyncReport>;
+  /** The peer's database at a wire path (the mesh's: MESH_PATH), its bytes counted. */
+  remoteDatabase(peerId: string, path: string, counter?: ByteCounter): Database;
+  /** Replication work the device's stop waits for before it closes its databases. */
+  trackDatabaseWork<T>(work: Promise<T>): Promise<T>;
+}
+
 export interface MeshSyncEvents {
+  /** A session that did not fail, with one peer (or the cloud) and one database (or the mesh). */
   sync: [report: SyncReport];
   /** A session that failed (peer gone, refused, server down). Not "error": a peer dropping out is routine and must not end a process that has no listener. */
   failed: [err: Error, peer: string, database: string];
@@ -43,7 +67,6 @@ export interface MeshSyncEvents {
 /** When syncing "continuously", a round still runs this often (peers' new documents are pulled then). */
 const CONTINUOUS_POLL_MS = 5_000;
 const CHANGE_DEBOUNCE_MS = 50;
-export const CLOUD_PEER = "cloud";
 
 /**
  * Decides when to sync and with whom: on a peer coming into range, on the policy's interval, and (with
@@ -58,18 +81,18 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
   private stopped = false;
   private readonly unsubscribe: Array<() => void> = [];
 
-  constructor(private readonly device: Device, private readonly options: MeshSyncOptions) {
+  constructor(private readonly host: SyncHost, private readonly options: MeshSyncOptions) {
     super();
   }
 
   start(): void {
     const onFound = (peer: { id: string }): void => this.syncPeer(peer.id);
-    this.device.peerTable.on("found", onFound);
-    this.unsubscribe.push(() => this.device.peerTable.off("found", onFound));
+    this.host.peerTable.on("found", onFound);
+    this.unsubscribe.push(() => this.host.peerTable.off("found", onFound));
     if (this.options.mesh && this.options.policy.intervalMs === 0) {
       const onStored = (): void => this.soon();
-      this.device.mesh.on("stored", onStored);
-      this.unsubscribe.push(() => this.device.mesh.off("stored", onStored));
+      this.host.mesh.on("stored", onStored);
+      this.unsubscribe.push(() => this.host.mesh.off("stored", onStored));
     }
     this.schedule();
     this.syncAll();
@@ -116,10 +139,10 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
   }
 
   private peers(): string[] {
-    const inRange = this.device.peerTable.list().map((peer) => peer.id);
+    const inRange = this.host.peerTable.list().map((peer) => peer.id);
     const wanted = this.options.peers?.filter((peer) => peer.trim() !== "") ?? [];
     if (wanted.length === 0) return inRange;
-    const ids = new Set(wanted.map((reference) => { try { return this.device.resolvePeer(reference); } catch { return undefined; } }));
+    const ids = new Set(wanted.map((reference) => { try { return this.host.resolvePeer(reference); } catch { return undefined; } }));
     return inRange.filter((id) => ids.has(id));
   }
 
@@ -169,10 +192,7 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
   private async attempt(peer: string, database: string, run: () => Promise<SyncReport | undefined>): Promise<void> {
     try {
       const report = await run();
-      if (report) {
-        this.device.noteSync(peer);
-        this.emit("sync", report);
-      }
+      if (report) this.emit("sync", report);
     } catch (err) {
       if (!this.stopped) this.emit("failed", err as Error, peer, database);
     }
@@ -180,13 +200,13 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
 
   /** Pushes what this device routes to the peer, then pulls what the peer routes here (it selects on its side). */
   private async peerMesh(peer: string): Promise<SyncReport | undefined> {
-    if (!(await this.device.allows(peer, "relay", "mesh"))) return undefined;
-    const mesh = this.device.mesh;
+    if (!(await this.host.allows(peer, "relay", "mesh"))) return undefined;
+    const mesh = this.host.mesh;
     const ids = mesh.selectFor(peer, { maxDocs: this.options.policy.maxDocs, maxBytes: this.options.policy.maxBytes });
     const counter: ByteCounter = { sent: 0, received: 0 };
-    const remote = this.device.remoteDatabase(peer, MESH_PATH, counter);
+    const remote = this.host.remoteDatabase(peer, MESH_PATH, counter);
     try {
-      const report = await this.device.trackDatabaseWork(replicateOnce(this.device.systemDatabase!, remote, "both", { peer, database: "mesh" }, counter, { docIds: ids, checkpoint: false }));
+      const report = await this.host.trackDatabaseWork(replicateOnce(mesh.database, remote, "both", { peer, database: "mesh" }, counter, { docIds: ids, checkpoint: false }));
       const refused = new Set(report.errors.map(refusedId));
       mesh.markPresent(peer, ids.filter((id) => !refused.has(id)));
       await mesh.noteNeighbour(peer);
@@ -198,10 +218,10 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
 
   private async peerDatabase(peer: string, name: string): Promise<SyncReport | undefined> {
     const resource = `db/${name}`;
-    const [read, write] = await Promise.all([this.device.allows(peer, "read", resource), this.device.allows(peer, "write", resource)]);
+    const [read, write] = await Promise.all([this.host.allows(peer, "read", resource), this.host.allows(peer, "write", resource)]);
     const direction = narrow(this.options.direction, read, write);
     if (!direction) return undefined;
-    return this.device.replicate(peer, name, direction);
+    return this.host.replicate(peer, name, direction);
   }
 
   /**
@@ -212,12 +232,12 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
    */
   private async cloudMesh(): Promise<SyncReport> {
     const cloud = this.options.cloud!;
-    const mesh = this.device.mesh;
+    const mesh = this.host.mesh;
     const ids = mesh.selectFor(CLOUD_PEER, { maxDocs: this.options.policy.maxDocs, maxBytes: this.options.policy.maxBytes });
     const { remote, counter } = this.cloudDatabaseNamed(cloud.meshDatabase ?? "peer-mesh");
     try {
       const before = mesh.storedIds();
-      const report = await this.device.trackDatabaseWork(replicateOnce(this.device.systemDatabase!, remote, "both", { peer: CLOUD_PEER, database: "mesh" }, counter, { docIds: ids, checkpoint: false }));
+      const report = await this.host.trackDatabaseWork(replicateOnce(mesh.database, remote, "both", { peer: CLOUD_PEER, database: "mesh" }, counter, { docIds: ids, checkpoint: false }));
       const pulled = [...mesh.storedIds()].filter((id) => !before.has(id));
       mesh.markPresent(CLOUD_PEER, [...ids, ...pulled]);
       const over = report.errors.filter((error) => OVER.test(error));
@@ -234,7 +254,7 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
   private async cloudDatabase(name: string): Promise<SyncReport> {
     const { remote, counter } = this.cloudDatabaseNamed(name);
     try {
-      return await this.device.trackDatabaseWork(replicateOnce(this.device.openDatabase(name), remote, this.options.direction, { peer: CLOUD_PEER, database: name }, counter));
+      return await this.host.trackDatabaseWork(replicateOnce(this.host.openDatabase(name), remote, this.options.direction, { peer: CLOUD_PEER, database: name }, counter));
     } finally {
       await remote.close();
     }

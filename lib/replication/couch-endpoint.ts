@@ -1,29 +1,7 @@
 import type PouchDB from "pouchdb-node";
 import { isStorageFull, type Database } from "../storage/database";
-import { WireError } from "../wire/errors";
-
-/** One CouchDB-protocol request on a database, whatever carried it (HTTP/2 stream or HTTP/1.1). */
-export interface CouchRequest {
-  method: string;
-  /** Path segments after the database's own path, decoded: [] is the database, ["_changes"], [docId], [docId, attachment]. */
-  segments: string[];
-  query: URLSearchParams;
-  readBody(limit: number): Promise<Buffer>;
-  /** Aborts when the client goes away, which ends a long poll. */
-  signal: AbortSignal;
-  /** Suspends the carrier's idle timeout while a long poll waits for a change; the returned function restores it. */
-  waiting?(): () => void;
-}
-
-export type CouchReply = { status: number; json: unknown } | { status: number; binary: Buffer; contentType: string };
-
-/** What the requesting peer may do on this database, as the ACL decided. */
-export interface CouchAccess {
-  read: boolean;
-  write: boolean;
-}
-
-export type BulkResult = { ok: true; id: string; rev: string } | { id: string; error: string; reason: string };
+import type { BulkResult, CouchAccess, CouchReply, CouchRequest } from "../protocol/couch";
+import { WireError } from "../protocol/errors";
 
 export interface CouchHooks {
   /** The database's name as peers know it. */

@@ -3,7 +3,7 @@ import { EventEmitter } from "node:events";
 import { promises as fs } from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { splitAddress } from "../discovery/tcp";
+import { splitAddress } from "../protocol/address";
 
 /** One reply of tor's control protocol: its status code and its lines (data blocks joined with "\n"). */
 export interface ControlReply {

@@ -5,12 +5,13 @@ import type { Duplex } from "node:stream";
 import { SocksClient } from "socks";
 import { DeferredDuplex } from "../discovery/deferred-duplex";
 import { StaticTransport, type StaticEntry } from "../discovery/static-transport";
-import { splitAddress } from "../discovery/tcp";
+import { splitAddress } from "../protocol/address";
 import { RANK, type Sighting, type Transport, type TransportEvents } from "../discovery/transport";
 import type { Identity } from "../identity";
 import { type BootstrapPhase, parseBootstrapPhase, TorControl, TorControlError } from "./control";
 import { launchTor, type LaunchedTor, stopLaunchedTor } from "./launch";
-import { isOnionAddress, ONION_PORT } from "./onion";
+import { StalledRendezvous } from "./stalled-rendezvous";
+import { isOnionAddress, ONION_PORT } from "../protocol/address";
 
 export interface TorTransportOptions {
   identity: Identity;
@@ -73,6 +74,9 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
   private connecting?: Promise<void>;
   private readyWaiters: Array<() => void> = [];
   private readonly statusEvents = new EventEmitter<{ status: [status: TorStatus] }>();
+  private readonly stalled = new StalledRendezvous(() => this.tor?.control, {
+    onClosed: (service) => this.emit("warning", new Error(`Tor: the rendezvous with ${service}.onion waited in vain (its tor went away after taking the introduction); trying afresh`)),
+  });
 
   constructor(private readonly options: TorTransportOptions) {
     super();
@@ -129,6 +133,7 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
     if (!this.running) return;
     this.running = false;
     clearTimeout(this.retryTimer);
+    this.stalled.stop();
     await this.connecting;
     await this.prober.stop();
     this.found.clear();
@@ -156,6 +161,8 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
     const tor = this.tor;
     if (!tor) throw new TorControlError("tor stopped");
     const proxy = splitAddress(tor.socksAddress);
+    const service = host.toLowerCase().slice(0, -".onion".length);
+    const dialled = this.stalled.dialling(service);
     try {
       const { socket } = await SocksClient.createConnection({
         proxy: { host: proxy.host, port: proxy.port, type: 5 },
@@ -165,7 +172,10 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
       });
       return socket;
     } catch (err) {
+      void this.stalled.failed(service).catch(() => undefined);
       throw new TorControlError(`Tor could not reach ${host}:${port}: ${(err as Error).message}`);
+    } finally {
+      dialled();
     }
   }
 

@@ -1,5 +1,5 @@
-import { WireError, type WireErrorCode } from "./errors";
-import type { Ack } from "./protocol";
+import { WireError, type WireErrorCode } from "../protocol/errors";
+import type { Ack } from "../protocol/wire";
 
 /** One message inside a batch request: what a single /msg request carries in its path and headers. */
 export interface BatchItem {

@@ -1,4 +1,4 @@
-import { WireError } from "./errors";
+import { WireError } from "../protocol/errors";
 
 /**
  * Bytes of request bodies held in memory while they are read, per peer and for the whole listener. A

@@ -5,13 +5,12 @@ import { pipeline } from "node:stream/promises";
 import tls, { type TLSSocket } from "node:tls";
 import { Identity, verifyPeerCertificate } from "../identity";
 import { BatchItem, BatchOutcome, encodeBatch, MAX_BATCH_BODY_BYTES, MAX_BATCH_ITEMS } from "./batch";
-import { WireError, wireErrorFromResponse } from "./errors";
+import { WireError, wireErrorFromResponse } from "../protocol/errors";
 import { ackFromResponse, errorFromResponse, readResponse, ClientResponse } from "./http2-io";
 import { encodePayload } from "./payload";
-import { PAIRING_EXPORTER_LABEL } from "../acl/pairing";
-import { Ack, BATCH_CONTENT_TYPE, BATCH_PATH, HEADER_MESSAGE_ID, MESSAGE_PATH, PAIRING_PATH, STREAM_PATH, topicPath } from "./protocol";
+import { Ack, BATCH_CONTENT_TYPE, BATCH_PATH, HEADER_MESSAGE_ID, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, STREAM_PATH, topicPath } from "../protocol/wire";
 import { FLOW_SETTINGS } from "./limits";
-import { validateTopic } from "./topic";
+import { validateTopic } from "../protocol/topic";
 
 export interface PeerEndpoint {
   id: string;

@@ -1,7 +1,7 @@
 import type { ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { constants } from "node:http2";
-import { WireError, wireErrorFromResponse } from "./errors";
-import { Ack, HEADER_ACK, HEADER_ERROR_CODE } from "./protocol";
+import { WireError, wireErrorFromResponse } from "../protocol/errors";
+import { Ack, HEADER_ACK, HEADER_ERROR_CODE } from "../protocol/wire";
 
 /**
  * Reads a request body into memory, refusing it as soon as it passes `limit` bytes. `charge` is told of

@@ -1,4 +1,4 @@
-import { WireError } from "./errors";
+import { WireError } from "../protocol/errors";
 
 export type PayloadKind = "string" | "buffer" | "json";
 

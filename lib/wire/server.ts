@@ -6,18 +6,16 @@ import type { AddressInfo } from "node:net";
 import type { Readable } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { Identity, verifyPeerCertificate } from "../identity";
-import { WireError } from "./errors";
+import { WireError } from "../protocol/errors";
 import { BatchItem, BatchOutcome, decodeBatch, MAX_BATCH_ITEMS, MAX_BATCH_REQUEST_BYTES } from "./batch";
 import { BodyBudget } from "./body-budget";
 import { markHeadRequest, readBody, respondAck, respondCouch, respondError, respondJson } from "./http2-io";
-import type { CouchReply, CouchRequest } from "../replication/couch-endpoint";
+import type { CouchReply, CouchRequest } from "../protocol/couch";
 import { DEFAULT_LIMITS, FLOW_SETTINGS, WireLimits } from "./limits";
 import { decodePayload } from "./payload";
-import { PAIRING_EXPORTER_LABEL } from "../acl/pairing";
 import type { Socket } from "node:net";
-import { Ack, Authorizer, BATCH_PATH, DatabaseTarget, databaseTarget, HEADER_MESSAGE_ID, MESSAGE_PATH, PAIRING_PATH, STREAM_PATH, topicFromPath } from "./protocol";
-import { validateTopic } from "./topic";
-import type { Verb } from "./protocol";
+import { Ack, Authorizer, BATCH_PATH, DatabaseTarget, databaseTarget, HEADER_MESSAGE_ID, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, STREAM_PATH, topicFromPath, type Verb } from "../protocol/wire";
+import { validateTopic } from "../protocol/topic";
 import { RecentIds } from "./recent-ids";
 
 export interface IncomingMessage {

@@ -1,4 +1,4 @@
-import { topicMatches, validatePattern } from "./topic";
+import { topicMatches, validatePattern } from "../protocol/topic";
 
 /** Handlers registered under MQTT-style topic patterns. */
 export class TopicSubscriptions<H> {

@@ -131,7 +131,7 @@ export = (RED: NodeAPI): void => {
             cleanups.push(() => feed.cancel());
           }
         }
-        sync = new MeshSync(device, { databases: config.databases, direction: config.direction, mesh: config.mesh, peers: config.peers, cloud: config.cloud, policy: config.policy });
+        sync = device.meshSync({ databases: config.databases, direction: config.direction, mesh: config.mesh, peers: config.peers, cloud: config.cloud, policy: config.policy });
         sync.on("sync", (report: SyncReport) => {
           lastError = "";
           if (report.docsRead + report.docsWritten + report.failures > 0) node.send([null, { topic: "sync", payload: report }]);

@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import type { Device } from "../../lib";
+import { joinAddress, type Device } from "../../lib";
 
 export interface RunningIdentity {
   /** The identity-config node's id in the flows. */
@@ -55,6 +55,5 @@ function introduce(to: RunningIdentity, other: RunningIdentity): void {
 
 function loopbackAddress(identity: RunningIdentity): string {
   const local = ["0.0.0.0", "::", "127.0.0.1", "localhost", ""].includes(identity.host);
-  const host = local ? "127.0.0.1" : identity.host.includes(":") ? `[${identity.host}]` : identity.host;
-  return `${host}:${identity.port}`;
+  return joinAddress(local ? "127.0.0.1" : identity.host, identity.port);
 }

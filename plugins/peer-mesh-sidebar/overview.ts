@@ -1,4 +1,4 @@
-import type { Device } from "../../lib";
+import { CLOUD_PEER, type Device } from "../../lib";
 import type { RunningIdentity } from "../../nodes/shared/running-identities";
 
 export interface PeerRow {
@@ -34,7 +34,7 @@ function neighboursOf(device: Device): IdentityOverview["neighbours"] {
   } catch {
     // no storage, no mesh: only the sessions this runtime saw
   }
-  const ids = new Set([...Object.keys(recorded), ...[...syncs.keys()].filter((id) => id !== "cloud")]);
+  const ids = new Set([...Object.keys(recorded), ...[...syncs.keys()].filter((id) => id !== CLOUD_PEER)]);
   return [...ids].map((id) => ({ id, name: device.peers.nameOf(id), lastSync: syncs.get(id), seen: recorded[id] ?? syncs.get(id) ?? 0 }));
 }
 
@@ -56,7 +56,7 @@ export function overview(identities: RunningIdentity[]): IdentityOverview[] {
       lastSync: device.lastSyncs.get(peer.id),
     })),
     neighbours: neighboursOf(device),
-    cloudSync: device.lastSyncs.get("cloud"),
+    cloudSync: device.lastSyncs.get(CLOUD_PEER),
     ...(device.torStatus ? { tor: device.torStatus } : {}),
   }));
 }

@@ -1,7 +1,7 @@
 import should from "should";
 import { Device, Identity, MeshMessage, MeshSync } from "../../lib";
 import { makeDeviceDoc } from "../../lib/mesh/envelope";
-import { HEADER_ACK, HEADER_MESSAGE_ID, MESSAGE_PATH } from "../../lib/wire/protocol";
+import { HEADER_ACK, HEADER_MESSAGE_ID, MESSAGE_PATH } from "../../lib/protocol/wire";
 import { withRev } from "../helpers/docs";
 import { waitFor } from "../helpers/events";
 import { freePort } from "../helpers/ports";

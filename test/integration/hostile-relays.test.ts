@@ -7,7 +7,7 @@ import should from "should";
 import { base32, Device, DeviceOptions, deviceIdOf, Identity, MeshMessage, Rule } from "../../lib";
 import { groupDocId, signGroup, verifyGroup } from "../../lib/acl/signed-group";
 import { AckDoc, makeAck, makeDeviceDoc, messageDocId, MessageDoc, messageSignedBytes, ackSignedBytes, sealMessage, verifyDeviceDoc } from "../../lib/mesh/envelope";
-import { BATCH_PATH, HEADER_MESSAGE_ID, MESSAGE_PATH, PAIRING_PATH } from "../../lib/wire/protocol";
+import { BATCH_PATH, HEADER_MESSAGE_ID, MESSAGE_PATH, PAIRING_PATH } from "../../lib/protocol/wire";
 import { withRev } from "../helpers/docs";
 import { waitFor } from "../helpers/events";
 import { freePort } from "../helpers/ports";

@@ -39,7 +39,7 @@ describe("mesh: store-and-forward through relays", () => {
     }
     await Promise.all(Object.values(created).map((device) => device.start()));
     for (const device of Object.values(created)) {
-      const meshSync = new MeshSync(device, { databases: [], direction: "both", mesh: true, policy: { intervalMs: 0 }, ...sync });
+      const meshSync = device.meshSync({ databases: [], direction: "both", mesh: true, policy: { intervalMs: 0 }, ...sync });
       syncs.push(meshSync);
       meshSync.start();
     }
@@ -71,6 +71,8 @@ describe("mesh: store-and-forward through relays", () => {
     const binary = await a.mesh.send(c.id.slice(0, 10), picture, { topic: "camera", priority: 7 });
     should(binary.recipients).eql([c.id]);
     await waitFor(c.mesh, "stored", () => atC.length === 2, 20_000, "both messages at C");
+    // The device's meshSync() sessions are what the sidebar's "last sync" shows.
+    await waitFor(b, "synced", () => b.lastSyncs.has(a.id) && b.lastSyncs.has(c.id), 10_000, "B's sessions with A and C in its lastSyncs");
     const byTopic = Object.fromEntries(atC.map((message) => [message.topic, message]));
     should(byTopic["line-3/temp"].payload).eql({ temperature: 21.5 });
     should(byTopic["line-3/temp"].from).equal(a.id);

@@ -1,6 +1,6 @@
 import should from "should";
 import { Device, Identity, parsePairingCode, PendingPairing } from "../../lib";
-import { PAIRING_PATH } from "../../lib/wire/protocol";
+import { PAIRING_PATH } from "../../lib/protocol/wire";
 import { waitFor } from "../helpers/events";
 import { rawRequest, rawSession } from "../helpers/raw-client";
 import { TempDirs } from "../helpers/storage";

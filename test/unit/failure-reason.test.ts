@@ -1,7 +1,7 @@
 import type { NodeAPI } from "node-red";
 import should from "should";
 import { WireError } from "../../lib";
-import { wireErrorFromResponse } from "../../lib/wire/errors";
+import { wireErrorFromResponse } from "../../lib/protocol/errors";
 import { failureCode, failureReason } from "../../nodes/shared/identity-node";
 
 /** RED._ as the helper gives it: the message key itself. */

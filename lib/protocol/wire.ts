@@ -1,4 +1,4 @@
-/** Paths and headers of the wire; one place so client and server cannot drift apart. */
+/** Paths, headers and verbs of the wire; one place so client and server cannot drift apart. */
 export const MESSAGE_PATH = "/msg/";
 export const STREAM_PATH = "/stream/";
 export const BATCH_PATH = "/batch";
@@ -12,6 +12,8 @@ export const HEADER_MESSAGE_ID = "x-peer-mesh-id";
 export const HEADER_ERROR_CODE = "x-peer-mesh-error";
 /** A successful answer is headers only: the ack travels as JSON in this header, with no DATA frame. */
 export const HEADER_ACK = "x-peer-mesh-ack";
+/** TLS exporter label (RFC 8446 §7.5) of pairing: both ends of one session derive the same bytes from it. */
+export const PAIRING_EXPORTER_LABEL = "EXPORTER-peer-mesh-pairing";
 
 export function topicPath(prefix: string, topic: string): string {
   return prefix + topic.split("/").map(encodeURIComponent).join("/");
