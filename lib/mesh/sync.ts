@@ -64,6 +64,9 @@ export interface MeshSyncEvents {
   state: [state: { running: number; paused: boolean }];
 }
 
+/** Sessions with one peer run in two lanes: the mesh's documents, and the replicated databases. */
+type Lane = "mesh" | "databases";
+
 /** When syncing "continuously", a round still runs this often (peers' new documents are pulled then). */
 const CONTINUOUS_POLL_MS = 5_000;
 const CHANGE_DEBOUNCE_MS = 50;
@@ -164,25 +167,43 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     this.debounce.unref();
   }
 
-  /** Starts a session with `peer`, or marks it to run once more after the one under way. */
+  /**
+   * Starts a session with `peer` in each lane, or marks a lane to run once more after the session under
+   * way in it. Two lanes, so that store-and-forward messages never wait behind a long database
+   * replication with the same peer (a first sync of 10,000 documents takes many seconds).
+   */
   syncPeer(peer: string): void {
-    if (this.paused || this.stopped) return;
-    if (peer !== CLOUD_PEER && this.options.peers?.length && !this.peers().includes(peer)) return;
-    if (this.running.has(peer)) {
-      this.again.add(peer);
+    if (!this.wants(peer)) return;
+    if (this.options.mesh) this.runLane(peer, "mesh");
+    if (this.options.databases.length > 0) this.runLane(peer, "databases");
+  }
+
+  /** Whether sessions with `peer` may start now: not paused or stopped, and within the peers the node names. */
+  private wants(peer: string): boolean {
+    if (this.paused || this.stopped) return false;
+    return peer === CLOUD_PEER || !this.options.peers?.length || this.peers().includes(peer);
+  }
+
+  private runLane(peer: string, lane: Lane): void {
+    const key = `${lane}\u0000${peer}`;
+    if (this.running.has(key)) {
+      this.again.add(key);
       return;
     }
-    const session = this.session(peer).finally(() => {
-      this.running.delete(peer);
+    const session = (lane === "mesh" ? this.meshSession(peer) : this.databaseSession(peer)).finally(() => {
+      this.running.delete(key);
       this.emitState();
-      if (this.again.delete(peer)) this.syncPeer(peer);
+      if (this.again.delete(key) && this.wants(peer)) this.runLane(peer, lane);
     });
-    this.running.set(peer, session);
+    this.running.set(key, session);
     this.emitState();
   }
 
-  private async session(peer: string): Promise<void> {
-    if (this.options.mesh) await this.attempt(peer, "mesh", () => (peer === CLOUD_PEER ? this.cloudMesh() : this.peerMesh(peer)));
+  private meshSession(peer: string): Promise<void> {
+    return this.attempt(peer, "mesh", () => (peer === CLOUD_PEER ? this.cloudMesh() : this.peerMesh(peer)));
+  }
+
+  private async databaseSession(peer: string): Promise<void> {
     for (const name of this.options.databases) {
       if (this.stopped) return;
       await this.attempt(peer, name, () => (peer === CLOUD_PEER ? this.cloudDatabase(name) : this.peerDatabase(peer, name)));
@@ -236,10 +257,11 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     const ids = mesh.selectFor(CLOUD_PEER, { maxDocs: this.options.policy.maxDocs, maxBytes: this.options.policy.maxBytes });
     const { remote, counter } = this.cloudDatabaseNamed(cloud.meshDatabase ?? "peer-mesh");
     try {
-      const before = mesh.storedIds();
-      const report = await this.host.trackDatabaseWork(replicateOnce(mesh.database, remote, "both", { peer: CLOUD_PEER, database: "mesh" }, counter, { docIds: ids, checkpoint: false }));
-      const pulled = [...mesh.storedIds()].filter((id) => !before.has(id));
-      mesh.markPresent(CLOUD_PEER, [...ids, ...pulled]);
+      const report = await this.host.trackDatabaseWork(replicateOnce(mesh.database, remote, "both", { peer: CLOUD_PEER, database: "mesh" }, counter, { docIds: ids, checkpoint: false, collectPulled: true }));
+      // What the pull wrote, not what is new here since the session began: a message this device stored
+      // meanwhile (a flow's send, a peer's relay) is not on the server yet.
+      mesh.markPresent(CLOUD_PEER, [...ids, ...(report.pulledIds ?? [])]);
+      delete report.pulledIds;
       const over = report.errors.filter((error) => OVER.test(error));
       report.pruned = await pruneCloud(remote, [...mesh.takeRemovedAt(CLOUD_PEER), ...over.map(refusedId)]);
       report.errors = report.errors.filter((error) => !OVER.test(error));

@@ -18,6 +18,8 @@ export interface SyncReport {
   errors: string[];
   /** Mesh documents removed from a cloud server because they are over (acked by all, or expired). */
   pruned?: number;
+  /** The ids the pull wrote here, when asked for (collectPulled). */
+  pulledIds?: string[];
 }
 
 export interface ReplicateOptions {
@@ -26,6 +28,8 @@ export interface ReplicateOptions {
   /** Off for selections that change between sessions, so a document held back once is not skipped for good. */
   checkpoint?: boolean;
   batchSize?: number;
+  /** Report which documents the pull wrote (pulledIds): what the other side is known to hold. */
+  collectPulled?: boolean;
 }
 
 /**
@@ -39,10 +43,11 @@ export async function replicateOnce(local: Database, remote: Database, direction
     batch_size: options.batchSize ?? 100,
     ...(options.checkpoint === false ? { checkpoint: false } : {}),
   };
-  const run = async (source: Database, target: Database, docIds?: string[]): Promise<void> => {
+  const run = async (source: Database, target: Database, docIds?: string[], written?: string[]): Promise<void> => {
     if (docIds && docIds.length === 0) return;
     const replication = PouchDB.replicate(source, target, { ...base, ...(docIds ? { doc_ids: docIds } : {}) });
     replication.on("denied", (err) => result.errors.push(`${err.id ?? "a document"} refused: ${err.reason ?? err.message ?? "forbidden"}`));
+    if (written) replication.on("change", (info) => written.push(...(info.docs ?? []).map((doc) => doc._id)));
     const outcome = await replication;
     result.docsRead += outcome.docs_read;
     result.docsWritten += outcome.docs_written;
@@ -50,7 +55,7 @@ export async function replicateOnce(local: Database, remote: Database, direction
   };
   try {
     if (direction !== "pull") await run(local, remote, options.docIds);
-    if (direction !== "push") await run(remote, local);
+    if (direction !== "push") await run(remote, local, undefined, options.collectPulled ? (result.pulledIds = []) : undefined);
   } finally {
     result.bytesSent = counter.sent - before.sent;
     result.bytesReceived = counter.received - before.received;

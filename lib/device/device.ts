@@ -1,39 +1,39 @@
-import { EventEmitter, once } from "node:events";
-import { PassThrough, Readable, Transform } from "node:stream";
-import { MdnsTransport, MdnsTransportOptions } from "./discovery/mdns-transport";
-import { KnownPeer, PeerDirectory, validateKnownPeers } from "./discovery/peer-directory";
-import { PeerTable } from "./discovery/peer-table";
-import { StaticTransport } from "./discovery/static-transport";
-import type { Transport } from "./discovery/transport";
-import { Acl } from "./acl/acl";
-import { AclStore } from "./acl/acl-store";
-import type { Rule } from "./acl/rules";
-import { advertisedHost, formatPairingCode, parsePairingCode } from "./acl/pairing";
-import { DEFAULT_PAIRING_WINDOW_MS, PeerRef, PendingPairing, PendingPairings } from "./acl/pending-pairings";
-import { GroupDoc, GroupError } from "./acl/signed-group";
-import { PairedPeer, PairedPeers } from "./acl/paired-peers";
-import { Identity, shortId } from "./identity";
-import { Database, remoteDatabase, validateDatabaseName } from "./storage/database";
-import { acquireDatabase, DatabaseLease } from "./storage/open-databases";
+import { EventEmitter } from "node:events";
+import type { Readable } from "node:stream";
+import { MdnsTransport, MdnsTransportOptions } from "../discovery/mdns-transport";
+import { KnownPeer, PeerDirectory, validateKnownPeers } from "../discovery/peer-directory";
+import { PeerTable } from "../discovery/peer-table";
+import { StaticTransport } from "../discovery/static-transport";
+import type { Transport } from "../discovery/transport";
+import { Acl } from "../acl/acl";
+import { AclStore } from "../acl/acl-store";
+import type { Rule } from "../acl/rules";
+import { advertisedHost, formatPairingCode, parsePairingCode } from "../acl/pairing";
+import { DEFAULT_PAIRING_WINDOW_MS, PeerRef, PendingPairing, PendingPairings } from "../acl/pending-pairings";
+import { GroupDoc, GroupError } from "../acl/signed-group";
+import { PairedPeer, PairedPeers } from "../acl/paired-peers";
+import { Identity, shortId } from "../identity";
+import type { Database } from "../storage/database";
+import { acquireDatabase, DatabaseLease } from "../storage/open-databases";
 import path from "node:path";
-import type { CouchReply, CouchRequest } from "./protocol/couch";
-import { serveCouch } from "./replication/couch-endpoint";
-import { refuseReplicatedDesignDocs } from "./replication/design-guard";
-import { describeStorageError, StorageError } from "./storage/storage-error";
-import { Direction, replicateOnce, ReplicateOptions, SyncReport } from "./replication/replicator";
-import { ByteCounter, wireFetch } from "./replication/wire-fetch";
-import { Mesh, MeshOptions } from "./mesh/mesh";
-import { MeshSync, MeshSyncOptions } from "./mesh/sync";
-import { ClientPool, PeerEndpoint, SendOptions, StreamOptions } from "./wire/client-pool";
-import { BleTransport, BleTransportOptions } from "./ble/ble-transport";
-import { TorStatus, TorTransport, TorTransportOptions } from "./tor/tor-transport";
-import { isOnionHostPort, joinAddress } from "./protocol/address";
-import { WireError } from "./protocol/errors";
-import { ClientResponse, errorFromResponse } from "./wire/http2-io";
-import type { WireLimits } from "./wire/limits";
-import { Ack, Authorizer, DATABASE_PATH, DatabaseTarget, Verb } from "./protocol/wire";
-import { IncomingMessage, IncomingPairing, IncomingStream, Receiver, WireServer } from "./wire/server";
-import { TopicSubscriptions } from "./wire/subscriptions";
+import type { CouchReply, CouchRequest } from "../protocol/couch";
+import { describeStorageError, StorageError } from "../storage/storage-error";
+import type { Direction, ReplicateOptions, SyncReport } from "../replication/replicator";
+import type { ByteCounter } from "../replication/wire-fetch";
+import { Mesh, MeshOptions } from "../mesh/mesh";
+import { MeshSync, MeshSyncOptions } from "../mesh/sync";
+import { ClientPool, PeerEndpoint, SendOptions, StreamOptions } from "../wire/client-pool";
+import { BleTransport, BleTransportOptions } from "../ble/ble-transport";
+import { TorStatus, TorTransport, TorTransportOptions } from "../tor/tor-transport";
+import { isOnionHostPort, joinAddress } from "../protocol/address";
+import { WireError } from "../protocol/errors";
+import { ClientResponse, errorFromResponse } from "../wire/http2-io";
+import type { WireLimits } from "../wire/limits";
+import type { Ack, Authorizer, DatabaseTarget, Verb } from "../protocol/wire";
+import { IncomingMessage, IncomingPairing, IncomingStream, Receiver, WireServer } from "../wire/server";
+import { DatabaseHost } from "./database-host";
+import { Dialer } from "./dialer";
+import { Inbox, type MessageListener, type ReceivedMessage, type ReceivedStream, type StreamListener } from "./inbox";
 
 export interface DeviceOptions {
   identity: Identity;
@@ -82,26 +82,7 @@ export interface TorOptions extends Pick<TorTransportOptions, "attach" | "probeI
   only?: boolean;
 }
 
-export type { PeerRef, PendingPairing };
-
-export interface ReceivedMessage {
-  id: string;
-  from: PeerRef;
-  topic: string;
-  payload: unknown;
-  bytes: number;
-}
-
-export interface ReceivedStream {
-  id: string;
-  from: PeerRef;
-  topic: string;
-  body: Readable;
-}
-
-export type MessageListener = (message: ReceivedMessage) => void | Promise<void>;
-/** Resolves once it has read the whole body (or rejects); the sender's ack waits for it. */
-export type StreamListener = (stream: ReceivedStream) => Promise<void>;
+export type { PeerRef, PendingPairing, MessageListener, ReceivedMessage, ReceivedStream, StreamListener };
 
 /** Members of one group from another owner kept at most. */
 const MAX_FOREIGN_GROUP_MEMBERS = 1_000;
@@ -141,28 +122,21 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   private authorizerReplaced: boolean;
   /** The open databases this device uses (shared per directory in the process; see open-databases.ts). */
   private systemLease?: DatabaseLease;
-  private readonly databases = new Map<string, DatabaseLease>();
-  private readonly databaseNames: Set<string>;
+  private readonly databaseHost: DatabaseHost;
   private readonly pairings: PendingPairings;
-  /** Addresses learned from confirmed pairing codes, kept with the storage (PairedPeers) across restarts. */
-  private readonly pairedAddresses = new Map<string, string>();
+  private readonly dialer: Dialer;
   private pairedPeerStore?: PairedPeers;
   /** Why this device's storage could not be used at start, when it could not (it runs without it). */
   storageError?: StorageError;
-  /** Configured databases that could not be opened at start, and why; the others work. */
-  private readonly databaseErrors = new Map<string, StorageError>();
   private aclStore?: AclStore;
   private meshStore?: Mesh;
   private readonly server: WireServer;
   private readonly pool: ClientPool;
   /** Streams this device is sending, so that a revoked receive permission can end them. */
   private readonly outgoingStreams = new Set<{ peerId: string; resource: string; body: Readable }>();
-  private readonly messageListeners = new TopicSubscriptions<MessageListener>();
-  private readonly streamListeners = new TopicSubscriptions<StreamListener>();
+  private readonly inbox: Inbox;
   private started?: Promise<number>;
   private stopping?: Promise<void>;
-  /** Database work under way (requests served, replications run): a stop waits for it before closing the databases. */
-  private readonly databaseWork = new Set<Promise<unknown>>();
 
   constructor(private readonly options: DeviceOptions) {
     super();
@@ -171,8 +145,6 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       throw new Error(`LAN discovery would announce this device to the network, but its listener accepts connections only from this machine (host ${options.host ?? "127.0.0.1"}); listen on 0.0.0.0 or a LAN address`);
     }
     checkTorOptions(options);
-    this.databaseNames = new Set((options.databases ?? []).map(validateDatabaseName));
-    if (this.databaseNames.size > 0 && !options.storageDir) throw new Error("databases need a storage directory (storageDir)");
     this.peers = new PeerDirectory(options.peers);
     this.pairings = new PendingPairings(options.identity.deviceId, (id) => this.peers.nameOf(id));
     this.pairings.on("pairing", (pending) => this.emit("pairing", pending));
@@ -202,6 +174,31 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       void this.recheckOutgoingStreams();
     });
     this.pool = new ClientPool(options.identity, { idleMs: options.idleConnectionMs });
+    this.dialer = new Dialer({
+      peers: this.peers,
+      peerTable: this.peerTable,
+      transports: () => this.transports,
+      tor: () => this.torTransport,
+      hasTor: !!options.discovery?.tor,
+      torOnly: this.torOnly,
+      mesh: () => this.meshStore,
+    });
+    this.inbox = new Inbox(options.identity.shortId, (id) => this.peerRef(id));
+    this.databaseHost = new DatabaseHost({
+      selfId: this.id,
+      storageDir: options.storageDir,
+      names: options.databases ?? [],
+      authorize: (peerId, verb, resource) => this.authorizer(peerId, verb, resource),
+      label: (id) => this.peers.label(id),
+      resolvePeer: (reference) => this.resolvePeer(reference),
+      endpoint: (peerId) => this.endpoint(peerId),
+      pool: this.pool,
+      mesh: () => this.meshStore,
+      storageError: () => this.storageError,
+      maxRequestBytes: () => this.server.limits.maxDatabaseRequestBytes,
+      onStorageFull: (database, err) => this.emit("storage-full", database, err),
+      onWarning: (err) => this.emit("warning", err, "storage"),
+    });
   }
 
   get id(): string {
@@ -232,7 +229,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     const groups = this.options.acl?.groups ?? [];
     if (this.options.storageDir) await this.openStorage(this.options.storageDir);
     for (const group of groups) await this.setGroup(group.name, group.members);
-    if (this.database) await this.checkDatabases();
+    if (this.database) await this.databaseHost.open();
     if (this.database) {
       this.meshStore = new Mesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, db: this.database, groupMembers: (to) => this.groupMembers(to), checkGroup: (doc) => this.checkGroup(doc), resolvePeer: (reference) => {
         try {
@@ -258,27 +255,11 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       await this.aclStore.open();
       this.pairedPeerStore = new PairedPeers(this.systemLease.db);
       for (const peer of await this.pairedPeerStore.load()) {
-        const address = this.usableAddresses(peer.addresses)[0];
-        if (address) this.pairedAddresses.set(peer.id, address);
+        const address = this.dialer.usable(peer.addresses)[0];
+        if (address) this.dialer.notePaired(peer.id, address);
       }
     } catch (err) {
       await this.storageFailed(err, directory);
-    }
-  }
-
-  /** Opens each configured database once at start, so that a damaged or locked one is reported now, with its path. */
-  private async checkDatabases(): Promise<void> {
-    for (const name of this.databaseNames) {
-      const directory = path.join(this.options.storageDir!, "databases", name);
-      try {
-        const lease = await acquireDatabase(directory);
-        refuseReplicatedDesignDocs(lease.db);
-        this.databases.set(name, lease);
-      } catch (err) {
-        const failure = describeStorageError(err, directory);
-        this.databaseErrors.set(name, failure);
-        this.emit("warning", failure, "storage");
-      }
     }
   }
 
@@ -468,6 +449,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   }
 
   private async shutdown(): Promise<void> {
+    this.databaseHost.refuseNewWork();
     this.pool.close();
     // A stop that overtakes a start must wait for the listener to exist, or it would outlive the device.
     await this.started?.catch(() => undefined);
@@ -475,13 +457,12 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     await Promise.all(this.transports.map((transport) => transport.stop().catch((err: Error) => this.emit("warning", err, transport.name))));
     await this.server.close();
     // LevelDB must not be closed under a write still running (a native crash, not an error).
-    await Promise.allSettled([...this.databaseWork]);
+    await this.databaseHost.drainAndRelease();
     await this.meshStore?.stop();
     await this.aclStore?.close();
     await this.pairedPeerStore?.close().catch(() => undefined);
     // Released, not closed: a device started again on this storage (a Node-RED redeploy) takes them over open.
     this.systemLease?.release();
-    for (const lease of this.databases.values()) lease.release();
   }
 
   async send(peer: string, topic: string, payload: unknown, options?: SendOptions): Promise<Ack> {
@@ -518,104 +499,31 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   }
 
   onMessage(pattern: string, listener: MessageListener): () => void {
-    return this.messageListeners.subscribe(pattern, listener);
+    return this.inbox.onMessage(pattern, listener);
   }
 
   onStream(pattern: string, listener: StreamListener): () => void {
-    return this.streamListeners.subscribe(pattern, listener);
+    return this.inbox.onStream(pattern, listener);
   }
 
   /** @internal called by the wire server for an authorised message. */
-  async acceptMessage(message: IncomingMessage): Promise<number> {
-    const listeners = this.messageListeners.match(message.topic);
-    if (listeners.length === 0) throw new WireError("NO_RECEIVER", `nothing on ${this.identity.shortId} receives messages on "${message.topic}"`);
-    const received: ReceivedMessage = { ...message, from: this.peerRef(message.from) };
-    await Promise.all(listeners.map((listener) => listener(received)));
-    return listeners.length;
+  acceptMessage(message: IncomingMessage): Promise<number> {
+    return this.inbox.acceptMessage(message);
   }
 
   /** @internal called by the wire server for an authorised stream; copies it to every matching listener. */
-  async acceptStream(stream: IncomingStream): Promise<{ receivers: number; bytes: number }> {
-    const listeners = this.streamListeners.match(stream.topic);
-    if (listeners.length === 0) throw new WireError("NO_RECEIVER", `nothing on ${this.identity.shortId} receives streams on "${stream.topic}"`);
-    const from = this.peerRef(stream.from);
-    let bytes = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        bytes += chunk.length;
-        callback(null, chunk);
-      },
-    });
-    const body = stream.body.pipe(counter);
-    stream.body.once("error", (err) => counter.destroy(err));
-    stream.body.once("aborted", () => counter.destroy(new WireError("STREAM_ABORTED", "the sender broke off the stream")));
-    if (listeners.length === 1) {
-      await listeners[0]({ ...stream, from, body });
-    } else {
-      const copies = listeners.map(() => new PassThrough());
-      const consumers = listeners.map((listener, i) =>
-        listener({ ...stream, from, body: copies[i] }).catch((err: unknown) => {
-          copies[i].destroy(err as Error); // unblocks the fan-out waiting on this copy
-          throw err;
-        }),
-      );
-      await Promise.all([...consumers, fanOut(body, copies)]);
-    }
-    // A listener that stopped reading early still lets the sender finish: the ack counts every byte.
-    if (!body.readableEnded) for await (const _ of body) void _;
-    return { receivers: listeners.length, bytes };
+  acceptStream(stream: IncomingStream): Promise<{ receivers: number; bytes: number }> {
+    return this.inbox.acceptStream(stream);
   }
 
-  /** A database this device keeps (one of options.databases), opened on first use. */
+  /** A database this device keeps (one of options.databases). */
   openDatabase(name: string): Database {
-    if (!this.databaseNames.has(name)) throw new WireError("NOT_FOUND", `this device keeps no database "${name}" (it keeps: ${[...this.databaseNames].join(", ") || "none"})`);
-    const failure = this.storageError ?? this.databaseErrors.get(name);
-    if (failure) throw failure;
-    const lease = this.databases.get(name);
-    if (!lease) throw new WireError("CLOSED", this.stopping ? "the device has stopped" : "the device has not started yet");
-    return lease.db;
+    return this.databaseHost.openDatabase(name);
   }
 
   /** @internal called by the wire server for a CouchDB-protocol request. */
   serveDatabase(peerId: string, target: DatabaseTarget, request: CouchRequest): Promise<CouchReply> {
-    if (this.stopping) return Promise.resolve({ status: 503, json: { error: "unavailable", reason: "the device is stopping" } });
-    return this.trackDatabaseWork(this.serveDatabaseNow(peerId, target, request));
-  }
-
-  private async serveDatabaseNow(peerId: string, target: DatabaseTarget, request: CouchRequest): Promise<CouchReply> {
-    if (target.kind === "root") return { status: 200, json: { couchdb: "Welcome", uuid: this.id, vendor: { name: "peer-mesh" }, version: "3.0.0" } };
-    if (target.kind === "mesh") return this.serveMesh(peerId, request);
-    // The ACL first: a peer that may not use a database learns nothing of which ones exist.
-    const resource = `db/${target.name}`;
-    const [read, write] = await Promise.all([this.authorizer(peerId, "read", resource), this.authorizer(peerId, "write", resource)]);
-    if (!read && !write) return { status: 403, json: { error: "forbidden", reason: `device ${peerId} may neither read nor write ${resource}` } };
-    let db: Database;
-    try {
-      db = this.openDatabase(target.name);
-    } catch (err) {
-      return { status: 404, json: { error: "not_found", reason: (err as Error).message } };
-    }
-    return serveCouch(db, request, { read, write }, { name: target.name, maxBodyBytes: this.server.limits.maxDatabaseRequestBytes, onStorageFull: (err) => this.emit("storage-full", target.name, err) });
-  }
-
-  /** The mesh database for a peer allowed to relay: it sees what this device routes to it, and its writes are checked. */
-  private async serveMesh(peerId: string, request: CouchRequest): Promise<CouchReply> {
-    const mesh = this.meshStore;
-    if (!mesh || !this.database) return { status: 404, json: { error: "not_found", reason: "this device keeps no mesh store (no storage directory)" } };
-    if (!(await this.authorizer(peerId, "relay", "mesh"))) return { status: 403, json: { error: "forbidden", reason: `device ${peerId} may not relay mesh documents here` } };
-    return serveCouch(this.database, request, { read: true, write: true }, {
-      name: "mesh",
-      maxBodyBytes: this.server.limits.maxDatabaseRequestBytes,
-      onStorageFull: (err) => this.emit("storage-full", "mesh", err),
-      ingest: async (docs) => {
-        void mesh.noteNeighbour(peerId);
-        return mesh.ingest(docs);
-      },
-      visibleIds: () => {
-        void mesh.noteNeighbour(peerId);
-        return mesh.selectFor(peerId);
-      },
-    });
+    return this.databaseHost.serve(peerId, target, request);
   }
 
   /**
@@ -623,37 +531,17 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
    * needs this device's ACL to let the peer read it; pulling, to let the peer write it.
    */
   replicate(peer: string, name: string, direction: Direction, options: ReplicateOptions = {}): Promise<SyncReport> {
-    return this.trackDatabaseWork(this.replicateNow(peer, name, direction, options));
+    return this.databaseHost.replicate(peer, name, direction, options);
   }
 
-  /** Runs `work` on this device's databases; a stop waits for it (and refuses new work) before closing them. */
+  /** Runs `work` on this device's databases; a stop waits for it (and refuses new work) before releasing them. */
   trackDatabaseWork<T>(work: Promise<T>): Promise<T> {
-    this.databaseWork.add(work);
-    const done = (): boolean => this.databaseWork.delete(work);
-    work.then(done, done);
-    return work;
-  }
-
-  private async replicateNow(peer: string, name: string, direction: Direction, options: ReplicateOptions): Promise<SyncReport> {
-    if (this.stopping) throw new WireError("CLOSED", "the device is stopping");
-    const local = this.openDatabase(name);
-    const id = this.resolvePeer(peer);
-    const resource = `db/${name}`;
-    if (direction !== "pull" && !(await this.authorizer(id, "read", resource))) throw new WireError("REFUSED", `this device's ACL does not let ${this.peers.label(id)} read ${resource}`);
-    if (direction !== "push" && !(await this.authorizer(id, "write", resource))) throw new WireError("REFUSED", `this device's ACL does not let ${this.peers.label(id)} write ${resource}`);
-    const counter: ByteCounter = { sent: 0, received: 0 };
-    const remote = this.remoteDatabase(id, `${DATABASE_PATH}${name}`, counter);
-    try {
-      return await replicateOnce(local, remote, direction, { peer: id, database: name }, counter, options);
-    } finally {
-      await remote.close();
-    }
+    return this.databaseHost.track(work);
   }
 
   /** A peer's database at `path` as a PouchDB, every request of it travelling over the wire. */
   remoteDatabase(peerId: string, path: string, counter?: ByteCounter): Database {
-    const first = this.endpoint(peerId);
-    return remoteDatabase(`https://${first.address}${path}`, { fetch: wireFetch(this.pool, () => this.endpoint(peerId), counter) });
+    return this.databaseHost.remoteDatabase(peerId, path, counter);
   }
 
   private peerRef(id: string): PeerRef {
@@ -676,14 +564,14 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     const { id, addresses } = parsePairingCode(code);
     const body = Buffer.from(JSON.stringify({ name: this.options.name }));
     // Direct addresses first (faster), then the onion address; in Tor-only mode the onion address alone.
-    const usable = this.usableAddresses(addresses);
+    const usable = this.dialer.usable(addresses);
     if (usable.length === 0) {
       throw new WireError("UNREACHABLE", this.torOnly ? "the pairing code has no onion address, and this device connects through Tor only" : `the pairing code's device is reachable only through Tor (${addresses.join(", ")}); turn Tor on in this device's identity`);
     }
     let paired: { response: ClientResponse; keyingMaterial: Buffer } | undefined;
     let target!: PeerEndpoint;
     for (const address of usable) {
-      target = this.endpointAt(id, address);
+      target = this.dialer.endpointAt(id, address);
       try {
         paired = await this.pool.pair(target, body);
         break;
@@ -696,14 +584,8 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     return this.pairings.addOutgoing(this.peerRef(target.id), keyingMaterial, [target.address, ...usable.filter((address) => address !== target.address)]);
   }
 
-  /** Addresses this device can dial: direct ones unless Tor only, onion ones when Tor is on. */
-  private usableAddresses(addresses: string[]): string[] {
-    const hasTor = !!this.options.discovery?.tor;
-    return addresses.filter((address) => (isOnionHostPort(address) ? hasTor : !this.torOnly));
-  }
-
   private isPaired(id: string): boolean {
-    return this.pairedAddresses.has(id) || !!this.pairedPeerStore?.get(id);
+    return this.dialer.hasPairedAddress(id) || !!this.pairedPeerStore?.get(id);
   }
 
   /** The peers this device paired with (kept with its storage), oldest first. */
@@ -737,7 +619,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     const members = this.acl.group(this.id, options.group)?.members ?? [];
     await this.setGroup(options.group, [...members, pending.peer.id]);
     if (pending.address) {
-      this.pairedAddresses.set(pending.peer.id, pending.address);
+      this.dialer.notePaired(pending.peer.id, pending.address);
       if (isOnionHostPort(pending.address)) this.torTransport?.add({ address: pending.address, expectedId: pending.peer.id, name: pending.peer.name });
     }
     this.pairings.settle(requestId);
@@ -756,46 +638,13 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     throw new WireError("REFUSED", `this device's ACL does not let ${this.peers.label(peerId)} receive ${resource}`);
   }
 
-  /** A configured peer by id, name or id prefix, else a peer in range by the same. */
+  /** A configured peer by id, name or id prefix, else a peer in range or a paired one. */
   resolvePeer(reference: string): string {
-    try {
-      return this.peers.resolve(reference).id;
-    } catch (err) {
-      const wanted = reference.trim().toLowerCase();
-      const inRange = this.peerTable.list();
-      // By id or id prefix only: the name a peer in range announces is its own claim (the configured
-      // names were tried above).
-      const matches = [
-        inRange.filter((peer) => peer.id === wanted),
-        wanted.length >= 8 ? inRange.filter((peer) => peer.id.startsWith(wanted)) : [],
-      ].find((found) => found.length > 0);
-      if (matches?.length === 1) return matches[0].id;
-      if (this.pairedAddresses.has(wanted)) return wanted;
-      throw err;
-    }
+    return this.dialer.resolve(reference);
   }
 
   private endpoint(reference: string): PeerEndpoint {
-    const id = this.resolvePeer(reference);
-    const seen = this.peerTable.get(id);
-    if (seen && !this.torOnly) {
-      const via = this.transports.find((transport) => transport.name === seen.transport && !transport.carriesIp);
-      if (via && via !== this.torTransport) return { id, address: `${seen.address}.${via.name}`, dial: () => via.connect(seen.address) };
-      return this.endpointAt(id, seen.address);
-    }
-    // Not in range (or Tor only): a configured, paired or mesh-published address, onion ones only in Tor-only mode.
-    const candidates = [this.peerTable.route(id, "tor")?.address, this.peers.get(id)?.address, this.pairedAddresses.get(id), this.meshStore?.onionOf(id)];
-    const address = candidates.find((candidate) => candidate && (!this.torOnly || isOnionHostPort(candidate)));
-    if (!address) throw new WireError("UNREACHABLE", `peer ${this.peers.label(id)} is not in range and has no ${this.torOnly ? "onion address known to this device (Tor only)" : "configured address"}`);
-    return this.endpointAt(id, address);
-  }
-
-  /** The way to `address`: through tor's SOCKS port for an onion address, plain TCP otherwise. */
-  private endpointAt(id: string, address: string): PeerEndpoint {
-    if (!isOnionHostPort(address)) return { id, address };
-    const tor = this.torTransport;
-    if (!tor) throw new WireError("UNREACHABLE", `peer ${this.peers.label(id)} is reachable only through Tor (${address}); turn Tor on in this device's identity`);
-    return { id, address, dial: () => tor.connect(address), connectTimeoutMs: tor.connectTimeoutMs };
+    return this.dialer.endpoint(reference);
   }
 }
 
@@ -817,18 +666,4 @@ function describeTor(status: TorStatus | undefined): string {
 
 function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || host.startsWith("127.");
-}
-
-/** Writes every chunk to each copy, waiting for the slowest copy before reading on. */
-async function fanOut(source: Readable, copies: PassThrough[]): Promise<void> {
-  try {
-    for await (const chunk of source) {
-      const waits = copies.filter((copy) => !copy.write(chunk)).map((copy) => once(copy, "drain"));
-      if (waits.length) await Promise.all(waits);
-    }
-    for (const copy of copies) copy.end();
-  } catch (err) {
-    for (const copy of copies) copy.destroy(err as Error);
-    throw err;
-  }
 }

@@ -1,0 +1,172 @@
+import path from "node:path";
+import type { Mesh } from "../mesh/mesh";
+import type { CouchReply, CouchRequest } from "../protocol/couch";
+import { WireError } from "../protocol/errors";
+import { type Authorizer, DATABASE_PATH, type DatabaseTarget } from "../protocol/wire";
+import { serveCouch } from "../replication/couch-endpoint";
+import { refuseReplicatedDesignDocs } from "../replication/design-guard";
+import { type Direction, replicateOnce, type ReplicateOptions, type SyncReport } from "../replication/replicator";
+import { type ByteCounter, wireFetch } from "../replication/wire-fetch";
+import { type Database, remoteDatabase, validateDatabaseName } from "../storage/database";
+import { acquireDatabase, type DatabaseLease } from "../storage/open-databases";
+import { describeStorageError, type StorageError } from "../storage/storage-error";
+import type { ClientPool, PeerEndpoint } from "../wire/client-pool";
+
+/** What the database host needs of its device. */
+export interface DatabaseHostOptions {
+  selfId: string;
+  storageDir?: string;
+  /** The databases the device keeps (options.databases). */
+  names: string[];
+  /** The device's authorizer at the time of the call (it can be replaced). */
+  authorize: Authorizer;
+  label(id: string): string;
+  resolvePeer(reference: string): string;
+  endpoint(peerId: string): PeerEndpoint;
+  pool: ClientPool;
+  /** The mesh store, when the device has storage. */
+  mesh(): Mesh | undefined;
+  /** Why the device's storage as a whole is unusable, if it is. */
+  storageError(): StorageError | undefined;
+  maxRequestBytes(): number;
+  onStorageFull(database: string, err: Error): void;
+  onWarning(err: StorageError): void;
+}
+
+/**
+ * The databases a device keeps and serves: opened (leased) at start, served to peers over the CouchDB
+ * protocol as the ACL allows, replicated with peers, and released at stop only after every request
+ * and replication under way has finished (LevelDB must not close under a write: a native crash).
+ */
+export class DatabaseHost {
+  private readonly names: Set<string>;
+  private readonly leases = new Map<string, DatabaseLease>();
+  private readonly errors = new Map<string, StorageError>();
+  private readonly work = new Set<Promise<unknown>>();
+  private stopping = false;
+
+  constructor(private readonly options: DatabaseHostOptions) {
+    this.names = new Set(options.names.map(validateDatabaseName));
+    if (this.names.size > 0 && !options.storageDir) throw new Error("databases need a storage directory (storageDir)");
+  }
+
+  /** Opens each configured database once at start, so that a damaged or locked one is reported now, with its path. */
+  async open(): Promise<void> {
+    for (const name of this.names) {
+      const directory = path.join(this.options.storageDir!, "databases", name);
+      try {
+        const lease = await acquireDatabase(directory);
+        refuseReplicatedDesignDocs(lease.db);
+        this.leases.set(name, lease);
+      } catch (err) {
+        const failure = describeStorageError(err, directory);
+        this.errors.set(name, failure);
+        this.options.onWarning(failure);
+      }
+    }
+  }
+
+  /** From now on requests get 503 and replications CLOSED; the work under way goes on. */
+  refuseNewWork(): void {
+    this.stopping = true;
+  }
+
+  /** Waits for the work under way, then releases the databases (kept open a while for a device started again on them). */
+  async drainAndRelease(): Promise<void> {
+    this.refuseNewWork();
+    await Promise.allSettled([...this.work]);
+    for (const lease of this.leases.values()) lease.release();
+  }
+
+  /** A database this device keeps (one of options.databases). */
+  openDatabase(name: string): Database {
+    if (!this.names.has(name)) throw new WireError("NOT_FOUND", `this device keeps no database "${name}" (it keeps: ${[...this.names].join(", ") || "none"})`);
+    const failure = this.options.storageError() ?? this.errors.get(name);
+    if (failure) throw failure;
+    const lease = this.leases.get(name);
+    if (!lease) throw new WireError("CLOSED", this.stopping ? "the device has stopped" : "the device has not started yet");
+    return lease.db;
+  }
+
+  /** A CouchDB-protocol request from a verified peer (the wire server's). */
+  serve(peerId: string, target: DatabaseTarget, request: CouchRequest): Promise<CouchReply> {
+    if (this.stopping) return Promise.resolve({ status: 503, json: { error: "unavailable", reason: "the device is stopping" } });
+    return this.track(this.serveNow(peerId, target, request));
+  }
+
+  /**
+   * Replicates one of this device's databases with the same database on a peer, over the wire. Pushing
+   * needs this device's ACL to let the peer read it; pulling, to let the peer write it.
+   */
+  replicate(peer: string, name: string, direction: Direction, options: ReplicateOptions = {}): Promise<SyncReport> {
+    return this.track(this.replicateNow(peer, name, direction, options));
+  }
+
+  /** Runs `work` on this device's databases; a stop waits for it before releasing them. */
+  track<T>(work: Promise<T>): Promise<T> {
+    this.work.add(work);
+    const done = (): boolean => this.work.delete(work);
+    work.then(done, done);
+    return work;
+  }
+
+  /** A peer's database at `path` as a PouchDB, every request of it travelling over the wire. */
+  remoteDatabase(peerId: string, path: string, counter?: ByteCounter): Database {
+    const first = this.options.endpoint(peerId);
+    return remoteDatabase(`https://${first.address}${path}`, { fetch: wireFetch(this.options.pool, () => this.options.endpoint(peerId), counter) });
+  }
+
+  private async serveNow(peerId: string, target: DatabaseTarget, request: CouchRequest): Promise<CouchReply> {
+    if (target.kind === "root") return { status: 200, json: { couchdb: "Welcome", uuid: this.options.selfId, vendor: { name: "peer-mesh" }, version: "3.0.0" } };
+    if (target.kind === "mesh") return this.serveMesh(peerId, request);
+    // The ACL first: a peer that may not use a database learns nothing of which ones exist.
+    const resource = `db/${target.name}`;
+    const authorize = this.options.authorize;
+    const [read, write] = await Promise.all([authorize(peerId, "read", resource), authorize(peerId, "write", resource)]);
+    if (!read && !write) return { status: 403, json: { error: "forbidden", reason: `device ${peerId} may neither read nor write ${resource}` } };
+    let db: Database;
+    try {
+      db = this.openDatabase(target.name);
+    } catch (err) {
+      return { status: 404, json: { error: "not_found", reason: (err as Error).message } };
+    }
+    return serveCouch(db, request, { read, write }, { name: target.name, maxBodyBytes: this.options.maxRequestBytes(), onStorageFull: (err) => this.options.onStorageFull(target.name, err) });
+  }
+
+  /** The mesh database for a peer allowed to relay: it sees what this device routes to it, and its writes are checked. */
+  private async serveMesh(peerId: string, request: CouchRequest): Promise<CouchReply> {
+    const mesh = this.options.mesh();
+    if (!mesh) return { status: 404, json: { error: "not_found", reason: "this device keeps no mesh store (no storage directory)" } };
+    if (!(await this.options.authorize(peerId, "relay", "mesh"))) return { status: 403, json: { error: "forbidden", reason: `device ${peerId} may not relay mesh documents here` } };
+    return serveCouch(mesh.database, request, { read: true, write: true }, {
+      name: "mesh",
+      maxBodyBytes: this.options.maxRequestBytes(),
+      onStorageFull: (err) => this.options.onStorageFull("mesh", err),
+      ingest: async (docs) => {
+        void mesh.noteNeighbour(peerId);
+        return mesh.ingest(docs);
+      },
+      visibleIds: () => {
+        void mesh.noteNeighbour(peerId);
+        return mesh.selectFor(peerId);
+      },
+    });
+  }
+
+  private async replicateNow(peer: string, name: string, direction: Direction, options: ReplicateOptions): Promise<SyncReport> {
+    if (this.stopping) throw new WireError("CLOSED", "the device is stopping");
+    const local = this.openDatabase(name);
+    const id = this.options.resolvePeer(peer);
+    const resource = `db/${name}`;
+    const authorize = this.options.authorize;
+    if (direction !== "pull" && !(await authorize(id, "read", resource))) throw new WireError("REFUSED", `this device's ACL does not let ${this.options.label(id)} read ${resource}`);
+    if (direction !== "push" && !(await authorize(id, "write", resource))) throw new WireError("REFUSED", `this device's ACL does not let ${this.options.label(id)} write ${resource}`);
+    const counter: ByteCounter = { sent: 0, received: 0 };
+    const remote = this.remoteDatabase(id, `${DATABASE_PATH}${name}`, counter);
+    try {
+      return await replicateOnce(local, remote, direction, { peer: id, database: name }, counter, options);
+    } finally {
+      await remote.close();
+    }
+  }
+}

@@ -1,0 +1,94 @@
+import type { PeerDirectory } from "../discovery/peer-directory";
+import type { PeerTable } from "../discovery/peer-table";
+import type { Transport } from "../discovery/transport";
+import type { Mesh } from "../mesh/mesh";
+import { isOnionHostPort } from "../protocol/address";
+import { WireError } from "../protocol/errors";
+import type { TorTransport } from "../tor/tor-transport";
+import type { PeerEndpoint } from "../wire/client-pool";
+
+export interface DialerOptions {
+  peers: PeerDirectory;
+  peerTable: PeerTable;
+  /** The device's transports, once started. */
+  transports(): Transport[];
+  tor(): TorTransport | undefined;
+  /** Tor is on (its transport may not be up yet). */
+  hasTor: boolean;
+  /** Every connection through Tor: no direct address is dialled. */
+  torOnly: boolean;
+  /** Onion addresses peers published in the mesh. */
+  mesh(): Mesh | undefined;
+}
+
+/**
+ * Who a reference names and how to reach them: a configured peer by id, name or id prefix, a peer in
+ * range by id or prefix, a paired one by id; then the way there (the transport that found it, a
+ * configured, paired or published address; onion addresses through Tor only, so they never reach DNS).
+ */
+export class Dialer {
+  /** Addresses learned from confirmed pairing codes (the storage keeps them across restarts). */
+  private readonly pairedAddresses = new Map<string, string>();
+
+  constructor(private readonly options: DialerOptions) {}
+
+  /** Remembers where a paired peer listens. */
+  notePaired(id: string, address: string): void {
+    this.pairedAddresses.set(id, address);
+  }
+
+  hasPairedAddress(id: string): boolean {
+    return this.pairedAddresses.has(id);
+  }
+
+  /** Addresses this device can dial: direct ones unless Tor only, onion ones when Tor is on. */
+  usable(addresses: string[]): string[] {
+    return addresses.filter((address) => (isOnionHostPort(address) ? this.options.hasTor : !this.options.torOnly));
+  }
+
+  /** A configured peer by id, name or id prefix, else a peer in range or a paired one by id (or prefix, in range). */
+  resolve(reference: string): string {
+    const { peers, peerTable } = this.options;
+    try {
+      return peers.resolve(reference).id;
+    } catch (err) {
+      const wanted = reference.trim().toLowerCase();
+      const inRange = peerTable.list();
+      // By id or id prefix only: the name a peer in range announces is its own claim (the configured
+      // names were tried above).
+      const matches = [
+        inRange.filter((peer) => peer.id === wanted),
+        wanted.length >= 8 ? inRange.filter((peer) => peer.id.startsWith(wanted)) : [],
+      ].find((found) => found.length > 0);
+      if (matches?.length === 1) return matches[0].id;
+      if (this.pairedAddresses.has(wanted)) return wanted;
+      throw err;
+    }
+  }
+
+  /** The way to the peer `reference` names, by the transport that sees it or an address this device knows. */
+  endpoint(reference: string): PeerEndpoint {
+    const { peers, peerTable, torOnly } = this.options;
+    const id = this.resolve(reference);
+    const seen = peerTable.get(id);
+    if (seen && !torOnly) {
+      const tor = this.options.tor();
+      const via = this.options.transports().find((transport) => transport.name === seen.transport && !transport.carriesIp);
+      if (via && via !== tor) return { id, address: `${seen.address}.${via.name}`, dial: () => via.connect(seen.address) };
+      return this.endpointAt(id, seen.address);
+    }
+    // Not in range (or Tor only): a configured, paired or mesh-published address, onion ones only in Tor-only mode.
+    const candidates = [peerTable.route(id, "tor")?.address, peers.get(id)?.address, this.pairedAddresses.get(id), this.options.mesh()?.onionOf(id)];
+    const address = candidates.find((candidate) => candidate && (!torOnly || isOnionHostPort(candidate)));
+    if (!address) throw new WireError("UNREACHABLE", `peer ${peers.label(id)} is not in range and has no ${torOnly ? "onion address known to this device (Tor only)" : "configured address"}`);
+    return this.endpointAt(id, address);
+  }
+
+  /** The way to `address`: through tor's SOCKS port for an onion address, plain TCP otherwise. */
+  endpointAt(id: string, address: string): PeerEndpoint {
+    if (!isOnionHostPort(address)) return { id, address };
+    const tor = this.options.tor();
+    if (!tor) throw new WireError("UNREACHABLE", `peer ${this.options.peers.label(id)} is reachable only through Tor (${address}); turn Tor on in this device's identity`);
+    return { id, address, dial: () => tor.connect(address), connectTimeoutMs: tor.connectTimeoutMs };
+  }
+}

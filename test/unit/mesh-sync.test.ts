@@ -1,0 +1,105 @@
+import { EventEmitter } from "node:events";
+import should from "should";
+import { openDatabase, type Database, type Mesh, MeshSync, type SyncHost, type SyncReport } from "../../lib";
+import { TempDirs } from "../helpers/storage";
+
+const PEER = "p".repeat(52);
+
+/**
+ * A device for MeshSync with one peer in range: its mesh "replicates" between two local databases, and
+ * its database replication waits until the test lets it finish.
+ */
+class FakeHost implements SyncHost {
+  readonly peerTable = Object.assign(new EventEmitter(), { list: () => [{ id: PEER }] }) as unknown as SyncHost["peerTable"];
+  readonly mesh: Mesh;
+  readonly databaseCalls: string[] = [];
+  private releaseDatabases!: () => void;
+  readonly databasesHeld = new Promise<void>((resolve) => (this.releaseDatabases = resolve));
+
+  constructor(private readonly local: Database, private readonly remote: () => Database) {
+    this.mesh = Object.assign(new EventEmitter(), {
+      database: local,
+      selectFor: () => [],
+      markPresent: () => undefined,
+      noteNeighbour: async () => undefined,
+    }) as unknown as Mesh;
+  }
+
+  resolvePeer(reference: string): string {
+    return reference;
+  }
+
+  async allows(): Promise<boolean> {
+    return true;
+  }
+
+  openDatabase(): Database {
+    return this.local;
+  }
+
+  async replicate(peer: string, name: string, direction: SyncReport["direction"]): Promise<SyncReport> {
+    this.databaseCalls.push(name);
+    await this.databasesHeld;
+    return { peer, database: name, direction, docsRead: 0, docsWritten: 0, failures: 0, bytesSent: 0, bytesReceived: 0, errors: [] };
+  }
+
+  remoteDatabase(): Database {
+    return this.remote();
+  }
+
+  trackDatabaseWork<T>(work: Promise<T>): Promise<T> {
+    return work;
+  }
+
+  finishDatabases(): void {
+    this.releaseDatabases();
+  }
+}
+
+describe("mesh sync sessions", function () {
+  this.timeout(20_000); // LevelDB opens
+  const dirs = new TempDirs();
+  const opened: Database[] = [];
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((db) => db.close().catch(() => undefined)));
+    dirs.removeAll();
+  });
+
+  function database(): Database {
+    const db = openDatabase(dirs.make(), "db");
+    opened.push(db);
+    return db;
+  }
+
+  it("moves mesh documents while a long database replication with the same peer is still under way", async () => {
+    const host = new FakeHost(database(), () => database());
+    const sync = new MeshSync(host, { databases: ["readings"], direction: "both", mesh: true, policy: { intervalMs: 60_000 } });
+    const meshSessions: SyncReport[] = [];
+    sync.on("sync", (report) => void (report.database === "mesh" && meshSessions.push(report)));
+    sync.start();
+    try {
+      await waitUntil(() => meshSessions.length === 1 && host.databaseCalls.length === 1);
+      // Messages stored meanwhile ask for more rounds: the mesh goes at once and once more after that;
+      // the database's next round waits for the one under way.
+      sync.syncPeer(PEER);
+      sync.syncPeer(PEER);
+      await waitUntil(() => meshSessions.length === 3);
+      should(host.databaseCalls).eql(["readings"]);
+      host.finishDatabases();
+      await waitUntil(() => host.databaseCalls.length === 2); // the round asked for while it ran
+      await sync.settled();
+      should(meshSessions).have.length(3);
+    } finally {
+      host.finishDatabases();
+      await sync.stop();
+    }
+  });
+});
+
+async function waitUntil(test: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!test()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
