@@ -2,6 +2,7 @@ export * from "./protocol";
 export * from "./identity";
 export * from "./wire";
 export * from "./discovery";
+export { BUILT_IN_TRANSPORTS, type TransportContext, type TransportFactory, type TransportSource } from "./device/transports";
 export { Device, type DeviceOptions, type DiscoveryOptions, type PendingPairing, type PeerRef, type ReceivedMessage, type ReceivedStream, type MessageListener, type StreamListener } from "./device/device";
 export { SequenceStream } from "./streams/sequence-stream";
 export { Rechunker } from "./streams/rechunker";

@@ -1,88 +1,38 @@
 import { EventEmitter } from "node:events";
+import path from "node:path";
 import type { Readable } from "node:stream";
-import { MdnsTransport, MdnsTransportOptions } from "../discovery/mdns-transport";
-import { KnownPeer, PeerDirectory, validateKnownPeers } from "../discovery/peer-directory";
-import { PeerTable } from "../discovery/peer-table";
-import { StaticTransport } from "../discovery/static-transport";
-import type { Transport } from "../discovery/transport";
 import { Acl } from "../acl/acl";
 import { AclStore } from "../acl/acl-store";
-import type { Rule } from "../acl/rules";
 import { advertisedHost, formatPairingCode, parsePairingCode } from "../acl/pairing";
+import { PairedPeer, PairedPeers } from "../acl/paired-peers";
 import { DEFAULT_PAIRING_WINDOW_MS, PeerRef, PendingPairing, PendingPairings } from "../acl/pending-pairings";
 import { GroupDoc, GroupError } from "../acl/signed-group";
-import { PairedPeer, PairedPeers } from "../acl/paired-peers";
+import { KnownPeer, PeerDirectory, validateKnownPeers } from "../discovery/peer-directory";
+import { PeerTable } from "../discovery/peer-table";
+import type { DialEntry, Transport } from "../discovery/transport";
 import { Identity, shortId } from "../identity";
-import type { Database } from "../storage/database";
-import { acquireDatabase, DatabaseLease } from "../storage/open-databases";
-import path from "node:path";
+import { Mesh } from "../mesh/mesh";
+import { MeshSync, MeshSyncOptions } from "../mesh/sync";
+import { joinAddress } from "../protocol/address";
 import type { CouchReply, CouchRequest } from "../protocol/couch";
-import { describeStorageError, StorageError } from "../storage/storage-error";
+import { WireError } from "../protocol/errors";
+import type { Ack, Authorizer, DatabaseTarget, Verb } from "../protocol/wire";
 import type { Direction, ReplicateOptions, SyncReport } from "../replication/replicator";
 import type { ByteCounter } from "../replication/wire-fetch";
-import { Mesh, MeshOptions } from "../mesh/mesh";
-import { MeshSync, MeshSyncOptions } from "../mesh/sync";
+import type { Database } from "../storage/database";
+import { acquireDatabase, DatabaseLease } from "../storage/open-databases";
+import { describeStorageError, StorageError } from "../storage/storage-error";
+import { TorStatus, TorTransport } from "../tor/tor-transport";
 import { ClientPool, PeerEndpoint, SendOptions, StreamOptions } from "../wire/client-pool";
-import { BleTransport, BleTransportOptions } from "../ble/ble-transport";
-import { TorStatus, TorTransport, TorTransportOptions } from "../tor/tor-transport";
-import { isOnionHostPort, joinAddress } from "../protocol/address";
-import { WireError } from "../protocol/errors";
 import { ClientResponse, errorFromResponse } from "../wire/http2-io";
-import type { WireLimits } from "../wire/limits";
-import type { Ack, Authorizer, DatabaseTarget, Verb } from "../protocol/wire";
 import { IncomingMessage, IncomingPairing, IncomingStream, Receiver, WireServer } from "../wire/server";
 import { DatabaseHost } from "./database-host";
 import { Dialer } from "./dialer";
 import { Inbox, type MessageListener, type ReceivedMessage, type ReceivedStream, type StreamListener } from "./inbox";
+import { checkDeviceOptions, type DeviceOptions, type DiscoveryOptions, type TorOptions } from "./options";
+import { createTransports, probeAddress } from "./transports";
 
-export interface DeviceOptions {
-  identity: Identity;
-  host?: string;
-  /** 0 picks a free port. */
-  port?: number;
-  peers?: KnownPeer[];
-  /** Replaces the ACL entirely with a function (tests, embedding hosts). */
-  authorize?: Authorizer;
-  /** Rules and this device's own groups; without rules, known peers may do anything and unknown keys nothing. */
-  acl?: { rules?: Rule[]; groups?: Array<{ name: string; members: string[] }> };
-  /** Where this device keeps its PouchDB databases; without it, groups live in memory and no database is served. */
-  storageDir?: string;
-  /** Store-and-forward settings (quota, fallback to flood, ...); the mesh needs storageDir. */
-  mesh?: Pick<MeshOptions, "quota" | "fallbackMs" | "routeFreshMs" | "maxTtlMs" | "maxDevices" | "sweepIntervalMs">;
-  /** The databases this device keeps and serves to peers (CouchDB protocol at /db/<name>), as the ACL allows. */
-  databases?: string[];
-  limits?: Partial<WireLimits>;
-  idleConnectionMs?: number;
-  /** Announced to other devices alongside the id. */
-  name?: string;
-  discovery?: DiscoveryOptions;
-}
-
-export interface DiscoveryOptions {
-  /** LAN discovery; off unless given, so that nothing multicasts where it was not asked to. */
-  mdns?: false | Omit<MdnsTransportOptions, "deviceId" | "port" | "name">;
-  /** How often configured peer addresses are probed; 0 turns probing off. */
-  staticProbeIntervalMs?: number;
-  maxPeers?: number;
-  /** Further transports (a test transport); the device starts and stops them. */
-  transports?: Transport[];
-  /** Bluetooth LE through noble and bleno (optional packages; "unavailable" where they cannot load), or a simulated radio's bindings. */
-  ble?: false | Omit<BleTransportOptions, "deviceId">;
-  /** Reachable as a Tor onion service, and reaching peers' onion addresses through tor. */
-  tor?: false | TorOptions;
-}
-
-export interface TorOptions extends Pick<TorTransportOptions, "attach" | "probeIntervalMs" | "probeTimeoutMs" | "connectTimeoutMs" | "retryMs"> {
-  /** Start a tor of the device's own (the default without `attach`); its data lives under storageDir unless dataDir says otherwise. */
-  launch?: { binary?: string; dataDir?: string; torrc?: string[] };
-  /**
-   * Every connection through Tor: addresses other than onion ones are neither dialled nor put in the
-   * pairing code, and the listener must accept connections from this machine only.
-   */
-  only?: boolean;
-}
-
-export type { PeerRef, PendingPairing, MessageListener, ReceivedMessage, ReceivedStream, StreamListener };
+export type { PeerRef, PendingPairing, MessageListener, ReceivedMessage, ReceivedStream, StreamListener, DeviceOptions, DiscoveryOptions, TorOptions };
 
 /** Members of one group from another owner kept at most. */
 const MAX_FOREIGN_GROUP_MEMBERS = 1_000;
@@ -113,7 +63,6 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   /** The peers in range right now, as the transports report them. */
   readonly peerTable: PeerTable;
   private transports: Transport[] = [];
-  private staticTransport?: StaticTransport;
   private torTransport?: TorTransport;
   private readonly syncTimes = new Map<string, number>();
   /** Who may do what; consulted for every request in and out unless an authorize function replaces it. */
@@ -141,10 +90,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   constructor(private readonly options: DeviceOptions) {
     super();
     this.identity = options.identity;
-    if (options.discovery?.mdns && isLoopback(options.host ?? "127.0.0.1")) {
-      throw new Error(`LAN discovery would announce this device to the network, but its listener accepts connections only from this machine (host ${options.host ?? "127.0.0.1"}); listen on 0.0.0.0 or a LAN address`);
-    }
-    checkTorOptions(options);
+    checkDeviceOptions(options);
     this.peers = new PeerDirectory(options.peers);
     this.pairings = new PendingPairings(options.identity.deviceId, (id) => this.peers.nameOf(id));
     this.pairings.on("pairing", (pending) => this.emit("pairing", pending));
@@ -178,7 +124,6 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       peers: this.peers,
       peerTable: this.peerTable,
       transports: () => this.transports,
-      tor: () => this.torTransport,
       hasTor: !!options.discovery?.tor,
       torOnly: this.torOnly,
       mesh: () => this.meshStore,
@@ -208,7 +153,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   /** Starts listening and discovering once; later calls return the same port. */
   start(): Promise<number> {
     this.started ??= this.openAcl().then(() => this.server.listen()).then(async (address) => {
-      this.transports = this.createTransports(address.port);
+      this.transports = this.buildTransports(address.port);
       for (const transport of this.transports) {
         this.peerTable.attach(transport);
         transport.on("warning", (err) => this.emit("warning", err, transport.name));
@@ -241,7 +186,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       this.meshStore.on("rejected", (info) => this.emit("rejected", info));
       // A known peer's device document that names an onion address: Tor probes it from now on.
       this.meshStore.on("onion", ({ id, onion }) => {
-        if (this.peers.has(id) || this.isPaired(id)) this.torTransport?.add({ address: onion, expectedId: id, name: this.peers.nameOf(id) });
+        if (this.peers.has(id) || this.isPaired(id)) this.probe({ address: onion, expectedId: id, name: this.peers.nameOf(id) });
       });
       await this.meshStore.start().catch((err: unknown) => this.storageFailed(err, path.join(this.options.storageDir!, "system")));
     }
@@ -341,52 +286,21 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     this.authorizerReplaced = true;
   }
 
-  private createTransports(port: number): Transport[] {
-    const discovery = this.options.discovery ?? {};
-    const transports: Transport[] = [...(discovery.transports ?? [])];
-    if (discovery.mdns) {
-      transports.push(new MdnsTransport({ ...discovery.mdns, deviceId: this.id, port, name: this.options.name }));
-    }
-    if (discovery.ble) transports.push(new BleTransport({ ...discovery.ble, deviceId: this.id }));
+  /** The transports this start builds, each told the addresses this device knows that it dials. */
+  private buildTransports(port: number): Transport[] {
+    const transports = createTransports({ identity: this.identity, host: this.options.host ?? "127.0.0.1", port, name: this.options.name, storageDir: this.options.storageDir, discovery: this.options.discovery ?? {} });
+    this.torTransport = transports.find((transport): transport is TorTransport => transport instanceof TorTransport);
+    this.torTransport?.onStatus((status) => {
+      this.emit("tor", status);
+      if (status.onion) void this.meshStore?.setOnion(status.onion).catch(() => undefined);
+    });
     const configured = [
       ...this.peers.list().flatMap((peer) => (peer.address ? [{ address: peer.address, expectedId: peer.id, name: peer.name }] : [])),
       // Peers paired before this start: probed at the addresses their codes gave, as configured ones are.
       ...(this.pairedPeerStore?.list() ?? []).filter((peer) => !this.peers.get(peer.id)?.address).flatMap((peer) => peer.addresses.map((address) => ({ address, expectedId: peer.id, name: peer.name }))),
     ];
-    // Onion addresses go to Tor only: looked up anywhere else they would leak to DNS.
-    const onions = configured.filter((entry) => isOnionHostPort(entry.address));
-    const entries = this.torOnly ? [] : configured.filter((entry) => !isOnionHostPort(entry.address));
-    if (discovery.tor) {
-      this.torTransport = this.createTorTransport(discovery.tor, port, onions);
-      transports.push(this.torTransport);
-    }
-    if (discovery.staticProbeIntervalMs !== 0) {
-      // Even with no address configured yet: addKnownPeer may bring some.
-      this.staticTransport = new StaticTransport({ identity: this.identity, entries, probeIntervalMs: discovery.staticProbeIntervalMs });
-      transports.push(this.staticTransport);
-    }
+    for (const entry of configured) probeAddress(transports, entry);
     return transports;
-  }
-
-  private createTorTransport(tor: TorOptions, port: number, entries: Array<{ address: string; expectedId: string; name?: string }>): TorTransport {
-    const storageDir = this.options.storageDir;
-    const torDir = storageDir && path.join(storageDir, "tor");
-    const launch = tor.attach ? undefined : { ...tor.launch, dataDir: tor.launch?.dataDir ?? path.join(torDir!, "data") };
-    const host = this.options.host ?? "127.0.0.1";
-    const targetHost = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
-    const transport = new TorTransport({
-      ...tor,
-      launch,
-      identity: this.identity,
-      target: joinAddress(targetHost, port),
-      keyFile: torDir && path.join(torDir, "onion-key"),
-      entries,
-    });
-    transport.onStatus((status) => {
-      this.emit("tor", status);
-      if (status.onion) void this.meshStore?.setOnion(status.onion).catch(() => undefined);
-    });
-    return transport;
   }
 
   /** Tor's bootstrap progress and this device's onion address, when Tor is on. */
@@ -432,10 +346,9 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     if (address) this.probe({ address, expectedId: peers[0].id, name: peers[0].name });
   }
 
-  /** Probes a peer's address with the transport that reaches it: Tor for onion addresses, plain TCP otherwise. */
-  private probe(entry: { address: string; expectedId: string; name?: string }): void {
-    if (isOnionHostPort(entry.address)) this.torTransport?.add(entry);
-    else if (!this.torOnly) this.staticTransport?.add(entry);
+  /** Probes a peer's address with the transport that dials it (Tor for onion addresses). */
+  private probe(entry: DialEntry): void {
+    probeAddress(this.transports, entry);
   }
 
   get port(): number | undefined {
@@ -620,7 +533,8 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     await this.setGroup(options.group, [...members, pending.peer.id]);
     if (pending.address) {
       this.dialer.notePaired(pending.peer.id, pending.address);
-      if (isOnionHostPort(pending.address)) this.torTransport?.add({ address: pending.address, expectedId: pending.peer.id, name: pending.peer.name });
+      // Probed from now on, as it will be after a restart (paired peers join the configured addresses then).
+      this.probe({ address: pending.address, expectedId: pending.peer.id, name: pending.peer.name });
     }
     this.pairings.settle(requestId);
     // Kept with the storage, so that the pairing (and where the peer listens) outlasts a restart.
@@ -648,22 +562,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   }
 }
 
-/** Tor-only devices must not be found or reached any other way. */
-function checkTorOptions(options: DeviceOptions): void {
-  const tor = options.discovery?.tor;
-  if (!tor) return;
-  if (!tor.attach && !tor.launch?.dataDir && !options.storageDir) throw new Error("Tor needs a storage directory (storageDir) for its data and the onion service's key");
-  if (!tor.only) return;
-  if (options.discovery?.mdns) throw new Error("Tor only and LAN discovery exclude each other: mDNS announces this device on the LAN");
-  if (options.discovery?.ble) throw new Error("Tor only and Bluetooth LE exclude each other: BLE advertises this device to anyone nearby");
-  if (!isLoopback(options.host ?? "127.0.0.1")) throw new Error(`Tor only: the listener on ${options.host} would accept direct connections too; listen on 127.0.0.1`);
-}
-
 function describeTor(status: TorStatus | undefined): string {
   if (!status) return "Tor is off";
   return status.error ?? `${status.state}, ${status.progress} %`;
-}
-
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host.startsWith("127.");
 }

@@ -4,7 +4,6 @@ import type { Transport } from "../discovery/transport";
 import type { Mesh } from "../mesh/mesh";
 import { isOnionHostPort } from "../protocol/address";
 import { WireError } from "../protocol/errors";
-import type { TorTransport } from "../tor/tor-transport";
 import type { PeerEndpoint } from "../wire/client-pool";
 
 export interface DialerOptions {
@@ -12,7 +11,6 @@ export interface DialerOptions {
   peerTable: PeerTable;
   /** The device's transports, once started. */
   transports(): Transport[];
-  tor(): TorTransport | undefined;
   /** Tor is on (its transport may not be up yet). */
   hasTor: boolean;
   /** Every connection through Tor: no direct address is dialled. */
@@ -72,9 +70,9 @@ export class Dialer {
     const id = this.resolve(reference);
     const seen = peerTable.get(id);
     if (seen && !torOnly) {
-      const tor = this.options.tor();
       const via = this.options.transports().find((transport) => transport.name === seen.transport && !transport.carriesIp);
-      if (via && via !== tor) return { id, address: `${seen.address}.${via.name}`, dial: () => via.connect(seen.address) };
+      // A radio's own address (BLE) is dialled by the radio; an address some transport takes, as any other.
+      if (via && !via.canDial?.(seen.address)) return { id, address: `${seen.address}.${via.name}`, dial: () => via.connect(seen.address) };
       return this.endpointAt(id, seen.address);
     }
     // Not in range (or Tor only): a configured, paired or mesh-published address, onion ones only in Tor-only mode.
@@ -84,11 +82,11 @@ export class Dialer {
     return this.endpointAt(id, address);
   }
 
-  /** The way to `address`: through tor's SOCKS port for an onion address, plain TCP otherwise. */
+  /** The way to `address`: through the transport that dials it (Tor's SOCKS port for an onion address), plain TCP otherwise. */
   endpointAt(id: string, address: string): PeerEndpoint {
-    if (!isOnionHostPort(address)) return { id, address };
-    const tor = this.options.tor();
-    if (!tor) throw new WireError("UNREACHABLE", `peer ${this.options.peers.label(id)} is reachable only through Tor (${address}); turn Tor on in this device's identity`);
-    return { id, address, dial: () => tor.connect(address), connectTimeoutMs: tor.connectTimeoutMs };
+    const via = this.options.transports().find((transport) => !transport.carriesIp && transport.canDial?.(address));
+    if (via) return { id, address, dial: () => via.connect(address), connectTimeoutMs: via.connectTimeoutMs };
+    if (isOnionHostPort(address)) throw new WireError("UNREACHABLE", `peer ${this.options.peers.label(id)} is reachable only through Tor (${address}); turn Tor on in this device's identity`);
+    return { id, address };
   }
 }

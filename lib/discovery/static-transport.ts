@@ -3,16 +3,11 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import { Identity, verifyPeerCertificate } from "../identity";
-import { splitAddress } from "../protocol/address";
+import { isAddress, isOnionHostPort, splitAddress } from "../protocol/address";
 import { dialTcp } from "./tcp";
-import { RANK, Transport, TransportEvents } from "./transport";
+import { type DialEntry, RANK, Transport, TransportEvents } from "./transport";
 
-export interface StaticEntry {
-  address: string;
-  /** The id configured for this address; a different key answering there is reported as a warning. */
-  expectedId?: string;
-  name?: string;
-}
+export type StaticEntry = DialEntry;
 
 export interface StaticTransportOptions {
   identity: Identity;
@@ -110,6 +105,11 @@ export class StaticTransport extends EventEmitter<TransportEvents> implements Tr
   }
 
   /** Adds (or replaces, by id) an address to probe; probed at once when running. */
+  /** host:port, never an onion address (looked up in DNS, it would tell the resolver who this device talks to). */
+  canDial(address: string): boolean {
+    return isAddress(address) && !isOnionHostPort(address);
+  }
+
   add(entry: StaticEntry): void {
     splitAddress(entry.address);
     const entries = this.options.entries;

@@ -12,6 +12,14 @@ export interface Sighting {
   verified: boolean;
 }
 
+/** A peer's address for a transport to probe, with the id configured for it. */
+export interface DialEntry {
+  address: string;
+  /** The id configured for this address; a different key answering there is reported as a warning. */
+  expectedId?: string;
+  name?: string;
+}
+
 export interface TransportEvents {
   /** A device is in range, or is still in range; repeated sightings refresh it. */
   found: [sighting: Sighting];
@@ -23,8 +31,10 @@ export interface TransportEvents {
 }
 
 /**
- * One way of finding peers (mDNS, static addresses, BLE, Tor). Every transport passes the shared
- * compliance suite in test/transport-compliance.ts.
+ * One way of finding and reaching peers (mDNS, static addresses, BLE, Tor, or a package's own). Every
+ * transport passes the shared compliance suite in test/transport-compliance.ts. A device hands each
+ * address it knows to the first transport whose canDial() takes it, and dials through connect() a peer
+ * found by a transport that does not carry IP.
  */
 export interface Transport extends EventEmitter<TransportEvents> {
   /** Short lowercase name shown to users: "mdns", "static", "ble". */
@@ -39,8 +49,17 @@ export interface Transport extends EventEmitter<TransportEvents> {
   stop(): Promise<void>;
   /** Why the transport cannot run here (BLE with no adapter), once start() found out; it then finds nobody. */
   readonly unavailable?: string;
-  /** A byte stream to the wire listener at an address this transport reported. */
+  /** A byte stream to the wire listener at an address this transport reported (or takes, see canDial). */
   connect(address: string): Duplex;
+  /**
+   * Which addresses this transport dials and probes (libp2p's dialFilter): host:port for static, onion
+   * addresses for Tor. Transports that reach only the devices they find (mDNS, BLE) leave it out.
+   */
+  canDial?(address: string): boolean;
+  /** Probes an address canDial() took, from now on, and reports the device that answers there. */
+  add?(entry: DialEntry): void;
+  /** How long opening a connection may take (Tor builds circuits); the wire's own timeout without it. */
+  readonly connectTimeoutMs?: number;
 }
 
 /** Transport ranks: the order in which addresses are preferred. */

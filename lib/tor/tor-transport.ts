@@ -11,7 +11,7 @@ import type { Identity } from "../identity";
 import { type BootstrapPhase, parseBootstrapPhase, TorControl, TorControlError } from "./control";
 import { launchTor, type LaunchedTor, stopLaunchedTor } from "./launch";
 import { StalledRendezvous } from "./stalled-rendezvous";
-import { isOnionAddress, ONION_PORT } from "../protocol/address";
+import { isOnionAddress, isOnionHostPort, ONION_PORT } from "../protocol/address";
 
 export interface TorTransportOptions {
   identity: Identity;
@@ -140,6 +140,11 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
     await this.close();
     this.update({ state: "stopped", published: false });
     for (const wake of this.readyWaiters.splice(0)) wake();
+  }
+
+  /** Onion addresses, and only those. */
+  canDial(address: string): boolean {
+    return isOnionHostPort(address);
   }
 
   /** Adds (or replaces, by id) a peer's onion address to probe. */

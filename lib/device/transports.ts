@@ -1,0 +1,70 @@
+import path from "node:path";
+import { BleTransport } from "../ble/ble-transport";
+import { MdnsTransport } from "../discovery/mdns-transport";
+import { StaticTransport } from "../discovery/static-transport";
+import type { DialEntry, Transport } from "../discovery/transport";
+import type { Identity } from "../identity";
+import { joinAddress } from "../protocol/address";
+import { TorTransport } from "../tor/tor-transport";
+import type { DiscoveryOptions } from "./options";
+
+/** What a transport is built from when its device starts. */
+export interface TransportContext {
+  identity: Identity;
+  /** The wire listener's host and port (the port is known once it listens). */
+  host: string;
+  port: number;
+  /** The name the device announces. */
+  name?: string;
+  /** The device's storage directory, for a transport that keeps state (Tor's keys). */
+  storageDir?: string;
+  discovery: DiscoveryOptions;
+}
+
+/** Builds a transport for a starting device, or nothing when its options do not ask for one. */
+export type TransportFactory = (context: TransportContext) => Transport | undefined;
+
+/** A transport handed to the device ready-made, or a factory for one. */
+export type TransportSource = Transport | TransportFactory;
+
+const mdns: TransportFactory = ({ discovery, identity, port, name }) => (discovery.mdns ? new MdnsTransport({ ...discovery.mdns, deviceId: identity.deviceId, port, name }) : undefined);
+
+const ble: TransportFactory = ({ discovery, identity }) => (discovery.ble ? new BleTransport({ ...discovery.ble, deviceId: identity.deviceId }) : undefined);
+
+const tor: TransportFactory = ({ discovery, identity, host, port, storageDir }) => {
+  const options = discovery.tor;
+  if (!options) return undefined;
+  const torDir = storageDir && path.join(storageDir, "tor");
+  const launch = options.attach ? undefined : { ...options.launch, dataDir: options.launch?.dataDir ?? path.join(torDir!, "data") };
+  const target = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
+  return new TorTransport({ ...options, launch, identity, target: joinAddress(target, port), keyFile: torDir && path.join(torDir, "onion-key") });
+};
+
+/** Even with no address configured yet (addKnownPeer may bring some); none in Tor-only mode, which dials nothing directly. */
+const staticAddresses: TransportFactory = ({ discovery, identity }) =>
+  discovery.staticProbeIntervalMs === 0 || (discovery.tor && discovery.tor.only) ? undefined : new StaticTransport({ identity, entries: [], probeIntervalMs: discovery.staticProbeIntervalMs });
+
+/**
+ * The transports a device can run, in this order. Another transport is a folder of its own and one line
+ * here; a package's own goes into DiscoveryOptions.transports instead, as an instance or a factory.
+ */
+export const BUILT_IN_TRANSPORTS: readonly TransportFactory[] = [mdns, ble, tor, staticAddresses];
+
+/** The device's transports: those it was given, then the built-in ones its options ask for. */
+export function createTransports(context: TransportContext): Transport[] {
+  const sources = [...(context.discovery.transports ?? []), ...BUILT_IN_TRANSPORTS];
+  return sources.flatMap((source) => {
+    const transport = typeof source === "function" ? source(context) : source;
+    return transport ? [transport] : [];
+  });
+}
+
+/**
+ * Hands an address to the first transport that dials it; false when none does. Onion addresses go only
+ * to Tor this way: looked up anywhere else they would leak to DNS.
+ */
+export function probeAddress(transports: readonly Transport[], entry: DialEntry): boolean {
+  const taker = transports.find((transport) => transport.add && transport.canDial?.(entry.address));
+  taker?.add!(entry);
+  return !!taker;
+}
