@@ -1,12 +1,16 @@
 import should from "should";
-import { Device, Identity, PeerInfo, StaticTransport } from "../../lib";
+import { Device, Identity, PeerInfo, StaticTransport, type TransportSource } from "../../lib";
 import { waitFor } from "../helpers/events";
 import { MemoryEther, MemoryTransport } from "../helpers/memory-transport";
 import { freePort } from "../helpers/ports";
 import { transportCompliance } from "../transport-compliance";
+import { FolderTransport, folderTransport } from "../../docs/transport-plugin/folder-transport";
+import { TempDirs } from "../helpers/storage";
+
+const folderDirs = new TempDirs();
 
 /** A subject device that can be started again on the same port, as a restarted process would. */
-function restartableDevice(identity: Identity, port: number, transports: () => MemoryTransport[] = () => []) {
+function restartableDevice(identity: Identity, port: number, transports: () => TransportSource[] = () => []) {
   let device: Device | undefined;
   return {
     async start() {
@@ -53,6 +57,49 @@ transportCompliance("static", async () => {
     lostWithinMs: 2_000,
     dispose: () => device.stop(),
   };
+});
+
+transportCompliance("folder (an external transport, docs/transport-plugin)", async () => {
+  const dir = folderDirs.make("peer-mesh-folder-");
+  const observerIdentity = Identity.generate();
+  const subject = Identity.generate();
+  const port = await freePort();
+  const device = restartableDevice(subject, port, () => [folderTransport({ dir, intervalMs: 100 })]);
+  return {
+    observer: new FolderTransport({ dir, intervalMs: 100 }, { id: observerIdentity.deviceId, address: "127.0.0.1:1" }),
+    observerIdentity,
+    subjectId: subject.deviceId,
+    startSubject: () => device.start(),
+    stopSubject: () => device.stop(),
+    foundWithinMs: 2_000,
+    lostWithinMs: 2_000,
+    dispose: () => device.stop(),
+  };
+});
+
+describe("a transport from another package", () => {
+  const devices: Device[] = [];
+  after(() => folderDirs.removeAll());
+  afterEach(async () => {
+    await Promise.all(devices.splice(0).map((device) => device.stop()));
+  });
+
+  it("plugs in as a factory: two devices find each other through it alone and exchange a message", async () => {
+    const dir = folderDirs.make("peer-mesh-folder-");
+    const make = async (name: string): Promise<Device> => {
+      const device = new Device({ identity: Identity.generate(), name, discovery: { staticProbeIntervalMs: 0, transports: [folderTransport({ dir, intervalMs: 100 })] } });
+      devices.push(device);
+      await device.start();
+      return device;
+    };
+    const [a, b] = [await make("a"), await make("b")];
+    a.addKnownPeer({ id: b.id, name: "b" }); // trusted by id, no address: only the folder says where b is
+    b.addKnownPeer({ id: a.id, name: "a" });
+    await waitFor(a.peerTable, "found", () => a.peerTable.get(b.id)?.transport === "folder", 5_000, "b through the folder");
+    const got = new Promise<unknown>((resolve) => b.onMessage("hello", (message) => void resolve(message.payload)));
+    await a.send("b", "hello", { via: "folder" });
+    should(await got).eql({ via: "folder" });
+  });
 });
 
 describe("StaticTransport", () => {
