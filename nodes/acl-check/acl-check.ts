@@ -33,7 +33,7 @@ export = (RED: NodeAPI): void => {
 
     node.on("input", (msg: NodeMessageInFlow, send: (msgs: Array<NodeMessageInFlow | null>) => void, done: (err?: Error) => void) => {
       ready
-        .then((device) => {
+        .then(async (device) => {
           let peerId: unknown;
           try {
             peerId = RED.util.getMessageProperty(msg, property);
@@ -48,7 +48,8 @@ export = (RED: NodeAPI): void => {
             decision = device.acl.inGroup(principal, peerId) ? { allowed: true } : { allowed: false, reason: RED._("acl-check.errors.not-member", { group: def.group ?? "" }) };
           } else {
             const resource = def.resource || `msg/${String(msg.topic ?? "")}`;
-            decision = device.acl.authorize(peerId, verb, resource) ? { allowed: true } : { allowed: false, reason: RED._("acl-check.errors.refused", { verb, resource }) };
+            // What the wire would answer this peer: the device's authorizer, which an embedding host may have replaced.
+            decision = (await device.allows(peerId, verb, resource)) ? { allowed: true } : { allowed: false, reason: RED._("acl-check.errors.refused", { verb, resource }) };
           }
           const out = { ...msg, acl: decision };
           if (decision.allowed) allowedCount++;

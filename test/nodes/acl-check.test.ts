@@ -1,5 +1,5 @@
 import should from "should";
-import { Identity } from "../../lib";
+import { type Device, Identity } from "../../lib";
 import { allNodes, helper, loadFlow, useNodeRedHelper } from "../helpers/node-red";
 import { collector, inTab } from "./flow-helpers";
 
@@ -51,6 +51,20 @@ describe("acl-check node", function () {
     should((await allowed.next())[0]).containEql({ topic: "door/unlock" });
     const refused = await denied.next(2);
     should(refused.map((msg) => msg.topic)).eql(["window/open", "door/unlock"]);
+  });
+
+  it("in rule mode, answers what the wire would: an authorizer that replaced the rules decides", async () => {
+    await loadFlow(allNodes, flow({ mode: "rule", verb: "send", resource: "" }));
+    const allowed = collector("allowed");
+    const denied = collector("denied");
+    const identity = helper.getNode("id") as unknown as { device: Device; ready: Promise<unknown> };
+    await identity.ready;
+    identity.device.authorize = (peerId, verb, resource) => peerId === outsider && verb === "send" && resource === "msg/window/open";
+    const check = helper.getNode("check");
+    check.receive({ topic: "door/unlock", peer: { id: member } } as never);
+    check.receive({ topic: "window/open", peer: { id: outsider } } as never);
+    should((await allowed.next())[0]).containEql({ topic: "window/open" });
+    should((await denied.next())[0]).containEql({ topic: "door/unlock" });
   });
 
   it("reads the device id from another msg property when told to", async () => {
