@@ -73,8 +73,9 @@ export interface DeviceDoc {
 
 export type MeshDoc = MessageDoc | AckDoc | DeviceDoc;
 
+/** A document that is not what it claims (signature, fields, dates) or replays an older copy. */
 export class EnvelopeError extends Error {
-  constructor(message: string) {
+  constructor(message: string, readonly code: "invalid" | "replayed" | "conflict" = "invalid") {
     super(message);
     this.name = "EnvelopeError";
   }

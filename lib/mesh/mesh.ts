@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import type PouchDB from "pouchdb-node";
 import { GroupDoc, GroupError, verifyGroup } from "../acl/signed-group";
 import type { Identity } from "../identity";
-import type { BulkResult } from "../protocol/couch";
+import type { BulkResult, RefusalCode } from "../protocol/couch";
 import type { Database } from "../storage/database";
 import { interceptReplicatedWrites, StoreReplicated } from "../storage/replicated-writes";
 import { ACK_DOC_PREFIX, CLOUD_PEER, DEVICE_DOC_PREFIX, GROUP_DOC_PREFIX, MESSAGE_DOC_PREFIX } from "../protocol/doc-ids";
@@ -128,6 +128,20 @@ const NEIGHBOUR_REFRESH_MS = 60_000;
 export const MAX_PRIORITY = 9;
 
 class IgnoredDeletion extends Error {}
+
+/** A well-formed document this device does not take (over, too many, no room), with the code the replicating side reads. */
+class Refused extends Error {
+  constructor(readonly code: RefusalCode, message: string) {
+    super(message);
+  }
+}
+
+/** The code of an ingest refusal: a signed document that fails its checks (or a group's) is invalid. */
+function refusalCode(err: unknown): RefusalCode {
+  if (err instanceof Refused || err instanceof EnvelopeError) return err.code;
+  if (err instanceof WireError && err.code === "TOO_LARGE") return "full";
+  return "invalid";
+}
 
 /**
  * Store-and-forward over PouchDB: sends sealed messages, delivers the ones addressed to this device exactly
@@ -380,7 +394,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       try {
         const disposition = await this.check(doc, now);
         // Device documents are cheap to forge with fresh keys: a cap keeps a flood of them from filling the store.
-        if (id.startsWith(DEVICE_DOC_PREFIX) && !this.index.has(id) && devices >= this.maxDevices) throw new Error(`${id}: this device keeps ${this.maxDevices} device documents at most`);
+        if (id.startsWith(DEVICE_DOC_PREFIX) && !this.index.has(id) && devices >= this.maxDevices) throw new Refused("limit", `${id}: this device keeps ${this.maxDevices} device documents at most`);
         if (disposition === "held") {
           results[i] = { ok: true, id, rev: String(doc._rev) };
           continue;
@@ -407,7 +421,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         const reason = (err as Error).message;
         if (err instanceof EnvelopeError || err instanceof GroupError) this.emit("rejected", { id, reason });
         // CouchDB's shape for the wire, and PouchDB's (name, status) for a local replication target.
-        results[i] = { id, error: "forbidden", reason, name: "forbidden", status: 403, message: reason } as BulkResult;
+        results[i] = { id, error: "forbidden", reason, code: refusalCode(err), name: "forbidden", status: 403, message: reason } as BulkResult;
       }
     }
     if (accepted.length > 0) {
@@ -445,14 +459,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
       const body = typeof attachment.data === "string" ? Buffer.from(attachment.data, "base64") : Buffer.from(attachment.data);
       const message = verifyMessage(doc, body);
       notFromTheFuture(message.created);
-      if (message.expires <= now) throw new Error(`${id} has expired`);
+      if (message.expires <= now) throw new Refused("expired", `${id} has expired`);
       if (message.expires - message.created > this.maxTtlMs) throw new Error(`${id} asks to live longer than this device keeps messages`);
-      if (this.allAcked(message._id, message.recipients.map((r) => r.id))) throw new Error(`${id} was delivered already`);
+      if (this.allAcked(message._id, message.recipients.map((r) => r.id))) throw new Refused("delivered", `${id} was delivered already`);
       const held = this.index.get(id);
       if (held?.from === message.from) return "held";
       // Another signer's copy holds this id. One this device could not open (a relay re-signed a sealed
       // message as its own, which no longer decrypts) gives way to the next sender's copy; otherwise the first stays.
-      if (held && !this.unreadable.has(id)) throw new EnvelopeError(`${id} is held here already, signed by another device`);
+      if (held && !this.unreadable.has(id)) throw new EnvelopeError(`${id} is held here already, signed by another device`, "conflict");
       if (held) return "replace";
       await this.makeRoom("msg", quotaSize(message), message.priority);
       return "store";
@@ -460,7 +474,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (id.startsWith(ACK_DOC_PREFIX)) {
       const ack = verifyAck(doc);
       notFromTheFuture(ack.created);
-      if (ack.expires <= now) throw new Error(`${id} has expired`);
+      if (ack.expires <= now) throw new Refused("expired", `${id} has expired`);
       if (ack.expires - ack.created > this.maxTtlMs) throw new Error(`${id} asks to live longer than this device keeps messages`);
       if (this.index.has(id)) return "held";
       await this.makeRoom("ack", quotaSize(ack), MAX_PRIORITY);
@@ -475,7 +489,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       const group = verifyGroup(doc);
       this.options.checkGroup?.(group);
       if (!this.index.has(id) && group.owner !== this.id && this.groupsOf(group.owner) >= this.maxGroupsPerOwner) {
-        throw new GroupError(`${id}: this device keeps ${this.maxGroupsPerOwner} groups of ${group.owner.slice(0, 8)} at most`);
+        throw new Refused("limit", `${id}: this device keeps ${this.maxGroupsPerOwner} groups of ${group.owner.slice(0, 8)} at most`);
       }
       return this.newerThanHeld(id, group.version, group.signature, "version");
     }
@@ -494,7 +508,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (!held || order > held.created) return "newer";
     if (order === held.created && sig === held.sig) return "held";
     const label = what === "written" ? `written at ${new Date(order).toISOString()}` : `version ${order}`;
-    throw new EnvelopeError(`${id} ${label} is not newer than the copy this device holds (${what === "written" ? new Date(held.created).toISOString() : `version ${held.created}`}): a replay`);
+    throw new EnvelopeError(`${id} ${label} is not newer than the copy this device holds (${what === "written" ? new Date(held.created).toISOString() : `version ${held.created}`}): a replay`, "replayed");
   }
 
   /**

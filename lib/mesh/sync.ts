@@ -228,7 +228,7 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     const remote = this.host.remoteDatabase(peer, MESH_PATH, counter);
     try {
       const report = await this.host.trackDatabaseWork(replicateOnce(mesh.database, remote, "both", { peer, database: "mesh" }, counter, { docIds: ids, checkpoint: false }));
-      const refused = new Set(report.errors.map(refusedId));
+      const refused = new Set(report.refused.map((refusal) => refusal.id));
       mesh.markPresent(peer, ids.filter((id) => !refused.has(id)));
       await mesh.noteNeighbour(peer);
       return report;
@@ -262,9 +262,11 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
       // meanwhile (a flow's send, a peer's relay) is not on the server yet.
       mesh.markPresent(CLOUD_PEER, [...ids, ...(report.pulledIds ?? [])]);
       delete report.pulledIds;
-      const over = report.errors.filter((error) => OVER.test(error));
-      report.pruned = await pruneCloud(remote, [...mesh.takeRemovedAt(CLOUD_PEER), ...over.map(refusedId)]);
-      report.errors = report.errors.filter((error) => !OVER.test(error));
+      // Copies this device refused as over (expired, delivered) stay on the server until someone prunes them.
+      const over = report.refused.filter((refusal) => refusal.code === "expired" || refusal.code === "delivered").map((refusal) => refusal.id);
+      report.pruned = await pruneCloud(remote, [...mesh.takeRemovedAt(CLOUD_PEER), ...over]);
+      report.refused = report.refused.filter((refusal) => !over.includes(refusal.id));
+      report.errors = report.refused.map((refusal) => `${refusal.id} refused: ${refusal.reason}`);
       report.bytesSent = counter.sent;
       report.bytesReceived = counter.received;
       return report;
@@ -292,14 +294,6 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
   private emitState(): void {
     this.emit("state", { running: this.running.size, paused: this.paused });
   }
-}
-
-/** A refusal of a document that is over (the cloud still holds it): such copies are pruned there. */
-const OVER = / (has expired|was delivered already)$/;
-
-/** The document id a replication error names ("<id> refused: <reason>", as replicateOnce writes them). */
-function refusedId(error: string): string {
-  return error.split(" ")[0];
 }
 
 /** Deletes these documents on the server where they are still live; returns how many. */

@@ -21,4 +21,11 @@ export interface CouchAccess {
   write: boolean;
 }
 
-export type BulkResult = { ok: true; id: string; rev: string } | { id: string; error: string; reason: string };
+/**
+ * Why a replicated mesh document was refused, beside the sentence (reason) for people, so that the
+ * replicating side acts on the code: "expired" and "delivered" copies are over (a cloud server's are
+ * pruned), "full" and "limit" may pass later, the others never will.
+ */
+export type RefusalCode = "expired" | "delivered" | "invalid" | "replayed" | "conflict" | "full" | "limit";
+
+export type BulkResult = { ok: true; id: string; rev: string } | { id: string; error: string; reason: string; code?: RefusalCode };

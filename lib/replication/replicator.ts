@@ -1,4 +1,5 @@
 import PouchDB from "pouchdb-node";
+import type { RefusalCode } from "../protocol/couch";
 import type { Database } from "../storage/database";
 import type { ByteCounter } from "./wire-fetch";
 
@@ -13,6 +14,8 @@ export interface SyncReport {
   docsWritten: number;
   /** Documents the other side refused (ACL, validation) or that failed to write. */
   failures: number;
+  /** Each refused document with the code the refusing side gave (mesh ingest's RefusalCode), for code to act on. */
+  refused: Array<{ id: string; code?: RefusalCode; reason: string }>;
   bytesSent: number;
   bytesReceived: number;
   errors: string[];
@@ -37,7 +40,7 @@ export interface ReplicateOptions {
  * through the wire, or a CouchDB-protocol server), using PouchDB's own replicator.
  */
 export async function replicateOnce(local: Database, remote: Database, direction: Direction, report: { peer: string; database: string }, counter: ByteCounter, options: ReplicateOptions = {}): Promise<SyncReport> {
-  const result: SyncReport = { ...report, direction, docsRead: 0, docsWritten: 0, failures: 0, bytesSent: 0, bytesReceived: 0, errors: [] };
+  const result: SyncReport = { ...report, direction, docsRead: 0, docsWritten: 0, failures: 0, bytesSent: 0, bytesReceived: 0, errors: [], refused: [] };
   const before = { ...counter };
   const base: PouchDB.ReplicateOptions = {
     batch_size: options.batchSize ?? 100,
@@ -46,7 +49,12 @@ export async function replicateOnce(local: Database, remote: Database, direction
   const run = async (source: Database, target: Database, docIds?: string[], written?: string[]): Promise<void> => {
     if (docIds && docIds.length === 0) return;
     const replication = PouchDB.replicate(source, target, { ...base, ...(docIds ? { doc_ids: docIds } : {}) });
-    replication.on("denied", (err) => result.errors.push(`${err.id ?? "a document"} refused: ${err.reason ?? err.message ?? "forbidden"}`));
+    replication.on("denied", (err) => {
+      const denied = err as { id?: string; reason?: string; message?: string; code?: RefusalCode };
+      const reason = denied.reason ?? denied.message ?? "forbidden";
+      result.refused.push({ id: denied.id ?? "", code: denied.code, reason });
+      result.errors.push(`${denied.id ?? "a document"} refused: ${reason}`);
+    });
     if (written) replication.on("change", (info) => written.push(...(info.docs ?? []).map((doc) => doc._id)));
     const outcome = await replication;
     result.docsRead += outcome.docs_read;

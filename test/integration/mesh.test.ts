@@ -110,7 +110,7 @@ describe("mesh: store-and-forward through relays", () => {
     const altered = { ...doc, _attachments: { body: { ...attachments.body, data: body.toString("base64") } } };
     const rejected = waitFor<[{ id: string; reason: string }]>(c.mesh, "rejected", () => true, 5_000);
     const [result] = await c.mesh.ingest([altered as never]);
-    should(result).have.property("error", "forbidden");
+    should(result).containEql({ error: "forbidden", code: "invalid" });
     should((await rejected)[0].reason).match(/altered/);
     should(c.mesh.has(sent.id)).be.false();
   });
@@ -218,8 +218,14 @@ describe("mesh: store-and-forward through relays", () => {
     should(relay.mesh.has(low._id)).be.false(); // the lowest priority made room
     should(relay.mesh.has(mid._id)).be.true();
     const [refused] = await relay.mesh.ingest([withRev(seal(0))] as never);
-    should(refused).have.property("error", "forbidden");
+    should(refused).containEql({ error: "forbidden", code: "full" });
     should((refused as { reason: string }).reason).match(/mesh store is full/);
+    // Codes, not sentences, for the replicating side: an expired copy and a replayed device document.
+    const [over] = await relay.mesh.ingest([withRev(seal(5))] as never, Date.now() + 120_000); // two minutes on, its 60 s are up
+    should(over).containEql({ error: "forbidden", code: "expired" });
+    const older = makeDeviceDoc(target, {}, undefined, Date.now() - 10_000);
+    const [replayed] = await relay.mesh.ingest([withRev(older)] as never);
+    should(replayed).containEql({ error: "forbidden", code: "replayed" });
   });
 
   it("goes through a cloud CouchDB-protocol server (pouchdb-server with credentials) when devices never meet", async function () {
@@ -328,7 +334,7 @@ describe("mesh: store-and-forward through relays", () => {
       const results = await relay.mesh.ingest(fakes as never);
       const kept = results.filter((result) => "ok" in result).length;
       should(kept).equal(49); // 50 at most, the relay's own included
-      should(results.filter((result) => "error" in result && /device documents at most/.test(String((result as { reason?: string }).reason)))).have.length(151);
+      should(results.filter((result) => "error" in result && result.code === "limit")).have.length(151);
       should([...relay.mesh.storedIds()].filter((id) => id.startsWith("dev:"))).have.length(50);
     });
   });

@@ -40,7 +40,7 @@ class FakeHost implements SyncHost {
   async replicate(peer: string, name: string, direction: SyncReport["direction"]): Promise<SyncReport> {
     this.databaseCalls.push(name);
     await this.databasesHeld;
-    return { peer, database: name, direction, docsRead: 0, docsWritten: 0, failures: 0, bytesSent: 0, bytesReceived: 0, errors: [] };
+    return { peer, database: name, direction, docsRead: 0, docsWritten: 0, failures: 0, bytesSent: 0, bytesReceived: 0, errors: [], refused: [] };
   }
 
   remoteDatabase(): Database {
