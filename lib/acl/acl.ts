@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Verb } from "../protocol/wire";
 import { groupOfPrincipal, resourceMatches, Rule, validateRules } from "./rules";
 import type { Identity } from "../identity";
-import { GroupDoc, groupDocId, GroupError, signGroup, verifyGroup } from "./signed-group";
+import { GROUP_PRINCIPAL_PREFIX, GroupDoc, groupDocId, GroupError, groupPrincipal, signGroup, verifyGroup } from "./signed-group";
 
 export interface AclOptions {
   /** This device's id: "group:<name>" means a group it owns. */
@@ -141,7 +141,7 @@ export class Acl extends EventEmitter<AclEvents> {
 
   /** Whether a rule names a group of `owner`'s (group:<owner>/<name>): this device then keeps that owner's groups. */
   namesGroupOwner(owner: string): boolean {
-    return owner === this.selfId || this.rules.some((rule) => rule.principal.startsWith(`group:${owner}/`));
+    return owner === this.selfId || this.rules.some((rule) => groupOfPrincipal(rule.principal, this.selfId)?.owner === owner);
   }
 
   private decide(peerId: string, verb: Verb, resource: string): boolean {
@@ -177,7 +177,7 @@ export class Acl extends EventEmitter<AclEvents> {
     this.principalCache.clear();
     this.memberships.clear();
     for (const group of this.groups.values()) {
-      const principals = group.owner === this.selfId ? [`group:${group.name}`, `group:${group.owner}/${group.name}`] : [`group:${group.owner}/${group.name}`];
+      const principals = group.owner === this.selfId ? [`${GROUP_PRINCIPAL_PREFIX}${group.name}`, groupPrincipal(group.owner, group.name)] : [groupPrincipal(group.owner, group.name)];
       for (const member of group.members) {
         let set = this.memberships.get(member);
         if (!set) this.memberships.set(member, (set = new Set()));

@@ -1,7 +1,7 @@
 import { isDeviceId } from "../identity";
 import type { Verb } from "../protocol/wire";
 import { topicMatches, validatePattern } from "../protocol/topic";
-import { isGroupName } from "./signed-group";
+import { parseGroupReference } from "./signed-group";
 
 export const VERBS: readonly Verb[] = ["send", "receive", "read", "write", "relay"];
 
@@ -44,12 +44,7 @@ export function validateRules(rules: unknown): Rule[] {
 function isPrincipal(principal: string): boolean {
   if (principal === "any" || principal === "known") return true;
   if (principal.startsWith("device:")) return isDeviceId(principal.slice(7));
-  if (principal.startsWith("group:")) {
-    const ref = principal.slice(6);
-    const slash = ref.indexOf("/");
-    return slash === -1 ? isGroupName(ref) : isDeviceId(ref.slice(0, slash)) && isGroupName(ref.slice(slash + 1));
-  }
-  return false;
+  return parseGroupReference(principal) !== undefined;
 }
 
 function resourceIsValid(resource: string): boolean {
@@ -78,10 +73,8 @@ export function resourceMatches(pattern: string, resource: string): boolean {
   return pattern === resource;
 }
 
-/** Resolves a group principal to the document id of the group it names. */
+/** The owner and name of the group a principal names ("group:<name>" is one of `selfId`'s own). */
 export function groupOfPrincipal(principal: string, selfId: string): { owner: string; name: string } | undefined {
-  if (!principal.startsWith("group:")) return undefined;
-  const ref = principal.slice(6);
-  const slash = ref.indexOf("/");
-  return slash === -1 ? { owner: selfId, name: ref } : { owner: ref.slice(0, slash), name: ref.slice(slash + 1) };
+  const ref = parseGroupReference(principal);
+  return ref && { owner: ref.owner ?? selfId, name: ref.name };
 }

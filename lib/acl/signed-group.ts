@@ -31,6 +31,28 @@ export function isGroupName(name: unknown): name is string {
   return typeof name === "string" && GROUP_NAME.test(name);
 }
 
+/** How rules and msg.to name a group: "group:<name>" (one of this device's own) or "group:<owner id>/<name>". */
+export const GROUP_PRINCIPAL_PREFIX = "group:";
+
+/**
+ * The group a reference names: "group:<owner id>/<name>", "group:<name>" (owner undefined: this
+ * device's own), and with `bare` a name alone (msg.to); undefined when it names no well-formed group.
+ */
+export function parseGroupReference(reference: string, options: { bare?: boolean } = {}): { owner?: string; name: string } | undefined {
+  const prefixed = reference.startsWith(GROUP_PRINCIPAL_PREFIX);
+  if (!prefixed && !options.bare) return undefined;
+  const body = prefixed ? reference.slice(GROUP_PRINCIPAL_PREFIX.length) : reference;
+  const slash = body.indexOf("/");
+  if (slash === -1) return isGroupName(body) ? { name: body } : undefined;
+  const [owner, name] = [body.slice(0, slash), body.slice(slash + 1)];
+  return isDeviceId(owner) && isGroupName(name) ? { owner, name } : undefined;
+}
+
+/** The principal naming `owner`'s group `name` from anywhere: "group:<owner id>/<name>". */
+export function groupPrincipal(owner: string, name: string): string {
+  return `${GROUP_PRINCIPAL_PREFIX}${owner}/${name}`;
+}
+
 /** The document id of a group: owner and name together, so two owners' "family" groups never mix. */
 export function groupDocId(owner: string, name: string): string {
   return `${GROUP_DOC_PREFIX}${owner}:${name}`;

@@ -6,7 +6,7 @@ import { AclStore } from "../acl/acl-store";
 import { advertisedHost, formatPairingCode, parsePairingCode } from "../acl/pairing";
 import { PairedPeer, PairedPeers } from "../acl/paired-peers";
 import { DEFAULT_PAIRING_WINDOW_MS, PeerRef, PendingPairing, PendingPairings } from "../acl/pending-pairings";
-import { GroupDoc, GroupError } from "../acl/signed-group";
+import { GROUP_PRINCIPAL_PREFIX, GroupDoc, GroupError, groupPrincipal, parseGroupReference } from "../acl/signed-group";
 import { KnownPeer, PeerDirectory, validateKnownPeers } from "../discovery/peer-directory";
 import { PeerTable } from "../discovery/peer-table";
 import type { DialEntry, Transport } from "../discovery/transport";
@@ -230,16 +230,14 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
 
   /** msg.to as a group: group:<owner id>/<name>, group:<name> or a bare name of this device's own groups. */
   private groupMembers(to: string): { to: string; members: string[] } | undefined {
-    const reference = to.startsWith("group:") ? to.slice("group:".length) : to;
-    const slash = reference.indexOf("/");
-    const owner = slash > 0 ? reference.slice(0, slash) : this.id;
-    const name = slash > 0 ? reference.slice(slash + 1) : reference;
-    const group = this.acl.group(owner, name);
+    const reference = parseGroupReference(to, { bare: true });
+    const owner = reference?.owner ?? this.id;
+    const group = reference && this.acl.group(owner, reference.name);
     if (!group) {
-      if (to.startsWith("group:")) throw new WireError("UNKNOWN_PEER", `no group ${to} is known to this device`);
+      if (to.startsWith(GROUP_PRINCIPAL_PREFIX)) throw new WireError("UNKNOWN_PEER", `no group ${to} is known to this device`);
       return undefined;
     }
-    return { to: `group:${owner}/${name}`, members: group.members };
+    return { to: groupPrincipal(owner, group.name), members: group.members };
   }
 
   /**

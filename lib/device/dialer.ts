@@ -1,4 +1,5 @@
 import type { PeerDirectory } from "../discovery/peer-directory";
+import { matchDeviceIds } from "../identity";
 import type { PeerTable } from "../discovery/peer-table";
 import type { Transport } from "../discovery/transport";
 import type { Mesh } from "../mesh/mesh";
@@ -50,15 +51,12 @@ export class Dialer {
     try {
       return peers.resolve(reference).id;
     } catch (err) {
-      const wanted = reference.trim().toLowerCase();
-      const inRange = peerTable.list();
       // By id or id prefix only: the name a peer in range announces is its own claim (the configured
       // names were tried above).
-      const matches = [
-        inRange.filter((peer) => peer.id === wanted),
-        wanted.length >= 8 ? inRange.filter((peer) => peer.id.startsWith(wanted)) : [],
-      ].find((found) => found.length > 0);
-      if (matches?.length === 1) return matches[0].id;
+      const inRange = matchDeviceIds(reference, peerTable.list().map((peer) => peer.id));
+      if (inRange.length === 1) return inRange[0];
+      // A paired peer not in range: by its whole id (it has no configured name).
+      const wanted = reference.trim().toLowerCase();
       if (this.pairedAddresses.has(wanted)) return wanted;
       throw err;
     }

@@ -1,4 +1,4 @@
-import { isDeviceId, shortId } from "../identity";
+import { isDeviceId, matchDeviceIds, shortId } from "../identity";
 import { isAddress } from "../protocol/address";
 import { WireError } from "../protocol/errors";
 
@@ -60,6 +60,7 @@ export class PeerDirectory {
     return this.byId.get(id)?.name;
   }
 
+  /** By whole id, then by the name configured for it (exact), then by id prefix (see matchDeviceIds). */
   resolve(reference: string): KnownPeer {
     const wanted = reference.trim();
     const exact = this.byId.get(wanted.toLowerCase());
@@ -67,10 +68,8 @@ export class PeerDirectory {
     const named = this.list().filter((peer) => peer.name === wanted);
     if (named.length === 1) return named[0];
     if (named.length > 1) throw new WireError("UNKNOWN_PEER", `more than one known peer is named "${wanted}"; use its device id`);
-    if (wanted.length >= 8) {
-      const prefixed = this.list().filter((peer) => peer.id.startsWith(wanted.toLowerCase()));
-      if (prefixed.length === 1) return prefixed[0];
-    }
+    const prefixed = matchDeviceIds(wanted, this.byId.keys());
+    if (prefixed.length === 1) return this.byId.get(prefixed[0])!;
     throw new WireError("UNKNOWN_PEER", `no known peer is called "${wanted}"`);
   }
 

@@ -35,3 +35,18 @@ export function isDeviceId(value: unknown): value is string {
 export function shortId(deviceId: string): string {
   return deviceId.slice(0, 8);
 }
+
+/** The shortest id prefix a reference may use: shorter ones would match more than one device too often. */
+export const MIN_ID_PREFIX = 8;
+
+/**
+ * The devices among `ids` that `reference` names: its whole id, or an id prefix of at least
+ * MIN_ID_PREFIX characters; trimmed and in any case, as people type them. One match is an answer;
+ * more than one is ambiguous, and the caller says so.
+ */
+export function matchDeviceIds(reference: string, ids: Iterable<string>): string[] {
+  const wanted = reference.trim().toLowerCase();
+  const all = [...ids];
+  if (all.includes(wanted)) return [wanted];
+  return wanted.length >= MIN_ID_PREFIX ? all.filter((id) => id.startsWith(wanted)) : [];
+}

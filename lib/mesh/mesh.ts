@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import type PouchDB from "pouchdb-node";
 import { GroupDoc, GroupError, verifyGroup } from "../acl/signed-group";
-import type { Identity } from "../identity";
+import { type Identity, isDeviceId, matchDeviceIds } from "../identity";
 import type { BulkResult, RefusalCode } from "../protocol/couch";
 import type { Database } from "../storage/database";
 import { interceptReplicatedWrites, StoreReplicated } from "../storage/replicated-writes";
@@ -728,14 +728,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
       return { to: group.to, recipients };
     }
     const wanted = to.trim().toLowerCase();
-    if (/^[a-z2-7]{52}$/.test(wanted)) return { to: wanted, recipients: [wanted] };
+    if (isDeviceId(wanted)) return { to: wanted, recipients: [wanted] };
     const known = this.options.resolvePeer?.(to);
     if (known) return { to: known, recipients: [known] };
     // Names come from this device's own configuration only: a name a device announces about itself in
     // its device document is its claim, and anyone can claim "front-door".
-    const candidates = wanted.length >= 8 ? [...this.keys.keys()].filter((id) => id.startsWith(wanted)) : undefined;
-    if (candidates?.length === 1) return { to: candidates[0], recipients: candidates };
-    if (candidates && candidates.length > 1) throw new WireError("UNKNOWN_PEER", `"${to}" names ${candidates.length} devices on the mesh; use a device id`);
+    const candidates = matchDeviceIds(to, this.keys.keys());
+    if (candidates.length === 1) return { to: candidates[0], recipients: candidates };
+    if (candidates.length > 1) throw new WireError("UNKNOWN_PEER", `"${to}" names ${candidates.length} devices on the mesh; use a device id`);
     throw new WireError("UNKNOWN_PEER", `no device or group "${to}" is known to the mesh`);
   }
 
