@@ -87,6 +87,7 @@ async function start(command: StartCommand): Promise<void> {
     mesh.on("rejected", (event) => tell({ type: "rejected", id: event.id, reason: event.reason }));
     meshSync = new MeshSync(device, command.meshSync);
     meshSync.on("sync", (report) => tell({ type: "sync", report }));
+    meshSync.on("failed", (err, peer, database) => tell({ type: "sync-failed", peer, database, message: err.message }));
     meshSync.start();
   }
   tell({ type: "ready", id: device.id, port });
