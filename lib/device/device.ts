@@ -1,10 +1,7 @@
 import { EventEmitter } from "node:events";
-import path from "node:path";
 import type { Readable } from "node:stream";
 import { Acl } from "../acl/acl";
-import { AclStore } from "../acl/acl-store";
-import { advertisedHost, formatPairingCode, parsePairingCode } from "../acl/pairing";
-import { PairedPeer, PairedPeers } from "../acl/paired-peers";
+import type { PairedPeer } from "../acl/paired-peers";
 import { DEFAULT_PAIRING_WINDOW_MS, PeerRef, PendingPairing, PendingPairings } from "../acl/pending-pairings";
 import { GROUP_PRINCIPAL_PREFIX, GroupDoc, GroupError, groupPrincipal, parseGroupReference } from "../acl/signed-group";
 import { KnownPeer, PeerDirectory, validateKnownPeers } from "../discovery/peer-directory";
@@ -13,21 +10,19 @@ import type { DialEntry, Transport } from "../discovery/transport";
 import { Identity, shortId } from "../identity";
 import { Mesh } from "../mesh/mesh";
 import { MeshSync, MeshSyncOptions } from "../mesh/sync";
-import { joinAddress } from "../protocol/address";
-import type { CouchReply, CouchRequest } from "../protocol/couch";
 import { WireError } from "../protocol/errors";
-import type { Ack, Authorizer, DatabaseTarget, Verb } from "../protocol/wire";
+import type { Ack, Authorizer, Verb } from "../protocol/wire";
 import type { Direction, ReplicateOptions, SyncReport } from "../replication/replicator";
 import type { ByteCounter } from "../replication/wire-fetch";
 import type { Database } from "../storage/database";
-import { acquireDatabase, DatabaseLease } from "../storage/open-databases";
-import { describeStorageError, StorageError } from "../storage/storage-error";
+import type { StorageError } from "../storage/storage-error";
 import { TorStatus, TorTransport } from "../tor/tor-transport";
 import { ClientPool, PeerEndpoint, SendOptions, StreamOptions } from "../wire/client-pool";
-import { ClientResponse, errorFromResponse } from "../wire/http2-io";
-import { IncomingMessage, IncomingPairing, IncomingStream, Receiver, WireServer } from "../wire/server";
+import { WireServer } from "../wire/server";
 import { DatabaseHost } from "./database-host";
 import { Dialer } from "./dialer";
+import { PairingDesk } from "./pairing-desk";
+import { SystemStorage } from "./system-storage";
 import { Inbox, type MessageListener, type ReceivedMessage, type ReceivedStream, type StreamListener } from "./inbox";
 import { checkDeviceOptions, type DeviceOptions, type DiscoveryOptions, type TorOptions } from "./options";
 import { createTransports, probeAddress } from "./transports";
@@ -57,7 +52,7 @@ export interface DeviceEvents {
  * One device on the mesh: its identity, its listener, its outgoing connections and the receivers that
  * flows registered. This is what a Node-RED identity-config node holds; it has no Node-RED dependency.
  */
-export class Device extends EventEmitter<DeviceEvents> implements Receiver {
+export class Device extends EventEmitter<DeviceEvents> {
   readonly identity: Identity;
   readonly peers: PeerDirectory;
   /** The peers in range right now, as the transports report them. */
@@ -69,16 +64,12 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   readonly acl: Acl;
   private authorizer: Authorizer;
   private authorizerReplaced: boolean;
-  /** The open databases this device uses (shared per directory in the process; see open-databases.ts). */
-  private systemLease?: DatabaseLease;
+  /** Its own records (groups, pairings, the mesh store) and the databases it keeps, each leased per directory (open-databases.ts). */
+  private readonly system: SystemStorage;
   private readonly databaseHost: DatabaseHost;
   private readonly pairings: PendingPairings;
   private readonly dialer: Dialer;
-  private pairedPeerStore?: PairedPeers;
-  /** Why this device's storage could not be used at start, when it could not (it runs without it). */
-  storageError?: StorageError;
-  private aclStore?: AclStore;
-  private meshStore?: Mesh;
+  private readonly desk: PairingDesk;
   private readonly server: WireServer;
   private readonly pool: ClientPool;
   /** Streams this device is sending, so that a revoked receive permission can end them. */
@@ -111,7 +102,12 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       authorize: (peerId, verb, resource) => this.authorizer(peerId, verb, resource),
       // A replaced authorizer is a black box: then everyone may try, and each request is decided by it.
       permits: (peerId, verb, prefix) => this.authorizerReplaced || this.acl.permitsSome(peerId, verb, prefix),
-      receiver: this,
+      receiver: {
+        acceptMessage: (message) => this.inbox.acceptMessage(message),
+        acceptStream: (stream) => this.inbox.acceptStream(stream),
+        acceptPairing: (request) => this.pairings.acceptIncoming(request),
+        serveDatabase: (peerId, target, request) => this.databaseHost.serve(peerId, target, request),
+      },
     });
     this.server.on("refused", (info) => this.emit("refused", info));
     // A revoked key loses its open streams now, not when they end.
@@ -120,6 +116,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       void this.recheckOutgoingStreams();
     });
     this.pool = new ClientPool(options.identity, { idleMs: options.idleConnectionMs });
+    this.system = new SystemStorage(options.storageDir, (err) => this.emit("warning", err, "storage"));
     this.dialer = new Dialer({
       peers: this.peers,
       peerTable: this.peerTable,
@@ -127,6 +124,21 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
       hasTor: !!options.discovery?.tor,
       torOnly: this.torOnly,
       mesh: () => this.meshStore,
+    });
+    this.desk = new PairingDesk({
+      selfId: this.id,
+      name: options.name,
+      host: options.host ?? "127.0.0.1",
+      port: () => this.port,
+      torOnly: this.torOnly,
+      tor: () => this.torTransport,
+      pairings: this.pairings,
+      dialer: this.dialer,
+      pool: this.pool,
+      store: () => this.system.paired,
+      peerRef: (id) => this.peerRef(id),
+      joinGroup: (group, peerId) => this.setGroup(group, [...(this.acl.group(this.id, group)?.members ?? []), peerId]),
+      probe: (entry) => this.probe(entry),
     });
     this.inbox = new Inbox(options.identity.shortId, (id) => this.peerRef(id));
     this.databaseHost = new DatabaseHost({
@@ -152,7 +164,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
 
   /** Starts listening and discovering once; later calls return the same port. */
   start(): Promise<number> {
-    this.started ??= this.openAcl().then(() => this.server.listen()).then(async (address) => {
+    this.started ??= this.openStorage().then(() => this.server.listen()).then(async (address) => {
       this.transports = this.buildTransports(address.port);
       for (const transport of this.transports) {
         this.peerTable.attach(transport);
@@ -170,55 +182,38 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
    * Storage that cannot be used (locked by another process, damaged) does not stop the device: it runs
    * without groups on disk, databases and the mesh, and says why (storageError, a "warning").
    */
-  private async openAcl(): Promise<void> {
-    const groups = this.options.acl?.groups ?? [];
-    if (this.options.storageDir) await this.openStorage(this.options.storageDir);
-    for (const group of groups) await this.setGroup(group.name, group.members);
-    if (this.database) await this.databaseHost.open();
-    if (this.database) {
-      this.meshStore = new Mesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, db: this.database, groupMembers: (to) => this.groupMembers(to), checkGroup: (doc) => this.checkGroup(doc), resolvePeer: (reference) => {
-        try {
-          return this.resolvePeer(reference);
-        } catch {
-          return undefined;
-        }
-      } });
-      this.meshStore.on("rejected", (info) => this.emit("rejected", info));
-      // A known peer's device document that names an onion address: Tor probes it from now on.
-      this.meshStore.on("onion", ({ id, onion }) => {
-        if (this.peers.has(id) || this.isPaired(id)) this.probe({ address: onion, expectedId: id, name: this.peers.nameOf(id) });
-      });
-      await this.meshStore.start().catch((err: unknown) => this.storageFailed(err, path.join(this.options.storageDir!, "system")));
+  private async openStorage(): Promise<void> {
+    await this.system.open(this.acl);
+    for (const peer of this.system.paired?.list() ?? []) {
+      const address = this.dialer.usable(peer.addresses)[0];
+      if (address) this.dialer.notePaired(peer.id, address);
     }
-  }
-
-  private async openStorage(storageDir: string): Promise<void> {
-    const directory = path.join(storageDir, "system");
-    try {
-      this.systemLease = await acquireDatabase(directory);
-      this.aclStore = new AclStore(this.systemLease.db, this.acl);
-      await this.aclStore.open();
-      this.pairedPeerStore = new PairedPeers(this.systemLease.db);
-      for (const peer of await this.pairedPeerStore.load()) {
-        const address = this.dialer.usable(peer.addresses)[0];
-        if (address) this.dialer.notePaired(peer.id, address);
+    for (const group of this.options.acl?.groups ?? []) await this.setGroup(group.name, group.members);
+    if (!this.system.database) return;
+    await this.databaseHost.open();
+    const resolvePeer = (reference: string): string | undefined => {
+      try {
+        return this.resolvePeer(reference);
+      } catch {
+        return undefined;
       }
-    } catch (err) {
-      await this.storageFailed(err, directory);
-    }
+    };
+    await this.system.startMesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, groupMembers: (to) => this.groupMembers(to), checkGroup: (doc) => this.checkGroup(doc), resolvePeer }, (mesh) => {
+      mesh.on("rejected", (info) => this.emit("rejected", info));
+      // A known peer's device document that names an onion address: Tor probes it from now on.
+      mesh.on("onion", ({ id, onion }) => {
+        if (this.peers.has(id) || this.desk.isPaired(id)) this.probe({ address: onion, expectedId: id, name: this.peers.nameOf(id) });
+      });
+    });
   }
 
-  /** Storage errors at start: the device goes on without its storage, and says where and what to do. */
-  private async storageFailed(err: unknown, directory: string): Promise<void> {
-    this.storageError = describeStorageError(err, directory);
-    await this.meshStore?.stop().catch(() => undefined);
-    await this.aclStore?.close().catch(() => undefined);
-    this.systemLease?.release();
-    this.systemLease = undefined;
-    this.meshStore = undefined;
-    this.aclStore = undefined;
-    this.pairedPeerStore = undefined;
-    this.emit("warning", this.storageError, "storage");
+  /** Why this device's storage could not be used at start, when it could not (it runs without it). */
+  get storageError(): StorageError | undefined {
+    return this.system.error;
+  }
+
+  private get meshStore(): Mesh | undefined {
+    return this.system.mesh;
   }
 
   /** Store-and-forward messages; present when the device has storage. */
@@ -248,7 +243,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
    */
   private checkGroup(doc: GroupDoc): void {
     const owner = doc.owner;
-    if (!this.acl.namesGroupOwner(owner) && !this.peers.has(owner) && !this.isPaired(owner)) {
+    if (!this.acl.namesGroupOwner(owner) && !this.peers.has(owner) && !this.desk.isPaired(owner)) {
       throw new GroupError(`${doc._id}: its owner ${shortId(owner)} is neither a known peer nor named in this device's rules`);
     }
     if (owner !== this.id && doc.members.length > MAX_FOREIGN_GROUP_MEMBERS) throw new GroupError(`${doc._id} has ${doc.members.length} members; this device keeps ${MAX_FOREIGN_GROUP_MEMBERS} at most in another owner's group`);
@@ -262,20 +257,16 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     return Promise.resolve(this.authorizer(peerId, verb, resource));
   }
 
-  /** The database holding this device's groups (and, later, its mesh documents), when it has storage. */
-  private get database(): Database | undefined {
-    return this.systemLease?.db;
-  }
-
+  /** The database holding this device's groups, pairings and mesh documents, when it has storage. */
   get systemDatabase(): Database | undefined {
-    return this.database;
+    return this.system.database;
   }
 
   /** Gives this device's group `name` exactly these members, signed anew (and stored) if they changed. */
   async setGroup(name: string, members: string[]): Promise<void> {
     const revised = this.acl.revise(this.identity, name, members);
     if (!revised) return;
-    await this.aclStore?.save(revised);
+    await this.system.saveGroup(revised);
     this.acl.acceptGroup(revised);
   }
 
@@ -295,7 +286,7 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     const configured = [
       ...this.peers.list().flatMap((peer) => (peer.address ? [{ address: peer.address, expectedId: peer.id, name: peer.name }] : [])),
       // Peers paired before this start: probed at the addresses their codes gave, as configured ones are.
-      ...(this.pairedPeerStore?.list() ?? []).filter((peer) => !this.peers.get(peer.id)?.address).flatMap((peer) => peer.addresses.map((address) => ({ address, expectedId: peer.id, name: peer.name }))),
+      ...(this.system.paired?.list() ?? []).filter((peer) => !this.peers.get(peer.id)?.address).flatMap((peer) => peer.addresses.map((address) => ({ address, expectedId: peer.id, name: peer.name }))),
     ];
     for (const entry of configured) probeAddress(transports, entry);
     return transports;
@@ -369,11 +360,8 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     await this.server.close();
     // LevelDB must not be closed under a write still running (a native crash, not an error).
     await this.databaseHost.drainAndRelease();
-    await this.meshStore?.stop();
-    await this.aclStore?.close();
-    await this.pairedPeerStore?.close().catch(() => undefined);
     // Released, not closed: a device started again on this storage (a Node-RED redeploy) takes them over open.
-    this.systemLease?.release();
+    await this.system.close();
   }
 
   async send(peer: string, topic: string, payload: unknown, options?: SendOptions): Promise<Ack> {
@@ -417,24 +405,9 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     return this.inbox.onStream(pattern, listener);
   }
 
-  /** @internal called by the wire server for an authorised message. */
-  acceptMessage(message: IncomingMessage): Promise<number> {
-    return this.inbox.acceptMessage(message);
-  }
-
-  /** @internal called by the wire server for an authorised stream; copies it to every matching listener. */
-  acceptStream(stream: IncomingStream): Promise<{ receivers: number; bytes: number }> {
-    return this.inbox.acceptStream(stream);
-  }
-
   /** A database this device keeps (one of options.databases). */
   openDatabase(name: string): Database {
     return this.databaseHost.openDatabase(name);
-  }
-
-  /** @internal called by the wire server for a CouchDB-protocol request. */
-  serveDatabase(peerId: string, target: DatabaseTarget, request: CouchRequest): Promise<CouchReply> {
-    return this.databaseHost.serve(peerId, target, request);
   }
 
   /**
@@ -461,52 +434,25 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
 
   /** The text (and QR content) another device needs to ask this one to pair. */
   pairingCode(): string {
-    const port = this.port;
-    if (port === undefined) throw new WireError("CLOSED", "the device is not listening yet");
-    const host = advertisedHost(this.options.host ?? "127.0.0.1");
-    const onion = this.torTransport?.onionAddress;
-    if (this.torOnly && !onion) throw new WireError("CLOSED", `Tor has not added this device's onion service yet (${describeTor(this.torTransport?.status)})`);
-    const addresses = [...(this.torOnly ? [] : [joinAddress(host, port)]), ...(onion ? [onion] : [])];
-    return formatPairingCode({ id: this.id, addresses });
+    return this.desk.code();
   }
 
   /** Asks the device behind a pairing code to pair; both sides then show the same six digits. */
-  async requestPairing(code: string): Promise<PendingPairing> {
-    const { id, addresses } = parsePairingCode(code);
-    const body = Buffer.from(JSON.stringify({ name: this.options.name }));
-    // Direct addresses first (faster), then the onion address; in Tor-only mode the onion address alone.
-    const usable = this.dialer.usable(addresses);
-    if (usable.length === 0) {
-      throw new WireError("UNREACHABLE", this.torOnly ? "the pairing code has no onion address, and this device connects through Tor only" : `the pairing code's device is reachable only through Tor (${addresses.join(", ")}); turn Tor on in this device's identity`);
-    }
-    let paired: { response: ClientResponse; keyingMaterial: Buffer } | undefined;
-    let target!: PeerEndpoint;
-    for (const address of usable) {
-      target = this.dialer.endpointAt(id, address);
-      try {
-        paired = await this.pool.pair(target, body);
-        break;
-      } catch (err) {
-        if (address === usable[usable.length - 1]) throw err;
-      }
-    }
-    const { response, keyingMaterial } = paired!;
-    if (response.status !== 200) throw errorFromResponse(response);
-    return this.pairings.addOutgoing(this.peerRef(target.id), keyingMaterial, [target.address, ...usable.filter((address) => address !== target.address)]);
+  requestPairing(code: string): Promise<PendingPairing> {
+    return this.desk.request(code);
   }
 
-  private isPaired(id: string): boolean {
-    return this.dialer.hasPairedAddress(id) || !!this.pairedPeerStore?.get(id);
+  /** Confirms a pairing: the peer joins this device's group `group`; `sas`, when given, must be this device's six digits. */
+  confirmPairing(requestId: string, options: { group: string; sas?: string }): Promise<PendingPairing> {
+    return this.desk.confirm(requestId, options);
   }
 
-  /** The peers this device paired with (kept with its storage), oldest first. */
-  pairedPeers(): PairedPeer[] {
-    return this.pairedPeerStore?.list() ?? [];
+  rejectPairing(requestId: string): boolean {
+    return this.pairings.reject(requestId);
   }
 
-  /** @internal called by the wire server for a pairing request. */
-  acceptPairing(request: IncomingPairing): string {
-    return this.pairings.acceptIncoming(request);
+  listPairings(): PendingPairing[] {
+    return this.pairings.list();
   }
 
   /**
@@ -517,31 +463,9 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
     return this.pairings.openWindow(ms);
   }
 
-  listPairings(): PendingPairing[] {
-    return this.pairings.list();
-  }
-
-  /**
-   * Confirms a pairing: the peer joins this device's group `group`. `sas`, when given, must be the six
-   * digits this device derived (see PendingPairings.take).
-   */
-  async confirmPairing(requestId: string, options: { group: string; sas?: string }): Promise<PendingPairing> {
-    const pending = this.pairings.take(requestId, options.sas);
-    const members = this.acl.group(this.id, options.group)?.members ?? [];
-    await this.setGroup(options.group, [...members, pending.peer.id]);
-    if (pending.address) {
-      this.dialer.notePaired(pending.peer.id, pending.address);
-      // Probed from now on, as it will be after a restart (paired peers join the configured addresses then).
-      this.probe({ address: pending.address, expectedId: pending.peer.id, name: pending.peer.name });
-    }
-    this.pairings.settle(requestId);
-    // Kept with the storage, so that the pairing (and where the peer listens) outlasts a restart.
-    await this.pairedPeerStore?.add({ id: pending.peer.id, name: pending.peer.name, addresses: pending.addresses ?? (pending.address ? [pending.address] : []), group: options.group, pairedAt: Date.now() });
-    return pending;
-  }
-
-  rejectPairing(requestId: string): boolean {
-    return this.pairings.reject(requestId);
+  /** The peers this device paired with (kept with its storage), oldest first. */
+  pairedPeers(): PairedPeer[] {
+    return this.desk.paired();
   }
 
   /** What this device sends is for peers its ACL lets receive it, whatever the peer would accept. */
@@ -560,7 +484,3 @@ export class Device extends EventEmitter<DeviceEvents> implements Receiver {
   }
 }
 
-function describeTor(status: TorStatus | undefined): string {
-  if (!status) return "Tor is off";
-  return status.error ?? `${status.state}, ${status.progress} %`;
-}
