@@ -12,6 +12,7 @@ export { openDatabase, isStorageFull, type Database } from "./storage/database";
 export { closeIdleDatabases, openDatabaseCount } from "./storage/open-databases";
 export { StorageError, describeStorageError } from "./storage/storage-error";
 export { Mesh, type MeshOptions, type MeshMessage, type MeshListener, type SendMeshOptions, type MeshEvents } from "./mesh/mesh";
+export { MESH_SYNC_DEFAULTS, lowPower, type PowerReading } from "./mesh/defaults";
 export { MeshSync, type MeshSyncOptions, type SyncHost, type SyncPolicy, type CloudOptions } from "./mesh/sync";
 export { type SyncReport, type Direction } from "./replication/replicator";
 export { type MeshMode, type DeviceDoc, verifyDeviceDoc } from "./mesh/envelope";

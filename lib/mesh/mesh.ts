@@ -24,6 +24,7 @@ import {
   verifyDeviceDoc,
   verifyMessage,
 } from "./envelope";
+import { MESH_SYNC_DEFAULTS } from "./defaults";
 import { Router } from "./router";
 
 export interface MeshOptions {
@@ -122,7 +123,7 @@ type Disposition =
   /** The very copy held already: nothing to write. */
   | "held";
 
-const DEFAULTS = { docs: 10_000, bytes: 256 * 1024 * 1024, fallbackMs: 60_000, routeFreshMs: 24 * 3_600_000, maxTtlMs: 30 * 86_400_000, maxDevices: 2_000, sweepIntervalMs: 30_000, clockSkewMs: 5 * 60_000, maxGroupsPerOwner: 64 };
+const DEFAULTS = { docs: MESH_SYNC_DEFAULTS.quotaDocs, bytes: MESH_SYNC_DEFAULTS.quotaMb * 1024 * 1024, fallbackMs: MESH_SYNC_DEFAULTS.fallback * 1000, routeFreshMs: 24 * 3_600_000, maxTtlMs: 30 * 86_400_000, maxDevices: 2_000, sweepIntervalMs: 30_000, clockSkewMs: 5 * 60_000, maxGroupsPerOwner: 64 };
 /** A device document is rewritten when a neighbour is new or was last recorded this long ago. */
 const NEIGHBOUR_REFRESH_MS = 60_000;
 export const MAX_PRIORITY = 9;
@@ -252,7 +253,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const { body, contentType } = encodePayload(payload);
     const header = Buffer.from(JSON.stringify({ topic: options.topic ?? "", contentType }));
     const plaintext = Buffer.concat([uint32(header.length), header, body]);
-    const ttlMs = Math.min(options.ttlMs ?? 86_400_000, this.maxTtlMs);
+    const ttlMs = Math.min(options.ttlMs ?? MESH_SYNC_DEFAULTS.ttl * 1000, this.maxTtlMs);
     const priority = clampPriority(options.priority);
     const doc = sealMessage(this.identity, { to: address, recipients: keys, plaintext, mode: options.mode ?? "flood", priority, ttlMs });
     await this.makeRoom("msg", quotaSize(doc), priority);

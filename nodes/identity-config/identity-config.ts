@@ -1,20 +1,20 @@
-import type { Request, Response } from "express";
 import path from "node:path";
-import QRCode from "qrcode";
 import type { Node, NodeAPI, NodeDef } from "node-red";
-import { DEFAULT_PROBE_INTERVAL_MS, Device, DiscoveryOptions, Identity, IdentityError, isAddress, Rule, type TorStatus, validateKnownPeers } from "../../lib";
+import { DEFAULT_PROBE_INTERVAL_MS, DEFAULT_RULES, Device, DiscoveryOptions, Identity, IdentityError, isAddress, Rule, type TorStatus, validateKnownPeers } from "../../lib";
 import type { IdentityConfigNode } from "../shared/identity-node";
 import { runningIdentities } from "../shared/running-identities";
+import { registerAdminApi } from "./admin-api";
+import { migrate, type Migration } from "../shared/migrations";
 
 interface IdentityConfigDef extends NodeDef {
   host?: string;
   port?: number | string;
   peers?: unknown;
-  /** LAN discovery; absent in flows made before it existed, which therefore keep it off. */
+  /** LAN discovery (see IDENTITY_MIGRATIONS for flows without it). */
   mdns?: boolean;
   mdnsInterface?: string;
   ble?: boolean;
-  /** Tor: "off" (or absent, in flows made before it existed), "on" (also reachable as an onion service), "only". */
+  /** Tor: "off", "on" (also reachable as an onion service), "only". */
   tor?: string;
   /** "launch" a tor of the device's own, or "attach" to a running one through its control port. */
   torMode?: string;
@@ -25,13 +25,20 @@ interface IdentityConfigDef extends NodeDef {
   probeInterval?: number | string;
   /** This device's own groups of public keys; members as ids (an array, or one per line). */
   groups?: Array<{ name?: unknown; members?: unknown }>;
-  /** Absent in flows made before the ACL existed: those keep "known peers may do anything". */
   rules?: unknown;
   /** Databases this device keeps and serves to peers the rules allow, comma separated. */
   databases?: string;
   /** Trust the other identities in this Node-RED with the same simulated network name (the examples); empty: off. */
   localNetwork?: string;
 }
+
+/** Flows saved before these settings existed keep working as they did. */
+const IDENTITY_MIGRATIONS: ReadonlyArray<Migration<IdentityConfigDef>> = [
+  { field: "mdns", was: false, why: "LAN discovery came later; a flow from before never announced itself on the LAN" },
+  { field: "ble", was: false, why: "Bluetooth LE came later, and is off unless chosen" },
+  { field: "tor", was: "off", why: "Tor came in 0.2.0" },
+  { field: "rules", was: DEFAULT_RULES, why: "before the ACL, known peers could do anything and unknown keys nothing" },
+];
 
 interface IdentityCredentials {
   privateKey: unknown;
@@ -147,8 +154,9 @@ function parsePort(value: unknown): number {
 export = (RED: NodeAPI): void => {
   RED.nodes.registerType<Node<IdentityCredentials>, IdentityConfigDef, unknown, IdentityCredentials>(
     "identity-config",
-    function (this: Node<IdentityCredentials>, def: IdentityConfigDef) {
-      RED.nodes.createNode(this, def);
+    function (this: Node<IdentityCredentials>, saved: IdentityConfigDef) {
+      RED.nodes.createNode(this, saved);
+      const def = migrate(saved, IDENTITY_MIGRATIONS);
       const node = this as unknown as IdentityConfigNode & Creds;
       let closed = false;
       let leaveRunning = (): void => undefined;
@@ -161,7 +169,7 @@ export = (RED: NodeAPI): void => {
         if (databases.length > 0 && !storageDir) node.warn(RED._("identity-config.warnings.no-storage"));
         node.device = new Device({ identity, name: def.name || undefined, host: def.host || "127.0.0.1", port: parsePort(def.port), peers,
           discovery: discoveryOptions(def, node.credentials),
-          acl: { rules: def.rules === undefined ? undefined : (def.rules as Rule[]), groups: parseGroups(def.groups) },
+          acl: { rules: def.rules as Rule[], groups: parseGroups(def.groups) },
           storageDir,
           databases: storageDir ? databases : [],
         });
@@ -194,79 +202,5 @@ export = (RED: NodeAPI): void => {
     { credentials: { privateKey: { type: "password" }, certificate: { type: "text" }, torPassword: { type: "password" } } },
   );
 
-  const send = (res: Response, work: () => unknown): void => {
-    try {
-      res.json(work());
-    } catch (err) {
-      res.status(400).json({ error: (err as Error).message });
-    }
-  };
-  const describe = (identity: Identity) => ({ deviceId: identity.deviceId, shortId: identity.shortId, certificate: identity.certificatePem, validTo: identity.validTo.toISOString() });
-
-  // A fresh identity for a new config node; the dialog keeps it in the node's credentials.
-  RED.httpAdmin.post("/peer-mesh/identity/generate", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) =>
-    send(res, () => {
-      const identity = Identity.generate({ name: typeof req.body?.name === "string" && req.body.name ? req.body.name : undefined });
-      return { ...describe(identity), privateKey: identity.privateKeyPem };
-    }),
-  );
-  // Checks a pasted PEM bundle (import) and tells the dialog its device id.
-  RED.httpAdmin.post("/peer-mesh/identity/inspect", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) =>
-    send(res, () => {
-      const identity = Identity.fromBundlePem(String(req.body?.pem ?? ""));
-      return { ...describe(identity), privateKey: identity.privateKeyPem };
-    }),
-  );
-  // The running identity of a deployed config node: id and port, without the key.
-  /** The device of the deployed config node named in the URL; answers 404 itself when there is none. */
-  const deployed = (req: Request, res: Response): Device | undefined => {
-    const node = RED.nodes.getNode(String(req.params.id)) as IdentityConfigNode | null;
-    if (!node?.device) res.status(404).json({ error: "not deployed" });
-    return node?.device;
-  };
-  RED.httpAdmin.get("/peer-mesh/identity/:id", RED.auth.needsPermission("identity-config.read"), (req: Request, res: Response) => {
-    const device = deployed(req, res);
-    if (device) res.json({ ...describe(device.identity), port: device.port ?? null });
-  });
-  const answer = (res: Response, work: () => Promise<unknown>): void => {
-    work().then(
-      (result) => res.json(result),
-      (err: { message?: string; code?: string }) => res.status(err.code === "NOT_FOUND" ? 404 : 400).json({ error: err.message ?? String(err), code: err.code }),
-    );
-  };
-  // This device's pairing code, as text and as a QR code (SVG) for a phone or another device to scan.
-  RED.httpAdmin.get("/peer-mesh/identity/:id/pairing-code", RED.auth.needsPermission("identity-config.read"), (req: Request, res: Response) => {
-    const device = deployed(req, res);
-    if (device) answer(res, async () => ({ code: device.pairingCode(), svg: await QRCode.toString(device.pairingCode(), { type: "svg", margin: 1, errorCorrectionLevel: "M" }) }));
-  });
-  // Pairing requests waiting for this user's confirmation, incoming and outgoing, with their six digits.
-  RED.httpAdmin.get("/peer-mesh/identity/:id/pairings", RED.auth.needsPermission("identity-config.read"), (req: Request, res: Response) => {
-    const device = deployed(req, res);
-    if (device) res.json(device.listPairings());
-  });
-  // The peers this identity paired with (kept with its storage; not part of the flow's known peers).
-  RED.httpAdmin.get("/peer-mesh/identity/:id/paired", RED.auth.needsPermission("identity-config.read"), (req: Request, res: Response) => {
-    const device = deployed(req, res);
-    if (device) res.json(device.pairedPeers());
-  });
-  // Asks the device behind a code (typed or scanned) to pair.
-  RED.httpAdmin.post("/peer-mesh/identity/:id/pairings", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) => {
-    const device = deployed(req, res);
-    if (device) answer(res, () => device.requestPairing(String(req.body?.code ?? "")));
-  });
-  // Confirms with the digits the other device shows; the peer joins the chosen group.
-  RED.httpAdmin.post("/peer-mesh/identity/:id/pairings/:request/confirm", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) => {
-    const device = deployed(req, res);
-    const sas = typeof req.body?.sas === "string" ? req.body.sas : "";
-    if (device) answer(res, () => device.confirmPairing(String(req.params.request), { group: String(req.body?.group || "paired"), sas }));
-  });
-  RED.httpAdmin.delete("/peer-mesh/identity/:id/pairings/:request", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) => {
-    const device = deployed(req, res);
-    if (device) res.json({ removed: device.rejectPairing(String(req.params.request)) });
-  });
-  // PEM backup of a deployed identity (key and certificate).
-  RED.httpAdmin.get("/peer-mesh/identity/:id/export", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) => {
-    const device = deployed(req, res);
-    if (device) res.type("application/x-pem-file").attachment(`device-${device.identity.shortId}.pem`).send(device.identity.toBundlePem());
-  });
+  registerAdminApi(RED);
 };

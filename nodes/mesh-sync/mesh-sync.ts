@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
-import { Device, MeshMessage, MeshMode, MeshSync, SyncReport, Direction } from "../../lib";
+import { Device, lowPower, MESH_SYNC_DEFAULTS, MeshMessage, MeshMode, MeshSync, SyncReport, Direction } from "../../lib";
 import { errorStatus, failureCode, failureReason, shorten, useIdentity } from "../shared/identity-node";
+import { migrate, type Migration } from "../shared/migrations";
 import { ThrottledStatus } from "../shared/throttled-status";
 
 interface MeshSyncDef extends NodeDef {
@@ -209,7 +210,7 @@ export = (RED: NodeAPI): void => {
       /** msg.battery (percent) under the threshold, or msg.power "low", pauses; otherwise syncing resumes. */
       function power(device: Device, msg: Msg): void {
         const battery = typeof msg.battery === "number" ? msg.battery : undefined;
-        const low = msg.power === "low" || (battery !== undefined && battery < config.minBattery && msg.power !== "charging" && msg.power !== "mains");
+        const low = lowPower({ battery, power: typeof msg.power === "string" ? msg.power : undefined }, config.minBattery);
         batteryNote = battery !== undefined ? `${battery}%` : String(msg.power ?? "");
         if (low) sync?.pause();
         else sync?.resume();
@@ -227,7 +228,17 @@ export = (RED: NodeAPI): void => {
   );
 };
 
-function readConfig(def: MeshSyncDef, credentials: MeshSyncCredentials) {
+const D = MESH_SYNC_DEFAULTS;
+
+/** Flows saved before these settings existed keep working as they did. */
+const MESH_SYNC_MIGRATIONS: ReadonlyArray<Migration<MeshSyncDef>> = [
+  { field: "mesh", was: true, why: "the first mesh-sync node always exchanged store-and-forward messages" },
+  { field: "relay", was: true, why: "relaying for others came with the mesh and was always on" },
+  { field: "outputChanges", was: false, why: "\"send arriving documents\" came later and is off unless chosen" },
+];
+
+function readConfig(saved: MeshSyncDef, credentials: MeshSyncCredentials) {
+  const def = migrate(saved, MESH_SYNC_MIGRATIONS);
   const direction: Direction = def.direction === "push" || def.direction === "pull" ? def.direction : "both";
   const cloudUrl = def.cloudUrl?.trim();
   if (cloudUrl && !/^https?:\/\//.test(cloudUrl)) throw new Error(`cloud URL "${cloudUrl}" must start with http:// or https://`);
@@ -238,13 +249,13 @@ function readConfig(def: MeshSyncDef, credentials: MeshSyncCredentials) {
     relay: def.relay !== false,
     peers: peerList(def.peers),
     mode: (def.mode === "directed" ? "directed" : "flood") as MeshMode,
-    ttlSeconds: setting(def.ttl, 86_400, "time to live", 1),
-    priority: setting(def.priority, 4, "priority"),
-    fallbackMs: setting(def.fallback, 60, "fallback") * 1000,
-    quota: { docs: setting(def.quotaDocs, 10_000, "quota (messages)", 1), bytes: setting(def.quotaMb, 256, "quota (MB)", 1) * 1024 * 1024 },
-    minBattery: setting(def.minBattery, 20, "minimum battery"),
-    policy: { intervalMs: setting(def.interval, 30, "interval") * 1000, maxDocs: setting(def.maxDocs, 100, "documents per session", 1), maxBytes: setting(def.maxKb, 4096, "kilobytes per session", 1) * 1024 },
-    cloud: cloudUrl ? { url: cloudUrl, meshDatabase: def.cloudDatabase?.trim() || "peer-mesh", auth: credentials.username ? { username: credentials.username, password: credentials.password ?? "" } : undefined } : undefined,
+    ttlSeconds: setting(def.ttl, D.ttl, "time to live", 1),
+    priority: setting(def.priority, D.priority, "priority"),
+    fallbackMs: setting(def.fallback, D.fallback, "fallback") * 1000,
+    quota: { docs: setting(def.quotaDocs, D.quotaDocs, "quota (messages)", 1), bytes: setting(def.quotaMb, D.quotaMb, "quota (MB)", 1) * 1024 * 1024 },
+    minBattery: setting(def.minBattery, D.minBattery, "minimum battery"),
+    policy: { intervalMs: setting(def.interval, D.interval, "interval") * 1000, maxDocs: setting(def.maxDocs, D.maxDocs, "documents per session", 1), maxBytes: setting(def.maxKb, D.maxKb, "kilobytes per session", 1) * 1024 },
+    cloud: cloudUrl ? { url: cloudUrl, meshDatabase: def.cloudDatabase?.trim() || D.cloudDatabase, auth: credentials.username ? { username: credentials.username, password: credentials.password ?? "" } : undefined } : undefined,
     outputChanges: def.outputChanges === true,
   };
 }
