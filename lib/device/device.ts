@@ -3,11 +3,10 @@ import type { Readable } from "node:stream";
 import { Acl } from "../acl/acl";
 import type { PairedPeer } from "../acl/paired-peers";
 import { DEFAULT_PAIRING_WINDOW_MS, PeerRef, PendingPairing, PendingPairings } from "../acl/pending-pairings";
-import { GROUP_PRINCIPAL_PREFIX, GroupDoc, GroupError, groupPrincipal, parseGroupReference } from "../acl/signed-group";
 import { KnownPeer, PeerDirectory, validateKnownPeers } from "../discovery/peer-directory";
 import { PeerTable } from "../discovery/peer-table";
 import type { DialEntry, Transport } from "../discovery/transport";
-import { Identity, shortId } from "../identity";
+import type { Identity } from "../identity";
 import { Mesh } from "../mesh/mesh";
 import { MeshSync, MeshSyncOptions } from "../mesh/sync";
 import { WireError } from "../protocol/errors";
@@ -21,6 +20,8 @@ import { ClientPool, PeerEndpoint, SendOptions, StreamOptions } from "../wire/cl
 import { WireServer } from "../wire/server";
 import { DatabaseHost } from "./database-host";
 import { Dialer } from "./dialer";
+import { DeviceGroups } from "./groups";
+import { Outbox } from "./outbox";
 import { PairingDesk } from "./pairing-desk";
 import { SystemStorage } from "./system-storage";
 import { Inbox, type MessageListener, type ReceivedMessage, type ReceivedStream, type StreamListener } from "./inbox";
@@ -29,8 +30,6 @@ import { createTransports, probeAddress } from "./transports";
 
 export type { PeerRef, PendingPairing, MessageListener, ReceivedMessage, ReceivedStream, StreamListener, DeviceOptions, DiscoveryOptions, TorOptions };
 
-/** Members of one group from another owner kept at most. */
-const MAX_FOREIGN_GROUP_MEMBERS = 1_000;
 
 export interface DeviceEvents {
   /** Someone asked to pair, or this device asked someone: the users compare `sas` and confirm. */
@@ -72,8 +71,8 @@ export class Device extends EventEmitter<DeviceEvents> {
   private readonly desk: PairingDesk;
   private readonly server: WireServer;
   private readonly pool: ClientPool;
-  /** Streams this device is sending, so that a revoked receive permission can end them. */
-  private readonly outgoingStreams = new Set<{ peerId: string; resource: string; body: Readable }>();
+  private readonly outbox: Outbox;
+  private readonly groups: DeviceGroups;
   private readonly inbox: Inbox;
   private started?: Promise<number>;
   private stopping?: Promise<void>;
@@ -113,10 +112,12 @@ export class Device extends EventEmitter<DeviceEvents> {
     // A revoked key loses its open streams now, not when they end.
     this.acl.on("changed", () => {
       void this.server.reauthorize();
-      void this.recheckOutgoingStreams();
+      void this.outbox.recheck();
     });
     this.pool = new ClientPool(options.identity, { idleMs: options.idleConnectionMs });
+    this.outbox = new Outbox(this.pool, (peerId, verb, resource) => this.authorizer(peerId, verb, resource), (id) => this.peers.label(id));
     this.system = new SystemStorage(options.storageDir, (err) => this.emit("warning", err, "storage"));
+    this.groups = new DeviceGroups({ identity: options.identity, acl: this.acl, knows: (owner) => this.peers.has(owner) || this.desk.isPaired(owner), save: (doc) => this.system.saveGroup(doc) });
     this.dialer = new Dialer({
       peers: this.peers,
       peerTable: this.peerTable,
@@ -137,7 +138,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       pool: this.pool,
       store: () => this.system.paired,
       peerRef: (id) => this.peerRef(id),
-      joinGroup: (group, peerId) => this.setGroup(group, [...(this.acl.group(this.id, group)?.members ?? []), peerId]),
+      joinGroup: (group, peerId) => this.groups.add(group, peerId),
       probe: (entry) => this.probe(entry),
     });
     this.inbox = new Inbox(options.identity.shortId, (id) => this.peerRef(id));
@@ -198,7 +199,7 @@ export class Device extends EventEmitter<DeviceEvents> {
         return undefined;
       }
     };
-    await this.system.startMesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, groupMembers: (to) => this.groupMembers(to), checkGroup: (doc) => this.checkGroup(doc), resolvePeer }, (mesh) => {
+    await this.system.startMesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, groupMembers: (to) => this.groups.membersOf(to), checkGroup: (doc) => this.groups.check(doc), resolvePeer }, (mesh) => {
       mesh.on("rejected", (info) => this.emit("rejected", info));
       // A known peer's device document that names an onion address: Tor probes it from now on.
       mesh.on("onion", ({ id, onion }) => {
@@ -223,35 +224,6 @@ export class Device extends EventEmitter<DeviceEvents> {
     return this.meshStore;
   }
 
-  /** msg.to as a group: group:<owner id>/<name>, group:<name> or a bare name of this device's own groups. */
-  private groupMembers(to: string): { to: string; members: string[] } | undefined {
-    const reference = parseGroupReference(to, { bare: true });
-    const owner = reference?.owner ?? this.id;
-    const group = reference && this.acl.group(owner, reference.name);
-    if (!group) {
-      if (to.startsWith(GROUP_PRINCIPAL_PREFIX)) throw new WireError("UNKNOWN_PEER", `no group ${to} is known to this device`);
-      return undefined;
-    }
-    return { to: groupPrincipal(owner, group.name), members: group.members };
-  }
-
-  /**
-   * A group document from a peer or a relay is kept only if its owner is this device, a known or paired
-   * peer, or named in a rule (group:<owner>/<name>): anyone can sign groups with a fresh key, and each
-   * would cost storage and an ACL rebuild. Members are capped (groups per owner: the mesh); an older
-   * version than the one in force is a replay.
-   */
-  private checkGroup(doc: GroupDoc): void {
-    const owner = doc.owner;
-    if (!this.acl.namesGroupOwner(owner) && !this.peers.has(owner) && !this.desk.isPaired(owner)) {
-      throw new GroupError(`${doc._id}: its owner ${shortId(owner)} is neither a known peer nor named in this device's rules`);
-    }
-    if (owner !== this.id && doc.members.length > MAX_FOREIGN_GROUP_MEMBERS) throw new GroupError(`${doc._id} has ${doc.members.length} members; this device keeps ${MAX_FOREIGN_GROUP_MEMBERS} at most in another owner's group`);
-    const held = this.acl.group(owner, doc.name);
-    if (held && held.version > doc.version) throw new GroupError(`${doc._id} version ${doc.version} is older than the version ${held.version} in force`);
-    if (held && held.version === doc.version && held.signature !== doc.signature) throw new GroupError(`${doc._id} version ${doc.version} differs from the copy in force with the same version`);
-  }
-
   /** Whether this device's ACL lets `peerId` do `verb` on `resource` (what the wire would answer it). */
   allows(peerId: string, verb: Verb, resource: string): Promise<boolean> {
     return Promise.resolve(this.authorizer(peerId, verb, resource));
@@ -263,11 +235,8 @@ export class Device extends EventEmitter<DeviceEvents> {
   }
 
   /** Gives this device's group `name` exactly these members, signed anew (and stored) if they changed. */
-  async setGroup(name: string, members: string[]): Promise<void> {
-    const revised = this.acl.revise(this.identity, name, members);
-    if (!revised) return;
-    await this.system.saveGroup(revised);
-    this.acl.acceptGroup(revised);
+  setGroup(name: string, members: string[]): Promise<void> {
+    return this.groups.set(name, members);
   }
 
   set authorize(authorize: Authorizer) {
@@ -364,37 +333,12 @@ export class Device extends EventEmitter<DeviceEvents> {
     await this.system.close();
   }
 
-  async send(peer: string, topic: string, payload: unknown, options?: SendOptions): Promise<Ack> {
-    const endpoint = this.endpoint(peer);
-    await this.ensureMayReceive(endpoint.id, `msg/${topic}`);
-    return this.pool.message(endpoint, topic, payload, options);
+  send(peer: string, topic: string, payload: unknown, options?: SendOptions): Promise<Ack> {
+    return this.outbox.send(() => this.endpoint(peer), topic, payload, options);
   }
 
-  async sendStream(peer: string, topic: string, body: Readable, options?: StreamOptions): Promise<Ack> {
-    let endpoint;
-    try {
-      endpoint = this.endpoint(peer);
-      await this.ensureMayReceive(endpoint.id, `stream/${topic}`);
-    } catch (err) {
-      body.destroy();
-      throw err;
-    }
-    const outgoing = { peerId: endpoint.id, resource: `stream/${topic}`, body };
-    this.outgoingStreams.add(outgoing);
-    try {
-      return await this.pool.stream(endpoint, topic, body, options);
-    } finally {
-      this.outgoingStreams.delete(outgoing);
-    }
-  }
-
-  /** After an ACL change: outgoing streams to peers no longer allowed to receive them end now. */
-  private async recheckOutgoingStreams(): Promise<void> {
-    for (const outgoing of [...this.outgoingStreams]) {
-      if (await this.authorizer(outgoing.peerId, "receive", outgoing.resource)) continue;
-      if (!this.outgoingStreams.delete(outgoing)) continue;
-      outgoing.body.destroy(new WireError("REFUSED", `${this.peers.label(outgoing.peerId)} is no longer allowed to receive ${outgoing.resource}`));
-    }
+  sendStream(peer: string, topic: string, body: Readable, options?: StreamOptions): Promise<Ack> {
+    return this.outbox.sendStream(() => this.endpoint(peer), topic, body, options);
   }
 
   onMessage(pattern: string, listener: MessageListener): () => void {
@@ -466,12 +410,6 @@ export class Device extends EventEmitter<DeviceEvents> {
   /** The peers this device paired with (kept with its storage), oldest first. */
   pairedPeers(): PairedPeer[] {
     return this.desk.paired();
-  }
-
-  /** What this device sends is for peers its ACL lets receive it, whatever the peer would accept. */
-  private async ensureMayReceive(peerId: string, resource: string): Promise<void> {
-    if (await this.authorizer(peerId, "receive", resource)) return;
-    throw new WireError("REFUSED", `this device's ACL does not let ${this.peers.label(peerId)} receive ${resource}`);
   }
 
   /** A configured peer by id, name or id prefix, else a peer in range or a paired one. */

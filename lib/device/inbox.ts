@@ -1,4 +1,3 @@
-import { once } from "node:events";
 import { PassThrough, Readable, Transform } from "node:stream";
 import type { PeerRef } from "../acl/pending-pairings";
 import { WireError } from "../protocol/errors";
@@ -74,11 +73,20 @@ export class Inbox {
       await listeners[0]({ ...stream, from, body });
     } else {
       const copies = listeners.map(() => new PassThrough());
+      // A reader that stops early destroys its copy (an AbortError): the others go on without it.
+      for (const copy of copies) copy.on("error", () => undefined);
       const consumers = listeners.map((listener, i) =>
-        listener({ ...stream, from, body: copies[i] }).catch((err: unknown) => {
-          copies[i].destroy(err as Error); // unblocks the fan-out waiting on this copy
-          throw err;
-        }),
+        listener({ ...stream, from, body: copies[i] }).then(
+          () => {
+            // Done without reading to the end: its copy takes nothing more, so it holds nobody back.
+            if (!copies[i].readableEnded) copies[i].destroy();
+          },
+          (err: unknown) => {
+            // A listener that fails refuses the stream: the fan-out stops at once and the sender is told.
+            body.destroy(err as Error);
+            throw err;
+          },
+        ),
       );
       await Promise.all([...consumers, fanOut(body, copies)]);
     }
@@ -88,16 +96,29 @@ export class Inbox {
   }
 }
 
-/** Writes every chunk to each copy, waiting for the slowest copy before reading on. */
+/** Writes every chunk to each copy still read, waiting for the slowest before reading on. */
 async function fanOut(source: Readable, copies: PassThrough[]): Promise<void> {
   try {
     for await (const chunk of source) {
-      const waits = copies.filter((copy) => !copy.write(chunk)).map((copy) => once(copy, "drain"));
+      const waits = copies.filter((copy) => !copy.destroyed && !copy.write(chunk)).map(drainedOrGone);
       if (waits.length) await Promise.all(waits);
     }
-    for (const copy of copies) copy.end();
+    for (const copy of copies) if (!copy.destroyed) copy.end();
   } catch (err) {
     for (const copy of copies) copy.destroy(err as Error);
     throw err;
   }
+}
+
+/** Resolves when the copy takes more, or when its reader is gone. */
+function drainedOrGone(copy: PassThrough): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      copy.off("drain", done);
+      copy.off("close", done);
+      resolve();
+    };
+    copy.once("drain", done);
+    copy.once("close", done);
+  });
 }

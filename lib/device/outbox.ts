@@ -1,0 +1,56 @@
+import type { Readable } from "node:stream";
+import { WireError } from "../protocol/errors";
+import type { Ack, Authorizer } from "../protocol/wire";
+import type { ClientPool, PeerEndpoint, SendOptions, StreamOptions } from "../wire/client-pool";
+
+/**
+ * What a device sends: only to peers its ACL lets receive it (whatever the peer would accept), and a
+ * stream under way ends as soon as a rule change no longer lets its peer receive it.
+ */
+export class Outbox {
+  private readonly streams = new Set<{ peerId: string; resource: string; body: Readable }>();
+
+  constructor(
+    private readonly pool: ClientPool,
+    private readonly authorize: Authorizer,
+    private readonly label: (id: string) => string,
+  ) {}
+
+  async send(endpoint: () => PeerEndpoint, topic: string, payload: unknown, options?: SendOptions): Promise<Ack> {
+    const target = endpoint();
+    await this.ensureMayReceive(target.id, `msg/${topic}`);
+    return this.pool.message(target, topic, payload, options);
+  }
+
+  async sendStream(endpoint: () => PeerEndpoint, topic: string, body: Readable, options?: StreamOptions): Promise<Ack> {
+    let target: PeerEndpoint;
+    try {
+      target = endpoint();
+      await this.ensureMayReceive(target.id, `stream/${topic}`);
+    } catch (err) {
+      body.destroy();
+      throw err;
+    }
+    const outgoing = { peerId: target.id, resource: `stream/${topic}`, body };
+    this.streams.add(outgoing);
+    try {
+      return await this.pool.stream(target, topic, body, options);
+    } finally {
+      this.streams.delete(outgoing);
+    }
+  }
+
+  /** After an ACL change: outgoing streams to peers no longer allowed to receive them end now. */
+  async recheck(): Promise<void> {
+    for (const outgoing of [...this.streams]) {
+      if (await this.authorize(outgoing.peerId, "receive", outgoing.resource)) continue;
+      if (!this.streams.delete(outgoing)) continue;
+      outgoing.body.destroy(new WireError("REFUSED", `${this.label(outgoing.peerId)} is no longer allowed to receive ${outgoing.resource}`));
+    }
+  }
+
+  private async ensureMayReceive(peerId: string, resource: string): Promise<void> {
+    if (await this.authorize(peerId, "receive", resource)) return;
+    throw new WireError("REFUSED", `this device's ACL does not let ${this.label(peerId)} receive ${resource}`);
+  }
+}
