@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { openDatabase, type Database } from "../../lib";
 
 /** Temporary directories removed by removeAll, even when a test failed halfway. */
 export class TempDirs {
@@ -15,4 +16,22 @@ export class TempDirs {
   removeAll(): void {
     for (const dir of this.dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Fresh PouchDB databases in temporary directories for the current suite, closed and removed after
+ * each test: call inside a describe().
+ */
+export function useTempDatabases(): () => Database {
+  const dirs = new TempDirs();
+  const opened: Database[] = [];
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((db) => db.close().catch(() => undefined)));
+    dirs.removeAll();
+  });
+  return () => {
+    const db = openDatabase(dirs.make(), "db");
+    opened.push(db);
+    return db;
+  };
 }

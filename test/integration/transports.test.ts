@@ -1,9 +1,9 @@
 import should from "should";
-import { Device, Identity, PeerInfo, StaticTransport, type TransportSource } from "../../lib";
+import { Device, Identity, PeerInfo, StaticTransport, type Transport, type TransportSource } from "../../lib";
 import { waitFor } from "../helpers/events";
 import { MemoryEther, MemoryTransport } from "../helpers/memory-transport";
 import { freePort } from "../helpers/ports";
-import { transportCompliance } from "../transport-compliance";
+import { type ComplianceSetup, transportCompliance } from "../transport-compliance";
 import { FolderTransport, folderTransport } from "../../docs/transport-plugin/folder-transport";
 import { TempDirs } from "../helpers/storage";
 
@@ -24,57 +24,44 @@ function restartableDevice(identity: Identity, port: number, transports: () => T
   };
 }
 
-transportCompliance("memory (test-only)", async () => {
+/** A compliance setup whose subject is a device that can restart on the same port, with these transports. */
+async function restartableSubject(options: { observer: (observer: Identity, port: number) => Transport; transports?: (subject: Identity, port: number) => TransportSource[]; withinMs: number }): Promise<ComplianceSetup> {
+  const observerIdentity = Identity.generate();
+  const subject = Identity.generate();
+  const port = await freePort();
+  const device = restartableDevice(subject, port, () => options.transports?.(subject, port) ?? []);
+  return {
+    observer: options.observer(observerIdentity, port),
+    observerIdentity,
+    subjectId: subject.deviceId,
+    startSubject: () => device.start(),
+    stopSubject: () => device.stop(),
+    foundWithinMs: options.withinMs,
+    lostWithinMs: options.withinMs,
+    dispose: () => device.stop(),
+  };
+}
+
+transportCompliance("memory (test-only)", () => {
   const ether = new MemoryEther(100);
-  const observerIdentity = Identity.generate();
-  const subject = Identity.generate();
-  const port = await freePort();
-  const device = restartableDevice(subject, port, () => [new MemoryTransport(ether, subject.deviceId, `127.0.0.1:${port}`)]);
-  return {
-    observer: new MemoryTransport(ether, observerIdentity.deviceId, "127.0.0.1:1"),
-    observerIdentity,
-    subjectId: subject.deviceId,
-    startSubject: () => device.start(),
-    stopSubject: () => device.stop(),
-    foundWithinMs: 1_000,
-    lostWithinMs: 1_000,
-    dispose: () => device.stop(),
-  };
+  return restartableSubject({
+    observer: (observer) => new MemoryTransport(ether, observer.deviceId, "127.0.0.1:1"),
+    transports: (subject, port) => [new MemoryTransport(ether, subject.deviceId, `127.0.0.1:${port}`)],
+    withinMs: 1_000,
+  });
 });
 
-transportCompliance("static", async () => {
-  const observerIdentity = Identity.generate();
-  const subject = Identity.generate();
-  const port = await freePort();
-  const device = restartableDevice(subject, port);
-  return {
-    observer: new StaticTransport({ identity: observerIdentity, entries: [{ address: `127.0.0.1:${port}` }], probeIntervalMs: 100 }),
-    observerIdentity,
-    subjectId: subject.deviceId,
-    startSubject: () => device.start(),
-    stopSubject: () => device.stop(),
-    foundWithinMs: 2_000,
-    lostWithinMs: 2_000,
-    dispose: () => device.stop(),
-  };
-});
+transportCompliance("static", () =>
+  restartableSubject({ observer: (observer, port) => new StaticTransport({ identity: observer, entries: [{ address: `127.0.0.1:${port}` }], probeIntervalMs: 100 }), withinMs: 2_000 }),
+);
 
-transportCompliance("folder (an external transport, docs/transport-plugin)", async () => {
+transportCompliance("folder (an external transport, docs/transport-plugin)", () => {
   const dir = folderDirs.make("peer-mesh-folder-");
-  const observerIdentity = Identity.generate();
-  const subject = Identity.generate();
-  const port = await freePort();
-  const device = restartableDevice(subject, port, () => [folderTransport({ dir, intervalMs: 100 })]);
-  return {
-    observer: new FolderTransport({ dir, intervalMs: 100 }, { id: observerIdentity.deviceId, address: "127.0.0.1:1" }),
-    observerIdentity,
-    subjectId: subject.deviceId,
-    startSubject: () => device.start(),
-    stopSubject: () => device.stop(),
-    foundWithinMs: 2_000,
-    lostWithinMs: 2_000,
-    dispose: () => device.stop(),
-  };
+  return restartableSubject({
+    observer: (observer) => new FolderTransport({ dir, intervalMs: 100 }, { id: observer.deviceId, address: "127.0.0.1:1" }),
+    transports: () => [folderTransport({ dir, intervalMs: 100 })],
+    withinMs: 2_000,
+  });
 });
 
 describe("a transport from another package", () => {

@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import should from "should";
-import { openDatabase, type Database, type Mesh, MeshSync, type SyncHost, type SyncReport } from "../../lib";
-import { TempDirs } from "../helpers/storage";
+import { type Database, type Mesh, MeshSync, type SyncHost, type SyncReport } from "../../lib";
+import { useTempDatabases } from "../helpers/storage";
 
 const PEER = "p".repeat(52);
 
@@ -58,18 +58,7 @@ class FakeHost implements SyncHost {
 
 describe("mesh sync sessions", function () {
   this.timeout(20_000); // LevelDB opens
-  const dirs = new TempDirs();
-  const opened: Database[] = [];
-  afterEach(async () => {
-    await Promise.all(opened.splice(0).map((db) => db.close().catch(() => undefined)));
-    dirs.removeAll();
-  });
-
-  function database(): Database {
-    const db = openDatabase(dirs.make(), "db");
-    opened.push(db);
-    return db;
-  }
+  const database = useTempDatabases();
 
   it("moves mesh documents while a long database replication with the same peer is still under way", async () => {
     const host = new FakeHost(database(), () => database());

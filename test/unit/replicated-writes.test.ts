@@ -1,8 +1,8 @@
 import PouchDB from "pouchdb-node";
 import should from "should";
-import { openDatabase, type Database } from "../../lib";
+import type { Database } from "../../lib";
 import { interceptReplicatedWrites } from "../../lib/storage/replicated-writes";
-import { TempDirs } from "../helpers/storage";
+import { useTempDatabases } from "../helpers/storage";
 
 /**
  * The mesh's only check of relayed documents sits on the call PouchDB's replicator makes to write them
@@ -11,18 +11,7 @@ import { TempDirs } from "../helpers/storage";
  */
 describe("replicated writes", function () {
   this.timeout(20_000); // LevelDB opens
-  const dirs = new TempDirs();
-  const opened: Database[] = [];
-  afterEach(async () => {
-    await Promise.all(opened.splice(0).map((db) => db.close().catch(() => undefined)));
-    dirs.removeAll();
-  });
-
-  function database(): Database {
-    const db = openDatabase(dirs.make(), "db");
-    opened.push(db);
-    return db;
-  }
+  const database = useTempDatabases();
 
   it("routes every document PouchDB's replicator writes through the handler, which decides what is stored", async () => {
     const [source, target] = [database(), database()];
