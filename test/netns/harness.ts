@@ -13,6 +13,32 @@ const live = new Set<string>();
 process.once("exit", () => {
   for (const ns of live) deleteNamespace(ns);
 });
+// A run ended by a signal (a CI timeout sends SIGTERM) exits without "exit" hooks: clean up, then die of it.
+for (const signal of ["SIGTERM", "SIGHUP"] as const) {
+  process.once(signal, () => {
+    for (const ns of live) deleteNamespace(ns);
+    process.kill(process.pid, signal);
+  });
+}
+
+/** Namespaces left by a test process that died by SIGKILL (no hook ran): "pmt<pid>n<k>…" whose pid is gone. */
+function removeOrphans(): void {
+  let names: string[];
+  try {
+    names = ip("netns", "list").split("\n").map((line) => line.split(" ")[0]).filter(Boolean);
+  } catch {
+    return;
+  }
+  for (const ns of names) {
+    const pid = Number(/^pmt(\d+)n\d+/.exec(ns)?.[1]);
+    if (!pid || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      deleteNamespace(ns);
+    }
+  }
+}
 
 function ip(...args: string[]): string {
   return execFileSync("ip", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -103,6 +129,7 @@ export class TestNetwork {
    * Segment s uses 169.254.(76+s).<host>/24, so hosts on different segments have no route to each other.
    */
   static create(hostCount: number, segments: number[][] = [Array.from({ length: hostCount }, (_, i) => i + 1)]): TestNetwork {
+    if (networks === 0) removeOrphans();
     const network = new TestNetwork(`pmt${process.pid}n${++networks}`);
     try {
       network.build(hostCount, segments);
