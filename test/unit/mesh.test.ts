@@ -1,0 +1,68 @@
+import should from "should";
+import { Identity, Mesh } from "../../lib";
+import { makeDeviceDoc, sealMessage } from "../../lib/mesh/envelope";
+import { withRev } from "../helpers/docs";
+import { useTempDatabases } from "../helpers/storage";
+
+/** One Mesh on a temporary database, without a Device around it or a peer to sync with. */
+describe("Mesh on its own", function () {
+  this.timeout(20_000); // LevelDB opens
+  const database = useTempDatabases();
+  const meshes: Mesh[] = [];
+  afterEach(async () => {
+    await Promise.all(meshes.splice(0).map((mesh) => mesh.stop()));
+  });
+
+  async function mesh(groups: Record<string, string[]> = {}): Promise<{ mesh: Mesh; identity: Identity }> {
+    const identity = Identity.generate();
+    const made = new Mesh({ identity, db: database(), groupMembers: (to) => (groups[to] ? { to, members: groups[to] } : undefined), sweepIntervalMs: 60_000 });
+    meshes.push(made);
+    await made.start();
+    return { mesh: made, identity };
+  }
+
+  const seal = (sender: Identity, target: Identity, priority: number) =>
+    sealMessage(sender, { to: target.deviceId, recipients: [{ id: target.deviceId, key: target.publicKeySpki }], plaintext: Buffer.from("x"), mode: "flood", priority, ttlMs: 60_000 });
+
+  it("hands a neighbour the highest priority first, within the session's limit, and not again once it holds them", async () => {
+    const { mesh: relay } = await mesh();
+    const [sender, target, neighbour] = [Identity.generate(), Identity.generate(), Identity.generate().deviceId];
+    await relay.ingest([withRev(makeDeviceDoc(target, {}))] as never);
+    const messages = [1, 7, 3, 9].map((priority) => seal(sender, target, priority));
+    const results = await relay.ingest(messages.map(withRev) as never);
+    should(results.every((result) => "ok" in result)).be.true();
+    const byPriority = (ids: string[]) => ids.filter((id) => id.startsWith("msg:")).map((id) => messages.find((m) => m._id === id)!.priority);
+    // Device documents (the target's and the relay's own) come before messages, within the same 4.
+    const first = relay.selectFor(neighbour, { maxDocs: 4 });
+    should(first.filter((id) => id.startsWith("dev:"))).have.length(2);
+    should(byPriority(first)).eql([9, 7]);
+    relay.markPresent(neighbour, first);
+    const second = relay.selectFor(neighbour, { maxDocs: 4 });
+    should(byPriority(second)).eql([3, 1]);
+    should(second.filter((id) => first.includes(id))).eql([]);
+  });
+
+  it("ignores a replicated deletion and refuses what is not a mesh document, each with its code", async () => {
+    const { mesh: relay } = await mesh();
+    const [sender, target] = [Identity.generate(), Identity.generate()];
+    const message = seal(sender, target, 4);
+    await relay.ingest([withRev(message)] as never);
+    const [deletion] = await relay.ingest([withRev({ _id: message._id, _deleted: true })] as never);
+    should(deletion).have.property("ok", true); // answered, not applied: messages end by ack or expiry
+    should(relay.has(message._id)).be.true();
+    const [stranger] = await relay.ingest([withRev({ _id: "readings-1", value: 3 })] as never);
+    should(stranger).containEql({ error: "forbidden", code: "invalid" });
+    should(relay.has("readings-1")).be.false();
+  });
+
+  it("addresses a group by its members other than this device, and refuses one with nobody else in it", async () => {
+    const other = Identity.generate();
+    const { mesh: own } = await mesh({ "group:family": [] });
+    await should(own.send("group:family", "hi")).be.rejectedWith({ code: "UNKNOWN_PEER" });
+    const { mesh: withMembers, identity: self } = await mesh({ "group:line": [other.deviceId] });
+    await withMembers.ingest([withRev(makeDeviceDoc(other, {}))] as never);
+    const sent = await withMembers.send("group:line", { on: true });
+    should(sent.recipients).eql([other.deviceId]);
+    should(sent.recipients).not.containEql(self.deviceId);
+  });
+});
