@@ -2,6 +2,7 @@ import path from "node:path";
 import type { Acl } from "../acl/acl";
 import { AclStore } from "../acl/acl-store";
 import { PairedPeers } from "../acl/paired-peers";
+import type { GroupDoc } from "../acl/signed-group";
 import { Mesh, type MeshOptions } from "../mesh/mesh";
 import type { Database } from "../storage/database";
 import { acquireDatabase, type DatabaseLease } from "../storage/open-databases";
@@ -51,7 +52,7 @@ export class SystemStorage {
   }
 
   /** Keeps a group document this device signed (in memory only without storage). */
-  async saveGroup(group: Parameters<AclStore["save"]>[0]): Promise<void> {
+  async saveGroup(group: GroupDoc): Promise<void> {
     await this.acl?.save(group);
   }
 

@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { PeerTable } from "../discovery/peer-table";
 import { type Database, remoteDatabase } from "../storage/database";
-import { Direction, replicateOnce, SyncReport } from "../replication/replicator";
+import { Direction, refusalText, replicateOnce, SyncReport } from "../replication/replicator";
 import { ByteCounter, countingFetch } from "../replication/wire-fetch";
 import { CLOUD_PEER } from "../protocol/doc-ids";
 import { MESH_PATH, type Verb } from "../protocol/wire";
@@ -266,7 +266,7 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
       const over = report.refused.filter((refusal) => refusal.code === "expired" || refusal.code === "delivered").map((refusal) => refusal.id);
       report.pruned = await pruneCloud(remote, [...mesh.takeRemovedAt(CLOUD_PEER), ...over]);
       report.refused = report.refused.filter((refusal) => !over.includes(refusal.id));
-      report.errors = report.refused.map((refusal) => `${refusal.id} refused: ${refusal.reason}`);
+      report.errors = report.refused.map(refusalText);
       report.bytesSent = counter.sent;
       report.bytesReceived = counter.received;
       return report;

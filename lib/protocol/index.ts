@@ -2,5 +2,5 @@ export { WireError, wireErrorFromResponse, type WireErrorCode } from "./errors";
 export { type Ack, type Authorizer, type Verb } from "./wire";
 export { topicMatches, validatePattern, validateTopic } from "./topic";
 export { isAddress, splitAddress, joinAddress, isOnionAddress, isOnionHostPort, ONION_PORT } from "./address";
-export { CLOUD_PEER, MESSAGE_DOC_PREFIX, ACK_DOC_PREFIX, DEVICE_DOC_PREFIX, GROUP_DOC_PREFIX, meshDocKind, type MeshDocKind } from "./doc-ids";
+export { CLOUD_PEER, MESSAGE_DOC_PREFIX, ACK_DOC_PREFIX, DEVICE_DOC_PREFIX, GROUP_DOC_PREFIX } from "./doc-ids";
 export { type CouchRequest, type CouchReply, type CouchAccess, type BulkResult, type RefusalCode } from "./couch";

@@ -25,6 +25,11 @@ export interface SyncReport {
   pulledIds?: string[];
 }
 
+/** A refused document as the report's errors list it: "<id> refused: <reason>". */
+export function refusalText(refusal: { id: string; reason: string }): string {
+  return `${refusal.id || "a document"} refused: ${refusal.reason}`;
+}
+
 export interface ReplicateOptions {
   /** Only these documents (the mesh's routed selection). */
   docIds?: string[];
@@ -51,9 +56,9 @@ export async function replicateOnce(local: Database, remote: Database, direction
     const replication = PouchDB.replicate(source, target, { ...base, ...(docIds ? { doc_ids: docIds } : {}) });
     replication.on("denied", (err) => {
       const denied = err as { id?: string; reason?: string; message?: string; code?: RefusalCode };
-      const reason = denied.reason ?? denied.message ?? "forbidden";
-      result.refused.push({ id: denied.id ?? "", code: denied.code, reason });
-      result.errors.push(`${denied.id ?? "a document"} refused: ${reason}`);
+      const refusal = { id: denied.id ?? "", code: denied.code, reason: denied.reason ?? denied.message ?? "forbidden" };
+      result.refused.push(refusal);
+      result.errors.push(refusalText(refusal));
     });
     if (written) replication.on("change", (info) => written.push(...(info.docs ?? []).map((doc) => doc._id)));
     const outcome = await replication;

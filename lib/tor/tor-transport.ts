@@ -5,13 +5,12 @@ import type { Duplex } from "node:stream";
 import { SocksClient } from "socks";
 import { DeferredDuplex } from "../discovery/deferred-duplex";
 import { StaticTransport, type StaticEntry } from "../discovery/static-transport";
-import { splitAddress } from "../protocol/address";
 import { RANK, type Sighting, type Transport, type TransportEvents } from "../discovery/transport";
 import type { Identity } from "../identity";
 import { type BootstrapPhase, parseBootstrapPhase, TorControl, TorControlError } from "./control";
 import { launchTor, type LaunchedTor, stopLaunchedTor } from "./launch";
 import { StalledRendezvous } from "./stalled-rendezvous";
-import { isOnionAddress, isOnionHostPort, ONION_PORT } from "../protocol/address";
+import { isOnionAddress, isOnionHostPort, ONION_PORT, splitAddress } from "../protocol/address";
 
 export interface TorTransportOptions {
   identity: Identity;
