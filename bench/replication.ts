@@ -45,9 +45,9 @@ export async function replicationRate(docs: number, rounds: number): Promise<{ o
       const name = `bench${round}`;
       const [a, b] = await line(2, dirs, [name]);
       try {
-        await a.openDatabase(name).bulkDocs(readings(docs));
+        await a.databases.open(name).bulkDocs(readings(docs));
         const started = performance.now();
-        const report = await a.replicate(b.id, name, "push");
+        const report = await a.databases.replicate(b.id, name, "push");
         ours.push(report.docsWritten / ((performance.now() - started) / 1000));
       } finally {
         await Promise.all([a.stop(), b.stop()]);

@@ -9,6 +9,7 @@ export { Rechunker } from "./streams/rechunker";
 export { OutgoingSequences } from "./streams/outgoing-sequences";
 export * from "./acl";
 export { openDatabase, isStorageFull, type Database } from "./storage/database";
+export { isDocumentBody, newDocumentId, putDocument } from "./storage/documents";
 export { closeIdleDatabases, openDatabaseCount } from "./storage/open-databases";
 export { StorageError, describeStorageError } from "./storage/storage-error";
 export { Mesh, type MeshOptions, type MeshMessage, type MeshListener, type SendMeshOptions, type MeshEvents } from "./mesh/mesh";

@@ -86,7 +86,7 @@ async function main(): Promise<void> {
   let written = 0;
   const writers = [a, c].map(async (end, side) => {
     while (writing) {
-      await end.device.openDatabase("readings").put({ _id: `${side}-${written++}`, at: Date.now(), pad: "x".repeat(200) }).catch(noteWarning);
+      await end.device.databases.open("readings").put({ _id: `${side}-${written++}`, at: Date.now(), pad: "x".repeat(200) }).catch(noteWarning);
       if (side === 0) await end.device.mesh.send(ic.deviceId, { n: written }).catch(noteWarning);
       await sleep(15);
     }

@@ -33,12 +33,23 @@ export interface DatabaseHostOptions {
   onWarning(err: StorageError): void;
 }
 
+/** The databases a device keeps, as it offers them (`device.databases`): opened, replicated, and a peer's over the wire. */
+export interface DeviceDatabases {
+  /** A database this device keeps (one of options.databases). */
+  open(name: string): Database;
+  replicate(peer: string, name: string, direction: Direction, options?: ReplicateOptions): Promise<SyncReport>;
+  /** Runs `work` on this device's databases; a stop waits for it (and refuses new work) before releasing them. */
+  track<T>(work: Promise<T>): Promise<T>;
+  /** A peer's database at `path` as a PouchDB, every request of it travelling over the wire. */
+  remote(peerId: string, path: string, counter?: ByteCounter): Database;
+}
+
 /**
  * The databases a device keeps and serves: opened (leased) at start, served to peers over the CouchDB
  * protocol as the ACL allows, replicated with peers, and released at stop only after every request
  * and replication under way has finished (LevelDB must not close under a write: a native crash).
  */
-export class DatabaseHost {
+export class DatabaseHost implements DeviceDatabases {
   private readonly names: Set<string>;
   private readonly leases = new Map<string, DatabaseLease>();
   private readonly errors = new Map<string, StorageError>();
@@ -51,7 +62,7 @@ export class DatabaseHost {
   }
 
   /** Opens each configured database once at start, so that a damaged or locked one is reported now, with its path. */
-  async open(): Promise<void> {
+  async openAll(): Promise<void> {
     for (const name of this.names) {
       const directory = path.join(this.options.storageDir!, "databases", name);
       try {
@@ -78,8 +89,7 @@ export class DatabaseHost {
     for (const lease of this.leases.values()) lease.release();
   }
 
-  /** A database this device keeps (one of options.databases). */
-  openDatabase(name: string): Database {
+  open(name: string): Database {
     if (!this.names.has(name)) throw new WireError("NOT_FOUND", `this device keeps no database "${name}" (it keeps: ${[...this.names].join(", ") || "none"})`);
     const failure = this.options.storageError() ?? this.errors.get(name);
     if (failure) throw failure;
@@ -94,15 +104,10 @@ export class DatabaseHost {
     return this.track(this.serveNow(peerId, target, request));
   }
 
-  /**
-   * Replicates one of this device's databases with the same database on a peer, over the wire. Pushing
-   * needs this device's ACL to let the peer read it; pulling, to let the peer write it.
-   */
   replicate(peer: string, name: string, direction: Direction, options: ReplicateOptions = {}): Promise<SyncReport> {
     return this.track(this.replicateNow(peer, name, direction, options));
   }
 
-  /** Runs `work` on this device's databases; a stop waits for it before releasing them. */
   track<T>(work: Promise<T>): Promise<T> {
     this.work.add(work);
     const done = (): boolean => this.work.delete(work);
@@ -110,8 +115,7 @@ export class DatabaseHost {
     return work;
   }
 
-  /** A peer's database at `path` as a PouchDB, every request of it travelling over the wire. */
-  remoteDatabase(peerId: string, path: string, counter?: ByteCounter): Database {
+  remote(peerId: string, path: string, counter?: ByteCounter): Database {
     const first = this.options.endpoint(peerId);
     return remoteDatabase(`https://${first.address}${path}`, { fetch: wireFetch(this.options.pool, () => this.options.endpoint(peerId), counter) });
   }
@@ -126,7 +130,7 @@ export class DatabaseHost {
     if (!read && !write) return { status: 403, json: { error: "forbidden", reason: `device ${peerId} may neither read nor write ${resource}` } };
     let db: Database;
     try {
-      db = this.openDatabase(target.name);
+      db = this.open(target.name);
     } catch (err) {
       return { status: 404, json: { error: "not_found", reason: (err as Error).message } };
     }
@@ -155,14 +159,14 @@ export class DatabaseHost {
 
   private async replicateNow(peer: string, name: string, direction: Direction, options: ReplicateOptions): Promise<SyncReport> {
     if (this.stopping) throw new WireError("CLOSED", "the device is stopping");
-    const local = this.openDatabase(name);
+    const local = this.open(name);
     const id = this.options.resolvePeer(peer);
     const resource = `db/${name}`;
     const authorize = this.options.authorize;
     if (direction !== "pull" && !(await authorize(id, "read", resource))) throw new WireError("REFUSED", `this device's ACL does not let ${this.options.label(id)} read ${resource}`);
     if (direction !== "push" && !(await authorize(id, "write", resource))) throw new WireError("REFUSED", `this device's ACL does not let ${this.options.label(id)} write ${resource}`);
     const counter: ByteCounter = { sent: 0, received: 0 };
-    const remote = this.remoteDatabase(id, `${DATABASE_PATH}${name}`, counter);
+    const remote = this.remote(id, `${DATABASE_PATH}${name}`, counter);
     try {
       return await replicateOnce(local, remote, direction, { peer: id, database: name }, counter, options);
     } finally {

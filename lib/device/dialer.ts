@@ -11,7 +11,7 @@ export interface DialerOptions {
   peers: PeerDirectory;
   peerTable: PeerTable;
   /** The device's transports, once started. */
-  transports(): Transport[];
+  transports(): readonly Transport[];
   /** Tor is on (its transport may not be up yet). */
   hasTor: boolean;
   /** Every connection through Tor: no direct address is dialled. */
@@ -43,6 +43,15 @@ export class Dialer {
   /** Addresses this device can dial: direct ones unless Tor only, onion ones when Tor is on. */
   usable(addresses: string[]): string[] {
     return addresses.filter((address) => (isOnionHostPort(address) ? this.options.hasTor : !this.options.torOnly));
+  }
+
+  /** As resolve, but undefined for a reference that names nobody (the mesh asks about names in documents). */
+  tryResolve(reference: string): string | undefined {
+    try {
+      return this.resolve(reference);
+    } catch {
+      return undefined;
+    }
   }
 
   /** A configured peer by id, name or id prefix, else a peer in range or a paired one by id (or prefix, in range). */

@@ -1,6 +1,6 @@
 import { advertisedHost, formatPairingCode, parsePairingCode } from "../acl/pairing";
 import type { PairedPeer, PairedPeers } from "../acl/paired-peers";
-import type { PeerRef, PendingPairing, PendingPairings } from "../acl/pending-pairings";
+import { DEFAULT_PAIRING_WINDOW_MS, type PeerRef, type PendingPairing, type PendingPairings } from "../acl/pending-pairings";
 import type { DialEntry } from "../discovery/transport";
 import { joinAddress } from "../protocol/address";
 import { WireError } from "../protocol/errors";
@@ -28,11 +28,32 @@ export interface PairingDeskOptions {
   probe(entry: DialEntry): void;
 }
 
+/** Pairing as a device offers it to its user (`device.pairing`): the code, asking, confirming, refusing. */
+export interface DevicePairing {
+  /** The text (and QR content) another device needs to ask this one to pair. */
+  code(): string;
+  /** Asks the device behind a pairing code to pair; both sides then show the same six digits. */
+  request(code: string): Promise<PendingPairing>;
+  /** Confirms a pairing: the peer joins this device's group `group`; `sas`, when given, must be this device's six digits. */
+  confirm(requestId: string, options: { group: string; sas?: string }): Promise<PendingPairing>;
+  /** Refuses a request waiting (incoming or outgoing); false when there was none by that id. */
+  reject(requestId: string): boolean;
+  /** The requests waiting for a confirmation, both ways. */
+  list(): PendingPairing[];
+  /**
+   * Opens a pairing window after a physical action on a headless device (a button wired to peer discover):
+   * the next pairing request arriving within `ms` may be accepted without typing the digits.
+   */
+  openWindow(ms?: number): { until: number };
+  /** The peers this device paired with (kept with its storage), oldest first. */
+  paired(): PairedPeer[];
+}
+
 /**
  * Pairing as the user goes through it: the code this device shows, asking the device behind another's
  * code, and confirming (the peer joins a group, its address is probed and kept across restarts).
  */
-export class PairingDesk {
+export class PairingDesk implements DevicePairing {
   constructor(private readonly options: PairingDeskOptions) {}
 
   /** The text (and QR content) another device needs to ask this one to pair. */
@@ -90,6 +111,26 @@ export class PairingDesk {
     // Kept with the storage, so that the pairing (and where the peer listens) outlasts a restart.
     await this.options.store()?.add({ id: pending.peer.id, name: pending.peer.name, addresses: pending.addresses ?? (pending.address ? [pending.address] : []), group: options.group, pairedAt: Date.now() });
     return pending;
+  }
+
+  reject(requestId: string): boolean {
+    return this.options.pairings.reject(requestId);
+  }
+
+  list(): PendingPairing[] {
+    return this.options.pairings.list();
+  }
+
+  openWindow(ms = DEFAULT_PAIRING_WINDOW_MS): { until: number } {
+    return this.options.pairings.openWindow(ms);
+  }
+
+  /** Where peers paired before this start listen (kept with the storage), for the dialer. */
+  restore(): void {
+    for (const peer of this.paired()) {
+      const address = this.options.dialer.usable(peer.addresses)[0];
+      if (address) this.options.dialer.notePaired(peer.id, address);
+    }
   }
 
   isPaired(id: string): boolean {

@@ -1,11 +1,13 @@
+import type { Duplex } from "node:stream";
 import path from "node:path";
 import { BleTransport } from "../ble/ble-transport";
 import { MdnsTransport } from "../discovery/mdns-transport";
 import { StaticTransport } from "../discovery/static-transport";
+import type { PeerTable } from "../discovery/peer-table";
 import type { DialEntry, Transport } from "../discovery/transport";
 import type { Identity } from "../identity";
 import { joinAddress } from "../protocol/address";
-import { TorTransport } from "../tor/tor-transport";
+import { type TorStatus, TorTransport } from "../tor/tor-transport";
 import type { DiscoveryOptions } from "./options";
 
 /** What a transport is built from when its device starts. */
@@ -67,4 +69,59 @@ export function probeAddress(transports: readonly Transport[], entry: DialEntry)
   const taker = transports.find((transport) => transport.add && transport.canDial?.(entry.address));
   taker?.add!(entry);
   return !!taker;
+}
+
+/** What a device's transports tell it. */
+export interface DeviceTransportEvents {
+  warning(err: Error, transport: string): void;
+  /** A socket a transport accepted (BLE, Tor), for the wire listener. */
+  connection(socket: Duplex): void;
+  tor(status: TorStatus): void;
+}
+
+/**
+ * The transports of one start of a device: built from its options when the listener's port is known,
+ * attached to its peer table, told the addresses the device dials, and stopped (goodbyes first) at stop.
+ */
+export class DeviceTransports {
+  private transports: Transport[] = [];
+  private tor?: TorTransport;
+
+  constructor(private readonly events: DeviceTransportEvents) {}
+
+  get all(): readonly Transport[] {
+    return this.transports;
+  }
+
+  get torTransport(): TorTransport | undefined {
+    return this.tor;
+  }
+
+  /** Builds and starts them; `configured` are the addresses known before the start (configured and paired peers). */
+  async start(context: TransportContext, peerTable: PeerTable, configured: DialEntry[]): Promise<void> {
+    this.transports = createTransports(context);
+    this.tor = this.transports.find((transport): transport is TorTransport => transport instanceof TorTransport);
+    this.tor?.onStatus((status) => this.events.tor(status));
+    for (const entry of configured) probeAddress(this.transports, entry);
+    for (const transport of this.transports) {
+      peerTable.attach(transport);
+      transport.on("warning", (err) => this.events.warning(err, transport.name));
+      transport.on("connection", (socket) => this.events.connection(socket));
+    }
+    await Promise.all(this.transports.map((transport) => transport.start()));
+  }
+
+  /** Probes a peer's address with the transport that dials it (Tor for onion addresses). */
+  probe(entry: DialEntry): void {
+    probeAddress(this.transports, entry);
+  }
+
+  /** Transports that were asked for but cannot run here (BLE with no adapter), with the reason. */
+  get unavailable(): Array<{ name: string; reason: string }> {
+    return this.transports.flatMap((transport) => (transport.unavailable ? [{ name: transport.name, reason: transport.unavailable }] : []));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.transports.map((transport) => transport.stop().catch((err: Error) => this.events.warning(err, transport.name))));
+  }
 }

@@ -40,6 +40,17 @@ export interface MeshSyncOptions {
  * device's ACL and its replication. Sync learns nothing else of the device, and tells it nothing but
  * through its events.
  */
+/** What a sync needs of a device's databases (DeviceDatabases has these). */
+export interface SyncDatabases {
+  open(name: string): Database;
+  /** One of the device's databases with the same one on a peer, over the wire. */
+  replicate(peer: string, name: string, direction: Direction): Promise<SyncReport>;
+  /** The peer's database at a wire path, its bytes counted. */
+  remote(peerId: string, path: string, counter?: ByteCounter): Database;
+  /** Replication work the device's stop waits for before it closes its databases. */
+  track<T>(work: Promise<T>): Promise<T>;
+}
+
 export interface SyncHost {
   readonly peerTable: Pick<PeerTable, "list" | "on" | "off">;
   readonly mesh: Mesh;
@@ -47,13 +58,8 @@ export interface SyncHost {
   resolvePeer(reference: string): string;
   /** Whether the device's ACL lets `peerId` do `verb` on `resource`. */
   allows(peerId: string, verb: Verb, resource: string): Promise<boolean>;
-  openDatabase(name: string): Database;
-  /** One of the device's databases with the same one on a peer, over the wire. */
-  replicate(peer: string, name: string, direction: Direction): Promise<SyncReport>;
-  /** The peer's database at a wire path (the mesh's: MESH_PATH), its bytes counted. */
-  remoteDatabase(peerId: string, path: string, counter?: ByteCounter): Database;
-  /** Replication work the device's stop waits for before it closes its databases. */
-  trackDatabaseWork<T>(work: Promise<T>): Promise<T>;
+  /** The device's databases: open one, replicate it with a peer, reach a peer's (the mesh's at MESH_PATH), and the work its stop waits for. */
+  readonly databases: SyncDatabases;
 }
 
 export interface MeshSyncEvents {
@@ -225,9 +231,9 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     const mesh = this.host.mesh;
     const ids = mesh.selectFor(peer, { maxDocs: this.options.policy.maxDocs, maxBytes: this.options.policy.maxBytes });
     const counter: ByteCounter = { sent: 0, received: 0 };
-    const remote = this.host.remoteDatabase(peer, MESH_PATH, counter);
+    const remote = this.host.databases.remote(peer, MESH_PATH, counter);
     try {
-      const report = await this.host.trackDatabaseWork(replicateOnce(mesh.database, remote, "both", { peer, database: "mesh" }, counter, { docIds: ids, checkpoint: false }));
+      const report = await this.host.databases.track(replicateOnce(mesh.database, remote, "both", { peer, database: "mesh" }, counter, { docIds: ids, checkpoint: false }));
       const refused = new Set(report.refused.map((refusal) => refusal.id));
       mesh.markPresent(peer, ids.filter((id) => !refused.has(id)));
       await mesh.noteNeighbour(peer);
@@ -242,7 +248,7 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     const [read, write] = await Promise.all([this.host.allows(peer, "read", resource), this.host.allows(peer, "write", resource)]);
     const direction = narrow(this.options.direction, read, write);
     if (!direction) return undefined;
-    return this.host.replicate(peer, name, direction);
+    return this.host.databases.replicate(peer, name, direction);
   }
 
   /**
@@ -257,7 +263,7 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     const ids = mesh.selectFor(CLOUD_PEER, { maxDocs: this.options.policy.maxDocs, maxBytes: this.options.policy.maxBytes });
     const { remote, counter } = this.cloudDatabaseNamed(cloud.meshDatabase ?? "peer-mesh");
     try {
-      const report = await this.host.trackDatabaseWork(replicateOnce(mesh.database, remote, "both", { peer: CLOUD_PEER, database: "mesh" }, counter, { docIds: ids, checkpoint: false, collectPulled: true }));
+      const report = await this.host.databases.track(replicateOnce(mesh.database, remote, "both", { peer: CLOUD_PEER, database: "mesh" }, counter, { docIds: ids, checkpoint: false, collectPulled: true }));
       // What the pull wrote, not what is new here since the session began: a message this device stored
       // meanwhile (a flow's send, a peer's relay) is not on the server yet.
       mesh.markPresent(CLOUD_PEER, [...ids, ...(report.pulledIds ?? [])]);
@@ -278,7 +284,7 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
   private async cloudDatabase(name: string): Promise<SyncReport> {
     const { remote, counter } = this.cloudDatabaseNamed(name);
     try {
-      return await this.host.trackDatabaseWork(replicateOnce(this.host.openDatabase(name), remote, this.options.direction, { peer: CLOUD_PEER, database: name }, counter));
+      return await this.host.databases.track(replicateOnce(this.host.databases.open(name), remote, this.options.direction, { peer: CLOUD_PEER, database: name }, counter));
     } finally {
       await remote.close();
     }

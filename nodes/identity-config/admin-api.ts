@@ -52,32 +52,32 @@ export function registerAdminApi(RED: NodeAPI): void {
   // This device's pairing code, as text and as a QR code (SVG) for a phone or another device to scan.
   RED.httpAdmin.get("/peer-mesh/identity/:id/pairing-code", RED.auth.needsPermission("identity-config.read"), (req: Request, res: Response) => {
     const device = deployed(req, res);
-    if (device) answer(res, async () => ({ code: device.pairingCode(), svg: await QRCode.toString(device.pairingCode(), { type: "svg", margin: 1, errorCorrectionLevel: "M" }) }));
+    if (device) answer(res, async () => ({ code: device.pairing.code(), svg: await QRCode.toString(device.pairing.code(), { type: "svg", margin: 1, errorCorrectionLevel: "M" }) }));
   });
   // Pairing requests waiting for this user's confirmation, incoming and outgoing, with their six digits.
   RED.httpAdmin.get("/peer-mesh/identity/:id/pairings", RED.auth.needsPermission("identity-config.read"), (req: Request, res: Response) => {
     const device = deployed(req, res);
-    if (device) res.json(device.listPairings());
+    if (device) res.json(device.pairing.list());
   });
   // The peers this identity paired with (kept with its storage; not part of the flow's known peers).
   RED.httpAdmin.get("/peer-mesh/identity/:id/paired", RED.auth.needsPermission("identity-config.read"), (req: Request, res: Response) => {
     const device = deployed(req, res);
-    if (device) res.json(device.pairedPeers());
+    if (device) res.json(device.pairing.paired());
   });
   // Asks the device behind a code (typed or scanned) to pair.
   RED.httpAdmin.post("/peer-mesh/identity/:id/pairings", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) => {
     const device = deployed(req, res);
-    if (device) answer(res, () => device.requestPairing(String(req.body?.code ?? "")));
+    if (device) answer(res, () => device.pairing.request(String(req.body?.code ?? "")));
   });
   // Confirms with the digits the other device shows; the peer joins the chosen group.
   RED.httpAdmin.post("/peer-mesh/identity/:id/pairings/:request/confirm", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) => {
     const device = deployed(req, res);
     const sas = typeof req.body?.sas === "string" ? req.body.sas : "";
-    if (device) answer(res, () => device.confirmPairing(String(req.params.request), { group: String(req.body?.group || "paired"), sas }));
+    if (device) answer(res, () => device.pairing.confirm(String(req.params.request), { group: String(req.body?.group || "paired"), sas }));
   });
   RED.httpAdmin.delete("/peer-mesh/identity/:id/pairings/:request", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) => {
     const device = deployed(req, res);
-    if (device) res.json({ removed: device.rejectPairing(String(req.params.request)) });
+    if (device) res.json({ removed: device.pairing.reject(String(req.params.request)) });
   });
   // PEM backup of a deployed identity (key and certificate).
   RED.httpAdmin.get("/peer-mesh/identity/:id/export", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) => {

@@ -1,6 +1,5 @@
-import { randomBytes } from "node:crypto";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
-import { Device, lowPower, MESH_SYNC_DEFAULTS, MeshMessage, MeshMode, MeshSync, SyncReport, Direction } from "../../lib";
+import { Device, isDocumentBody, lowPower, MESH_SYNC_DEFAULTS, MeshMessage, MeshMode, MeshSync, putDocument, SyncReport, Direction } from "../../lib";
 import { errorStatus, failureCode, failureReason, shorten, useIdentity } from "../shared/identity-node";
 import { migrate, type Migration } from "../shared/migrations";
 import { ThrottledStatus } from "../shared/throttled-status";
@@ -42,11 +41,6 @@ interface MeshSyncCredentials {
 }
 
 type Msg = NodeMessageInFlow & { to?: unknown; mode?: unknown; ttl?: unknown; priority?: unknown; battery?: unknown; power?: unknown; database?: unknown };
-
-/** A document id that sorts by time (readings listed in order) and does not collide between devices. */
-function newDocumentId(): string {
-  return `${new Date().toISOString()}-${randomBytes(4).toString("hex")}`;
-}
 
 /** A number setting from the editor (strings there), or the default when empty; a bad one is a config error. */
 function setting(value: unknown, fallback: number, what: string, min = 0): number {
@@ -101,37 +95,12 @@ export = (RED: NodeAPI): void => {
 
       ready.then((device) => {
         if (closed) return;
-        for (const name of config.databases) device.openDatabase(name); // a database the identity does not keep is a config error, now
+        for (const name of config.databases) device.databases.open(name); // a database the identity does not keep is a config error, now
         if (config.mesh) {
           device.mesh.configure({ relay: config.relay, fallbackMs: config.fallbackMs, quota: config.quota });
-          cleanups.push(
-            device.mesh.onMessage((message: MeshMessage) => {
-              node.send([{ topic: message.topic, payload: message.payload, peer: { id: message.from, name: device.peers.nameOf(message.from) }, mesh: { id: message.id, to: message.to, mode: message.mode, priority: message.priority, created: message.created, expires: message.expires } }, null]);
-              showState(device);
-            }),
-          );
-          const forward = (topic: string) => (payload: object): void => void node.send([null, { topic, payload }]);
-          const onAcked = forward("acked");
-          const onExpired = forward("expired");
-          const onRejected = forward("rejected"); // identity-config logs it
-          device.mesh.on("acked", onAcked);
-          device.mesh.on("expired", onExpired);
-          device.mesh.on("rejected", onRejected);
-          cleanups.push(() => {
-            device.mesh.off("acked", onAcked);
-            device.mesh.off("expired", onExpired);
-            device.mesh.off("rejected", onRejected);
-          });
+          cleanups.push(forwardMesh(device, node, () => showState(device)));
         }
-        if (config.outputChanges) {
-          // Every change, whichever side started the session that brought it (or a flow that wrote it here).
-          for (const name of config.databases) {
-            const feed = device.openDatabase(name).changes({ since: "now", live: true, include_docs: true });
-            feed.on("change", (change) => node.send([null, { topic: "change", database: name, payload: change.doc ?? { _id: change.id, _deleted: change.deleted } }]));
-            feed.on("error", () => undefined); // ends when the identity stops
-            cleanups.push(() => feed.cancel());
-          }
-        }
+        if (config.outputChanges) cleanups.push(...config.databases.map((name) => forwardChanges(device, name, node)));
         sync = device.meshSync({ databases: config.databases, direction: config.direction, mesh: config.mesh, peers: config.peers, cloud: config.cloud, policy: config.policy });
         sync.on("sync", (report: SyncReport) => {
           lastError = "";
@@ -199,12 +168,8 @@ export = (RED: NodeAPI): void => {
       async function store(device: Device, msg: Msg): Promise<{ database: string; id: string; rev: string }> {
         const database = String(msg.database);
         if (!config.databases.includes(database)) throw new Error(RED._("mesh-sync.errors.not-synced", { database }));
-        const payload = msg.payload;
-        if (typeof payload !== "object" || payload === null || Array.isArray(payload) || Buffer.isBuffer(payload)) throw new Error(RED._("mesh-sync.errors.not-a-document"));
-        const doc = { ...(payload as Record<string, unknown>) };
-        if (typeof doc._id !== "string" || doc._id === "") doc._id = newDocumentId();
-        const result = await device.openDatabase(database).put(doc as { _id: string });
-        return { database, id: result.id, rev: result.rev };
+        if (!isDocumentBody(msg.payload)) throw new Error(RED._("mesh-sync.errors.not-a-document"));
+        return { database, ...(await putDocument(device.databases.open(database), msg.payload)) };
       }
 
       /** msg.battery (percent) under the threshold, or msg.power "low", pauses; otherwise syncing resumes. */
@@ -227,6 +192,29 @@ export = (RED: NodeAPI): void => {
     { credentials: { username: { type: "text" }, password: { type: "password" } } },
   );
 };
+
+/** Store-and-forward messages for this device go to output 1; acks, expiries and refusals to output 2. Returns the undo. */
+function forwardMesh(device: Device, node: Node, changed: () => void): () => void {
+  const stopMessages = device.mesh.onMessage((message: MeshMessage) => {
+    node.send([{ topic: message.topic, payload: message.payload, peer: { id: message.from, name: device.peers.nameOf(message.from) }, mesh: { id: message.id, to: message.to, mode: message.mode, priority: message.priority, created: message.created, expires: message.expires } }, null]);
+    changed();
+  });
+  const forward = (topic: string) => (payload: object): void => void node.send([null, { topic, payload }]);
+  const events = { acked: forward("acked"), expired: forward("expired"), rejected: forward("rejected") }; // identity-config logs rejections
+  for (const [event, listener] of Object.entries(events)) device.mesh.on(event as keyof typeof events, listener);
+  return () => {
+    stopMessages();
+    for (const [event, listener] of Object.entries(events)) device.mesh.off(event as keyof typeof events, listener);
+  };
+}
+
+/** Every change to `name`, whichever side started the session that brought it (or a flow that wrote it here), to output 2. */
+function forwardChanges(device: Device, name: string, node: Node): () => void {
+  const feed = device.databases.open(name).changes({ since: "now", live: true, include_docs: true });
+  feed.on("change", (change) => node.send([null, { topic: "change", database: name, payload: change.doc ?? { _id: change.id, _deleted: change.deleted } }]));
+  feed.on("error", () => undefined); // ends when the identity stops
+  return () => feed.cancel();
+}
 
 const D = MESH_SYNC_DEFAULTS;
 

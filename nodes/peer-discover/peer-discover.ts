@@ -74,14 +74,14 @@ export = (RED: NodeAPI): void => {
         .then(async (device) => {
           if (msg.topic === "pairing/open") {
             const seconds = Number((msg.payload as { seconds?: unknown } | undefined)?.seconds ?? 60);
-            return void send({ ...msg, topic: "pairing/open", payload: device.openPairingWindow(seconds * 1000) });
+            return void send({ ...msg, topic: "pairing/open", payload: device.pairing.openWindow(seconds * 1000) });
           }
           if (msg.topic === "pairing/accept" || msg.topic === "pairing/refuse") {
             const request = (msg.payload ?? {}) as { requestId?: unknown; group?: unknown; sas?: unknown };
             const requestId = String(request.requestId ?? "");
-            if (msg.topic === "pairing/refuse") return void send({ ...msg, topic: "pairing/refused", payload: { requestId, removed: device.rejectPairing(requestId) } });
+            if (msg.topic === "pairing/refuse") return void send({ ...msg, topic: "pairing/refused", payload: { requestId, removed: device.pairing.reject(requestId) } });
             const group = typeof request.group === "string" && request.group ? request.group : "paired";
-            const paired = await device.confirmPairing(requestId, { group, sas: typeof request.sas === "string" ? request.sas : undefined });
+            const paired = await device.pairing.confirm(requestId, { group, sas: typeof request.sas === "string" ? request.sas : undefined });
             return void send({ ...msg, topic: "paired", payload: { ...paired, group } });
           }
           send({ ...msg, topic: "peers", payload: (view?.list() ?? []).map(describe) });

@@ -109,11 +109,11 @@ describe("Bluetooth LE transport (simulated radio under noble and bleno)", funct
     radio = new SimRadio({ mtu: 247, bytesPerSecond: 500_000 });
     const [a, b] = bleDevices(2, { storage: true });
     await Promise.all([a.start(), b.start()]);
-    await a.openDatabase("readings").bulkDocs(Array.from({ length: 50 }, (_, i) => ({ _id: `r-${i}`, celsius: 20 + i / 10 })));
+    await a.databases.open("readings").bulkDocs(Array.from({ length: 50 }, (_, i) => ({ _id: `r-${i}`, celsius: 20 + i / 10 })));
     await inRange(a, b);
-    const report = await a.replicate(b.id, "readings", "push");
+    const report = await a.databases.replicate(b.id, "readings", "push");
     should(report.docsWritten).equal(50);
-    should((await b.openDatabase("readings").info()).doc_count).equal(50);
+    should((await b.databases.open("readings").info()).doc_count).equal(50);
   });
 
   it("reports a link that drops mid-stream as an error at the sender, and the receiving flow sees the stream fail", async () => {

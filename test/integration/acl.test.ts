@@ -204,8 +204,8 @@ describe("ACL enforced on the wire", () => {
     });
     const a = await device(relayer, { peers: [b] });
     const c = await device(stranger, { peers: [b] });
-    const fromA = a.remoteDatabase(b.id, "/mesh");
-    const fromC = c.remoteDatabase(b.id, "/mesh");
+    const fromA = a.databases.remote(b.id, "/mesh");
+    const fromC = c.databases.remote(b.id, "/mesh");
     try {
       // Through the replication routes only: the changes B routes to A include B's own device document.
       const listing = await fromA.changes();

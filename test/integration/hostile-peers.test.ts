@@ -73,7 +73,7 @@ describe("hostile peers", function () {
       session.close();
     }
     should(delivered).eql([]);
-    await should(v.openDatabase("readings").get("planted")).be.rejectedWith({ status: 404 });
+    await should(v.databases.open("readings").get("planted")).be.rejectedWith({ status: 404 });
   });
 
   it("a revoked key: once out of the group, its next message and its replication are refused, with no restart", async () => {
@@ -82,10 +82,10 @@ describe("hostile peers", function () {
     should((await a.send(v.id, "alarm", 1)).receivers).equal(1);
     await v.setGroup("line-3", []);
     await should(a.send(v.id, "alarm", 2)).be.rejectedWith({ code: "REFUSED" });
-    await a.openDatabase("readings").put({ _id: "after-revocation" });
-    await should(a.replicate(v.id, "readings", "push")).be.rejected();
+    await a.databases.open("readings").put({ _id: "after-revocation" });
+    await should(a.databases.replicate(v.id, "readings", "push")).be.rejected();
     should(delivered).have.length(1);
-    await should(v.openDatabase("readings").get("after-revocation")).be.rejectedWith({ status: 404 });
+    await should(v.databases.open("readings").get("after-revocation")).be.rejectedWith({ status: 404 });
   });
 
   it("a replayed message: the same frame 1,000 times, 50 at once, reaches the flow once; every replay is acked as a duplicate", async () => {
@@ -135,7 +135,7 @@ describe("hostile peers", function () {
 
     /** What `from` pushes to `to`'s mesh database as a relay would, with each document's outcome. */
     async function push(from: Device, to: Device, docs: Doc[]): Promise<Array<{ id?: string; error?: string; reason?: string }>> {
-      const remote = from.remoteDatabase(to.id, "/mesh");
+      const remote = from.databases.remote(to.id, "/mesh");
       try {
         return (await remote.bulkDocs({ docs, new_edits: false } as never)) as Array<{ error?: string }>;
       } finally {

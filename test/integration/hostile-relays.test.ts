@@ -325,7 +325,7 @@ describe("hostile relays and strangers", function () {
       should(answer instanceof Error || answer.status !== 200).be.true();
       should(refused.some((reason) => reason.includes(kind) && reason.includes("EC P-256"))).be.true();
     }
-    should(v.listPairings()).eql([]);
+    should(v.pairing.list()).eql([]);
 
     /** A signer with an RSA key, shaped like an Identity for the signing helpers. */
     const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
@@ -377,10 +377,10 @@ describe("hostile relays and strangers", function () {
     devices.push(r);
     await r.start();
     v.addKnownPeer({ id: r.id, name: "r", address: `127.0.0.1:${r.port}` });
-    await r.openDatabase("readings").bulkDocs([{ _id: "t1", celsius: 21 }, { _id: "_design/evil", views: { all: { map: "function (doc) { emit(doc._id) }" } } }]);
-    const report = await v.replicate(r.id, "readings", "pull");
-    should((await v.openDatabase("readings").get<{ celsius: number }>("t1")).celsius).equal(21);
-    await should(v.openDatabase("readings").get("_design/evil")).be.rejectedWith({ status: 404 });
+    await r.databases.open("readings").bulkDocs([{ _id: "t1", celsius: 21 }, { _id: "_design/evil", views: { all: { map: "function (doc) { emit(doc._id) }" } } }]);
+    const report = await v.databases.replicate(r.id, "readings", "pull");
+    should((await v.databases.open("readings").get<{ celsius: number }>("t1")).celsius).equal(21);
+    await should(v.databases.open("readings").get("_design/evil")).be.rejectedWith({ status: 404 });
     should(report.errors.join("\n")).match(/_design\/evil refused: design documents are never accepted/);
   });
 });

@@ -242,7 +242,7 @@ describe("mesh: store-and-forward through relays", () => {
       };
       const [a, c] = [await make("a"), await make("c")];
       const atC = received(c);
-      await a.openDatabase("readings").put({ _id: "r1", value: 7 });
+      await a.databases.open("readings").put({ _id: "r1", value: 7 });
       syncs.forEach((sync) => sync.start());
       await knows(a, c);
       const acked = waitFor(a.mesh, "acked", () => true, 15_000, "C's ack at A through the cloud");
@@ -272,7 +272,7 @@ describe("mesh: store-and-forward through relays", () => {
   });
 
   async function waitForDoc(device: Device, id: string): Promise<{ value: number }> {
-    const db = device.openDatabase("readings");
+    const db = device.databases.open("readings");
     const deadline = Date.now() + 15_000;
     for (;;) {
       const doc = await db.get<{ value: number }>(id).catch(() => undefined);
@@ -303,7 +303,7 @@ describe("mesh: store-and-forward through relays", () => {
     it("a peer pushing a flood of forged documents gets each refused, stores nothing, and the relay keeps serving", async () => {
       const { a, b } = await topology("ab", ["ab"], { policy: { intervalMs: 60_000 } });
       const forged = Array.from({ length: 2_000 }, (_, i) => withRev({ _id: `msg:forged-${i}`, from: a.id, to: b.id, sig: "AAAA", _attachments: { body: { content_type: "application/octet-stream", data: Buffer.from(`junk ${i}`).toString("base64") } } }));
-      const remote = a.remoteDatabase(b.id, "/mesh");
+      const remote = a.databases.remote(b.id, "/mesh");
       try {
         const results = (await remote.bulkDocs({ docs: forged, new_edits: false } as never)) as Array<{ error?: string }>;
         should(results).have.length(2_000);

@@ -32,10 +32,10 @@ describe("Pairing by code, confirmed with six digits on both sides", () => {
     const hub = await stranger("hub");
     const guest = await stranger("guest phone");
     const incoming = waitFor<[PendingPairing]>(hub, "pairing", (p) => p.direction === "incoming", 5_000);
-    const code = hub.pairingCode();
+    const code = hub.pairing.code();
     should(parsePairingCode(code)).eql({ id: hub.id, addresses: [`127.0.0.1:${hub.port}`] });
 
-    const outgoing = await guest.requestPairing(code);
+    const outgoing = await guest.pairing.request(code);
     const [request] = await incoming;
     // The name is the guest's own claim: shown with its id prefix, so "Alice's phone" cannot pass for Alice's.
     should(request.peer).eql({ id: guest.id, name: `guest phone (${guest.identity.shortId})` });
@@ -46,32 +46,32 @@ describe("Pairing by code, confirmed with six digits on both sides", () => {
     await should(guest.send(hub.id, "hello", 1)).be.rejected();
     should(hub.acl.authorize(guest.id, "send", "msg/hello")).be.false();
 
-    await hub.confirmPairing(request.requestId, { group: "paired", sas: outgoing.sas });
-    await guest.confirmPairing(outgoing.requestId, { group: "paired", sas: request.sas });
+    await hub.pairing.confirm(request.requestId, { group: "paired", sas: outgoing.sas });
+    await guest.pairing.confirm(outgoing.requestId, { group: "paired", sas: request.sas });
     should(hub.acl.inGroup("group:paired", guest.id)).be.true();
     should((await guest.send(hub.id, "hello", 1)).receivers).equal(1);
-    should(hub.listPairings()).be.empty();
+    should(hub.pairing.list()).be.empty();
   });
 
   it("refuses a confirmation with digits that do not match, and the peer stays out", async () => {
     const hub = await stranger("hub");
     const guest = await stranger("guest");
     const incoming = waitFor<[PendingPairing]>(hub, "pairing", () => true, 5_000);
-    const outgoing = await guest.requestPairing(hub.pairingCode());
+    const outgoing = await guest.pairing.request(hub.pairing.code());
     const [request] = await incoming;
     const wrong = String((Number(outgoing.sas) + 1) % 1_000_000).padStart(6, "0");
-    await should(hub.confirmPairing(request.requestId, { group: "paired", sas: wrong })).be.rejectedWith({ code: "PAIRING_MISMATCH" });
+    await should(hub.pairing.confirm(request.requestId, { group: "paired", sas: wrong })).be.rejectedWith({ code: "PAIRING_MISMATCH" });
     should(hub.acl.inGroup("group:paired", guest.id)).be.false();
     // The request is gone: a second guess is not possible.
-    await should(hub.confirmPairing(request.requestId, { group: "paired", sas: outgoing.sas })).be.rejectedWith({ code: "NOT_FOUND" });
+    await should(hub.pairing.confirm(request.requestId, { group: "paired", sas: outgoing.sas })).be.rejectedWith({ code: "NOT_FOUND" });
   });
 
   it("refuses a code whose device id is not the device at its address", async () => {
     const hub = await stranger("hub");
     const guest = await stranger("guest");
     const forged = `peer-mesh:${Identity.generate().deviceId}@127.0.0.1:${hub.port}`;
-    await should(guest.requestPairing(forged)).be.rejectedWith({ code: "IDENTITY_MISMATCH" });
-    should(hub.listPairings()).be.empty();
+    await should(guest.pairing.request(forged)).be.rejectedWith({ code: "IDENTITY_MISMATCH" });
+    should(hub.pairing.list()).be.empty();
     should(() => parsePairingCode("hello")).throw(/not a pairing code/);
   });
 
@@ -84,11 +84,11 @@ describe("Pairing by code, confirmed with six digits on both sides", () => {
     // A device without Tor pairs over the direct address and never touches the onion one.
     const hub = await stranger("hub");
     const guest = await stranger("guest");
-    const code = `${hub.pairingCode()},${onion}`;
-    const pending = await guest.requestPairing(code);
+    const code = `${hub.pairing.code()},${onion}`;
+    const pending = await guest.pairing.request(code);
     should(pending.address).equal(`127.0.0.1:${hub.port}`);
     // Only an onion address, and no Tor here: a clear refusal rather than a DNS lookup of the name.
-    await should(guest.requestPairing(`peer-mesh:${hub.id}@${onion}`)).be.rejectedWith(/reachable only through Tor .*turn Tor on/);
+    await should(guest.pairing.request(`peer-mesh:${hub.id}@${onion}`)).be.rejectedWith(/reachable only through Tor .*turn Tor on/);
   });
 
   it("a pairing lasts: after a restart the guest still reaches the hub at the address its code gave, and lists it as paired", async () => {
@@ -97,19 +97,19 @@ describe("Pairing by code, confirmed with six digits on both sides", () => {
     const guest = new Device(guestOptions);
     devices.push(guest);
     await guest.start();
-    const outgoing = await guest.requestPairing(hub.pairingCode());
-    const incoming = hub.listPairings()[0];
-    await hub.confirmPairing(incoming.requestId, { group: "paired", sas: outgoing.sas });
-    await guest.confirmPairing(outgoing.requestId, { group: "paired", sas: incoming.sas });
+    const outgoing = await guest.pairing.request(hub.pairing.code());
+    const incoming = hub.pairing.list()[0];
+    await hub.pairing.confirm(incoming.requestId, { group: "paired", sas: outgoing.sas });
+    await guest.pairing.confirm(outgoing.requestId, { group: "paired", sas: incoming.sas });
     await guest.stop();
 
     const again = new Device(guestOptions);
     devices.push(again);
     await again.start();
-    should(again.pairedPeers()).match([{ id: hub.id, addresses: [`127.0.0.1:${hub.port}`], group: "paired" }]);
+    should(again.pairing.paired()).match([{ id: hub.id, addresses: [`127.0.0.1:${hub.port}`], group: "paired" }]);
     should((await again.send(hub.id, "hello", "after a restart")).receivers).equal(1);
     // The hub keeps its side too: the guest is listed as paired (it asked, so there is no address to keep).
-    should(hub.pairedPeers()).eql([]); // the hub here has no storage: nothing to keep it in
+    should(hub.pairing.paired()).eql([]); // the hub here has no storage: nothing to keep it in
   });
 
   /** A pairing request from a fresh key, sent from `localAddress` (another loopback address stands for another machine). */
@@ -124,20 +124,20 @@ describe("Pairing by code, confirmed with six digits on both sides", () => {
 
   it("bounds the requests waiting for confirmation: two per source address, sixteen in all, one per device", async () => {
     const hub = await stranger("hub");
-    const code = hub.pairingCode();
+    const code = hub.pairing.code();
     // One address (one stranger minting keys) holds two slots, not all sixteen.
-    await (await stranger("g1")).requestPairing(code);
+    await (await stranger("g1")).pairing.request(code);
     const again = await stranger("g2");
-    await again.requestPairing(code);
-    await should((await stranger("g3")).requestPairing(code)).be.rejectedWith({ code: "REFUSED", message: /from this address are already waiting/ });
+    await again.pairing.request(code);
+    await should((await stranger("g3")).pairing.request(code)).be.rejectedWith({ code: "REFUSED", message: /from this address are already waiting/ });
     // A device asking again replaces its own request.
-    await again.requestPairing(code);
-    should(hub.listPairings().filter((p) => p.peer.id === again.id)).have.length(1);
+    await again.pairing.request(code);
+    should(hub.pairing.list().filter((p) => p.peer.id === again.id)).have.length(1);
     // Other addresses fill the rest, up to sixteen in all.
     for (let host = 2; host <= 8; host++) {
       for (let i = 0; i < 2; i++) should((await rawPairing(hub, `127.0.0.${host}`, `h${host}-${i}`)).status).equal(200);
     }
-    should(hub.listPairings()).have.length(16);
+    should(hub.pairing.list()).have.length(16);
     const refused = await rawPairing(hub, "127.0.0.9", "one too many");
     should(refused.status).equal(403);
     should(refused.body).match(/too many pairing requests/);
@@ -147,30 +147,30 @@ describe("Pairing by code, confirmed with six digits on both sides", () => {
     const hub = await stranger("hub");
     const spoofer = Identity.generate();
     should((await rawPairing(hub, "127.0.0.1", "Alice's phone\u202e\u0007", spoofer)).status).equal(200);
-    should(hub.listPairings()[0].peer.name).equal(`Alice's phone (${spoofer.shortId})`);
+    should(hub.pairing.list()[0].peer.name).equal(`Alice's phone (${spoofer.shortId})`);
   });
 
   it("headless: accepts without the digits only a request that arrived inside a pairing window, one per window", async () => {
     const hub = await stranger("hub");
-    const code = hub.pairingCode();
+    const code = hub.pairing.code();
     const early = await stranger("early");
-    await early.requestPairing(code);
-    const earlyHere = hub.listPairings().find((p) => p.peer.id === early.id)!;
+    await early.pairing.request(code);
+    const earlyHere = hub.pairing.list().find((p) => p.peer.id === early.id)!;
     // Before any physical action, the digits are needed.
-    await should(hub.confirmPairing(earlyHere.requestId, { group: "paired" })).be.rejectedWith({ code: "REFUSED", message: /pairing window/ });
-    hub.rejectPairing(earlyHere.requestId); // it stays digits-only; out of the way of the per-address limit
-    hub.openPairingWindow(30_000);
+    await should(hub.pairing.confirm(earlyHere.requestId, { group: "paired" })).be.rejectedWith({ code: "REFUSED", message: /pairing window/ });
+    hub.pairing.reject(earlyHere.requestId); // it stays digits-only; out of the way of the per-address limit
+    hub.pairing.openWindow(30_000);
     const first = await stranger("first");
-    await first.requestPairing(code);
+    await first.pairing.request(code);
     const second = await stranger("second");
-    await second.requestPairing(code);
-    const [firstHere, secondHere] = [first, second].map((device) => hub.listPairings().find((p) => p.peer.id === device.id)!);
+    await second.pairing.request(code);
+    const [firstHere, secondHere] = [first, second].map((device) => hub.pairing.list().find((p) => p.peer.id === device.id)!);
     should(firstHere.windowed).be.true();
     should(secondHere.windowed).be.undefined();
-    await hub.confirmPairing(firstHere.requestId, { group: "paired" });
+    await hub.pairing.confirm(firstHere.requestId, { group: "paired" });
     should(hub.acl.inGroup("group:paired", first.id)).be.true();
-    await should(hub.confirmPairing(secondHere.requestId, { group: "paired" })).be.rejectedWith({ code: "REFUSED" });
+    await should(hub.pairing.confirm(secondHere.requestId, { group: "paired" })).be.rejectedWith({ code: "REFUSED" });
     should(hub.acl.inGroup("group:paired", second.id)).be.false();
-    should(() => hub.openPairingWindow(0)).throw(/pairing window/);
+    should(() => hub.pairing.openWindow(0)).throw(/pairing window/);
   });
 });

@@ -41,42 +41,42 @@ describe("replication over the wire", () => {
   it("pushes JSON documents and binary attachments to a peer and pulls the peer's back", async () => {
     const [a, b] = await mesh({}, {});
     const picture = Buffer.alloc(300 * 1024, 7);
-    await a.openDatabase("readings").bulkDocs([
+    await a.databases.open("readings").bulkDocs([
       { _id: "r1", value: 21.5 },
       { _id: "r2", value: 22 },
       { _id: "photo", _attachments: { "frame.bin": { content_type: "application/octet-stream", data: picture } } } as never,
     ]);
-    await b.openDatabase("readings").put({ _id: "from-b", value: 1 });
+    await b.databases.open("readings").put({ _id: "from-b", value: 1 });
 
-    const report = await a.replicate("d1", "readings", "both");
+    const report = await a.databases.replicate("d1", "readings", "both");
     should(report.docsWritten).equal(4); // three pushed, one pulled
     should(report.bytesSent).be.above(picture.length); // the attachment travelled
-    const copy = await b.openDatabase("readings").getAttachment("photo", "frame.bin");
+    const copy = await b.databases.open("readings").getAttachment("photo", "frame.bin");
     should(Buffer.compare(copy, picture)).equal(0);
-    should((await b.openDatabase("readings").get<{ value: number }>("r1")).value).equal(21.5);
-    should((await a.openDatabase("readings").get<{ value: number }>("from-b")).value).equal(1);
+    should((await b.databases.open("readings").get<{ value: number }>("r1")).value).equal(21.5);
+    should((await a.databases.open("readings").get<{ value: number }>("from-b")).value).equal(1);
 
-    const again = await a.replicate("d1", "readings", "both");
+    const again = await a.databases.replicate("d1", "readings", "both");
     should(again.docsWritten).equal(0); // checkpoints: nothing moves twice
   });
 
   it("lets a peer with read access pull but refuses its replicated and its direct writes", async () => {
     const readOnly = (ids: string[]): Rule[] => [{ effect: "allow", principal: `device:${ids[0]}`, verb: "read", resource: "db/readings" }];
     const [reader, owner] = await mesh({}, { rules: readOnly });
-    await owner.openDatabase("readings").put({ _id: "setpoint", value: 50 });
-    await reader.openDatabase("readings").put({ _id: "forged", value: 99 });
+    await owner.databases.open("readings").put({ _id: "setpoint", value: 50 });
+    await reader.databases.open("readings").put({ _id: "forged", value: 99 });
 
-    const pulled = await reader.replicate("d1", "readings", "pull");
+    const pulled = await reader.databases.replicate("d1", "readings", "pull");
     should(pulled.docsWritten).equal(1);
-    should((await reader.openDatabase("readings").get<{ value: number }>("setpoint")).value).equal(50);
+    should((await reader.databases.open("readings").get<{ value: number }>("setpoint")).value).equal(50);
 
-    const pushed = await reader.replicate("d1", "readings", "push").then(() => undefined, (err: Error) => err);
+    const pushed = await reader.databases.replicate("d1", "readings", "push").then(() => undefined, (err: Error) => err);
     should(pushed).be.an.Error();
     should(String(pushed)).match(/may not write/);
-    await should(owner.openDatabase("readings").get("forged")).be.rejectedWith({ status: 404 });
+    await should(owner.databases.open("readings").get("forged")).be.rejectedWith({ status: 404 });
 
     // A stock PouchDB on the reader's side, writing one document through the same wire, is refused too.
-    const remote = reader.remoteDatabase(owner.id, "/db/readings");
+    const remote = reader.databases.remote(owner.id, "/db/readings");
     await should(remote.put({ _id: "direct", value: 1 })).be.rejectedWith({ status: 403 });
     await remote.close();
   });
@@ -84,9 +84,9 @@ describe("replication over the wire", () => {
   it("refuses a peer with no rule for the database and one asking for a database the device does not keep", async () => {
     const none = (): Rule[] => [{ effect: "allow", principal: "known", verb: "send", resource: "*" }];
     const [a, b] = await mesh({}, { rules: none });
-    await should(a.replicate("d1", "readings", "pull")).be.rejectedWith(/neither read nor write/);
+    await should(a.databases.replicate("d1", "readings", "pull")).be.rejectedWith(/neither read nor write/);
     // A peer with no rule for a database learns nothing, not even whether the device keeps one of that name.
-    const elsewhere = a.remoteDatabase(b.id, "/db/secrets");
+    const elsewhere = a.databases.remote(b.id, "/db/secrets");
     await should(elsewhere.allDocs()).be.rejectedWith({ status: 403, reason: /neither read nor write db\/secrets/ });
     await elsewhere.close();
   });
@@ -94,14 +94,14 @@ describe("replication over the wire", () => {
   it("tells a peer allowed on every database which ones the device does not keep", async () => {
     const all = (): Rule[] => [{ effect: "allow", principal: "known", verb: "read", resource: "db/*" }];
     const [a, b] = await mesh({}, { rules: all });
-    const elsewhere = a.remoteDatabase(b.id, "/db/secrets");
+    const elsewhere = a.databases.remote(b.id, "/db/secrets");
     await should(elsewhere.allDocs()).be.rejectedWith({ status: 404, reason: /keeps no database "secrets"/ });
     await elsewhere.close();
   });
 
   it("serves a CouchDB-protocol client on HTTP/1.1 with a client certificate (stock PouchDB on node-fetch)", async () => {
     const [owner] = await mesh({ rules: () => [{ effect: "allow", principal: "any", verb: "read", resource: "db/readings" }] });
-    await owner.openDatabase("readings").bulkDocs([{ _id: "a", n: 1 }, { _id: "b", n: 2 }]);
+    await owner.databases.open("readings").bulkDocs([{ _id: "a", n: 1 }, { _id: "b", n: 2 }]);
     const client = Identity.generate();
     const agent = new https.Agent({ key: client.privateKeyPem, cert: client.certificatePem, rejectUnauthorized: false, keepAlive: false });
     // eslint-disable-next-line @typescript-eslint/no-require-imports

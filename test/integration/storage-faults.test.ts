@@ -42,7 +42,7 @@ describe("storage faults at start", function () {
     const storageDir = dirs.make();
     const first = new Device({ identity, storageDir, databases: ["readings"] });
     await first.start();
-    await first.openDatabase("readings").put({ _id: "kept" });
+    await first.databases.open("readings").put({ _id: "kept" });
     await first.stop();
     // As when Node-RED has stopped: the damage below is done to files no process has open.
     await closeIdleDatabases();
@@ -67,7 +67,7 @@ describe("storage faults at start", function () {
     should(device.storageError!.message).match(/in use by another process/).and.containEql(system);
     should(warnings.map((w) => w.message).join("\n")).match(/in use by another process/);
     should(() => device.mesh).throw(/in use by another process/);
-    should(() => device.openDatabase("readings")).throw(/in use by another process/);
+    should(() => device.databases.open("readings")).throw(/in use by another process/);
     await messagesStillFlow(device, other);
   });
 
@@ -88,7 +88,7 @@ describe("storage faults at start", function () {
     for (let round = 0; round < 3 && tables().length === 0; round++) {
       const writer = new Device({ identity, storageDir, databases: ["readings"] });
       await writer.start();
-      await writer.openDatabase("readings").bulkDocs(Array.from({ length: 5_000 }, (_, n) => ({ _id: `r${round}-${n}`, pad: "x".repeat(300) })));
+      await writer.databases.open("readings").bulkDocs(Array.from({ length: 5_000 }, (_, n) => ({ _id: `r${round}-${n}`, pad: "x".repeat(300) })));
       await writer.stop();
       await closeIdleDatabases();
     }
@@ -98,7 +98,7 @@ describe("storage faults at start", function () {
     fs.truncateSync(file, Math.floor(fs.statSync(file).size / 2));
     const { device, other, warnings } = await withPeer(identity, storageDir);
     should(device.storageError).be.undefined();
-    should(() => device.openDatabase("readings")).throw(/is damaged/);
+    should(() => device.databases.open("readings")).throw(/is damaged/);
     should(warnings.map((w) => w.message).join("\n")).containEql(readings).and.match(/truncated/).and.match(/move that directory aside/);
     await messagesStillFlow(device, other);
   });
@@ -109,7 +109,7 @@ describe("storage faults at start", function () {
     fs.writeFileSync(path.join(readings, "CURRENT"), "garbage\n");
     const { device, other, warnings } = await withPeer(identity, storageDir);
     should(device.storageError).be.undefined();
-    should(() => device.openDatabase("readings")).throw(StorageError);
+    should(() => device.databases.open("readings")).throw(StorageError);
     should(warnings.map((w) => w.message).join("\n")).containEql(readings);
     should(device.mesh.storedMessages).equal(0);
     await messagesStillFlow(device, other);

@@ -39,14 +39,14 @@ describe("storage: a device restarted on the same storage in one process", funct
     const options: DeviceOptions = { identity: Identity.generate(), storageDir: dirs.make(), databases: ["readings"] };
     const old = device(options);
     await old.start();
-    await old.openDatabase("readings").put({ _id: "before" });
+    await old.databases.open("readings").put({ _id: "before" });
     const stopping = old.stop();
     const again = device(options);
     await within(10_000, "the new device's start", again.start());
-    should((await within(5_000, "a read", again.openDatabase("readings").get("before")))._id).equal("before");
+    should((await within(5_000, "a read", again.databases.open("readings").get("before")))._id).equal("before");
     await stopping;
     // The old device's stop must not have closed what the new one uses.
-    await within(5_000, "a write after the old stop", again.openDatabase("readings").put({ _id: "after" }));
+    await within(5_000, "a write after the old stop", again.databases.open("readings").put({ _id: "after" }));
     should(again.mesh.has(`dev:${again.id}`)).be.true();
     await within(5_000, "a mesh write after the old stop", again.mesh.send(again.id, "to myself"));
   });
@@ -57,20 +57,20 @@ describe("storage: a device restarted on the same storage in one process", funct
     const before = openDatabaseCount().open;
     const first = device(options);
     await first.start();
-    await first.openDatabase("readings").put({ _id: "kept" });
+    await first.databases.open("readings").put({ _id: "kept" });
     should(openDatabaseCount()).eql({ open: before + 2, inUse: before + 2 }); // system and readings
     await first.stop();
     should(openDatabaseCount()).eql({ open: before + 2, inUse: before }); // lingering for a restart
     const second = device(options);
     await second.start();
     should(openDatabaseCount()).eql({ open: before + 2, inUse: before + 2 });
-    should((await second.openDatabase("readings").get("kept"))._id).equal("kept");
+    should((await second.databases.open("readings").get("kept"))._id).equal("kept");
     await second.stop();
     await closeIdleDatabases();
     should(openDatabaseCount().open).equal(before);
     // Opened afresh from disk, the data is all there.
     const third = device(options);
     await third.start();
-    should((await third.openDatabase("readings").get("kept"))._id).equal("kept");
+    should((await third.databases.open("readings").get("kept"))._id).equal("kept");
   });
 });

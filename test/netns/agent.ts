@@ -131,11 +131,11 @@ async function answer(request: Request): Promise<unknown> {
         _id: `doc-${String(request.from + i).padStart(6, "0")}`,
         value: "x".repeat(request.bytes),
       }));
-      const results = await running.openDatabase(request.database).bulkDocs(docs);
+      const results = await running.databases.open(request.database).bulkDocs(docs);
       return { written: results.filter((result) => "ok" in result && result.ok).length };
     }
     case "db-state": {
-      const all = await running.openDatabase(request.database).allDocs<{ value: string }>({ conflicts: true } as never);
+      const all = await running.databases.open(request.database).allDocs<{ value: string }>({ conflicts: true } as never);
       const rows = all.rows as Array<{ id: string; value: { rev: string } }>;
       return {
         count: rows.length,
@@ -174,7 +174,7 @@ async function answer(request: Request): Promise<unknown> {
     case "replicate": {
       const failures: FailureCounts = {};
       const report = await untilDone(Date.now() + request.deadlineMs, failures, async () => {
-        const session = await running.replicate(request.peer, request.database, request.direction);
+        const session = await running.databases.replicate(request.peer, request.database, request.direction);
         if (session.failures > 0) throw Object.assign(new Error(`${session.failures} documents failed`), { code: "PARTIAL" });
         return session;
       });

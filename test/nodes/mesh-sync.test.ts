@@ -56,9 +56,9 @@ describe("mesh-sync node", () => {
 
   it("replicates the chosen database and pauses on a low battery msg, showing it", async () => {
     await twoDevices({ outputChanges: true });
-    const deviceA = (helper.getNode("idA") as unknown as { device: { openDatabase(n: string): { put(d: object): Promise<unknown> } } }).device;
+    const deviceA = (helper.getNode("idA") as unknown as { device: { databases: { open(n: string): { put(d: object): Promise<unknown> } } } }).device;
     const eventsB = collector("eventsB");
-    await deviceA.openDatabase("readings").put({ _id: "t1", celsius: 19 });
+    await deviceA.databases.open("readings").put({ _id: "t1", celsius: 19 });
     helper.getNode("syncA").receive({ payload: "sync now" } as never);
     let change;
     while (!change) change = (await eventsB.next()).find((m) => m.topic === "change" && (m.payload as { _id: string })._id === "t1");
@@ -140,9 +140,9 @@ describe("mesh-sync node", () => {
         fs.mkdirSync(mounted, { recursive: true });
         execFileSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mounted]);
       });
-      const deviceOf = (id: string) => (helper.getNode(id) as unknown as { device: { openDatabase(name: string): Database } }).device;
+      const deviceOf = (id: string) => (helper.getNode(id) as unknown as { device: { databases: { open(name: string): Database } } }).device;
       const docs = Array.from({ length: 1_000 }, (_, i) => ({ _id: `reading-${String(i).padStart(4, "0")}`, value: "x".repeat(4_000) }));
-      await deviceOf("idA").openDatabase("readings").bulkDocs(docs);
+      await deviceOf("idA").databases.open("readings").bulkDocs(docs);
       const eventsA = collector("eventsA");
 
       // The helper's RED._ gives message keys; the reason's words are checked in the failureReason test.
@@ -154,20 +154,20 @@ describe("mesh-sync node", () => {
       should(failure.payload).containEql({ peer: pair.b.deviceId, database: "readings", code: "STORAGE_FULL" });
       should(await aStatus).containEql({ fill: "red" });
       should(await bStatus).containEql({ fill: "red" });
-      const kept = (await deviceOf("idB").openDatabase("readings").info()).doc_count;
+      const kept = (await deviceOf("idB").databases.open("readings").info()).doc_count;
       should(kept).be.below(1_000);
 
       // Space freed: the next sync brings the rest, and B's database reads back whole, each document once.
       execFileSync("mount", ["-o", "remount,size=64m", mounted!]);
       // A session per "sync now"; a green badge may come from the mesh database's session first, so wait
       // for the readings session itself, a few rounds at most.
-      const count = async (): Promise<number> => (await deviceOf("idB").openDatabase("readings").info()).doc_count;
+      const count = async (): Promise<number> => (await deviceOf("idB").databases.open("readings").info()).doc_count;
       for (let round = 0; round < 5 && (await count()) < 1_000; round++) {
         helper.getNode("syncA").receive({} as never);
         let session;
         while (!session) session = (await eventsA.next()).find((m) => ["sync", "error"].includes(String(m.topic)) && (m.payload as { database?: string }).database === "readings");
       }
-      const all = await deviceOf("idB").openDatabase("readings").allDocs({ include_docs: true });
+      const all = await deviceOf("idB").databases.open("readings").allDocs({ include_docs: true });
       should(all.rows.length).equal(1_000);
       should(all.rows.every((row) => row.value.rev.startsWith("1-") && (row.doc as unknown as { value: string }).value.length === 4_000)).be.true();
       console.log(`      B held ${kept}/1000 when its disk filled; all 1000 after space was freed`);

@@ -133,7 +133,7 @@ describe("peer-discover node: pairing accepted by a flow", function () {
     outside = guest;
     await guest.start();
     // Without a window, a request cannot be accepted without its digits: the error reaches a Catch node.
-    await guest.requestPairing(hub.pairingCode());
+    await guest.pairing.request(hub.pairing.code());
     const [early] = await out.next();
     const failed = new Promise<Error>((resolve) => helper.getNode("discover").once("call:error", (call: { args: [Error] }) => resolve(call.args[0])));
     helper.getNode("discover").receive({ topic: "pairing/accept", payload: { requestId: (early.payload as { requestId: string }).requestId, group: "family" } } as never);
@@ -143,7 +143,7 @@ describe("peer-discover node: pairing accepted by a flow", function () {
     helper.getNode("discover").receive({ topic: "pairing/open", payload: { seconds: 30 } } as never);
     const [opened] = await out.next();
     should(opened).containEql({ topic: "pairing/open" });
-    const asked = await guest.requestPairing(hub.pairingCode());
+    const asked = await guest.pairing.request(hub.pairing.code());
     const [request] = await out.next();
     should(request).containEql({ topic: "pairing" });
     should(request.payload).containEql({ direction: "incoming", sas: asked.sas, windowed: true, peer: { id: guest.id, name: `guest (${guest.identity.shortId})` } });

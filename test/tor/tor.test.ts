@@ -115,10 +115,10 @@ describe("Tor transport on a private Tor network (127.0.0.1 only)", function () 
     should(digest.digest("hex")).equal(expected.digest("hex"));
 
     const docs = Array.from({ length: 200 }, (_, i) => ({ _id: `reading-${String(i).padStart(3, "0")}`, value: i }));
-    await a.openDatabase("readings").bulkDocs(docs);
-    const report = await a.replicate("b", "readings", "push");
+    await a.databases.open("readings").bulkDocs(docs);
+    const report = await a.databases.replicate("b", "readings", "push");
     should(report.docsWritten).equal(200);
-    const atB = await b.openDatabase("readings").allDocs({ include_docs: true });
+    const atB = await b.databases.open("readings").allDocs({ include_docs: true });
     should(atB.rows.map((row) => (row.doc as { value?: number }).value)).eql(docs.map((doc) => doc.value));
   });
 
@@ -127,13 +127,13 @@ describe("Tor transport on a private Tor network (127.0.0.1 only)", function () 
     const a = await torDevice({ only: true });
     const bTor = await torStatus(b, published);
     await torStatus(a, (status) => status.state === "ready");
-    const code = b.pairingCode();
+    const code = b.pairing.code();
     should(code).equal(`peer-mesh:${b.id}@${bTor.onion}`);
     const incoming = new Promise<string>((resolve) => b.once("pairing", (request) => resolve(request.sas)));
-    const outgoing = await a.requestPairing(code);
+    const outgoing = await a.pairing.request(code);
     should(outgoing.address).equal(bTor.onion);
     should(outgoing.sas).equal(await incoming);
-    const confirmed = await b.confirmPairing(b.listPairings()[0].requestId, { group: "paired", sas: outgoing.sas });
+    const confirmed = await b.pairing.confirm(b.pairing.list()[0].requestId, { group: "paired", sas: outgoing.sas });
     should(confirmed.peer.id).equal(a.id);
   });
 
@@ -312,7 +312,7 @@ describe("Tor transport without tor", () => {
       await device.start();
       should((await warned).message).match(/Tor is unavailable: tor is not installed/);
       should(device.unavailableTransports).eql([{ name: "tor", reason: 'tor is not installed (no "/nonexistent/tor" on this machine; Debian: apt-get install tor)' }]);
-      should(device.pairingCode()).match(/^peer-mesh:[a-z2-7]+@127\.0\.0\.1:\d+$/);
+      should(device.pairing.code()).match(/^peer-mesh:[a-z2-7]+@127\.0\.0\.1:\d+$/);
     } finally {
       await device.stop();
       await fs.rm(storageDir, { recursive: true, force: true });

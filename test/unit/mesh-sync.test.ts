@@ -33,23 +33,16 @@ class FakeHost implements SyncHost {
     return true;
   }
 
-  openDatabase(): Database {
-    return this.local;
-  }
-
-  async replicate(peer: string, name: string, direction: SyncReport["direction"]): Promise<SyncReport> {
-    this.databaseCalls.push(name);
-    await this.databasesHeld;
-    return { peer, database: name, direction, docsRead: 0, docsWritten: 0, failures: 0, bytesSent: 0, bytesReceived: 0, errors: [], refused: [] };
-  }
-
-  remoteDatabase(): Database {
-    return this.remote();
-  }
-
-  trackDatabaseWork<T>(work: Promise<T>): Promise<T> {
-    return work;
-  }
+  readonly databases: SyncHost["databases"] = {
+    open: () => this.local,
+    replicate: async (peer, name, direction) => {
+      this.databaseCalls.push(name);
+      await this.databasesHeld;
+      return { peer, database: name, direction, docsRead: 0, docsWritten: 0, failures: 0, bytesSent: 0, bytesReceived: 0, errors: [], refused: [] };
+    },
+    remote: () => this.remote(),
+    track: (work) => work,
+  };
 
   finishDatabases(): void {
     this.releaseDatabases();

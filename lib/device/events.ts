@@ -1,0 +1,19 @@
+import type { PendingPairing } from "../acl/pending-pairings";
+import type { TorStatus } from "../tor/tor-transport";
+
+/** What a device tells its users (the identity-config node, the sidebar). */
+export interface DeviceEvents {
+  /** Someone asked to pair, or this device asked someone: the users compare `sas` and confirm. */
+  pairing: [request: PendingPairing];
+  refused: [info: { peerId?: string; reason: string }];
+  /** A group document failed verification (tampered, unsigned, replayed older version). */
+  rejected: [info: { id: string; reason: string }];
+  /** A transport hit something worth telling the user that did not stop it. */
+  warning: [err: Error, transport: string];
+  /** A replication session with `peer` (or the cloud) finished without an error. */
+  synced: [peer: string, at: number];
+  /** A peer's write to `database` failed because this device's disk is full (the peer was told 507). */
+  "storage-full": [database: string, err: Error];
+  /** Tor's bootstrap progress, this device's onion address, or a failure changed. */
+  tor: [status: TorStatus];
+}
