@@ -8,7 +8,7 @@ export { SequenceStream } from "./streams/sequence-stream";
 export { Rechunker } from "./streams/rechunker";
 export { OutgoingSequences } from "./streams/outgoing-sequences";
 export * from "./acl";
-export { openDatabase, isStorageFull, type Database } from "./storage/database";
+export { openDatabase, isStorageFull, levelDbMemory, LEVELDB_OPTIONS, type Database } from "./storage/database";
 export { isDocumentBody, newDocumentId, putDocument } from "./storage/documents";
 export { closeIdleDatabases, openDatabaseCount } from "./storage/open-databases";
 export { StorageError, describeStorageError } from "./storage/storage-error";

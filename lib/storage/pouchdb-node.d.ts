@@ -119,7 +119,7 @@ declare module "pouchdb-node" {
   interface PouchDBConstructor {
     /** One-shot replication (the result is also an event emitter, unused here). */
     replicate(source: PouchDB.Database | string, target: PouchDB.Database | string, options?: PouchDB.ReplicateOptions): PouchDB.Replication;
-    new <Content extends object = object>(name: string, options?: { adapter?: string; prefix?: string; auth?: { username: string; password: string }; fetch?: (url: string, init: PouchDB.FetchInit) => Promise<globalThis.Response>; skip_setup?: boolean }): PouchDB.Database<Content>;
+    new <Content extends object = object>(name: string, options?: { adapter?: string; prefix?: string; auth?: { username: string; password: string }; fetch?: (url: string, init: PouchDB.FetchInit) => Promise<globalThis.Response>; skip_setup?: boolean; /** Handed to LevelDB's open by the LevelDB adapter. */ cacheSize?: number; writeBufferSize?: number; maxOpenFiles?: number; /** The LevelDB binding to open it with (leveldown by default). */ db?: (location: string) => unknown }): PouchDB.Database<Content>;
   }
   const PouchDB: PouchDBConstructor;
   export = PouchDB;

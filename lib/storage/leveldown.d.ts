@@ -1,0 +1,16 @@
+/** The part of leveldown (the LevelDB binding under PouchDB's LevelDB adapter) this project uses. */
+declare module "leveldown" {
+  interface LevelDown {
+    /** "new", "opening", "open", "closing" or "closed". */
+    readonly status: string;
+    /** A LevelDB property, such as "leveldb.approximate-memory-usage" (bytes, as text). */
+    getProperty(property: string): string;
+  }
+  interface LevelDownFactory {
+    (location: string): LevelDown;
+    destroy(location: string, callback: (err?: Error) => void): void;
+    repair(location: string, callback: (err?: Error) => void): void;
+  }
+  const leveldown: LevelDownFactory;
+  export = leveldown;
+}
