@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
-import { Device, Identity, MeshSync } from "../lib";
+import { Device, Identity, levelDbMemory, MeshSync } from "../lib";
 
 /**
  * npm run soak: three devices on loopback (A, relay B, C) under steady load for a bounded time:
@@ -20,7 +20,13 @@ export interface SoakReport {
    * JS objects hold (Buffers): a climb in one but not the others says where to look. On Linux also RSS
    * split into anonymous memory and mapped files (LevelDB maps its table files into memory to read them).
    */
-  rssMb: Array<{ at: number; mb: number; heapMb: number; heapTotalMb: number; externalMb: number; anonMb?: number; fileMb?: number }>;
+  rssMb: Array<{ at: number; mb: number; heapMb: number; heapTotalMb: number; externalMb: number; anonMb?: number; fileMb?: number; levelDbMb: number }>;
+  /**
+   * RSS growth from minute 5 to the end (runs of 10 minutes or more), each end taken as the lowest RSS
+   * in the minute around it: V8 sizes its heap to the allocation rate and back, a saw-tooth of tens of
+   * MB that a single sample would read as growth or shrinkage.
+   */
+  growthMb?: number;
 }
 
 interface Tally {
@@ -76,6 +82,13 @@ function residentSplit(): { anonMb?: number; fileMb?: number } {
   }
 }
 
+/** See SoakReport.growthMb. */
+export function growthFromMinuteFive(samples: SoakReport["rssMb"], seconds: number): number | undefined {
+  if (seconds < 600) return undefined;
+  const lowest = (from: number, to: number): number => Math.min(...samples.filter((s) => s.at >= from && s.at <= to).map((s) => s.mb));
+  return lowest(seconds - 60, seconds) - lowest(270, 330);
+}
+
 const STREAM_BYTES = 256 * 1024;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -119,10 +132,10 @@ export async function soak(seconds: number): Promise<SoakReport> {
     const sample = (): void => {
       const memory = process.memoryUsage();
       const mb = (bytes: number): number => Math.round(bytes / 1048576);
-      report.rssMb.push({ at: Math.round((Date.now() - started) / 1000), mb: mb(memory.rss), heapMb: mb(memory.heapUsed), heapTotalMb: mb(memory.heapTotal), externalMb: mb(memory.external), ...residentSplit() });
+      report.rssMb.push({ at: Math.round((Date.now() - started) / 1000), mb: mb(memory.rss), heapMb: mb(memory.heapUsed), heapTotalMb: mb(memory.heapTotal), externalMb: mb(memory.external), ...residentSplit(), levelDbMb: mb(levelDbMemory().bytes) });
     };
     sample();
-    const sampler = setInterval(sample, Math.max(1_000, (seconds * 1000) / 20));
+    const sampler = setInterval(sample, Math.min(15_000, Math.max(1_000, (seconds * 1000) / 20)));
 
     let messageSeq = 0;
     const messageWorkers = Array.from({ length: IN_FLIGHT }, async () => {
@@ -177,6 +190,7 @@ export async function soak(seconds: number): Promise<SoakReport> {
     settle(report.messages, seen.messages);
     settle(report.streams, seen.streams);
     settle(report.mesh, seen.mesh);
+    report.growthMb = growthFromMinuteFive(report.rssMb, seconds);
     return report;
   } finally {
     await Promise.all(syncs.map((sync) => sync.stop()));
@@ -198,7 +212,8 @@ if (require.main === module) {
         const t = report[kind];
         console.log(`${kind.padEnd(9)} sent ${t.sent}, delivered ${t.delivered}, duplicated ${t.duplicated}, lost ${t.lost}, failed to send ${t.failed}`);
       }
-      console.log(`rss / heap used / heap reserved / external / anonymous / mapped files (MB) over time: ${report.rssMb.map((s) => `${s.at}s:${s.mb}/${s.heapMb}/${s.heapTotalMb}/${s.externalMb}/${s.anonMb ?? "?"}/${s.fileMb ?? "?"}`).join(" ")}`);
+      console.log(`rss / heap used / heap reserved / external / anonymous / mapped files / LevelDB (MB) over time: ${report.rssMb.map((s) => `${s.at}s:${s.mb}/${s.heapMb}/${s.heapTotalMb}/${s.externalMb}/${s.anonMb ?? "?"}/${s.fileMb ?? "?"}/${s.levelDbMb}`).join(" ")}`);
+      if (report.growthMb !== undefined) console.log(`RSS growth from minute 5 to the end (lowest in the minute around each): ${report.growthMb} MB`);
       console.log(JSON.stringify(report));
       const bad = (["messages", "streams", "mesh"] as const).some((kind) => report[kind].lost > 0 || report[kind].duplicated > 0);
       process.exit(bad ? 1 : 0);

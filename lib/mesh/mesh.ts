@@ -748,7 +748,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
       // versions written in the same millisecond (two neighbours noted at once) must still differ.
       const updated = Math.max(now, (existing?.updated ?? 0) + 1);
       const doc = makeDeviceDoc(this.identity, this.neighbours, this.options.name, updated, this.ownOnion);
-      await this.db.put({ ...doc, _rev: existing?._rev });
+      const { rev } = await this.db.put({ ...doc, _rev: existing?._rev });
+      // Known now, not when the changes feed brings it: a neighbour asking at once is handed it (found
+      // under load, where a peer's first /mesh request came before the feed and missed the document).
+      this.observe({ ...doc, _id: deviceDocId(this.id), _rev: rev } as unknown as PouchDB.Existing<object>);
     };
     const next = this.writing.then(write, write);
     this.writing = next.catch(() => undefined);

@@ -6,7 +6,7 @@ import tls, { type TLSSocket } from "node:tls";
 import { Identity, verifyPeerCertificate } from "../identity";
 import { BatchItem, BatchOutcome, encodeBatch, MAX_BATCH_BODY_BYTES, MAX_BATCH_ITEMS } from "./batch";
 import { WireError, wireErrorFromResponse } from "../protocol/errors";
-import { ackFromResponse, errorFromResponse, readResponse, ClientResponse } from "./http2-io";
+import { ackFromResponse, errorFromResponse, readResponse, ClientResponse, retireSession } from "./http2-io";
 import { encodePayload } from "./payload";
 import { Ack, BATCH_CONTENT_TYPE, BATCH_PATH, HEADER_MESSAGE_ID, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, STREAM_PATH, topicPath } from "../protocol/wire";
 import { FLOW_SETTINGS } from "./limits";
@@ -335,7 +335,9 @@ export class ClientPool {
       const dial = peer.dial;
       const session = http2.connect(`https://${dial ? "peer.invalid" : peer.address}`, {
         ...tlsOptions,
-        settings: FLOW_SETTINGS,
+        // No server push: a PUSH_PROMISE on a closing session would take the same path as a request
+        // crossing a GOAWAY (see retireSession), and nothing here uses pushed streams.
+        settings: { ...FLOW_SETTINGS, enablePush: false },
         ...(dial ? { createConnection: () => tls.connect({ ...tlsOptions, socket: dial(), ALPNProtocols: ["h2"], minVersion: "TLSv1.3" }) } : {}),
       });
       const pooled: PooledSession = { session, used: false };
@@ -370,7 +372,7 @@ export class ClientPool {
         }
         session.off("error", fail);
         session.on("error", () => this.forget(peer.id, pooled));
-        session.setTimeout(this.idleMs, () => session.close());
+        session.setTimeout(this.idleMs, () => retireSession(session));
         resolve(pooled);
       });
     });

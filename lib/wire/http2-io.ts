@@ -1,4 +1,4 @@
-import type { ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import type { ClientHttp2Stream, Http2Session, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { constants } from "node:http2";
 import { WireError, wireErrorFromResponse } from "../protocol/errors";
 import { Ack, HEADER_ACK, HEADER_ERROR_CODE } from "../protocol/wire";
@@ -138,4 +138,24 @@ export function errorFromResponse(response: ClientResponse): WireError {
     // a peer that is not one of ours; the status alone will have to do
   }
   return wireErrorFromResponse(response.status, parsed.error ?? response.headers[HEADER_ERROR_CODE], parsed.reason);
+}
+
+/** How long a retired session may finish a request that crossed its GOAWAY before it is destroyed. */
+export const RETIRE_GRACE_MS = 1_000;
+
+/**
+ * Ends an idle session, without session.close(). close() marks the session closed, and Node then refuses
+ * a request that crossed the GOAWAY on the wire with RST_STREAM from inside nghttp2's HEADERS callback
+ * (onSessionHeaders in lib/internal/http2/core.js). Node 20 sends that frame at once, and nghttp2 frees
+ * the stream it is still reading: a use-after-free (valgrind: "224 bytes inside a block of size 232
+ * free'd" by nghttp2_session_destroy_stream) that corrupts the heap and later aborts the process with
+ * glibc's "corrupted size vs. prev_size" (README, "Storage across deploys and restarts"). A GOAWAY alone
+ * leaves such a request to nghttp2, which answers or ignores it; the session goes after a short grace.
+ */
+export function retireSession(session: Http2Session, graceMs = RETIRE_GRACE_MS): void {
+  if (session.destroyed || session.closed) return;
+  session.goaway(constants.NGHTTP2_NO_ERROR);
+  const timer = setTimeout(() => session.destroy(), graceMs);
+  timer.unref();
+  session.once("close", () => clearTimeout(timer));
 }

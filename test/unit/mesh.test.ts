@@ -24,6 +24,12 @@ describe("Mesh on its own", function () {
   const seal = (sender: Identity, target: Identity, priority: number) =>
     sealMessage(sender, { to: target.deviceId, recipients: [{ id: target.deviceId, key: target.publicKeySpki }], plaintext: Buffer.from("x"), mode: "flood", priority, ttlMs: 60_000 });
 
+  it("holds its own device document from the moment start() resolves, ready to hand to a neighbour (not once the changes feed catches up)", async () => {
+    const { mesh: own, identity } = await mesh();
+    should(own.has(`dev:${identity.deviceId}`)).be.true();
+    should(own.selectFor(Identity.generate().deviceId, { maxDocs: 4 })).containEql(`dev:${identity.deviceId}`);
+  });
+
   it("hands a neighbour the highest priority first, within the session's limit, and not again once it holds them", async () => {
     const { mesh: relay } = await mesh();
     const [sender, target, neighbour] = [Identity.generate(), Identity.generate(), Identity.generate().deviceId];
