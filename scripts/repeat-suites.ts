@@ -5,7 +5,7 @@
  *
  *   npm run repeat -- [--runs 30] [--node /path/to/node] [suite.js …]
  *
- * The default suites: the mesh, the netns mesh and the fault suites. A crash's output tail is kept in
+ * The default suites: the mesh, the netns mesh and the fault suites, and those in which the abort was caught. A crash's output tail is kept in
  * <tmp>/peer-mesh-repeat/run-<n>.log with a Node diagnostic report when Node wrote one.
  */
 import { spawn } from "node:child_process";
@@ -14,7 +14,19 @@ import os from "node:os";
 import path from "node:path";
 
 const root = path.resolve(__dirname, "..", "..");
-const DEFAULT_SUITES = ["dist/test/integration/mesh.test.js", "dist/test/netns/mesh.test.js", "dist/test/netns/faults.test.js"];
+/**
+ * The suites that restart devices (mesh, netns mesh, faults), and those in which the native abort was
+ * caught (pairing, acl, hostile peers and relays: many connections opened and retired under load).
+ */
+const DEFAULT_SUITES = [
+  "dist/test/integration/mesh.test.js",
+  "dist/test/netns/mesh.test.js",
+  "dist/test/netns/faults.test.js",
+  "dist/test/integration/pairing.test.js",
+  "dist/test/integration/acl.test.js",
+  "dist/test/integration/hostile-peers.test.js",
+  "dist/test/integration/hostile-relays.test.js",
+];
 const CRASH = /corrupted size|double free|free\(\)|malloc\(\)|Segmentation fault|Aborted|FATAL ERROR|core dumped/;
 
 interface Outcome {
