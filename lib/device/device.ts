@@ -25,6 +25,7 @@ import { Inbox, type MessageListener, type ReceivedMessage, type ReceivedStream,
 import type { DeviceEvents } from "./events";
 import { checkDeviceOptions, type DeviceOptions, type DiscoveryOptions, type TorOptions } from "./options";
 import { DeviceTransports } from "./transports";
+import { Authorization } from "./authorization";
 
 export type { PeerRef, PendingPairing, MessageListener, ReceivedMessage, ReceivedStream, StreamListener, DeviceOptions, DiscoveryOptions, TorOptions, DeviceEvents };
 
@@ -42,8 +43,7 @@ export class Device extends EventEmitter<DeviceEvents> {
   private readonly syncTimes = new Map<string, number>();
   /** Who may do what; consulted for every request in and out unless an authorize function replaces it. */
   readonly acl: Acl;
-  private authorizer: Authorizer;
-  private authorizerReplaced: boolean;
+  private readonly authorization: Authorization;
   /** Its own records (groups, pairings, the mesh store) and the databases it keeps, each leased per directory (open-databases.ts). */
   private readonly system: SystemStorage;
   private readonly databaseHost: DatabaseHost;
@@ -71,8 +71,8 @@ export class Device extends EventEmitter<DeviceEvents> {
     this.pairings.on("pairing", (pending) => this.emit("pairing", pending));
     this.acl = new Acl({ selfId: options.identity.deviceId, rules: options.acl?.rules, isKnown: (id) => this.peers.has(id) });
     this.acl.on("rejected", (info) => this.emit("rejected", info));
-    this.authorizer = options.authorize ?? ((peerId, verb, resource) => this.acl.authorize(peerId, verb, resource));
-    this.authorizerReplaced = !!options.authorize;
+    this.authorization = new Authorization(this.acl, options.authorize);
+    const { authorize } = this.authorization;
     this.peerTable = new PeerTable({
       maxPeers: options.discovery?.maxPeers,
       isTrusted: (id) => this.peers.has(id),
@@ -83,9 +83,8 @@ export class Device extends EventEmitter<DeviceEvents> {
       host: options.host,
       port: options.port,
       limits: options.limits,
-      authorize: (peerId, verb, resource) => this.authorizer(peerId, verb, resource),
-      // A replaced authorizer is a black box: then everyone may try, and each request is decided by it.
-      permits: (peerId, verb, prefix) => this.authorizerReplaced || this.acl.permitsSome(peerId, verb, prefix),
+      authorize,
+      permits: (peerId, verb, prefix) => this.authorization.permits(peerId, verb, prefix),
       receiver: {
         acceptMessage: (message) => this.inbox.acceptMessage(message),
         acceptStream: (stream) => this.inbox.acceptStream(stream),
@@ -100,7 +99,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       void this.outbox.recheck();
     });
     this.pool = new ClientPool(options.identity, { idleMs: options.idleConnectionMs });
-    this.outbox = new Outbox(this.pool, (peerId, verb, resource) => this.authorizer(peerId, verb, resource), (id) => this.peers.label(id));
+    this.outbox = new Outbox(this.pool, authorize, (id) => this.peers.label(id));
     this.system = new SystemStorage(options.storageDir, (err) => this.emit("warning", err, "storage"));
     this.groups = new DeviceGroups({ identity: options.identity, acl: this.acl, knows: (owner) => this.peers.has(owner) || this.desk.isPaired(owner), save: (doc) => this.system.saveGroup(doc) });
     this.transports = new DeviceTransports({
@@ -140,7 +139,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       selfId: this.id,
       storageDir: options.storageDir,
       names: options.databases ?? [],
-      authorize: (peerId, verb, resource) => this.authorizer(peerId, verb, resource),
+      authorize,
       label: (id) => this.peers.label(id),
       resolvePeer: (reference) => this.resolvePeer(reference),
       endpoint: (peerId) => this.endpoint(peerId),
@@ -208,7 +207,7 @@ export class Device extends EventEmitter<DeviceEvents> {
 
   /** Whether this device's ACL lets `peerId` do `verb` on `resource` (what the wire would answer it). */
   allows(peerId: string, verb: Verb, resource: string): Promise<boolean> {
-    return Promise.resolve(this.authorizer(peerId, verb, resource));
+    return Promise.resolve(this.authorization.authorize(peerId, verb, resource));
   }
 
   /** The database holding this device's groups, pairings and mesh documents, when it has storage. */
@@ -222,8 +221,7 @@ export class Device extends EventEmitter<DeviceEvents> {
   }
 
   set authorize(authorize: Authorizer) {
-    this.authorizer = authorize;
-    this.authorizerReplaced = true;
+    this.authorization.replace(authorize);
   }
 
   /** Where configured peers listen, and peers paired before this start (probed at the addresses their codes gave). */
