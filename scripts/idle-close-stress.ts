@@ -14,19 +14,11 @@ import http2 from "node:http2";
 import net from "node:net";
 import { Device, Identity } from "../lib";
 import { requestCrossingIdleClose } from "../test/helpers/crossing-request";
+import { http2Frame } from "../test/helpers/raw-client";
 
 function option(name: string): string | undefined {
   const at = process.argv.indexOf(name);
   return at >= 0 ? process.argv[at + 1] : undefined;
-}
-
-function frame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const header = Buffer.alloc(9);
-  header.writeUIntBE(payload.length, 0, 3);
-  header[3] = type;
-  header[4] = flags;
-  header.writeUInt32BE(streamId, 5);
-  return Buffer.concat([header, payload]);
 }
 
 /** A bare node:http2 server (cleartext, so nothing but HTTP/2 is involved) and a hand-written client. */
@@ -38,13 +30,13 @@ async function nodeOnly(rounds: number, close: "close" | "goaway"): Promise<void
   const { port } = server.address() as net.AddressInfo;
   for (let round = 0; round < rounds; round++) {
     await new Promise<void>((resolve) => {
-      const client = net.connect(port, "127.0.0.1", () => client.write(Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), frame(4, 0, 0)])));
+      const client = net.connect(port, "127.0.0.1", () => client.write(Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), http2Frame(4, 0, 0)])));
       client.on("error", () => undefined);
       client.on("close", () => resolve());
       server.once("session", (session) => {
         session.on("error", () => undefined);
         session.setTimeout(5, () => {
-          client.write(frame(1, 0x5, 1, getRoot)); // the next request, already on its way
+          client.write(http2Frame(1, 0x5, 1, getRoot)); // the next request, already on its way
           if (close === "close") session.close();
           else session.goaway(http2.constants.NGHTTP2_NO_ERROR);
           setTimeout(() => {

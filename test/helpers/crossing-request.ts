@@ -2,6 +2,7 @@ import { once } from "node:events";
 import type { Http2SecureServer, Http2Session } from "node:http2";
 import tls from "node:tls";
 import type { Device, Identity } from "../../lib";
+import { http2Frame } from "./raw-client";
 
 const HEADERS = 1;
 const RST_STREAM = 3;
@@ -11,15 +12,6 @@ const END_STREAM = 0x1;
 const END_HEADERS = 0x4;
 /** RST_STREAM's REFUSED_STREAM: what Node sends for a request reaching a session it has marked closed. */
 export const REFUSED_STREAM = 7;
-
-function frame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const header = Buffer.alloc(9);
-  header.writeUIntBE(payload.length, 0, 3);
-  header[3] = type;
-  header[4] = flags;
-  header.writeUInt32BE(streamId & 0x7fffffff, 5);
-  return Buffer.concat([header, payload]);
-}
 
 /** HPACK for GET / over https at 127.0.0.1 (indexed :method, :scheme and :path; literal :authority). */
 const GET_ROOT = Buffer.concat([Buffer.from([0x82, 0x87, 0x84, 0x41, 9]), Buffer.from("127.0.0.1")]);
@@ -53,7 +45,7 @@ export async function requestCrossingIdleClose(device: Device, peer: Identity): 
   const outcome: CrossingOutcome = { refused: false, answered: false, closedWhileReading: false };
   server.once("session", (session: Http2Session) => {
     session.prependListener("timeout", () => {
-      socket.write(frame(HEADERS, END_HEADERS | END_STREAM, 1, GET_ROOT));
+      socket.write(http2Frame(HEADERS, END_HEADERS | END_STREAM, 1, GET_ROOT));
       // Right after the device's own timeout handler, before the request is read.
       process.nextTick(() => void (outcome.closedWhileReading ||= session.closed && !session.destroyed));
     });
@@ -67,14 +59,14 @@ export async function requestCrossingIdleClose(device: Device, peer: Identity): 
       const [type, flags, streamId] = [pending[3], pending[4], pending.readUInt32BE(5) & 0x7fffffff];
       const payload = pending.subarray(9, 9 + length);
       pending = pending.subarray(9 + length);
-      if (type === SETTINGS && (flags & 1) === 0) socket.write(frame(SETTINGS, 1, 0));
+      if (type === SETTINGS && (flags & 1) === 0) socket.write(http2Frame(SETTINGS, 1, 0));
       if (type === HEADERS && streamId === 1) outcome.answered = true;
       if (type === RST_STREAM && streamId === 1 && payload.readUInt32BE(0) === REFUSED_STREAM) outcome.refused = true;
       if (type === GOAWAY) outcome.goawayLastStream = payload.readUInt32BE(0) & 0x7fffffff;
     }
   });
   await once(socket, "secureConnect");
-  socket.write(Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), frame(SETTINGS, 0, 0)]));
+  socket.write(Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), http2Frame(SETTINGS, 0, 0)]));
   await closed;
   return outcome;
 }

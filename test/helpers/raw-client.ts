@@ -47,3 +47,13 @@ export async function closesWithin(session: ClientHttp2Session, ms: number): Pro
   clearTimeout(timer);
   return closed;
 }
+
+/** One HTTP/2 frame as bytes (RFC 9113 §4.1), for clients that write frames by hand as an attacker's would. */
+export function http2Frame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const header = Buffer.alloc(9);
+  header.writeUIntBE(payload.length, 0, 3);
+  header[3] = type;
+  header[4] = flags;
+  header.writeUInt32BE(streamId & 0x7fffffff, 5);
+  return Buffer.concat([header, payload]);
+}

@@ -2,7 +2,7 @@ import { once } from "node:events";
 import tls from "node:tls";
 import should from "should";
 import { Device, Identity } from "../../lib";
-import { rawRequest, rawSession } from "../helpers/raw-client";
+import { http2Frame, rawRequest, rawSession } from "../helpers/raw-client";
 
 /**
  * Floods at the HTTP/2 frame level, written by hand as an attacker's client would (Node's own client
@@ -31,14 +31,6 @@ describe("HTTP/2 floods from a peer with a valid key", function () {
     return device;
   }
 
-  function frame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-    const header = Buffer.alloc(9);
-    header.writeUIntBE(payload.length, 0, 3);
-    header[3] = type;
-    header[4] = flags;
-    header.writeUInt32BE(streamId & 0x7fffffff, 5);
-    return Buffer.concat([header, payload]);
-  }
   const PING = 6;
   const SETTINGS = 4;
   const HEADERS = 1;
@@ -77,7 +69,7 @@ describe("HTTP/2 floods from a peer with a valid key", function () {
     const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
     await once(socket, "secureConnect");
     socket.write(Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
-    socket.write(frame(SETTINGS, 0, 0));
+    socket.write(http2Frame(SETTINGS, 0, 0));
     // The device's SETTINGS (its header limits among them) apply once acknowledged, as a client would.
     await new Promise<void>((resolve) => {
       let seen = Buffer.alloc(0);
@@ -85,7 +77,7 @@ describe("HTTP/2 floods from a peer with a valid key", function () {
         seen = Buffer.concat([seen, chunk]);
         if (seen.length >= 9 && seen[3] === SETTINGS && (seen[4] & 1) === 0) {
           socket.off("data", onData);
-          socket.write(frame(SETTINGS, 1, 0));
+          socket.write(http2Frame(SETTINGS, 1, 0));
           resolve();
         }
       };
@@ -126,9 +118,9 @@ describe("HTTP/2 floods from a peer with a valid key", function () {
   }
 
   for (const [name, make, max] of [
-    ["PING frames (each asks for an ACK)", () => frame(PING, 0, 0, Buffer.alloc(8, 7)), 400_000],
-    ["SETTINGS frames (each asks for an ACK)", () => frame(SETTINGS, 0, 0), 400_000],
-    ["HEADERS then RST_STREAM at once (rapid reset)", (i: number) => Buffer.concat([frame(HEADERS, END_HEADERS | END_STREAM, 2 * i + 1, requestBlock()), frame(RST_STREAM, 0, 2 * i + 1, Buffer.from([0, 0, 0, 8]))]), 50_000],
+    ["PING frames (each asks for an ACK)", () => http2Frame(PING, 0, 0, Buffer.alloc(8, 7)), 400_000],
+    ["SETTINGS frames (each asks for an ACK)", () => http2Frame(SETTINGS, 0, 0), 400_000],
+    ["HEADERS then RST_STREAM at once (rapid reset)", (i: number) => Buffer.concat([http2Frame(HEADERS, END_HEADERS | END_STREAM, 2 * i + 1, requestBlock()), http2Frame(RST_STREAM, 0, 2 * i + 1, Buffer.from([0, 0, 0, 8]))]), 50_000],
   ] as Array<[string, (i: number) => Buffer, number]>) {
     it(`a flood of ${name} ends the flooding connection, holds memory, and the device keeps serving`, async () => {
       const v = await victim();
@@ -154,9 +146,9 @@ describe("HTTP/2 floods from a peer with a valid key", function () {
     const many = Buffer.concat([requestBlock(), ...Array.from({ length: 100 }, (_, i) => Buffer.concat([Buffer.from([0x00]), hpackInteger(4, 7), Buffer.from(`x${String(i).padStart(3, "0")}`), hpackInteger(1, 7), Buffer.from("v")]))]);
     const big = requestBlock(["x-big", "a".repeat(20_000)]);
     const CONTINUATION = 9;
-    socket.write(frame(HEADERS, END_HEADERS | END_STREAM, 1, many));
-    socket.write(Buffer.concat([frame(HEADERS, END_STREAM, 3, big.subarray(0, 16_000)), frame(CONTINUATION, END_HEADERS, 3, big.subarray(16_000))]));
-    socket.write(frame(HEADERS, END_HEADERS | END_STREAM, 5, requestBlock()));
+    socket.write(http2Frame(HEADERS, END_HEADERS | END_STREAM, 1, many));
+    socket.write(Buffer.concat([http2Frame(HEADERS, END_STREAM, 3, big.subarray(0, 16_000)), http2Frame(CONTINUATION, END_HEADERS, 3, big.subarray(16_000))]));
+    socket.write(http2Frame(HEADERS, END_HEADERS | END_STREAM, 5, requestBlock()));
     const deadline = Date.now() + 5_000;
     const frames = (): Array<{ type: number; stream: number }> => {
       const received = Buffer.concat(answers);
