@@ -2,14 +2,10 @@ import { once } from "node:events";
 import type { Http2SecureServer, Http2Session } from "node:http2";
 import tls from "node:tls";
 import type { Device, Identity } from "../../lib";
-import { http2Frame } from "./raw-client";
+import { FLAG, FRAME, http2Frame } from "./raw-client";
 
-const HEADERS = 1;
-const RST_STREAM = 3;
-const SETTINGS = 4;
-const GOAWAY = 7;
-const END_STREAM = 0x1;
-const END_HEADERS = 0x4;
+const { HEADERS, RST_STREAM, SETTINGS, GOAWAY } = FRAME;
+const { END_STREAM, END_HEADERS } = FLAG;
 /** RST_STREAM's REFUSED_STREAM: what Node sends for a request reaching a session it has marked closed. */
 export const REFUSED_STREAM = 7;
 

@@ -48,6 +48,10 @@ export async function closesWithin(session: ClientHttp2Session, ms: number): Pro
   return closed;
 }
 
+/** HTTP/2 frame types and flags (RFC 9113 §6). */
+export const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7 } as const;
+export const FLAG = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4 } as const;
+
 /** One HTTP/2 frame as bytes (RFC 9113 §4.1), for clients that write frames by hand as an attacker's would. */
 export function http2Frame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   const header = Buffer.alloc(9);

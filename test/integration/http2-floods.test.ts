@@ -2,7 +2,7 @@ import { once } from "node:events";
 import tls from "node:tls";
 import should from "should";
 import { Device, Identity } from "../../lib";
-import { http2Frame, rawRequest, rawSession } from "../helpers/raw-client";
+import { FLAG, FRAME, http2Frame, rawRequest, rawSession } from "../helpers/raw-client";
 
 /**
  * Floods at the HTTP/2 frame level, written by hand as an attacker's client would (Node's own client
@@ -31,12 +31,8 @@ describe("HTTP/2 floods from a peer with a valid key", function () {
     return device;
   }
 
-  const PING = 6;
-  const SETTINGS = 4;
-  const HEADERS = 1;
-  const RST_STREAM = 3;
-  const END_HEADERS = 0x4;
-  const END_STREAM = 0x1;
+  const { PING, SETTINGS, HEADERS, RST_STREAM } = FRAME;
+  const { END_HEADERS, END_STREAM } = FLAG;
 
   /** HPACK integer with an n-bit prefix (RFC 7541 §5.1). */
   function hpackInteger(value: number, prefixBits: number, firstByte = 0): Buffer {
