@@ -7,12 +7,19 @@ export type Database = PouchDB.Database;
 
 /**
  * LevelDB's memory per open database, bounded for a gateway that keeps several: a 2 MiB block cache
- * (LevelDB's default is 8 MiB), a 1 MiB write buffer (4 MiB; two are held while one is written out) and
- * 128 open table files (1,000; each open table keeps its index and filter blocks in memory). Measured
- * by LevelDB's own count, four busy databases at the defaults held 57 MB and were still climbing; with
- * these, 20 MB, level (README, "Memory").
+ * (LevelDB's default is 8 MiB) and 128 open table files (1,000; each open table keeps its index and
+ * filter blocks in memory). One busy database held 11.1 MB by LevelDB's own count at the defaults and
+ * 5.1 MB with these (test/unit/leveldb-memory.test.ts).
+ *
+ * The write buffer stays at LevelDB's 4 MiB: with 1 MiB, a database filled its memtable while the disk
+ * was full, the flush failed, and LevelDB then refused every write until it was reopened, even after
+ * space was freed (the mesh-sync node's full-disk test caught it). With 4 MiB that takes a burst of
+ * writes on a full disk; a device whose database reports such an error needs a restart (README, Limits).
  */
-export const LEVELDB_OPTIONS = { cacheSize: 2 << 20, writeBufferSize: 1 << 20, maxOpenFiles: 128 } as const;
+export const LEVELDB_OPTIONS = { cacheSize: 2 << 20, maxOpenFiles: 128 } as const;
+
+/** LevelDB's write buffer (its default, kept: see above); a busy database holds up to two. */
+export const LEVELDB_WRITE_BUFFER_BYTES = 4 << 20;
 
 /** Every LevelDB handle PouchDB opened through openDatabase, for levelDbMemory(); closed ones are dropped as they are seen. */
 const stores = new Set<ReturnType<typeof leveldown>>();

@@ -110,6 +110,8 @@ declare module "pouchdb-node" {
       /** All leaf revisions asked for by `open_revs`. */
       get(id: string, options: { open_revs: string[] | "all"; revs?: boolean; attachments?: boolean; latest?: boolean }): Promise<Array<{ ok?: Existing<object>; missing?: string }>>;
       info(): Promise<Info>;
+      /** Drops the bodies (and attachments) of revisions that are no longer leaves, for the documents changed since the last compaction. */
+      compact(): Promise<{ ok: boolean }>;
       close(): Promise<void>;
       /** PouchDB databases are EventEmitters. */
       setMaxListeners(count: number): this;

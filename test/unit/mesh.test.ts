@@ -30,6 +30,23 @@ describe("Mesh on its own", function () {
     should(own.selectFor(Identity.generate().deviceId, { maxDocs: 4 })).containEql(`dev:${identity.deviceId}`);
   });
 
+  it("compacts its store once enough has changed: a removed message's body is gone from disk, not only hidden behind a tombstone", async () => {
+    const identity = Identity.generate();
+    const db = database();
+    const own = new Mesh({ identity, db, groupMembers: () => undefined, sweepIntervalMs: 50, compactEveryChanges: 3 });
+    meshes.push(own);
+    await own.start();
+    const target = Identity.generate();
+    const message = sealMessage(Identity.generate(), { to: target.deviceId, recipients: [{ id: target.deviceId, key: target.publicKeySpki }], plaintext: Buffer.alloc(4096, 7), mode: "flood", priority: 4, ttlMs: 300 });
+    const [stored] = await own.ingest([withRev(message)] as never);
+    const firstRev = (stored as { rev: string }).rev;
+    const compacted = new Promise<{ changes: number }>((resolve) => own.once("compacted", resolve));
+    // Expired, swept (a tombstone), then compacted.
+    while (own.has(message._id)) await new Promise((resolve) => setTimeout(resolve, 20));
+    should((await compacted).changes).be.aboveOrEqual(3);
+    await should(db.get(message._id, { rev: firstRev, attachments: true })).be.rejectedWith({ status: 404 });
+  });
+
   it("hands a neighbour the highest priority first, within the session's limit, and not again once it holds them", async () => {
     const { mesh: relay } = await mesh();
     const [sender, target, neighbour] = [Identity.generate(), Identity.generate(), Identity.generate().deviceId];
