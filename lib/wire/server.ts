@@ -241,6 +241,11 @@ export class WireServer extends EventEmitter<WireServerEvents> {
 
   private admit(session: Http2Session): void {
     session.on("error", () => undefined); // a peer dropping its connection is not our failure
+    // A peer's GOAWAY makes Node close the session (session.close()), and a request the peer sends after
+    // it would then be refused from inside nghttp2's HEADERS callback: Node 20's use-after-free (see
+    // retireSession), which any client could aim at this device. Ended here first, the session reads no
+    // more. A peer says GOAWAY once it has nothing more to ask (this project's clients: when idle).
+    session.once("goaway", () => session.destroy());
     let peerId: string;
     try {
       const socket = session.socket as TLSSocket;

@@ -33,19 +33,42 @@ export interface CrossingOutcome {
  * to the timeout has left. This is the race a peer sending its next request at the moment an idle
  * connection is retired runs into, made certain. Resolves when the device has closed the connection.
  */
-export async function requestCrossingIdleClose(device: Device, peer: Identity): Promise<CrossingOutcome> {
-  const server = (device as unknown as { server: { server: Http2SecureServer } }).server.server;
-  const socket = tls.connect({ host: "127.0.0.1", port: device.port!, key: peer.privateKeyPem, cert: peer.certificatePem, rejectUnauthorized: false, ALPNProtocols: ["h2"], minVersion: "TLSv1.3" });
-  socket.on("error", () => undefined);
-  const closed = once(socket, "close");
-  const outcome: CrossingOutcome = { refused: false, answered: false, closedWhileReading: false };
-  server.once("session", (session: Http2Session) => {
+export function requestCrossingIdleClose(device: Device, peer: Identity): Promise<CrossingOutcome> {
+  return converse(device, peer, (session, socket, outcome) => {
     session.prependListener("timeout", () => {
       socket.write(http2Frame(HEADERS, END_HEADERS | END_STREAM, 1, GET_ROOT));
       // Right after the device's own timeout handler, before the request is read.
       process.nextTick(() => void (outcome.closedWhileReading ||= session.closed && !session.destroyed));
     });
   });
+}
+
+/**
+ * Sends GOAWAY and, in the same write, a new request, as no honest client does: Node closes a session
+ * whose peer said GOAWAY, and then refuses the request from inside the HEADERS callback, the same
+ * use-after-free as above, but at a moment the peer chooses. Resolves when the device has closed the
+ * connection.
+ */
+export function requestAfterGoaway(device: Device, peer: Identity): Promise<CrossingOutcome> {
+  return converse(
+    device,
+    peer,
+    (session, _socket, outcome) => session.prependListener("goaway", () => process.nextTick(() => void (outcome.closedWhileReading ||= session.closed && !session.destroyed))),
+    (socket) => socket.write(Buffer.concat([http2Frame(GOAWAY, 0, 0, Buffer.alloc(8)), http2Frame(HEADERS, END_HEADERS | END_STREAM, 1, GET_ROOT)])),
+  );
+}
+
+/**
+ * A hand-written HTTP/2 connection from `peer`: `trigger` sets up, on the device's side of it, what the
+ * test is about; `settled` runs once the device's SETTINGS arrived and were acknowledged.
+ */
+async function converse(device: Device, peer: Identity, trigger: (session: Http2Session, socket: tls.TLSSocket, outcome: CrossingOutcome) => void, settled?: (socket: tls.TLSSocket) => void): Promise<CrossingOutcome> {
+  const server = (device as unknown as { server: { server: Http2SecureServer } }).server.server;
+  const socket = tls.connect({ host: "127.0.0.1", port: device.port!, key: peer.privateKeyPem, cert: peer.certificatePem, rejectUnauthorized: false, ALPNProtocols: ["h2"], minVersion: "TLSv1.3" });
+  socket.on("error", () => undefined);
+  const closed = once(socket, "close");
+  const outcome: CrossingOutcome = { refused: false, answered: false, closedWhileReading: false };
+  server.once("session", (session: Http2Session) => trigger(session, socket, outcome));
   let pending = Buffer.alloc(0);
   socket.on("data", (chunk: Buffer) => {
     pending = Buffer.concat([pending, chunk]);
@@ -55,7 +78,10 @@ export async function requestCrossingIdleClose(device: Device, peer: Identity): 
       const [type, flags, streamId] = [pending[3], pending[4], pending.readUInt32BE(5) & 0x7fffffff];
       const payload = pending.subarray(9, 9 + length);
       pending = pending.subarray(9 + length);
-      if (type === SETTINGS && (flags & 1) === 0) socket.write(http2Frame(SETTINGS, 1, 0));
+      if (type === SETTINGS && (flags & 1) === 0) {
+        socket.write(http2Frame(SETTINGS, 1, 0));
+        settled?.(socket);
+      }
       if (type === HEADERS && streamId === 1) outcome.answered = true;
       if (type === RST_STREAM && streamId === 1 && payload.readUInt32BE(0) === REFUSED_STREAM) outcome.refused = true;
       if (type === GOAWAY) outcome.goawayLastStream = payload.readUInt32BE(0) & 0x7fffffff;

@@ -1,6 +1,6 @@
 import should from "should";
 import { Device, Identity } from "../../lib";
-import { REFUSED_STREAM, requestCrossingIdleClose } from "../helpers/crossing-request";
+import { REFUSED_STREAM, requestAfterGoaway, requestCrossingIdleClose } from "../helpers/crossing-request";
 
 /**
  * A request that crosses the device's idle close of its connection. On Node 20, Node's own refusal of
@@ -36,4 +36,16 @@ describe("a request crossing the idle close of its connection", function () {
       }
     });
   }
+
+  it("a request sent after the peer's own GOAWAY: the device ends the connection at the GOAWAY instead of reading it in a closed session", async () => {
+    const peer = Identity.generate();
+    for (const d of [await device([peer], {}), await device([], {})]) {
+      for (let round = 0; round < 5; round++) {
+        const outcome = await requestAfterGoaway(d, peer);
+        should(outcome.closedWhileReading).be.false(`round ${round}: the session was closed (not ended) while requests were still read`);
+        should(outcome.refused).be.false();
+        should(outcome.answered).be.false();
+      }
+    }
+  });
 });
