@@ -130,6 +130,9 @@ export async function soak(seconds: number): Promise<SoakReport> {
     const until = started + seconds * 1000;
     const running = (): boolean => Date.now() < until;
     const sample = (): void => {
+      // Run with node --expose-gc and each sample follows a full collection: the heap in use is then
+      // what is still referenced, not wherever the last collection left it.
+      (globalThis as { gc?: () => void }).gc?.();
       const memory = process.memoryUsage();
       const mb = (bytes: number): number => Math.round(bytes / 1048576);
       report.rssMb.push({ at: Math.round((Date.now() - started) / 1000), mb: mb(memory.rss), heapMb: mb(memory.heapUsed), heapTotalMb: mb(memory.heapTotal), externalMb: mb(memory.external), ...residentSplit(), levelDbMb: mb(levelDbMemory().bytes) });
