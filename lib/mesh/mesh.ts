@@ -237,10 +237,32 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.feed.on("error", () => undefined); // ends with the database; stop() handles that
     const own = this.index.get(deviceDocId(this.id)) ? await this.db.get<DeviceDoc>(deviceDocId(this.id)).catch(() => undefined) : undefined;
     this.neighbours = { ...own?.neighbours };
-    if (!own || own.name !== this.options.name || own.onion !== this.ownOnion) await this.publishDeviceDoc();
+    if (!own || own.name !== this.options.name || own.onion !== this.ownOnion) {
+      // Started means known to its own mesh: a neighbour's first /mesh request is handed it (found under
+      // load, where that request came before the changes feed had brought the document). Waited for,
+      // not observed here directly: observing outside the feed's order made routes go missing.
+      const seen = this.whenStored(deviceDocId(this.id), 5_000);
+      await this.publishDeviceDoc();
+      await seen;
+    }
     this.compactedSeq = Number(update_seq) || 0;
     this.sweeper = setInterval(() => void this.sweep().then(() => this.maybeCompact()), this.options.sweepIntervalMs ?? DEFAULTS.sweepIntervalMs);
     this.sweeper.unref();
+  }
+
+  /** Resolves once `id` has been observed from the changes feed, or after `ms`. */
+  private whenStored(id: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.off("stored", onStored);
+        resolve();
+      };
+      const onStored = ({ id: stored }: { id: string }): void => void (stored === id && done());
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      this.on("stored", onStored);
+    });
   }
 
   async stop(): Promise<void> {
@@ -778,10 +800,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       // versions written in the same millisecond (two neighbours noted at once) must still differ.
       const updated = Math.max(now, (existing?.updated ?? 0) + 1);
       const doc = makeDeviceDoc(this.identity, this.neighbours, this.options.name, updated, this.ownOnion);
-      const { rev } = await this.db.put({ ...doc, _rev: existing?._rev });
-      // Known now, not when the changes feed brings it: a neighbour asking at once is handed it (found
-      // under load, where a peer's first /mesh request came before the feed and missed the document).
-      this.observe({ ...doc, _id: deviceDocId(this.id), _rev: rev } as unknown as PouchDB.Existing<object>);
+      await this.db.put({ ...doc, _rev: existing?._rev });
     };
     const next = this.writing.then(write, write);
     this.writing = next.catch(() => undefined);
