@@ -15,8 +15,7 @@
  */
 import http2 from "node:http2";
 import net from "node:net";
-import { Device, Identity } from "../lib";
-import { requestCrossingIdleClose } from "../test/helpers/crossing-request";
+import { crossRounds } from "../test/helpers/crossing-main";
 import { http2Frame } from "../test/helpers/raw-client";
 
 function option(name: string): string | undefined {
@@ -62,22 +61,11 @@ async function nodeOnly(rounds: number, mode: NodeOnlyMode): Promise<void> {
   server.close();
 }
 
-async function device(rounds: number): Promise<void> {
-  const peer = Identity.generate();
-  const target = new Device({ identity: Identity.generate(), peers: [{ id: peer.deviceId }], limits: { idleSessionMs: 20 }, discovery: { staticProbeIntervalMs: 0 } });
-  await target.start();
-  try {
-    for (let round = 0; round < rounds; round++) await requestCrossingIdleClose(target, peer);
-  } finally {
-    await target.stop();
-  }
-}
-
 const rounds = Number(option("--rounds") ?? 2000);
 const mode = option("--node-only") as NodeOnlyMode | undefined;
 if (mode && !["close", "goaway", "peer-goaway", "peer-goaway-ended"].includes(mode)) throw new Error(`--node-only takes close, goaway, peer-goaway or peer-goaway-ended, not ${mode}`);
 const started = Date.now();
-(mode ? nodeOnly(rounds, mode) : device(rounds)).then(
+(mode ? nodeOnly(rounds, mode) : crossRounds(rounds, 20, "idle")).then(
   () => console.log(`${rounds} rounds (${mode ? `node:http2, ${mode}` : "a device"}) on Node ${process.version} in ${Math.round((Date.now() - started) / 1000)} s: no crash`),
   (err: Error) => {
     console.error(err);

@@ -179,8 +179,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     for (const group of this.options.acl?.groups ?? []) await this.setGroup(group.name, group.members);
     if (!this.system.database) return;
     await this.databaseHost.openAll();
-    const resolvePeer = (reference: string): string | undefined => this.dialer.tryResolve(reference);
-    await this.system.startMesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, groupMembers: (to) => this.groups.membersOf(to), checkGroup: (doc) => this.groups.check(doc), resolvePeer }, (mesh) => {
+    await this.system.startMesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, groupMembers: (to) => this.groups.membersOf(to), checkGroup: (doc) => this.groups.check(doc), resolvePeer: (reference) => this.dialer.tryResolve(reference) }, (mesh) => {
       mesh.on("rejected", (info) => this.emit("rejected", info));
       // A known peer's device document that names an onion address: Tor probes it from now on.
       mesh.on("onion", ({ id, onion }) => {

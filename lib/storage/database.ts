@@ -31,7 +31,6 @@ function countedLeveldown(location: string): ReturnType<typeof leveldown> {
   return store;
 }
 countedLeveldown.destroy = leveldown.destroy.bind(leveldown);
-countedLeveldown.repair = leveldown.repair.bind(leveldown);
 
 /** The native memory LevelDB holds for this process's open databases (block caches and write buffers), by its own count. */
 export function levelDbMemory(): { databases: number; bytes: number } {

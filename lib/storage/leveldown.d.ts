@@ -9,7 +9,6 @@ declare module "leveldown" {
   interface LevelDownFactory {
     (location: string): LevelDown;
     destroy(location: string, callback: (err?: Error) => void): void;
-    repair(location: string, callback: (err?: Error) => void): void;
   }
   const leveldown: LevelDownFactory;
   export = leveldown;

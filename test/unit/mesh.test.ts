@@ -30,20 +30,6 @@ describe("Mesh on its own", function () {
     should(own.selectFor(Identity.generate().deviceId, { maxDocs: 4 })).containEql(`dev:${identity.deviceId}`);
   });
 
-  it("hands a neighbour its newest device document even when the changes feed reports an older version after it", async () => {
-    const { mesh: own, identity } = await mesh();
-    const devId = `dev:${identity.deviceId}`;
-    const neighbour = Identity.generate().deviceId;
-    for (let round = 0; round < 5; round++) {
-      // A version the neighbour now holds, then a newer one at once: the feed reports both, the older last.
-      await own.noteNeighbour(Identity.generate().deviceId);
-      own.markPresent(neighbour, [devId]);
-      await own.noteNeighbour(Identity.generate().deviceId);
-      await new Promise((resolve) => setTimeout(resolve, 100)); // the feed catches up
-      should(own.selectFor(neighbour, { maxDocs: 10 }).includes(devId)).be.true(`round ${round}: the newest device document is held back as if the neighbour had it`);
-    }
-  });
-
   it("compacts its store once enough has changed: a removed message's body is gone from disk, not only hidden behind a tombstone", async () => {
     const identity = Identity.generate();
     const db = database();
@@ -55,9 +41,9 @@ describe("Mesh on its own", function () {
     const [stored] = await own.ingest([withRev(message)] as never);
     const firstRev = (stored as { rev: string }).rev;
     const compacted = new Promise<{ changes: number }>((resolve) => own.once("compacted", resolve));
-    // Expired, swept (a tombstone), then compacted.
-    while (own.has(message._id)) await new Promise((resolve) => setTimeout(resolve, 20));
+    // Expired, swept (a tombstone), then compacted: the sweep that removes it is the one that compacts.
     should((await compacted).changes).be.aboveOrEqual(3);
+    should(own.has(message._id)).be.false();
     await should(db.get(message._id, { rev: firstRev, attachments: true })).be.rejectedWith({ status: 404 });
   });
 
