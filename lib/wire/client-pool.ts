@@ -6,7 +6,7 @@ import tls, { type TLSSocket } from "node:tls";
 import { Identity, verifyPeerCertificate } from "../identity";
 import { BatchItem, BatchOutcome, encodeBatch, MAX_BATCH_BODY_BYTES, MAX_BATCH_ITEMS } from "./batch";
 import { WireError, wireErrorFromResponse } from "../protocol/errors";
-import { ackFromResponse, errorFromResponse, readResponse, ClientResponse } from "./http2-io";
+import { ackFromResponse, errorFromResponse, readResponse, setIdleTimeout, ClientResponse } from "./http2-io";
 import { encodePayload } from "./payload";
 import { Ack, BATCH_CONTENT_TYPE, BATCH_PATH, HEADER_MESSAGE_ID, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, STREAM_PATH, topicPath } from "../protocol/wire";
 import { FLOW_SETTINGS } from "./limits";
@@ -374,7 +374,7 @@ export class ClientPool {
         session.on("error", () => this.forget(peer.id, pooled));
         // close(), not retireSession: the pool must see the session closed at once, or it would send more
         // requests after its own GOAWAY. (With push off, nothing can start a stream from the other side.)
-        session.setTimeout(this.idleMs, () => session.close());
+        setIdleTimeout(session, this.idleMs, () => session.close());
         resolve(pooled);
       });
     });

@@ -159,3 +159,24 @@ export function retireSession(session: Http2Session, graceMs = RETIRE_GRACE_MS):
   timer.unref();
   session.once("close", () => clearTimeout(timer));
 }
+
+/**
+ * session.setTimeout, with the timer released when the session ends. Node's http2 leaves a session's
+ * idle timer running after the session is destroyed, and the timer holds the whole session object until
+ * it fires: a known peer's after 120 s. Static discovery probes each known address every few seconds
+ * with a connection of its own (a TLS handshake, then gone), so a device held hundreds of dead sessions
+ * (README, "Memory"). setTimeout(0) cannot clear it then (it does nothing once the session is destroyed,
+ * and a session whose socket closed is destroyed by Node without passing its destroy method), so the
+ * timer is cleared through Node's own key for it.
+ */
+export function setIdleTimeout(session: Http2Session, ms: number, onIdle: () => void): void {
+  session.setTimeout(ms, onIdle);
+  session.once("close", () => clearTimeout(idleTimerOf(session)));
+}
+
+/** The timer session.setTimeout set (kTimeout in Node's lib/internal/http2/core.js), if this Node keeps it there. */
+function idleTimerOf(session: Http2Session): NodeJS.Timeout | undefined {
+  const key = Object.getOwnPropertySymbols(session).find((symbol) => symbol.description === "timeout");
+  const timer = key ? (session as unknown as Record<symbol, unknown>)[key] : undefined;
+  return timer instanceof Object && "refresh" in timer ? (timer as NodeJS.Timeout) : undefined;
+}

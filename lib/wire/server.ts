@@ -9,7 +9,7 @@ import { Identity, verifyPeerCertificate } from "../identity";
 import { WireError } from "../protocol/errors";
 import { BatchItem, BatchOutcome, decodeBatch, MAX_BATCH_ITEMS, MAX_BATCH_REQUEST_BYTES } from "./batch";
 import { BodyBudget } from "./body-budget";
-import { markHeadRequest, readBody, respondAck, respondCouch, respondError, respondJson, retireSession } from "./http2-io";
+import { markHeadRequest, readBody, respondAck, respondCouch, respondError, respondJson, retireSession, setIdleTimeout } from "./http2-io";
 import type { CouchReply, CouchRequest } from "../protocol/couch";
 import { DEFAULT_LIMITS, FLOW_SETTINGS, WireLimits } from "./limits";
 import { decodePayload } from "./payload";
@@ -263,7 +263,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     this.sessions.add(session);
     session.once("close", () => this.sessions.delete(session));
     // Idle connections are closed: a known peer's after its own client would have closed it, a stranger's within seconds.
-    session.setTimeout(stranger ? this.limits.strangerSessionMs : this.limits.idleSessionMs, () => retireSession(session));
+    setIdleTimeout(session, stranger ? this.limits.strangerSessionMs : this.limits.idleSessionMs, () => retireSession(session));
   }
 
   /** Strangers share a few slots, a few per address; known peers never compete with them for more. */
