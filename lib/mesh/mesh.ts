@@ -715,6 +715,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         return;
       }
       const ack = makeAck(this.identity, doc);
+      await this.makeRoom("ack", quotaSize(ack), MAX_PRIORITY, Date.now(), true);
       try {
         await this.db.put(ack);
       } catch (err) {
@@ -755,21 +756,33 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /**
    * Frees space for a message or ack of `size` quota bytes: expired documents first, then (for a message)
-   * relayed messages of lower priority. An ack never pushes a message out: acks anyone can sign, so a
-   * flood of them is refused once the quota is full instead.
+   * relayed messages of lower priority, (for an ack) the oldest acks of messages no longer held here.
+   * An ack lives as long as its message could (a day by default), so without that a device sending a
+   * mesh message every 8.6 s filled its 10,000 acks in a day and refused every ack after: its messages
+   * never learnt they had arrived. What an ack still does once its message has gone from here is stop a
+   * late copy from being taken again; that is what the oldest give up (README, "Memory").
+   * A relayed ack never pushes out a message, nor this device's own receipt (`own` is for writing that
+   * receipt): acks anyone can sign, and a flood of them must not make this device take a message twice.
    */
-  private async makeRoom(kind: "msg" | "ack", size: number, priority: number, now = Date.now()): Promise<void> {
+  private async makeRoom(kind: "msg" | "ack", size: number, priority: number, now = Date.now(), own = false): Promise<void> {
     const fits = (): boolean => {
       const { docs } = this.usage(kind);
       return docs + 1 <= this.quota.docs && this.usage("msg").bytes + size <= this.quota.bytes;
     };
     if (fits()) return;
     await this.sweep(now);
-    const evictable = kind === "ack" ? [] : [...this.index.values()]
-      .filter((entry) => entry.kind === "msg" && entry.priority < priority && entry.from !== this.id && !entry.targets.includes(this.id))
+    const evictable = [...this.index.values()]
+      .filter((entry) => (kind === "ack" ? this.evictableAck(entry, own) : entry.kind === "msg" && entry.priority < priority && entry.from !== this.id && !entry.targets.includes(this.id)))
       .sort((a, b) => a.priority - b.priority || a.created - b.created);
     while (!fits() && evictable.length > 0) await this.remove(evictable.shift()!.id);
+    if (own) return; // this device's receipt of a message it holds is written in any case
     if (!fits()) throw new WireError("TOO_LARGE", `the mesh store is full (quota ${this.quota.docs} ${kind === "ack" ? "acks" : "messages"}, ${this.quota.bytes} bytes of messages and acks)${kind === "msg" ? " and nothing of lower priority can be dropped" : ""}`);
+  }
+
+  /** An ack whose message has gone from here; this device's own receipts only to make room for another of its own. */
+  private evictableAck(entry: Entry, own: boolean): boolean {
+    if (entry.kind !== "ack" || !entry.msg || this.index.has(entry.msg)) return false;
+    return own || entry.from !== this.id;
   }
 
   /** The canonical address and recipients of msg.to: a group (members other than this device), a device id, name or id prefix. */

@@ -47,6 +47,52 @@ describe("Mesh on its own", function () {
     await should(db.get(message._id, { rev: firstRev, attachments: true })).be.rejectedWith({ status: 404 });
   });
 
+  it("keeps working past its ack quota: the oldest acks of messages it no longer holds make room, never its own receipt of a message still held", async () => {
+    // An ack lives as long as its message could (a day by default), so a device that sends one mesh
+    // message every 8.6 s or faster fills 10,000 acks in a day: new acks were then refused, its sent
+    // messages never learnt they had arrived, and its store filled with them.
+    const quota = { docs: 5 };
+    const [aId, bId] = [Identity.generate(), Identity.generate()];
+    const [aDb, bDb] = [database(), database()];
+    const a = new Mesh({ identity: aId, db: aDb, groupMembers: () => undefined, sweepIntervalMs: 60_000, quota });
+    const b = new Mesh({ identity: bId, db: bDb, groupMembers: () => undefined, sweepIntervalMs: 60_000, quota });
+    meshes.push(a, b);
+    await Promise.all([a.start(), b.start()]);
+    await a.ingest([withRev(makeDeviceDoc(bId, {}))] as never);
+    const delivered: string[] = [];
+    let onDelivery: () => void = () => undefined;
+    b.onMessage((message) => {
+      delivered.push(message.id);
+      onDelivery();
+    });
+    const acked: string[] = [];
+    a.on("acked", ({ id }) => acked.push(id));
+    const SENT = 3 * quota.docs;
+    const copies: object[] = [];
+    for (let i = 0; i < SENT; i++) {
+      const { id } = await a.send(bId.deviceId, { i });
+      const message = await aDb.get(id, { attachments: true, binary: true, revs: true } as never);
+      copies.push(message);
+      const arrived = new Promise<void>((resolve) => (onDelivery = resolve));
+      should((await b.ingest([message] as never))[0]).have.property("ok", true);
+      await arrived; // B wrote its ack before handing the message over
+      const ack = await bDb.get(`ack:${id.slice("msg:".length)}:${bId.deviceId}`, { revs: true });
+      const [result] = await a.ingest([ack] as never);
+      should("ok" in result).be.true(`message ${i}: A refused B's ack: ${JSON.stringify(result)}`);
+    }
+    const sent = copies.map((copy) => (copy as { _id: string })._id);
+    should(acked).eql(sent);
+    should(delivered).eql(sent);
+    should(a.storedMessages).equal(0); // every sent message learnt it arrived, and went
+    should(a.storedAcks).be.belowOrEqual(quota.docs);
+    should(b.storedAcks).be.belowOrEqual(quota.docs);
+    // A late copy of a message whose receipt B still keeps is refused, not delivered again.
+    should((await b.ingest([copies[SENT - 1]] as never))[0]).have.property("error");
+    should(delivered).have.length(SENT);
+    // B is still removing the last message (acked by all): stopped here, before the databases close under it.
+    await Promise.all([a.stop(), b.stop()]);
+  });
+
   it("hands a neighbour the highest priority first, within the session's limit, and not again once it holds them", async () => {
     const { mesh: relay } = await mesh();
     const [sender, target, neighbour] = [Identity.generate(), Identity.generate(), Identity.generate().deviceId];
