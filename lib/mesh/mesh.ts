@@ -158,7 +158,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private readonly db: Database;
   private readonly identity: Identity;
   private readonly index = new Map<string, Entry>();
-  private readonly acks = new Map<string, Set<string>>();
+  /** Who acknowledged each message: arrays, not Sets (a Set of one costs ~250 bytes, and a device keeps up to 10,000 acks). */
+  private readonly acks = new Map<string, string[]>();
   private readonly keys = new Map<string, Buffer>();
   /** Documents that passed ingest's checks and are being written: the quota counts them already. */
   private readonly reserved = new Set<Entry>();
@@ -612,7 +613,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** Should `neighbour` get this document now? */
   private routes(entry: Entry, neighbour: string, now: number): boolean {
     if (entry.targets.length === 0) return true; // device and group documents reach everyone
-    const open = entry.kind === "msg" ? entry.targets.filter((id) => !this.acks.get(entry.id)?.has(id)) : entry.targets;
+    const open = entry.kind === "msg" ? entry.targets.filter((id) => !this.acks.get(entry.id)?.includes(id)) : entry.targets;
     if (open.length === 0 || open.every((id) => id === this.id)) return false;
     if (entry.mode === "flood" || neighbour === CLOUD_PEER) return true;
     if (this.router.forwards(this.id, neighbour, open, now)) return true;
@@ -635,10 +636,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     } else if (id.startsWith(ACK_DOC_PREFIX)) {
       const ack = doc as AckDoc;
       this.index.set(id, entryOf(doc)!);
-      let by = this.acks.get(ack.msg);
-      if (!by) this.acks.set(ack.msg, (by = new Set()));
-      const fresh = !by.has(ack.from);
-      by.add(ack.from);
+      const by = this.acks.get(ack.msg);
+      const fresh = !by?.includes(ack.from);
+      // A literal of one: an array grown by push reserves room for 17.
+      if (!by) this.acks.set(ack.msg, [ack.from]);
+      else if (fresh) by.push(ack.from);
       if (fresh && ack.to === this.id) this.emit("acked", { id: ack.msg, by: ack.from });
       const message = this.index.get(ack.msg);
       if (message && this.allAcked(ack.msg, message.targets)) void this.remove(ack.msg);
@@ -673,18 +675,19 @@ export class Mesh extends EventEmitter<MeshEvents> {
     for (const [neighbour, present] of this.presentAt) if (neighbour !== CLOUD_PEER) present.delete(key);
     if (entry?.kind === "ack" && entry.msg && entry.from) {
       const by = this.acks.get(entry.msg);
-      by?.delete(entry.from);
-      if (by?.size === 0) this.acks.delete(entry.msg);
+      const at = by?.indexOf(entry.from) ?? -1;
+      if (at >= 0) by!.splice(at, 1);
+      if (by?.length === 0) this.acks.delete(entry.msg);
     }
   }
 
   private isForMe(entry: Entry): boolean {
-    return entry.kind === "msg" && entry.targets.includes(this.id) && !this.acks.get(entry.id)?.has(this.id) && !this.unreadable.has(entry.id);
+    return entry.kind === "msg" && entry.targets.includes(this.id) && !this.acks.get(entry.id)?.includes(this.id) && !this.unreadable.has(entry.id);
   }
 
   private allAcked(messageId: string, recipients: string[]): boolean {
     const by = this.acks.get(messageId);
-    return !!by && recipients.every((id) => by.has(id));
+    return !!by && recipients.every((id) => by.includes(id));
   }
 
   /** Opens a message for this device, writes its ack, then hands it to the listeners: at most once, even across restarts. */
