@@ -13,7 +13,7 @@ import type { Ack, Authorizer, Verb } from "../protocol/wire";
 import type { Database } from "../storage/database";
 import type { StorageError } from "../storage/storage-error";
 import type { TorStatus } from "../tor/tor-transport";
-import { ClientPool, PeerEndpoint, SendOptions, StreamOptions } from "../wire/client-pool";
+import { Answer, ClientPool, PeerEndpoint, RequestOptions, SendOptions, StreamOptions } from "../wire/client-pool";
 import { WireServer } from "../wire/server";
 import { DatabaseHost, type DeviceDatabases } from "./database-host";
 import { Dialer } from "./dialer";
@@ -299,6 +299,11 @@ export class Device extends EventEmitter<DeviceEvents> {
 
   send(peer: string, topic: string, payload: unknown, options?: SendOptions): Promise<Ack> {
     return this.outbox.send(() => this.endpoint(peer), topic, payload, options);
+  }
+
+  /** Sends a message and resolves with the receiving flow's reply (see ReceivedMessage.reply). */
+  request(peer: string, topic: string, payload: unknown, options?: RequestOptions): Promise<Answer> {
+    return this.outbox.request(() => this.endpoint(peer), topic, payload, options);
   }
 
   sendStream(peer: string, topic: string, body: Readable, options?: StreamOptions): Promise<Ack> {

@@ -10,6 +10,13 @@ export interface ReceivedMessage {
   topic: string;
   payload: unknown;
   bytes: number;
+  /**
+   * Present when the sender asked for a reply (device.request, peer send's "wait for reply"): answers it.
+   * The first answer of any listener goes back; a later one, or one after the sender's wait, throws.
+   */
+  reply?: (payload: unknown) => void;
+  /** How long the sender waits for the reply, from when it sent the request. */
+  replyWithinMs?: number;
 }
 
 export interface ReceivedStream {

@@ -1,7 +1,7 @@
 import type { Readable } from "node:stream";
 import { WireError } from "../protocol/errors";
 import type { Ack, Authorizer } from "../protocol/wire";
-import type { ClientPool, PeerEndpoint, SendOptions, StreamOptions } from "../wire/client-pool";
+import type { Answer, ClientPool, PeerEndpoint, RequestOptions, SendOptions, StreamOptions } from "../wire/client-pool";
 
 /**
  * What a device sends: only to peers its ACL lets receive it (whatever the peer would accept), and a
@@ -20,6 +20,12 @@ export class Outbox {
     const target = endpoint();
     await this.ensureMayReceive(target.id, `msg/${topic}`);
     return this.pool.message(target, topic, payload, options);
+  }
+
+  async request(endpoint: () => PeerEndpoint, topic: string, payload: unknown, options?: RequestOptions): Promise<Answer> {
+    const target = endpoint();
+    await this.ensureMayReceive(target.id, `msg/${topic}`);
+    return this.pool.ask(target, topic, payload, options);
   }
 
   async sendStream(endpoint: () => PeerEndpoint, topic: string, body: Readable, options?: StreamOptions): Promise<Ack> {

@@ -12,6 +12,15 @@ export const HEADER_MESSAGE_ID = "x-peer-mesh-id";
 export const HEADER_ERROR_CODE = "x-peer-mesh-error";
 /** A successful answer is headers only: the ack travels as JSON in this header, with no DATA frame. */
 export const HEADER_ACK = "x-peer-mesh-ack";
+/**
+ * A request: the sender waits up to this many milliseconds for the receiving flow's reply, which comes
+ * back as the answer's body (content type as a message's) beside the ack.
+ */
+export const HEADER_REPLY_WITHIN = "x-peer-mesh-reply-within";
+/** The longest a sender may ask a receiver to hold a request open for its reply. */
+export const MAX_REPLY_WAIT_MS = 300_000;
+/** A reply's body at most; larger answers go as a stream. */
+export const MAX_REPLY_BYTES = 1024 * 1024;
 /** TLS exporter label (RFC 8446 §7.5) of pairing: both ends of one session derive the same bytes from it. */
 export const PAIRING_EXPORTER_LABEL = "EXPORTER-peer-mesh-pairing";
 

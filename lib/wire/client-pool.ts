@@ -7,8 +7,8 @@ import { Identity, verifyPeerCertificate } from "../identity";
 import { BatchItem, BatchOutcome, encodeBatch, MAX_BATCH_BODY_BYTES, MAX_BATCH_ITEMS } from "./batch";
 import { WireError, wireErrorFromResponse } from "../protocol/errors";
 import { ackFromResponse, errorFromResponse, readResponse, setIdleTimeout, ClientResponse } from "./http2-io";
-import { encodePayload } from "./payload";
-import { Ack, BATCH_CONTENT_TYPE, BATCH_PATH, HEADER_MESSAGE_ID, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, STREAM_PATH, topicPath } from "../protocol/wire";
+import { decodePayload, encodePayload } from "./payload";
+import { Ack, BATCH_CONTENT_TYPE, BATCH_PATH, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, STREAM_PATH, topicPath } from "../protocol/wire";
 import { FLOW_SETTINGS } from "./limits";
 import { validateTopic } from "../protocol/topic";
 
@@ -33,6 +33,19 @@ export interface SendOptions {
   /** Defaults to a random UUID; reuse it to retry, the receiver delivers a given id once. */
   id?: string;
 }
+
+export interface RequestOptions extends SendOptions {
+  /** How long the receiving flow has to reply (the answer's wait, on top of timeoutMs for the connection). */
+  replyWithinMs?: number;
+}
+
+/** A request's outcome: the ack (receivers, duplicate) and what the receiving flow replied. */
+export interface Answer {
+  ack: Ack;
+  reply: unknown;
+}
+
+export const DEFAULT_REPLY_WITHIN_MS = 10_000;
 
 export interface StreamOptions {
   /** The stream fails when no data moves for this long. */
@@ -110,6 +123,28 @@ export class ClientPool {
     if (lane.inFlight < MAX_IN_FLIGHT || body.length > MAX_BATCH_BODY_BYTES) return this.sendOne(peer, lane, item);
     if (this.closed) throw new WireError("CLOSED", "the device is stopping");
     return new Promise<Ack>((resolve, reject) => lane.queue.push({ ...item, resolve, reject }));
+  }
+
+  /**
+   * Sends a message and waits for the receiving flow's reply. Never batched: it holds its request open
+   * until the reply. Resent with the same id, it gets the same reply rather than being handled twice.
+   */
+  async ask(peer: PeerEndpoint, topic: string, payload: unknown, options: RequestOptions = {}): Promise<Answer> {
+    validateTopic(topic);
+    const replyWithinMs = options.replyWithinMs ?? DEFAULT_REPLY_WITHIN_MS;
+    if (!Number.isInteger(replyWithinMs) || replyWithinMs < 1 || replyWithinMs > MAX_REPLY_WAIT_MS) throw new WireError("BAD_REQUEST", `the wait for a reply must be 1 to ${MAX_REPLY_WAIT_MS} ms`);
+    const { body, contentType } = encodePayload(payload);
+    const headers = {
+      ":method": "POST",
+      ":path": topicPath(MESSAGE_PATH, topic),
+      "content-type": contentType,
+      "content-length": body.length,
+      [HEADER_MESSAGE_ID]: options.id ?? randomUUID(),
+      [HEADER_REPLY_WITHIN]: String(replyWithinMs),
+    };
+    const response = await this.post(peer, headers, body, (options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS) + replyWithinMs);
+    if (response.status !== 200) throw errorFromResponse(response);
+    return { ack: ackFromResponse(response), reply: decodePayload(response.body, String(response.headers["content-type"] ?? "")) };
   }
 
   private lane(peerId: string): Lane {

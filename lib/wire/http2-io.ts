@@ -71,6 +71,12 @@ export function respondAck(stream: ServerHttp2Stream, ack: Ack): void {
   stream.respond({ ":status": 200, [HEADER_ACK]: JSON.stringify(ack) }, { endStream: true });
 }
 
+/** A request's answer: the ack in its header, the reply as the body, typed as a message's. */
+export function respondReply(stream: ServerHttp2Stream, ack: Ack, reply: { body: Buffer; contentType: string }): void {
+  if (stream.destroyed || stream.closed || stream.headersSent) return;
+  answer(stream, { ":status": 200, [HEADER_ACK]: JSON.stringify(ack), "content-type": reply.contentType }, reply.body);
+}
+
 export function ackFromResponse(response: ClientResponse): Ack {
   const header = response.headers[HEADER_ACK];
   try {

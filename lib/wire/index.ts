@@ -1,5 +1,5 @@
 export { WireServer, type IncomingMessage, type IncomingStream, type Receiver, type WireServerOptions } from "./server";
-export { ClientPool, type PeerEndpoint, type ClientPoolOptions, type SendOptions, type StreamOptions } from "./client-pool";
+export { ClientPool, DEFAULT_REPLY_WITHIN_MS, type Answer, type PeerEndpoint, type ClientPoolOptions, type RequestOptions, type SendOptions, type StreamOptions } from "./client-pool";
 export { DEFAULT_LIMITS, type WireLimits } from "./limits";
 export { TopicSubscriptions } from "./subscriptions";
 export { encodePayload, decodePayload } from "./payload";

@@ -9,12 +9,13 @@ import { Identity, verifyPeerCertificate } from "../identity";
 import { WireError } from "../protocol/errors";
 import { BatchItem, BatchOutcome, decodeBatch, MAX_BATCH_ITEMS, MAX_BATCH_REQUEST_BYTES } from "./batch";
 import { BodyBudget } from "./body-budget";
-import { markHeadRequest, readBody, respondAck, respondCouch, respondError, respondJson, retireSession, setIdleTimeout } from "./http2-io";
+import { markHeadRequest, readBody, respondAck, respondCouch, respondError, respondJson, respondReply, retireSession, setIdleTimeout } from "./http2-io";
+import { ReplySlots, type Reply } from "./reply-slots";
 import type { CouchReply, CouchRequest } from "../protocol/couch";
 import { DEFAULT_LIMITS, FLOW_SETTINGS, WireLimits } from "./limits";
 import { decodePayload } from "./payload";
 import type { Socket } from "node:net";
-import { Ack, Authorizer, BATCH_PATH, DatabaseTarget, databaseTarget, HEADER_MESSAGE_ID, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, STREAM_PATH, topicFromPath, type Verb } from "../protocol/wire";
+import { Ack, Authorizer, BATCH_PATH, DatabaseTarget, databaseTarget, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, STREAM_PATH, topicFromPath, type Verb } from "../protocol/wire";
 import { validateTopic } from "../protocol/topic";
 import { RecentIds } from "./recent-ids";
 
@@ -24,6 +25,10 @@ export interface IncomingMessage {
   topic: string;
   payload: unknown;
   bytes: number;
+  /** A request: its sender waits for one answer, given here (throws once answered or timed out). */
+  reply?: (payload: unknown) => void;
+  /** How long the sender waits for that answer. */
+  replyWithinMs?: number;
 }
 
 export interface IncomingStream {
@@ -92,6 +97,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
   private readonly budget: BodyBudget;
   private readonly resets = new WeakMap<Http2Session, { since: number; count: number }>();
   private readonly seen: RecentIds;
+  private readonly replies = new ReplySlots();
   /** Incoming streams in progress, so that a revoked permission can end them. */
   private readonly openStreams = new Set<{ peerId: string; resource: string; stream: ServerHttp2Stream }>();
   readonly limits: WireLimits;
@@ -344,8 +350,14 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     if (declared > this.limits.maxMessageBytes) {
       throw new WireError("TOO_LARGE", `the message (${declared} bytes) is larger than the ${this.limits.maxMessageBytes} bytes this device accepts`);
     }
+    const replyWithinMs = replyWait(headers[HEADER_REPLY_WITHIN]);
     const body = await this.readBodyOf(stream, peerId, this.limits.maxMessageBytes);
-    respondAck(stream, await this.deliver(peerId, { id, topic, contentType: String(headers["content-type"] ?? ""), body }));
+    const item = { id, topic, contentType: String(headers["content-type"] ?? ""), body };
+    if (replyWithinMs === undefined) return respondAck(stream, await this.deliver(peerId, item));
+    // The request is quiet while its flow works on the answer: not idle in the sense of the stream timeout.
+    stream.setTimeout(replyWithinMs + this.limits.streamIdleMs);
+    const { ack, reply } = await this.deliverRequest(peerId, item, replyWithinMs);
+    respondReply(stream, ack, reply);
   }
 
   private async serveDatabase(peerId: string, target: DatabaseTarget, request: CouchRequest): Promise<CouchReply> {
@@ -449,6 +461,26 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     return ack;
   }
 
+  /**
+   * Hands a request to the receiver with a way to answer it, then waits for the answer. A repeat of a
+   * request still waiting or answered within the last minute gets the same answer (duplicate: true),
+   * and the flow does not see it twice.
+   */
+  private async deliverRequest(from: string, item: BatchItem, withinMs: number): Promise<{ ack: Ack; reply: Reply }> {
+    const ack: Ack = { id: item.id, topic: item.topic, receivers: 0, bytes: item.body.length };
+    const key = `${from}/${item.id}`;
+    const { slot, fresh } = this.replies.open(key, withinMs);
+    if (!fresh) return { ack: { ...ack, duplicate: true }, reply: await slot.reply };
+    const payload = decodePayload(item.body, item.contentType);
+    try {
+      ack.receivers = await this.options.receiver.acceptMessage({ id: item.id, from, topic: item.topic, payload, bytes: item.body.length, reply: (answer) => slot.answer(answer), replyWithinMs: withinMs });
+    } catch (err) {
+      this.replies.forget(key);
+      throw err;
+    }
+    return { ack, reply: await slot.reply };
+  }
+
   private async serveStream(stream: ServerHttp2Stream, meta: { id: string; from: string; topic: string }): Promise<void> {
     stream.setTimeout(this.limits.streamIdleMs, () => {
       stream.destroy(new WireError("TIMEOUT", `the stream sent nothing for ${this.limits.streamIdleMs} ms`));
@@ -503,4 +535,12 @@ function readHttp1Body(request: Http1Request, limit: number): Promise<Buffer> {
     request.once("end", () => resolve(Buffer.concat(chunks)));
     request.once("error", (err) => reject(new WireError("STREAM_ABORTED", err.message)));
   });
+}
+
+/** The sender's wait for a reply, from its header: absent for a plain message. */
+function replyWait(header: string | string[] | undefined): number | undefined {
+  if (header === undefined) return undefined;
+  const ms = Number(header);
+  if (!Number.isInteger(ms) || ms < 1 || ms > MAX_REPLY_WAIT_MS) throw new WireError("BAD_REQUEST", `${HEADER_REPLY_WITHIN} must be a whole number of milliseconds from 1 to ${MAX_REPLY_WAIT_MS}`);
+  return ms;
 }

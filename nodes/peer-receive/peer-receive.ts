@@ -1,5 +1,6 @@
 import type { Node, NodeAPI, NodeDef } from "node-red";
-import { Rechunker, WireError, type ReceivedStream } from "../../lib";
+import { DEFAULT_REPLY_WITHIN_MS, Rechunker, WireError, type ReceivedStream } from "../../lib";
+import { holdReply } from "../shared/pending-replies";
 import { useIdentity } from "../shared/identity-node";
 import { ThrottledStatus } from "../shared/throttled-status";
 
@@ -80,7 +81,9 @@ export = (RED: NodeAPI): void => {
         status.now({ fill: "green", shape: "dot", text: RED._("peer-mesh.status.listening", { port }) });
         unsubscribe.push(
           device.onMessage(pattern, (message) => {
-            node.send({ topic: message.topic, payload: message.payload, peer: message.from, messageId: message.id });
+            // A request carries the handle a peer reply node answers it by (as http in's msg.res for http response).
+            const reply = message.reply ? { _peerReply: holdReply(message.reply, message.replyWithinMs ?? DEFAULT_REPLY_WITHIN_MS) } : {};
+            node.send({ topic: message.topic, payload: message.payload, peer: message.from, messageId: message.id, ...reply });
             counted();
           }),
           device.onStream(pattern, (stream) =>

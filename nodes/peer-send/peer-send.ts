@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import { Readable } from "node:stream";
-import { OutgoingSequences, WireError, type Ack } from "../../lib";
+import { MAX_REPLY_WAIT_MS, OutgoingSequences, WireError, type Ack } from "../../lib";
+import { migrate, type Migration } from "../shared/migrations";
 import { errorStatus, useIdentity } from "../shared/identity-node";
 import { ThrottledStatus } from "../shared/throttled-status";
 
@@ -11,7 +12,16 @@ interface PeerSendDef extends NodeDef {
   topic?: string;
   timeout?: number | string;
   partsAsStream?: boolean;
+  /** Wait for the receiving flow's reply (a peer reply node) and output it. */
+  waitReply?: boolean;
+  /** Seconds the receiving flow has to reply. */
+  replyTimeout?: number | string;
 }
+
+const MIGRATIONS: ReadonlyArray<Migration<PeerSendDef>> = [
+  { field: "waitReply", was: false, why: "0.2.0 added request/reply; a flow saved before sent plain messages and output the ack" },
+  { field: "replyTimeout", was: 10, why: "0.2.0 added request/reply with a 10 s default wait" },
+];
 
 interface Parts {
   id: string;
@@ -41,11 +51,13 @@ function chunkOf(payload: unknown): Buffer {
 }
 
 export = (RED: NodeAPI): void => {
-  RED.nodes.registerType("peer-send", function (this: Node, def: PeerSendDef) {
-    RED.nodes.createNode(this, def);
+  RED.nodes.registerType("peer-send", function (this: Node, saved: PeerSendDef) {
+    RED.nodes.createNode(this, saved);
+    const def = migrate(saved, MIGRATIONS);
     const node = this;
     const { ready } = useIdentity(RED, node, def.identity);
     const timeoutMs = Math.max(1, Number(def.timeout) || 10) * 1000;
+    const replyWithinMs = Math.round(Math.min(MAX_REPLY_WAIT_MS / 1000, Math.max(0.001, Number(def.replyTimeout) || 10)) * 1000);
     const sequences = new OutgoingSequences<Ack>(SEQUENCE_IDLE_MS);
     const status = new ThrottledStatus(node);
     let delivered = 0;
@@ -59,6 +71,15 @@ export = (RED: NodeAPI): void => {
           const parts = def.partsAsStream !== false ? partsOf(msg) : undefined;
           status.update(() => ({ fill: "yellow", shape: "ring", text: RED._("peer-mesh.status.sending", { peer: shortLabel(peer) }) }));
           let ack: Ack | undefined;
+          if (def.waitReply) {
+            if (msg.payload instanceof Readable || parts) throw new WireError("BAD_REQUEST", RED._("peer-send.errors.request-stream"));
+            const answer = await device.request(peer, String(topic ?? ""), msg.payload, { timeoutMs, replyWithinMs, id: messageIdOf(msg) });
+            delivered += 1;
+            status.update(() => ({ fill: "green", shape: "dot", text: RED._("peer-send.status.replied", { count: delivered }) }));
+            send({ ...msg, payload: answer.reply, ack: answer.ack });
+            done();
+            return;
+          }
           if (msg.payload instanceof Readable) ack = await device.sendStream(peer, String(topic ?? ""), msg.payload, { idleMs: timeoutMs });
           else if (parts) {
             const start = (body: Readable) => device.sendStream(peer, String(topic ?? ""), body, { idleMs: timeoutMs });

@@ -26,7 +26,7 @@ describe("npm start: the demo in a real Node-RED", function () {
     });
     const nodes = (await (await fetch(`${demo.url}/nodes`, { headers: { accept: "application/json" } })).json()) as Array<{ module: string; types: string[] }>;
     const ours = nodes.filter((set) => set.module === "@peer-mesh/node-red-peer-mesh").flatMap((set) => set.types);
-    should(ours.sort()).eql(["acl-check", "identity-config", "mesh-sync", "peer-discover", "peer-receive", "peer-send"]);
+    should(ours.sort()).eql(["acl-check", "identity-config", "mesh-sync", "peer-discover", "peer-receive", "peer-reply", "peer-send"]);
 
     const feed = debugFeed(demo.url);
     try {
@@ -62,6 +62,10 @@ describe("npm start: the demo in a real Node-RED", function () {
       should(refused.msg).match(/line-3/);
       const sync = await feed.from("pm-factory-sync-events", 30_000, (message) => message.msg.includes('"topic":"sync"') && message.msg.includes('"database":"readings"'));
       should(sync.msg).match(/"direction":"push"/);
+      // The tablet asks the gateway for the last hour's readings and gets them back (peer send → peer reply).
+      await inject("pm-factory-ask");
+      const history = await feed.from("pm-factory-history-seen");
+      should(history.msg).match(/"minutes":60/).and.match(/"celsius"/);
       // Home automation: the door sensor switches the lights; the phone, not in group family, cannot unlock.
       await inject("pm-home-door-open");
       should((await feed.from("pm-home-lights-on")).msg).match(/"lights":"on"/).and.match(/"because":"door"/);

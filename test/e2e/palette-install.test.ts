@@ -7,7 +7,7 @@ import { freePort } from "../nodes/fixtures";
 import { Packed, packFromCleanCopy } from "../helpers/pack";
 
 const projectRoot = path.resolve(__dirname, "..", "..", "..");
-const OUR_TYPES = ["acl-check", "identity-config", "mesh-sync", "peer-discover", "peer-receive", "peer-send"];
+const OUR_TYPES = ["acl-check", "identity-config", "mesh-sync", "peer-discover", "peer-receive", "peer-reply", "peer-send"];
 
 interface NodeSet {
   module: string;

@@ -18,12 +18,14 @@ export const peerSend = require(path.join(dist, "peer-send", "peer-send.js"));
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const peerReceive = require(path.join(dist, "peer-receive", "peer-receive.js"));
 // eslint-disable-next-line @typescript-eslint/no-require-imports
+export const peerReply = require(path.join(dist, "peer-reply", "peer-reply.js"));
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 export const peerDiscover = require(path.join(dist, "peer-discover", "peer-discover.js"));
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const aclCheck = require(path.join(dist, "acl-check", "acl-check.js"));
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const meshSync = require(path.join(dist, "mesh-sync", "mesh-sync.js"));
-export const allNodes = [identityConfig, peerSend, peerReceive, peerDiscover, aclCheck, meshSync];
+export const allNodes = [identityConfig, peerSend, peerReceive, peerReply, peerDiscover, aclCheck, meshSync];
 
 /** helper.load with flows typed as plain objects (the helper's typings know only the common NodeDef fields). */
 export function loadFlow(nodes: unknown, flow: Array<Record<string, unknown>>, credentials: Record<string, unknown> = {}): Promise<void> {

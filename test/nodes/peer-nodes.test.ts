@@ -69,6 +69,51 @@ describe("peer-send and peer-receive nodes", () => {
     should((answer.peer as { id: string }).id).equal(idB.device!.id);
   });
 
+  it("asks and answers: peer send with wait for reply outputs what a peer reply node on the other side was given", async () => {
+    const { out, caught } = await deploy([
+      { id: "ask", type: "peer-send", identity: "idA", peer: "B", timeout: 5, waitReply: true, replyTimeout: 5, wires: [["answers"]] },
+      { id: "answers", type: "helper" },
+      // The receiving flow: whatever works out the answer (the test, here), then a peer reply node.
+      { id: "recv-req", type: "peer-receive", identity: "idB", topic: "gateway/history", wires: [["work"]] },
+      { id: "work", type: "helper" },
+      { id: "answer", type: "peer-reply", wires: [] },
+    ]);
+    const answers = collector("answers");
+    const work = collector("work");
+    helper.getNode("ask").receive({ topic: "gateway/history", payload: { hours: 1 }, keep: "this" } as Msg);
+    const [request] = await work.next();
+    helper.getNode("answer").receive({ ...request, payload: { readings: [20.5, 21], for: `${(request.payload as { hours: number }).hours}h` } });
+    const [answered] = await answers.next();
+    should(answered.payload).eql({ readings: [20.5, 21], for: "1h" });
+    should(answered.ack).match({ topic: "gateway/history", receivers: 1 });
+    should(answered.keep).equal("this");
+    should(typeof answered.messageId).equal("string");
+    should(out.queue).have.length(0); // "sensors/#" is another receiver's topic
+    should(caught.queue).have.length(0);
+    should(await statusWhere("ask", (status) => status.fill === "green")).match({ text: "peer-send.status.replied" });
+  });
+
+  it("a request nobody answers in time reaches the Catch node as TIMEOUT; a msg without a request handle at peer reply as NO_REQUEST", async () => {
+    const { caught } = await deploy([
+      { id: "ask", type: "peer-send", identity: "idA", peer: "B", timeout: 5, waitReply: true, replyTimeout: 0.3, wires: [[]] },
+      { id: "recv-req", type: "peer-receive", identity: "idB", topic: "slow", wires: [["hold"]] },
+      { id: "hold", type: "helper" },
+      { id: "answer", type: "peer-reply", wires: [] },
+    ]);
+    const held = collector("hold");
+    helper.getNode("ask").receive({ topic: "slow", payload: 1 } as Msg);
+    const [request] = await held.next();
+    should(request._peerReply).be.a.String();
+    const [timedOut] = await caught.next();
+    should(timedOut.error).match({ code: "TIMEOUT", message: /did not reply within 300 ms/, source: { id: "ask" } });
+    helper.getNode("answer").receive({ ...request, payload: "too late" });
+    const [late] = await caught.next();
+    should(late.error).match({ code: "NO_REQUEST", message: /peer-reply.errors.gone/, source: { id: "answer" } });
+    helper.getNode("answer").receive({ payload: "to whom?" } as Msg);
+    const [orphan] = await caught.next();
+    should(orphan.error).match({ code: "NO_REQUEST", message: /peer-reply.errors.no-handle/ });
+  });
+
   it("passes failures to a Catch node with a code, and shows them in the status", async () => {
     const { caught } = await deploy([]);
     const seen = statuses("send");

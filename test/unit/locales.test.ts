@@ -27,10 +27,10 @@ describe("locales", () => {
   const nodeNames = fs.readdirSync(nodesDir).filter((name) => name !== "shared" && fs.existsSync(path.join(nodesDir, name, `${name}.html`)));
 
   it("finds the built nodes", () => {
-    should(nodeNames.sort()).eql(["acl-check", "identity-config", "mesh-sync", "peer-discover", "peer-receive", "peer-send"]);
+    should(nodeNames.sort()).eql(["acl-check", "identity-config", "mesh-sync", "peer-discover", "peer-receive", "peer-reply", "peer-send"]);
   });
 
-  for (const name of ["acl-check", "identity-config", "mesh-sync", "peer-discover", "peer-receive", "peer-send"]) {
+  for (const name of ["acl-check", "identity-config", "mesh-sync", "peer-discover", "peer-receive", "peer-reply", "peer-send"]) {
     it(`${name}: every message key its runtime and editor use has en-US words, and help exists`, () => {
       const dir = path.join(nodesDir, name);
       const catalog = JSON.parse(fs.readFileSync(path.join(dir, "locales", "en-US", `${name}.json`), "utf8"));
@@ -43,7 +43,7 @@ describe("locales", () => {
     });
   }
 
-  for (const name of ["acl-check", "identity-config", "mesh-sync", "peer-discover", "peer-receive", "peer-send"]) {
+  for (const name of ["acl-check", "identity-config", "mesh-sync", "peer-discover", "peer-receive", "peer-reply", "peer-send"]) {
     it(`${name}: the German catalog has every en-US key with the same placeholders, and German help`, () => {
       const dir = path.join(nodesDir, name, "locales");
       const english = JSON.parse(fs.readFileSync(path.join(dir, "en-US", `${name}.json`), "utf8"));
