@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
-import { Device, isDocumentBody, lowPower, MESH_SYNC_DEFAULTS, MeshMessage, MeshMode, MeshSync, putDocument, SyncReport, Direction } from "../../lib";
+import { ConflictWatcher, Device, isDocumentBody, lowPower, MESH_SYNC_DEFAULTS, MeshMessage, MeshMode, MeshSync, putDocument, SyncReport, Direction, type ConflictPolicy } from "../../lib";
 import { errorStatus, failureCode, failureReason, shorten, useIdentity } from "../shared/identity-node";
 import { migrate, type Migration } from "../shared/migrations";
 import { ThrottledStatus } from "../shared/throttled-status";
@@ -33,6 +33,10 @@ interface MeshSyncDef extends NodeDef {
   cloudDatabase?: string;
   /** Send every document that arrived (mesh or database) to the events output. */
   outputChanges?: boolean;
+  /** Documents edited apart on two devices: "off", "report" (an event; a flow may choose with msg.resolve), or "last-writer-wins". */
+  conflicts?: "off" | "report" | "last-writer-wins";
+  /** The timestamp field last-writer-wins compares (milliseconds or a date string). */
+  conflictField?: string;
 }
 
 interface MeshSyncCredentials {
@@ -40,7 +44,7 @@ interface MeshSyncCredentials {
   password?: string;
 }
 
-type Msg = NodeMessageInFlow & { to?: unknown; mode?: unknown; ttl?: unknown; priority?: unknown; battery?: unknown; power?: unknown; database?: unknown };
+type Msg = NodeMessageInFlow & { to?: unknown; mode?: unknown; ttl?: unknown; priority?: unknown; battery?: unknown; power?: unknown; database?: unknown; resolve?: unknown };
 
 /** A number setting from the editor (strings there), or the default when empty; a bad one is a config error. */
 function setting(value: unknown, fallback: number, what: string, min = 0): number {
@@ -72,6 +76,7 @@ export = (RED: NodeAPI): void => {
       let batteryNote = "";
       let lastError = "";
       const cleanups: Array<() => void> = [];
+      const conflictWatchers = new Map<string, ConflictWatcher>();
 
       let config: ReturnType<typeof readConfig>;
       try {
@@ -101,6 +106,7 @@ export = (RED: NodeAPI): void => {
           cleanups.push(forwardMesh(device, node, () => showState(device)));
         }
         if (config.outputChanges) cleanups.push(...config.databases.map((name) => forwardChanges(device, name, node)));
+        if (config.conflicts) for (const name of config.databases) conflictWatchers.set(name, watchConflicts(device, name, config.conflicts, node));
         sync = device.meshSync({ databases: config.databases, direction: config.direction, mesh: config.mesh, peers: config.peers, cloud: config.cloud, policy: config.policy });
         sync.on("sync", (report: SyncReport) => {
           lastError = "";
@@ -152,6 +158,15 @@ export = (RED: NodeAPI): void => {
               showState(device);
               return;
             }
+            if (msg.resolve !== undefined) {
+              const { database, id, rev } = (msg.resolve ?? {}) as { database?: unknown; id?: unknown; rev?: unknown };
+              const watcher = conflictWatchers.get(String(database));
+              if (!watcher) throw new Error(RED._("mesh-sync.errors.no-conflict-watch", { database: String(database) }));
+              if (typeof id !== "string" || typeof rev !== "string") throw new Error(RED._("mesh-sync.errors.bad-resolve"));
+              send([null, { ...msg, topic: "resolved", payload: await watcher.resolve(id, rev) }]);
+              if (config.policy.intervalMs === 0) sync?.syncAll();
+              return;
+            }
             if (msg.database !== undefined) {
               const stored = await store(device, msg);
               send([null, { ...msg, topic: "stored", payload: stored }]);
@@ -185,8 +200,10 @@ export = (RED: NodeAPI): void => {
       node.on("close", (_removed: boolean, done: () => void) => {
         closed = true;
         for (const cleanup of cleanups.splice(0)) cleanup();
+        const watchers = [...conflictWatchers.values()].map((watcher) => watcher.stop());
+        conflictWatchers.clear();
         status.stop();
-        (sync ? sync.stop() : Promise.resolve()).then(() => done(), () => done());
+        Promise.all([...watchers, sync?.stop()]).then(() => done(), () => done());
       });
     },
     { credentials: { username: { type: "text" }, password: { type: "password" } } },
@@ -216,6 +233,15 @@ function forwardChanges(device: Device, name: string, node: Node): () => void {
   return () => feed.cancel();
 }
 
+/** Conflicts in `name` to output 2, as `conflict` events, resolved by the policy first when it resolves. */
+function watchConflicts(device: Device, name: string, policy: ConflictPolicy, node: Node): ConflictWatcher {
+  const watcher = new ConflictWatcher(device.databases.open(name), name, policy);
+  watcher.on("conflict", (event) => node.send([null, { topic: "conflict", payload: event }]));
+  watcher.on("error", (err) => node.warn(err.message));
+  watcher.start();
+  return watcher;
+}
+
 const D = MESH_SYNC_DEFAULTS;
 
 /** Flows saved before these settings existed keep working as they did. */
@@ -223,6 +249,8 @@ const MESH_SYNC_MIGRATIONS: ReadonlyArray<Migration<MeshSyncDef>> = [
   { field: "mesh", was: true, why: "the first mesh-sync node always exchanged store-and-forward messages" },
   { field: "relay", was: true, why: "relaying for others came with the mesh and was always on" },
   { field: "outputChanges", was: false, why: "\"send arriving documents\" came later and is off unless chosen" },
+  { field: "conflicts", was: "off", why: "0.2.0 added conflict events; a flow saved before got none on output 2" },
+  { field: "conflictField", was: "updatedAt", why: "0.2.0 added last-writer-wins, by updatedAt unless set" },
 ];
 
 function readConfig(saved: MeshSyncDef, credentials: MeshSyncCredentials) {
@@ -245,5 +273,14 @@ function readConfig(saved: MeshSyncDef, credentials: MeshSyncCredentials) {
     policy: { intervalMs: setting(def.interval, D.interval, "interval") * 1000, maxDocs: setting(def.maxDocs, D.maxDocs, "documents per session", 1), maxBytes: setting(def.maxKb, D.maxKb, "kilobytes per session", 1) * 1024 },
     cloud: cloudUrl ? { url: cloudUrl, meshDatabase: def.cloudDatabase?.trim() || D.cloudDatabase, auth: credentials.username ? { username: credentials.username, password: credentials.password ?? "" } : undefined } : undefined,
     outputChanges: def.outputChanges === true,
+    conflicts: conflictPolicy(def.conflicts, def.conflictField),
   };
+}
+
+function conflictPolicy(conflicts: MeshSyncDef["conflicts"], field: string | undefined): ConflictPolicy | undefined {
+  if (conflicts === "report") return { kind: "report" };
+  if (conflicts !== "last-writer-wins") return undefined;
+  const name = field?.trim() || "updatedAt";
+  if (name.startsWith("_")) throw new Error(`conflict field "${name}": a field of the document's own, not one of CouchDB's (_id, _rev …)`);
+  return { kind: "last-writer-wins", field: name };
 }

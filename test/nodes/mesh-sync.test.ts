@@ -72,6 +72,51 @@ describe("mesh-sync node", () => {
     await statusWhere("syncA", (s) => s.fill === "green");
   });
 
+  it("a document edited on both devices while paused: a conflict event, resolved to the latest edit on both; msg.resolve needs a watched database", async () => {
+    await twoDevices({ outputChanges: true, conflicts: "last-writer-wins", conflictField: "editedAt" });
+    type Db = { put(d: object): Promise<unknown>; get(id: string, o?: object): Promise<Record<string, unknown>> };
+    const db = (id: string): Db => (helper.getNode(id) as unknown as { device: { databases: { open(n: string): Db } } }).device.databases.open("readings");
+    // Both event outputs into one list, and a wait for the next event that satisfies a test.
+    const events: Array<{ topic?: unknown; payload?: unknown }> = [];
+    const waiters: Array<() => void> = [];
+    for (const id of ["eventsA", "eventsB"]) {
+      helper.getNode(id).on("input", (msg: { topic?: unknown; payload?: unknown }) => {
+        events.push(msg);
+        waiters.splice(0).forEach((wake) => wake());
+      });
+    }
+    const nextEvent = (): Promise<void> => new Promise((resolve) => waiters.push(resolve));
+    const until = async (wanted: () => boolean | Promise<boolean>): Promise<void> => {
+      while (!(await wanted())) await nextEvent();
+    };
+    const isChange = (msg: { topic?: unknown; payload?: unknown }): boolean => msg.topic === "change" && (msg.payload as { _id?: string })._id === "setpoint";
+
+    await db("idA").put({ _id: "setpoint", celsius: 20, editedAt: 1 });
+    helper.getNode("syncA").receive({ payload: "sync now" } as never);
+    await until(() => events.filter(isChange).length >= 2); // written at A, arrived at B
+    // Apart: both pause (low battery), each edits the document, then both resume.
+    for (const node of ["syncA", "syncB"]) helper.getNode(node).receive({ battery: 5 } as never);
+    await Promise.all(["syncA", "syncB"].map((node) => statusWhere(node, (status) => status.fill === "yellow")));
+    for (const [node, celsius, editedAt] of [["idA", 21, 3000], ["idB", 22, 2000]] as const) {
+      const doc = await db(node).get("setpoint");
+      await db(node).put({ ...doc, celsius, editedAt });
+    }
+    for (const node of ["syncA", "syncB"]) helper.getNode(node).receive({ battery: 90 } as never);
+    await until(() => events.some((msg) => msg.topic === "conflict"));
+    should(events.find((msg) => msg.topic === "conflict")!.payload).match({ database: "readings", id: "setpoint", resolved: { by: "last-writer-wins" } });
+    // Both sides end with A's edit (the later by editedAt) and no conflict, once the deletions have synced.
+    for (const node of ["syncA", "syncB"]) helper.getNode(node).receive({ payload: "sync now" } as never);
+    await until(async () => {
+      const [onA, onB] = await Promise.all([db("idA").get("setpoint", { conflicts: true }), db("idB").get("setpoint", { conflicts: true })]);
+      return onA._rev === onB._rev && !onA._conflicts && !onB._conflicts;
+    });
+    should((await db("idB").get("setpoint")).celsius).equal(21);
+    const syncA = helper.getNode("syncA") as unknown as { on(event: string, listener: (call: { args: [unknown] }) => void): void; receive(msg: object): void };
+    const caught = new Promise<string>((resolve) => syncA.on("call:error", (call) => resolve(String(call.args[0]))));
+    syncA.receive({ resolve: { database: "elsewhere", id: "setpoint", rev: "1-x" } });
+    should(await caught).match(/mesh-sync.errors.no-conflict-watch/);
+  });
+
   it("reports a database the identity does not keep, and a bad priority reaches a Catch node", async () => {
     const bPort = await freePort();
     const pair = identityPair({ bPort });
