@@ -4,6 +4,8 @@ export * from "./wire";
 export * from "./discovery";
 export { BUILT_IN_TRANSPORTS, type TransportContext, type TransportFactory, type TransportSource } from "./device/transports";
 export { Device, type DeviceOptions, type DiscoveryOptions, type PendingPairing, type PeerRef, type ReceivedMessage, type ReceivedStream, type MessageListener, type StreamListener } from "./device/device";
+export { prometheusText, type MeteredDevice } from "./device/prometheus";
+export { Traffic, type PeerTraffic, type SyncTraffic } from "./device/traffic";
 export { SequenceStream } from "./streams/sequence-stream";
 export { Rechunker } from "./streams/rechunker";
 export { OutgoingSequences } from "./streams/outgoing-sequences";

@@ -15,6 +15,7 @@ import type { StorageError } from "../storage/storage-error";
 import type { TorStatus } from "../tor/tor-transport";
 import { Answer, ClientPool, PeerEndpoint, RequestOptions, SendOptions, StreamOptions } from "../wire/client-pool";
 import { WireServer } from "../wire/server";
+import { Traffic } from "./traffic";
 import { DatabaseHost, type DeviceDatabases } from "./database-host";
 import { Dialer } from "./dialer";
 import { DeviceGroups } from "./groups";
@@ -55,6 +56,8 @@ export class Device extends EventEmitter<DeviceEvents> {
   /** Pairing with another device: this one's code, asking, confirming, refusing, and who is paired. */
   readonly pairing: DevicePairing;
   private readonly server: WireServer;
+  /** Messages, streams, refusals and sync sessions counted since start (metrics, diagnostics). */
+  readonly traffic = new Traffic();
   private readonly pool: ClientPool;
   private readonly outbox: Outbox;
   private readonly groups: DeviceGroups;
@@ -92,14 +95,18 @@ export class Device extends EventEmitter<DeviceEvents> {
         serveDatabase: (peerId, target, request) => this.databaseHost.serve(peerId, target, request),
       },
     });
-    this.server.on("refused", (info) => this.emit("refused", info));
+    this.server.on("refused", (info) => {
+      this.traffic.refused(info.kind);
+      this.emit("refused", info);
+    });
+    this.server.on("received", ({ peerId, kind, bytes }) => this.traffic.received(peerId, kind, bytes));
     // A revoked key loses its open streams now, not when they end.
     this.acl.on("changed", () => {
       void this.server.reauthorize();
       void this.outbox.recheck();
     });
     this.pool = new ClientPool(options.identity, { idleMs: options.idleConnectionMs });
-    this.outbox = new Outbox(this.pool, authorize, (id) => this.peers.label(id));
+    this.outbox = new Outbox(this.pool, authorize, (id) => this.peers.label(id), this.traffic);
     this.system = new SystemStorage(options.storageDir, (err) => this.emit("warning", err, "storage"));
     this.groups = new DeviceGroups({ identity: options.identity, acl: this.acl, knows: (owner) => this.peers.has(owner) || this.desk.isPaired(owner), save: (doc) => this.system.saveGroup(doc) });
     this.transports = new DeviceTransports({
@@ -244,6 +251,11 @@ export class Device extends EventEmitter<DeviceEvents> {
     return this.transports.unavailable;
   }
 
+  /** Open connections: peers connected to this device's listener, and this device's own to peers. */
+  get connections(): { in: number; out: number } {
+    return { in: this.server.connectionCount, out: this.pool.connectionCount };
+  }
+
   /** When each peer (or the cloud) last finished a sync session with this device. */
   get lastSyncs(): ReadonlyMap<string, number> {
     return this.syncTimes;
@@ -254,6 +266,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     const sync = new MeshSync(this, options);
     sync.on("sync", (report) => {
       const at = Date.now();
+      this.traffic.synced(report, at);
       this.syncTimes.set(report.peer, at);
       this.emit("synced", report.peer, at);
     });

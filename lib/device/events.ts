@@ -1,11 +1,12 @@
 import type { PendingPairing } from "../acl/pending-pairings";
 import type { TorStatus } from "../tor/tor-transport";
+import type { Refusal } from "../wire/server";
 
 /** What a device tells its users (the identity-config node, the sidebar). */
 export interface DeviceEvents {
   /** Someone asked to pair, or this device asked someone: the users compare `sas` and confirm. */
   pairing: [request: PendingPairing];
-  refused: [info: { peerId?: string; reason: string }];
+  refused: [info: Refusal];
   /** A group document failed verification (tampered, unsigned, replayed older version). */
   rejected: [info: { id: string; reason: string }];
   /** A transport hit something worth telling the user that did not stop it. */

@@ -1,6 +1,7 @@
 import type { Readable } from "node:stream";
 import { WireError } from "../protocol/errors";
 import type { Ack, Authorizer } from "../protocol/wire";
+import type { Traffic } from "./traffic";
 import type { Answer, ClientPool, PeerEndpoint, RequestOptions, SendOptions, StreamOptions } from "../wire/client-pool";
 
 /**
@@ -14,18 +15,23 @@ export class Outbox {
     private readonly pool: ClientPool,
     private readonly authorize: Authorizer,
     private readonly label: (id: string) => string,
+    private readonly traffic?: Traffic,
   ) {}
 
   async send(endpoint: () => PeerEndpoint, topic: string, payload: unknown, options?: SendOptions): Promise<Ack> {
     const target = endpoint();
     await this.ensureMayReceive(target.id, `msg/${topic}`);
-    return this.pool.message(target, topic, payload, options);
+    const ack = await this.pool.message(target, topic, payload, options);
+    if (!ack.duplicate) this.traffic?.sent(target.id, "msg", ack.bytes);
+    return ack;
   }
 
   async request(endpoint: () => PeerEndpoint, topic: string, payload: unknown, options?: RequestOptions): Promise<Answer> {
     const target = endpoint();
     await this.ensureMayReceive(target.id, `msg/${topic}`);
-    return this.pool.ask(target, topic, payload, options);
+    const answer = await this.pool.ask(target, topic, payload, options);
+    if (!answer.ack.duplicate) this.traffic?.sent(target.id, "msg", answer.ack.bytes);
+    return answer;
   }
 
   async sendStream(endpoint: () => PeerEndpoint, topic: string, body: Readable, options?: StreamOptions): Promise<Ack> {
@@ -40,7 +46,9 @@ export class Outbox {
     const outgoing = { peerId: target.id, resource: `stream/${topic}`, body };
     this.streams.add(outgoing);
     try {
-      return await this.pool.stream(target, topic, body, options);
+      const ack = await this.pool.stream(target, topic, body, options);
+      this.traffic?.sent(target.id, "stream", ack.bytes);
+      return ack;
     } finally {
       this.streams.delete(outgoing);
     }

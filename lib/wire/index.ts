@@ -1,4 +1,4 @@
-export { WireServer, type IncomingMessage, type IncomingStream, type Receiver, type WireServerOptions } from "./server";
+export { WireServer, type IncomingMessage, type IncomingStream, type Receiver, type Refusal, type RefusalKind, type WireServerOptions } from "./server";
 export { ClientPool, DEFAULT_REPLY_WITHIN_MS, type Answer, type PeerEndpoint, type ClientPoolOptions, type RequestOptions, type SendOptions, type StreamOptions } from "./client-pool";
 export { DEFAULT_LIMITS, type WireLimits } from "./limits";
 export { TopicSubscriptions } from "./subscriptions";

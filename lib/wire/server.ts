@@ -78,8 +78,19 @@ export interface WireServerOptions {
   limits?: Partial<WireLimits>;
 }
 
+/** Why a request or connection was refused, as a label for counting (metrics): the reason says the rest. */
+export type RefusalKind = "tls" | "certificate" | "unknown-key" | "strangers" | "connections" | "resets" | "acl" | "revoked" | "database";
+
+export interface Refusal {
+  peerId?: string;
+  kind: RefusalKind;
+  reason: string;
+}
+
 export interface WireServerEvents {
-  refused: [info: { peerId?: string; reason: string }];
+  refused: [info: Refusal];
+  /** A message or stream accepted from a peer, with its body's size (metrics). */
+  received: [info: { peerId: string; kind: "msg" | "stream"; bytes: number }];
 }
 
 /**
@@ -146,7 +157,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     // stream in Node's compatibility objects, which read (and pause) the streams served above.
     this.server.removeAllListeners("newListener");
     this.server.on("request", (request: Http1Request, response: Http1Response) => void this.serveHttp1(request, response));
-    this.server.on("tlsClientError", (err) => this.emit("refused", { reason: `TLS handshake failed: ${err.message}` }));
+    this.server.on("tlsClientError", (err) => this.emit("refused", { kind: "tls", reason: `TLS handshake failed: ${err.message}` }));
   }
 
   /** A connection that arrived another way than TCP (a BLE pipe): the same TLS handshake and checks. */
@@ -199,7 +210,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       if (await this.authorize(open.peerId, "send", open.resource)) continue;
       ended++;
       this.openStreams.delete(open);
-      this.emit("refused", { peerId: open.peerId, reason: `permission for ${open.resource} revoked` });
+      this.emit("refused", { peerId: open.peerId, kind: "revoked", reason: `permission for ${open.resource} revoked` });
       const revoked = new WireError("REFUSED", `device ${open.peerId} is no longer allowed to send to ${open.resource}`);
       respondError(open.stream, revoked);
       // The local reader learns it too, rather than waiting for an end that will not come.
@@ -222,7 +233,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       return;
     }
     if (++window.count <= MAX_PEER_RESETS_PER_SECOND) return;
-    this.emit("refused", { peerId: this.peerIds.get(session), reason: `more than ${MAX_PEER_RESETS_PER_SECOND} requests reset by the peer in a second` });
+    this.emit("refused", { peerId: this.peerIds.get(session), kind: "resets", reason: `more than ${MAX_PEER_RESETS_PER_SECOND} requests reset by the peer in a second` });
     session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
     setImmediate(() => session.destroy());
   }
@@ -233,7 +244,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     if (!address) return; // a pipe from another transport (BLE): that transport limits its own links
     const count = (this.connectionsByAddress.get(address) ?? 0) + 1;
     if (count > this.limits.maxConnectionsPerAddress) {
-      this.emit("refused", { reason: `more than ${this.limits.maxConnectionsPerAddress} connections from ${address}` });
+      this.emit("refused", { kind: "connections", reason: `more than ${this.limits.maxConnectionsPerAddress} connections from ${address}` });
       socket.destroy();
       return;
     }
@@ -257,12 +268,12 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       const socket = session.socket as TLSSocket;
       peerId = verifyPeerCertificate(socket.getPeerX509Certificate());
     } catch (err) {
-      this.turnAway(session, (err as Error).message);
+      this.turnAway(session, "certificate", (err as Error).message);
       return;
     }
     const stranger = !this.mayTry(peerId);
     if (stranger && !this.admitStranger(session)) {
-      this.turnAway(session, "too many connections from devices this device does not know; try again later", peerId);
+      this.turnAway(session, "strangers", "too many connections from devices this device does not know; try again later", peerId);
       return;
     }
     this.peerIds.set(session, peerId);
@@ -289,8 +300,8 @@ export class WireServer extends EventEmitter<WireServerEvents> {
   }
 
   /** Refuses a connection with the reason in GOAWAY's debug data, so the refused peer can tell its user why. */
-  private turnAway(session: Http2Session, reason: string, peerId?: string): void {
-    this.emit("refused", { peerId, reason });
+  private turnAway(session: Http2Session, kind: RefusalKind, reason: string, peerId?: string): void {
+    this.emit("refused", { peerId, kind, reason });
     session.goaway(http2.constants.NGHTTP2_REFUSED_STREAM, 0, Buffer.from(reason));
     setImmediate(() => session.destroy());
   }
@@ -320,7 +331,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     const [path, query = ""] = (headers[":path"] ?? "").split("?");
     // A device no rule allows anything learns nothing here, not even which routes or databases exist.
     if (path !== PAIRING_PATH && !this.mayTry(peerId)) {
-      this.emit("refused", { peerId, reason: `unknown key: ${headers[":method"]} ${path.slice(0, 80)}` });
+      this.emit("refused", { peerId, kind: "unknown-key", reason: `unknown key: ${headers[":method"]} ${path.slice(0, 80)}` });
       throw new WireError("REFUSED", `this device does not accept the key ${peerId}`);
     }
     const database = parseDatabaseTarget(path);
@@ -363,7 +374,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
   private async serveDatabase(peerId: string, target: DatabaseTarget, request: CouchRequest): Promise<CouchReply> {
     if (!this.options.receiver.serveDatabase) throw new WireError("NOT_FOUND", "this device serves no databases");
     const reply = await this.options.receiver.serveDatabase(peerId, target, request);
-    if (reply.status === 403) this.emit("refused", { peerId, reason: `database request ${request.method} ${target.kind === "db" ? `db/${target.name}` : target.kind} refused` });
+    if (reply.status === 403) this.emit("refused", { peerId, kind: "database", reason: `database request ${request.method} ${target.kind === "db" ? `db/${target.name}` : target.kind} refused` });
     return reply;
   }
 
@@ -376,11 +387,11 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     try {
       peerId = verifyPeerCertificate((request.socket as TLSSocket).getPeerX509Certificate());
     } catch (err) {
-      this.emit("refused", { reason: (err as Error).message });
+      this.emit("refused", { kind: "certificate", reason: (err as Error).message });
       return reply(403, "forbidden", (err as Error).message);
     }
     if (!this.mayTry(peerId)) {
-      this.emit("refused", { peerId, reason: `unknown key: ${request.method} ${(request.url ?? "/").slice(0, 80)}` });
+      this.emit("refused", { peerId, kind: "unknown-key", reason: `unknown key: ${request.method} ${(request.url ?? "/").slice(0, 80)}` });
       return reply(403, "forbidden", `this device does not accept the key ${peerId}`);
     }
     const [path, query = ""] = (request.url ?? "/").split("?");
@@ -422,7 +433,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
   private async serveBatch(stream: ServerHttp2Stream, peerId: string): Promise<void> {
     // Refused before a byte of the body is read: a peer that may send no message at all gets nothing held for it.
     if (!this.mayTry(peerId, "send", "msg/")) {
-      this.emit("refused", { peerId, reason: "not allowed to send messages" });
+      this.emit("refused", { peerId, kind: "acl", reason: "not allowed to send messages" });
       throw new WireError("REFUSED", `device ${peerId} is not allowed to send messages here`);
     }
     const items = decodeBatch(await this.readBodyOf(stream, peerId, MAX_BATCH_REQUEST_BYTES), MAX_BATCH_ITEMS);
@@ -442,7 +453,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
 
   private async ensureAllowed(peerId: string, kind: "msg" | "stream", topic: string): Promise<void> {
     if (await this.authorize(peerId, "send", `${kind}/${topic}`)) return;
-    this.emit("refused", { peerId, reason: `not allowed to send to ${kind}/${topic}` });
+    this.emit("refused", { peerId, kind: "acl", reason: `not allowed to send to ${kind}/${topic}` });
     throw new WireError("REFUSED", `device ${peerId} is not allowed to send to ${kind}/${topic}`);
   }
 
@@ -458,6 +469,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       this.seen.delete(key);
       throw err;
     }
+    this.emit("received", { peerId: from, kind: "msg", bytes: item.body.length });
     return ack;
   }
 
@@ -478,6 +490,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       this.replies.forget(key);
       throw err;
     }
+    this.emit("received", { peerId: from, kind: "msg", bytes: item.body.length });
     return { ack, reply: await slot.reply };
   }
 
@@ -489,6 +502,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     this.openStreams.add(open);
     try {
       const result = await this.options.receiver.acceptStream({ ...meta, body: stream });
+      this.emit("received", { peerId: meta.from, kind: "stream", bytes: result.bytes });
       const ack: Ack = { id: meta.id, topic: meta.topic, ...result };
       respondAck(stream, ack);
     } finally {

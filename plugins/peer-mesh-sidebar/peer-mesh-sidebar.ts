@@ -1,6 +1,7 @@
 import type { Request, Response } from "express";
 import type { NodeAPI } from "node-red";
-import type { Device, PeerInfo } from "../../lib";
+import { prometheusText, type Device, type PeerInfo } from "../../lib";
+import { diagnostics, RecentEvents } from "./diagnostics";
 import { runningIdentities } from "../../nodes/shared/running-identities";
 import { overview } from "./overview";
 
@@ -33,9 +34,10 @@ export = (RED: NodeAPI): void => {
 
   // Follows the devices that are running now; an identity redeployed is a new device.
   let unbind: Array<() => void> = [];
+  const recent = new RecentEvents();
   const bind = (): void => {
     unbind.forEach((off) => off());
-    unbind = runningIdentities.list().map(({ device }) => follow(device, publish));
+    unbind = runningIdentities.list().flatMap(({ device }) => [follow(device, publish), recent.follow(device)]);
     publish();
   };
   runningIdentities.on("change", bind);
@@ -43,6 +45,17 @@ export = (RED: NodeAPI): void => {
 
   RED.httpAdmin.get("/peer-mesh/overview", RED.auth.needsPermission("identity-config.read"), (_req: Request, res: Response) => {
     res.json(overview(runningIdentities.list()));
+  });
+  // For a Prometheus scrape (with adminAuth on, a bearer token of a user who may read identities).
+  RED.httpAdmin.get("/peer-mesh/metrics", RED.auth.needsPermission("identity-config.read"), (_req: Request, res: Response) => {
+    res.type("text/plain; version=0.0.4; charset=utf-8").send(prometheusText(runningIdentities.list().map(({ device, name }) => ({ device, name }))));
+  });
+  // The sidebar's "download diagnostics": versions, settings without secrets, state, counters, recent events.
+  RED.httpAdmin.get("/peer-mesh/diagnostics", RED.auth.needsPermission("identity-config.read"), (_req: Request, res: Response) => {
+    // RED.version() is a string in the runtime's node API, typed as a promise: either way, awaited.
+    Promise.resolve(RED.version() as unknown as string | Promise<string>).then((version) => {
+      res.attachment(`peer-mesh-diagnostics-${new Date().toISOString().replace(/[:.]/g, "-")}.json`).json(diagnostics(runningIdentities.list(), recent, String(version)));
+    }, (err: Error) => res.status(500).json({ error: err.message }));
   });
 };
 

@@ -123,6 +123,38 @@ describe("npm start: the demo in a real Node-RED", function () {
     }
   });
 
+  it("serves Prometheus metrics a scraper can read and a diagnostics download with no secret in it", async () => {
+    const response = await fetch(`${demo!.url}/peer-mesh/metrics`);
+    should(response.headers.get("content-type")).match(/^text\/plain;/).and.match(/version=0\.0\.4/);
+    const text = await response.text();
+    // The text format: HELP and TYPE once per family, then name{labels} value.
+    const samples = text.split("\n").filter((line) => line && !line.startsWith("#"));
+    for (const line of samples) should(line).match(/^peer_mesh_[a-z_]+\{([a-z_]+="(?:[^"\\]|\\.)*",?)+\} -?\d+(\.\d+)?$/);
+    for (const family of new Set(samples.map((line) => line.slice(0, line.indexOf("{"))))) {
+      should(text.split(`# TYPE ${family} `).length).equal(2, `one TYPE line for ${family}`);
+    }
+    const value = (name: string, labels: Record<string, string>): number | undefined => {
+      const line = samples.find((sample) => sample.startsWith(`${name}{`) && Object.entries(labels).every(([key, wanted]) => sample.includes(`${key}="${wanted}"`)));
+      return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
+    };
+    // The demo's sensor box has sent the gateway a reading every 5 s; the gateway counts them in.
+    should(value("peer_mesh_messages_total", { identity: "sensor box", direction: "out", kind: "message" })).be.above(0);
+    should(value("peer_mesh_messages_total", { identity: "line gateway", peer_name: "sensor box", direction: "in", kind: "message" })).be.above(0);
+    should(value("peer_mesh_peers_in_range", { identity: "maintenance tablet" })).be.above(0);
+    should(value("peer_mesh_replication_sessions_total", { identity: "line gateway", database: "readings" })).be.above(0);
+    should(value("peer_mesh_storage_ok", { identity: "front door" })).equal(1);
+
+    const download = await fetch(`${demo!.url}/peer-mesh/diagnostics`);
+    should(download.headers.get("content-disposition")).match(/attachment; filename="peer-mesh-diagnostics-.+\.json"/);
+    const body = await download.text();
+    should(body).not.match(/PRIVATE KEY/).and.not.match(/password/i);
+    const report = JSON.parse(body) as { versions: { nodeRed: string; node: string }; identities: Array<{ name: string; deviceId: string; traffic: { byPeer: object }; recentEvents: unknown[] }> };
+    should(report.versions.node).match(/^v\d+\./);
+    should(report.versions.nodeRed).match(/^\d+\.\d+/);
+    should(report.identities.map((identity) => identity.name)).containEql("sensor box").and.containEql("family phone");
+    should(Object.keys(report.identities.find((identity) => identity.name === "line gateway")!.traffic.byPeer).length).be.above(0);
+  });
+
   it("keeps both device ids across a restart (keys stored in encrypted credentials)", async () => {
     const idOf = async (node: string) => ((await (await fetch(`${demo!.url}/peer-mesh/identity/${node}`)).json()) as { deviceId: string }).deviceId;
     const before = [await idOf("demo-sensor"), await idOf("demo-gateway")];

@@ -1,0 +1,27 @@
+import should from "should";
+import { Device, Identity, prometheusText, Traffic } from "../../lib";
+
+describe("metrics", () => {
+  it("counts per peer and direction, and refusals by kind", () => {
+    const traffic = new Traffic();
+    traffic.received("p1", "msg", 10);
+    traffic.received("p1", "stream", 1000);
+    traffic.sent("p1", "msg", 5);
+    traffic.refused("acl");
+    traffic.refused("acl");
+    should(traffic.byPeer.get("p1")).eql({ messagesIn: 1, messagesOut: 1, streamsIn: 1, streamsOut: 0, bytesIn: 1010, bytesOut: 5 });
+    should(traffic.refusedByKind.get("acl")).equal(2);
+  });
+
+  it("renders label values with quotes, backslashes and line feeds escaped, one HELP and TYPE per family", () => {
+    const peer = Identity.generate();
+    const device = new Device({ identity: Identity.generate(), peers: [{ id: peer.deviceId, name: 'hall "north"\\\nwing' }], discovery: { staticProbeIntervalMs: 0 } });
+    device.traffic.received(peer.deviceId, "msg", 42);
+    device.traffic.synced({ peer: peer.deviceId, database: "readings", direction: "both", docsRead: 3, docsWritten: 3, failures: 0, refused: [], bytesSent: 100, bytesReceived: 200, errors: [] }, Date.now() - 5_000);
+    const text = prometheusText([{ device, name: "gate" }], Date.now());
+    should(text).containEql(`peer_mesh_messages_total{device="${device.id}",identity="gate",peer="${peer.deviceId}",peer_name="hall \\"north\\"\\\\\\nwing",direction="in",kind="message"} 1`);
+    should(text).match(/peer_mesh_replication_lag_seconds\{[^}]*database="readings"\} 5\n/);
+    should(text.match(/# TYPE peer_mesh_messages_total counter/g)).have.length(1);
+    should(text).not.match(/peer_mesh_store_documents/); // not started: no mesh store to count
+  });
+});
