@@ -19,8 +19,10 @@ export interface SoakReport {
    * Resident memory, and beside it the JS heap in use and reserved, and the memory outside the heap that
    * JS objects hold (Buffers): a climb in one but not the others says where to look. On Linux also RSS
    * split into anonymous memory and mapped files (LevelDB maps its table files into memory to read them).
+   * And the acks the mesh stores hold: each is kept until its message's time to live ends (a day by
+   * default) or the ack quota (10,000 per device) makes room, and each costs about 1.3 KB of heap.
    */
-  rssMb: Array<{ at: number; mb: number; heapMb: number; heapTotalMb: number; externalMb: number; anonMb?: number; fileMb?: number; levelDbMb: number }>;
+  rssMb: Array<{ at: number; mb: number; heapMb: number; heapTotalMb: number; externalMb: number; anonMb?: number; fileMb?: number; levelDbMb: number; acksHeld: number }>;
   /**
    * RSS growth from minute 5 to the end (runs of 10 minutes or more), each end taken as the lowest RSS
    * in the minute around it: V8 sizes its heap to the allocation rate and back, a saw-tooth of tens of
@@ -135,7 +137,7 @@ export async function soak(seconds: number): Promise<SoakReport> {
       (globalThis as { gc?: () => void }).gc?.();
       const memory = process.memoryUsage();
       const mb = (bytes: number): number => Math.round(bytes / 1048576);
-      report.rssMb.push({ at: Math.round((Date.now() - started) / 1000), mb: mb(memory.rss), heapMb: mb(memory.heapUsed), heapTotalMb: mb(memory.heapTotal), externalMb: mb(memory.external), ...residentSplit(), levelDbMb: mb(levelDbMemory().bytes) });
+      report.rssMb.push({ at: Math.round((Date.now() - started) / 1000), mb: mb(memory.rss), heapMb: mb(memory.heapUsed), heapTotalMb: mb(memory.heapTotal), externalMb: mb(memory.external), ...residentSplit(), levelDbMb: mb(levelDbMemory().bytes), acksHeld: devices.reduce((sum, device) => sum + device.mesh.storedAcks, 0) });
     };
     sample();
     const sampler = setInterval(sample, Math.min(15_000, Math.max(1_000, (seconds * 1000) / 20)));
@@ -215,7 +217,7 @@ if (require.main === module) {
         const t = report[kind];
         console.log(`${kind.padEnd(9)} sent ${t.sent}, delivered ${t.delivered}, duplicated ${t.duplicated}, lost ${t.lost}, failed to send ${t.failed}`);
       }
-      console.log(`rss / heap used / heap reserved / external / anonymous / mapped files / LevelDB (MB) over time: ${report.rssMb.map((s) => `${s.at}s:${s.mb}/${s.heapMb}/${s.heapTotalMb}/${s.externalMb}/${s.anonMb ?? "?"}/${s.fileMb ?? "?"}/${s.levelDbMb}`).join(" ")}`);
+      console.log(`rss / heap used / heap reserved / external / anonymous / mapped files / LevelDB (MB) / acks held by the three devices over time: ${report.rssMb.map((s) => `${s.at}s:${s.mb}/${s.heapMb}/${s.heapTotalMb}/${s.externalMb}/${s.anonMb ?? "?"}/${s.fileMb ?? "?"}/${s.levelDbMb}/${s.acksHeld}`).join(" ")}`);
       if (report.growthMb !== undefined) console.log(`RSS growth from minute 5 to the end (lowest in the minute around each): ${report.growthMb} MB`);
       console.log(JSON.stringify(report));
       const bad = (["messages", "streams", "mesh"] as const).some((kind) => report[kind].lost > 0 || report[kind].duplicated > 0);
