@@ -6,6 +6,7 @@ export { BUILT_IN_TRANSPORTS, type TransportContext, type TransportFactory, type
 export { Device, type DeviceOptions, type DiscoveryOptions, type PendingPairing, type PeerRef, type ReceivedMessage, type ReceivedStream, type MessageListener, type StreamListener } from "./device/device";
 export { prometheusText, type MeteredDevice } from "./device/prometheus";
 export { Traffic, type PeerTraffic, type SyncTraffic } from "./device/traffic";
+export { type KeyChange } from "./device/key-changes";
 export { SequenceStream } from "./streams/sequence-stream";
 export { Rechunker } from "./streams/rechunker";
 export { OutgoingSequences } from "./streams/outgoing-sequences";

@@ -16,6 +16,7 @@ import type { TorStatus } from "../tor/tor-transport";
 import { Answer, ClientPool, PeerEndpoint, RequestOptions, SendOptions, StreamOptions } from "../wire/client-pool";
 import { WireServer } from "../wire/server";
 import { Traffic } from "./traffic";
+import { KeyChanges, type KeyChange } from "./key-changes";
 import { DatabaseHost, type DeviceDatabases } from "./database-host";
 import { Dialer } from "./dialer";
 import { DeviceGroups } from "./groups";
@@ -58,6 +59,7 @@ export class Device extends EventEmitter<DeviceEvents> {
   private readonly server: WireServer;
   /** Messages, streams, refusals and sync sessions counted since start (metrics, diagnostics). */
   readonly traffic = new Traffic();
+  private readonly keyWarnings = new KeyChanges();
   private readonly pool: ClientPool;
   private readonly outbox: Outbox;
   private readonly groups: DeviceGroups;
@@ -105,7 +107,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       void this.server.reauthorize();
       void this.outbox.recheck();
     });
-    this.pool = new ClientPool(options.identity, { idleMs: options.idleConnectionMs });
+    this.pool = new ClientPool(options.identity, { idleMs: options.idleConnectionMs, onIdentityMismatch: (peer, answeredBy) => this.keyChanged(peer.id, peer.address, answeredBy) });
     this.outbox = new Outbox(this.pool, authorize, (id) => this.peers.label(id), this.traffic);
     this.system = new SystemStorage(options.storageDir, (err) => this.emit("warning", err, "storage"));
     this.groups = new DeviceGroups({ identity: options.identity, acl: this.acl, knows: (owner) => this.peers.has(owner) || this.desk.isPaired(owner), save: (doc) => this.system.saveGroup(doc) });
@@ -116,6 +118,7 @@ export class Device extends EventEmitter<DeviceEvents> {
         this.emit("tor", status);
         if (status.onion) void this.meshStore?.setOnion(status.onion).catch(() => undefined);
       },
+      keyChanged: ({ expectedId, address, answeredBy }) => this.keyChanged(expectedId, address, answeredBy),
     });
     this.dialer = new Dialer({
       peers: this.peers,
@@ -249,6 +252,16 @@ export class Device extends EventEmitter<DeviceEvents> {
   /** Transports that were asked for but cannot run here (BLE with no adapter), with the reason. */
   get unavailableTransports(): Array<{ name: string; reason: string }> {
     return this.transports.unavailable;
+  }
+
+  /** Known peers at whose address another key answered, until their own answers there again ("key changed"). */
+  get keyChanges(): KeyChange[] {
+    return this.keyWarnings.list();
+  }
+
+  private keyChanged(peerId: string, address: string, answeredBy: string | undefined): void {
+    const change = answeredBy ? this.keyWarnings.changed(peerId, address, answeredBy, this.peers.nameOf(peerId)) : this.keyWarnings.restored(peerId, address);
+    if (change) this.emit("key-changed", change, !answeredBy);
   }
 
   /** Open connections: peers connected to this device's listener, and this device's own to peers. */

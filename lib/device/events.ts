@@ -1,6 +1,7 @@
 import type { PendingPairing } from "../acl/pending-pairings";
 import type { TorStatus } from "../tor/tor-transport";
 import type { Refusal } from "../wire/server";
+import type { KeyChange } from "./key-changes";
 
 /** What a device tells its users (the identity-config node, the sidebar). */
 export interface DeviceEvents {
@@ -15,6 +16,11 @@ export interface DeviceEvents {
   synced: [peer: string, at: number];
   /** A peer's write to `database` failed because this device's disk is full (the peer was told 507). */
   "storage-full": [database: string, err: Error];
+  /**
+   * Another key answered at a known peer's address (`restored` false), or the peer's own key answers
+   * there again (`restored` true). The other key is never trusted for the peer.
+   */
+  "key-changed": [change: KeyChange, restored: boolean];
   /** Tor's bootstrap progress, this device's onion address, or a failure changed. */
   tor: [status: TorStatus];
 }

@@ -77,6 +77,7 @@ export interface DeviceTransportEvents {
   /** A socket a transport accepted (BLE, Tor), for the wire listener. */
   connection(socket: Duplex): void;
   tor(status: TorStatus): void;
+  keyChanged(change: { expectedId: string; address: string; answeredBy?: string }): void;
 }
 
 /**
@@ -107,6 +108,7 @@ export class DeviceTransports {
       peerTable.attach(transport);
       transport.on("warning", (err) => this.events.warning(err, transport.name));
       transport.on("connection", (socket) => this.events.connection(socket));
+      transport.on("key-changed", (change) => this.events.keyChanged(change));
     }
     await Promise.all(this.transports.map((transport) => transport.start()));
   }

@@ -71,6 +71,8 @@ export class StaticTransport extends EventEmitter<TransportEvents> implements Tr
   private readonly timeoutMs: number;
   /** address → id that answered there at the last probe */
   private readonly answering = new Map<string, string>();
+  /** Addresses where a key other than the configured one answered, until the configured one does again. */
+  private readonly otherKeyAt = new Set<string>();
   private timer?: NodeJS.Timeout;
   private running = false;
   private round?: Promise<void>;
@@ -159,7 +161,10 @@ export class StaticTransport extends EventEmitter<TransportEvents> implements Tr
     if (id === this.options.identity.deviceId) return;
     if (entry.expectedId && entry.expectedId !== id && previous !== id) {
       this.emit("warning", new Error(`${entry.address} answers as ${id}, not as the configured ${entry.expectedId}`));
+      this.emit("key-changed", { expectedId: entry.expectedId, address: entry.address, answeredBy: id });
+      this.otherKeyAt.add(entry.address);
     }
+    if (entry.expectedId === id && this.otherKeyAt.delete(entry.address)) this.emit("key-changed", { expectedId: id, address: entry.address });
     this.answering.set(entry.address, id);
     this.emit("found", { id, address: entry.address, name: entry.expectedId === id ? entry.name : undefined, verified: true });
   }

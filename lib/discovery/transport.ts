@@ -28,6 +28,11 @@ export interface TransportEvents {
   warning: [err: Error];
   /** A peer opened a byte stream to this device's wire (transports whose connections do not reach the TCP listener: BLE). */
   connection: [socket: Duplex];
+  /**
+   * A different key answered at an address configured for `expectedId` (`answeredBy` undefined: the
+   * expected key answers there again). Never trusted for it: the device reports it as "key changed".
+   */
+  "key-changed": [change: { expectedId: string; address: string; answeredBy?: string }];
 }
 
 /**

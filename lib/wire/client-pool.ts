@@ -26,6 +26,8 @@ export interface ClientPoolOptions {
   /** A connection with no request for this long is closed. */
   idleMs?: number;
   connectTimeoutMs?: number;
+  /** Another key answered at a peer's address (the dial fails with IDENTITY_MISMATCH either way). */
+  onIdentityMismatch?(peer: PeerEndpoint, answeredBy: string): void;
 }
 
 export interface SendOptions {
@@ -101,7 +103,7 @@ export class ClientPool {
   private readonly connectTimeoutMs: number;
   private closed = false;
 
-  constructor(private readonly identity: Identity, options: ClientPoolOptions = {}) {
+  constructor(private readonly identity: Identity, private readonly options: ClientPoolOptions = {}) {
     this.idleMs = options.idleMs ?? DEFAULT_IDLE_MS;
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   }
@@ -402,6 +404,7 @@ export class ClientPool {
           return;
         }
         if (actualId !== peer.id) {
+          this.options.onIdentityMismatch?.(peer, actualId);
           fail(new WireError("IDENTITY_MISMATCH", `the device at ${peer.address} is ${actualId}, not ${peer.id}`));
           return;
         }

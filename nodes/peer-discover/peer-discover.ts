@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
-import { type Device, PeerInfo, PeerView, type PendingPairing } from "../../lib";
+import { type Device, type KeyChange, PeerInfo, PeerView, type PendingPairing } from "../../lib";
 import { shorten, useIdentity } from "../shared/identity-node";
 import { ThrottledStatus } from "../shared/throttled-status";
 
@@ -37,6 +37,9 @@ export = (RED: NodeAPI): void => {
         const missing = device?.unavailableTransports.map((transport) => transport.name).join(", ");
         // Asked for but not running (BLE without an adapter): yellow, so the user sees why nobody is found that way.
         if (missing) return { fill: "yellow", shape: "ring", text: RED._("peer-discover.status.unavailable", { count, transports: missing }) };
+        // Another key at a known peer's address is worth more attention than a count.
+        const changed = device?.keyChanges[0];
+        if (changed) return { fill: "red", shape: "ring", text: shorten(RED._("peer-discover.status.key-changed", { peer: changed.name ?? changed.peerId.slice(0, 8) }), 60) };
         // Tor takes a while to bootstrap (or fails to): its progress, until it is ready.
         const tor = device?.torStatus;
         if (tor && tor.state === "failed") return { fill: "yellow", shape: "ring", text: shorten(RED._("peer-discover.status.tor-failed", { count, error: tor.error ?? "" }), 60) };
@@ -58,12 +61,21 @@ export = (RED: NodeAPI): void => {
       const onPairing = (request: PendingPairing): void => {
         if (request.direction === "incoming") node.send({ topic: "pairing", payload: request });
       };
+      // A known peer's address answering with another key: the flow hears of it (and of its end), never trusts it.
+      const onKeyChanged = (change: KeyChange, restored: boolean): void => {
+        node.send({ topic: restored ? "key-restored" : "key-changed", payload: change });
+        if (!restored) node.warn(RED._("peer-discover.warnings.key-changed", { peer: change.name ?? change.peerId, address: change.address, other: change.answeredBy }));
+        showCount();
+      };
       running.on("pairing", onPairing);
       running.on("tor", showCount);
+      running.on("key-changed", onKeyChanged);
       stopPairing = () => {
         running.off("pairing", onPairing);
         running.off("tor", showCount);
+        running.off("key-changed", onKeyChanged);
       };
+      for (const change of running.keyChanges) node.send({ topic: "key-changed", payload: change });
       // Peers already in range when this node starts (a partial deploy) are news to its flow.
       for (const peer of view.list()) node.send({ topic: "found", payload: describe(peer) });
       showCount();

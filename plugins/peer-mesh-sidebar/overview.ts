@@ -22,6 +22,8 @@ export interface IdentityOverview {
   /** Devices this one exchanged mesh documents with (from its signed device document), with last sync times. */
   neighbours: Array<{ id: string; name?: string; lastSync?: number; seen: number }>;
   cloudSync?: number;
+  /** Known peers at whose address another key answers ("key changed"), until their own answers again. */
+  keyChanges: Array<{ peerId: string; name?: string; address: string; answeredBy: string; firstSeen: number }>;
   /** Tor's bootstrap progress and the onion address, when Tor is on. */
   tor?: { state: string; progress: number; summary: string; onion?: string; published: boolean; error?: string };
 }
@@ -57,6 +59,7 @@ export function overview(identities: RunningIdentity[]): IdentityOverview[] {
     })),
     neighbours: neighboursOf(device),
     cloudSync: device.lastSyncs.get(CLOUD_PEER),
+    keyChanges: device.keyChanges.map(({ peerId, name, address, answeredBy, firstSeen }) => ({ peerId, name, address, answeredBy, firstSeen })),
     ...(device.torStatus ? { tor: device.torStatus } : {}),
   }));
 }

@@ -66,7 +66,9 @@ function follow(device: Device, changed: () => void): () => void {
   device.peerTable.on("changed", onPeer);
   device.on("synced", changed);
   device.on("tor", changed);
+  device.on("key-changed", changed);
   return () => {
+    device.off("key-changed", changed);
     device.off("tor", changed);
     device.peerTable.off("found", onPeer);
     device.peerTable.off("lost", onPeer);

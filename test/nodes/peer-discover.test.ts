@@ -50,6 +50,23 @@ describe("peer-discover node", function () {
     should(lost.payload).containEql({ id: press.deviceId });
   });
 
+  it("outputs key-changed, turns red and never finds the peer, when another key answers at a known peer's address", async () => {
+    const press = Identity.generate();
+    const port = await freePort();
+    const impostor = await startOutsidePeer(Identity.generate(), port); // the press's address, another key
+    await loadFlow(allNodes, flow(press, port));
+    const out = collector("out");
+    const red = statusWhere("discover", (status) => status.fill === "red");
+    await ready("id");
+    const [changed] = await out.next();
+    should(changed.topic).equal("key-changed");
+    should(changed.payload).match({ peerId: press.deviceId, name: "press", address: `127.0.0.1:${port}`, answeredBy: impostor.id });
+    should((await red).text).match(/peer-discover.status.key-changed/);
+    // What answered is reported as itself, an unknown key, never as the press.
+    should(out.queue.filter((msg) => (msg.payload as { id?: string }).id === press.deviceId)).eql([]);
+    should(out.queue.filter((msg) => msg.topic === "found").every((msg) => (msg.payload as { trusted: boolean }).trusted === false)).be.true();
+  });
+
   it("shows Bluetooth LE as unavailable in yellow where noble cannot reach an adapter, and finds peers the other ways", async function () {
     try {
       require("@abandonware/noble");
