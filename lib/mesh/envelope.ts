@@ -216,7 +216,10 @@ export function verifyAck(input: unknown): AckDoc {
   return doc as AckDoc;
 }
 
-export function makeDeviceDoc(device: Identity, neighbours: Record<string, number>, name?: string, now = Date.now(), onion?: string): DeviceDoc {
+/** What signs a device document: an identity, or anything with a device id, its public key and a signature. */
+export type DeviceSigner = Pick<Identity, "deviceId" | "publicKeySpki" | "sign">;
+
+export function makeDeviceDoc(device: DeviceSigner, neighbours: Record<string, number>, name?: string, now = Date.now(), onion?: string): DeviceDoc {
   const unsigned: Omit<DeviceDoc, "sig"> = { _id: deviceDocId(device.deviceId), type: "mesh-device", id: device.deviceId, key: device.publicKeySpki.toString("base64"), ...(name ? { name } : {}), neighbours, ...(onion ? { onion } : {}), updated: now };
   return { ...unsigned, sig: device.sign(deviceSignedBytes(unsigned)).toString("base64") };
 }
