@@ -148,7 +148,9 @@ export class DatabaseHost implements DeviceDatabases {
       onStorageFull: (err) => this.options.onStorageFull("mesh", err),
       ingest: async (docs) => {
         void mesh.noteNeighbour(peerId);
-        return mesh.ingest(docs);
+        const results = await mesh.ingest(docs);
+        mesh.heldBy(peerId, docs);
+        return results;
       },
       visibleIds: () => {
         void mesh.noteNeighbour(peerId);

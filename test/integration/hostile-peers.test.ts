@@ -176,6 +176,20 @@ describe("hostile peers", function () {
       should(atC[0].payload).eql({ valve: "open" });
     });
 
+    it("does not hand a neighbour back the documents it wrote here: what the relay has for it goes first", async () => {
+      const { a, b, c } = await line();
+      for (const sync of syncs) sync.pause();
+      // C's own session would push these to B; they are C's to begin with.
+      const docs = Array.from({ length: 150 }, () => withRev(makeDeviceDoc(keyPairSigner(), {})) as unknown as Doc);
+      should((await push(c, b, docs)).filter((result) => result.error)).eql([]);
+      const sent = await a.mesh.send(c.id, "for c");
+      await push(a, b, [(await a.systemDatabase!.get(sent.id, { attachments: true, revs: true })) as unknown as Doc]);
+      const offered = b.mesh.selectFor(c.id, { maxDocs: 100 });
+      const written = new Set(docs.map((doc) => String(doc._id)));
+      should(offered.filter((id) => written.has(id))).eql([]);
+      should(offered).containEql(sent.id);
+    });
+
     it("a peer announcing 10,000 made-up devices (validly signed, each its own key) is held to the cap, and the mesh keeps working", async () => {
       const { a, b, c } = await line();
       // Key pairs only: a whole identity (with its certificate) costs 60 times more, 43 s of CPU for 10,000,
