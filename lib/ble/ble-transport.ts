@@ -226,12 +226,19 @@ export class BleTransport extends EventEmitter<TransportEvents> implements Trans
     entry.readingId = true;
     const { peripheral } = entry;
     const done = (id?: string): void => {
-      entry.readingId = false;
-      if (peripheral.state === "connected") peripheral.disconnect();
-      if (!id || !this.running) return;
-      if (!id.startsWith(String(peripheral.advertisement.localName).slice(NAME_PREFIX.length))) return;
-      entry.id = id;
-      this.emit("found", { id, address: peripheral.uuid, verified: false });
+      const found = (): void => {
+        entry.readingId = false;
+        if (!id || !this.running) return;
+        if (!id.startsWith(String(peripheral.advertisement.localName).slice(NAME_PREFIX.length))) return;
+        entry.id = id;
+        this.emit("found", { id, address: peripheral.uuid, verified: false });
+      };
+      // Found only once this brief link is gone: a data link opened on "found" would otherwise take this
+      // link's late "disconnect" for its own and drop (the event comes a turn later, and under load after
+      // the next connection is up).
+      if (peripheral.state !== "connected") return found();
+      peripheral.once("disconnect", found);
+      peripheral.disconnect();
     };
     peripheral.connect((err) => {
       if (err) return done();

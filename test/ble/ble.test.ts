@@ -90,6 +90,20 @@ describe("Bluetooth LE transport (simulated radio under noble and bleno)", funct
     console.log(`      1 MB over the simulated link (500 kB/s): ${seconds.toFixed(1)} s, ${(total / 1000 / seconds).toFixed(0)} kB/s`);
   });
 
+  it("a message sent the moment a peer is found goes through: the late disconnect of the link that read its id does not drop the new one", async () => {
+    // The host hears of the id read's disconnect 30 ms on, after a new connection (7.5 ms) is up.
+    radio = new SimRadio({ mtu: 247, bytesPerSecond: 500_000, disconnectDelayMs: 30 });
+    const [a, b] = bleDevices(2);
+    b.onMessage("hello", () => undefined);
+    await Promise.all([a.start(), b.start()]);
+    const acked = new Promise<number>((resolve, reject) => {
+      a.peerTable.on("found", (peer) => {
+        if (peer.id === b.id) a.send(b.id, "hello", 1).then((ack) => resolve(ack.receivers), reject);
+      });
+    });
+    should(await acked).equal(1);
+  });
+
   it("keeps bytes intact on a lossy link (20 % of packets sent again a connection interval later), only slower", async () => {
     radio = new SimRadio({ mtu: 247, bytesPerSecond: 500_000, lossRate: 0.2 });
     const [a, b] = bleDevices(2);

@@ -18,6 +18,11 @@ export interface RadioOptions {
   lossRate?: number;
   connectionIntervalMs?: number;
   advertisingIntervalMs?: number;
+  /**
+   * How long after a disconnect the host hears of it (a controller reports "disconnection complete" after
+   * the link's terminate exchange); by default at the next turn of the event loop.
+   */
+  disconnectDelayMs?: number;
 }
 
 interface Characteristic extends EventEmitter {
@@ -43,6 +48,7 @@ export class SimRadio {
   readonly bytesPerSecond: number;
   readonly lossRate: number;
   readonly connectionIntervalMs: number;
+  private readonly disconnectDelayMs?: number;
   private readonly centrals = new Map<string, SimNobleBindings>();
   private readonly peripherals = new Map<string, SimBlenoBindings>();
   private readonly links = new Set<Link>();
@@ -55,6 +61,7 @@ export class SimRadio {
     this.bytesPerSecond = options.bytesPerSecond ?? 100_000;
     this.lossRate = options.lossRate ?? 0;
     this.connectionIntervalMs = options.connectionIntervalMs ?? 7.5;
+    this.disconnectDelayMs = options.disconnectDelayMs;
     this.advertiser = setInterval(() => this.advertise(), options.advertisingIntervalMs ?? 100);
     this.advertiser.unref();
   }
@@ -131,10 +138,12 @@ export class SimRadio {
     if (!link.open) return;
     link.open = false;
     this.links.delete(link);
-    setImmediate(() => {
+    const report = (): void => {
       link.central.emit("disconnect", link.peripheral.address, reason);
       link.peripheral.centralLeft(link.central.address);
-    });
+    };
+    if (this.disconnectDelayMs === undefined) setImmediate(report);
+    else setTimeout(report, this.disconnectDelayMs);
   }
 
   /**
