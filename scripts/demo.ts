@@ -55,7 +55,8 @@ module.exports = {
   uiPort: ${port},
   flowFile: "flows.json",
   telemetry: { enabled: false },
-  diagnostics: { enabled: false },
+  // The diagnostics route (local, behind the admin API) tells npm start when the flows have started.
+  diagnostics: { enabled: true, ui: false },
   externalModules: { autoInstall: false, palette: { allowInstall: ${bare}, allowUpload: ${bare} } },
   editorTheme: { projects: { enabled: false }, tours: false },
   logging: { console: { level: "info" } },
@@ -65,19 +66,26 @@ module.exports = {
   return settings;
 }
 
-async function waitForEditor(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+/**
+ * Waits until Node-RED has loaded and started its flows, not only until its editor answers: the HTTP
+ * server is up first (node-red#1287), and a GET /flows in between fails inside Node-RED ("Cannot read
+ * properties of null (reading 'flows')", logged as an error). The first start then took the failed
+ * read for "no flows yet"; a later start would have deployed the demo over the user's own flows.
+ */
+export async function waitForEditor(url: string, child: Pick<ChildProcess, "exitCode">, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`Node-RED exited with code ${child.exitCode} while starting`);
     try {
-      const res = await fetch(`${url}/settings`);
-      if (res.ok) return;
+      const res = await fetch(`${url}/diagnostics`);
+      const report = res.ok ? ((await res.json()) as { runtime?: { flows?: { started?: boolean } } }) : undefined;
+      if (report?.runtime?.flows?.started === true) return;
     } catch {
       // not listening yet
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  throw new Error(`Node-RED did not answer on ${url} within ${timeoutMs / 1000} s`);
+  throw new Error(`Node-RED did not start its flows on ${url} within ${timeoutMs / 1000} s`);
 }
 
 /** The example flows shipped in examples/ (Import → Examples in the editor), each on its own tab. */
@@ -92,7 +100,10 @@ export function exampleFlows(): Array<Record<string, unknown>> {
 
 /** Deploys the demo flow and the examples on first start; later starts keep what the user deployed. */
 async function deployDemoOnce(url: string, gatewayPort: number): Promise<boolean> {
-  const current = (await (await fetch(`${url}/flows`)).json()) as unknown[];
+  const read = await fetch(`${url}/flows`);
+  // Never deploy on a failed read: it would replace whatever the user deployed.
+  if (!read.ok) throw new Error(`reading the deployed flows failed: ${read.status} ${await read.text()}`);
+  const current = (await read.json()) as unknown[];
   if (Array.isArray(current) && current.length > 0) return false;
   const res = await fetch(`${url}/flows`, {
     method: "POST",
