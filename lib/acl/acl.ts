@@ -106,6 +106,23 @@ export class Acl extends EventEmitter<AclEvents> {
     return [...this.groups.values()];
   }
 
+  /**
+   * The other owners that vouch for `peerId`: their signed groups that hold it and that a rule here names
+   * (group:<owner>/<name>). Such an owner is an introducer: its group lets the peer in without pairing.
+   */
+  introducersOf(peerId: string): Array<{ owner: string; group: string }> {
+    return this.introduced().filter((entry) => entry.member === peerId).map(({ owner, group }) => ({ owner, group }));
+  }
+
+  /** Every device let in by another owner's group that an allow rule here names: who introduced whom. */
+  introduced(): Array<{ member: string; owner: string; group: string }> {
+    const vouching = [...this.groups.values()].filter((group) => group.owner !== this.selfId && this.rules.some((rule) => {
+      const named = rule.effect === "allow" ? groupOfPrincipal(rule.principal, this.selfId) : undefined;
+      return named?.owner === group.owner && named.name === group.name;
+    }));
+    return vouching.flatMap((group) => group.members.filter((member) => member !== this.selfId).map((member) => ({ member, owner: group.owner, group: group.name })));
+  }
+
   /** Whether a device is in the group a principal such as "group:family" names. */
   inGroup(principal: string, peerId: string): boolean {
     const ref = groupOfPrincipal(principal, this.selfId);

@@ -378,11 +378,21 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return chosen;
   }
 
-  /** After a session: `neighbour` holds these documents now, so later sessions need not offer them. */
-  markPresent(neighbour: string, ids: string[]): void {
+  /**
+   * After a session: `neighbour` holds these documents now, so later sessions need not offer them.
+   * `sentRevs` (from revisionsOf when the session chose them): what was sent, for a document that
+   * changed while the session ran must be offered again. Marking the revision held at the end instead
+   * lost a group's next version (a member taken out stayed in at the neighbour).
+   */
+  markPresent(neighbour: string, ids: string[], sentRevs?: ReadonlyMap<string, string | undefined>): void {
     let present = this.presentAt.get(neighbour);
     if (!present) this.presentAt.set(neighbour, (present = new Set()));
-    for (const id of ids) present.add(`${id}@${this.revs.get(id)}`);
+    for (const id of ids) present.add(`${id}@${sentRevs?.get(id) ?? this.revs.get(id)}`);
+  }
+
+  /** The revision held now of each document, to hand markPresent after the session that sends them. */
+  revisionsOf(ids: string[]): Map<string, string | undefined> {
+    return new Map(ids.map((id) => [id, this.revs.get(id)]));
   }
 
   /**
@@ -674,6 +684,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
       const known = this.index.get(id);
       if (known && known.created > (doc as unknown as GroupDoc).version) return;
       this.index.set(id, entryOf(doc)!);
+      // Announced like the rest, so a sync with interval 0 carries it at once: a member taken out of a
+      // group stayed in at the other devices until some other mesh document happened to move.
+      this.emit("stored", { id });
     }
   }
 

@@ -230,12 +230,13 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     if (!(await this.host.allows(peer, "relay", "mesh"))) return undefined;
     const mesh = this.host.mesh;
     const ids = mesh.selectFor(peer, { maxDocs: this.options.policy.maxDocs, maxBytes: this.options.policy.maxBytes });
+    const sentRevs = mesh.revisionsOf(ids);
     const counter: ByteCounter = { sent: 0, received: 0 };
     const remote = this.host.databases.remote(peer, MESH_PATH, counter);
     try {
       const report = await this.host.databases.track(replicateOnce(mesh.database, remote, "both", { peer, database: "mesh" }, counter, { docIds: ids, checkpoint: false }));
       const refused = new Set(report.refused.map((refusal) => refusal.id));
-      mesh.markPresent(peer, ids.filter((id) => !refused.has(id)));
+      mesh.markPresent(peer, ids.filter((id) => !refused.has(id)), sentRevs);
       await mesh.noteNeighbour(peer);
       return report;
     } finally {
@@ -261,12 +262,14 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     const cloud = this.options.cloud!;
     const mesh = this.host.mesh;
     const ids = mesh.selectFor(CLOUD_PEER, { maxDocs: this.options.policy.maxDocs, maxBytes: this.options.policy.maxBytes });
+    const sentRevs = mesh.revisionsOf(ids);
     const { remote, counter } = this.cloudDatabaseNamed(cloud.meshDatabase ?? "peer-mesh");
     try {
       const report = await this.host.databases.track(replicateOnce(mesh.database, remote, "both", { peer: CLOUD_PEER, database: "mesh" }, counter, { docIds: ids, checkpoint: false, collectPulled: true }));
       // What the pull wrote, not what is new here since the session began: a message this device stored
       // meanwhile (a flow's send, a peer's relay) is not on the server yet.
-      mesh.markPresent(CLOUD_PEER, [...ids, ...(report.pulledIds ?? [])]);
+      mesh.markPresent(CLOUD_PEER, ids, sentRevs);
+      mesh.markPresent(CLOUD_PEER, report.pulledIds ?? []);
       delete report.pulledIds;
       // Copies this device refused as over (expired, delivered) stay on the server until someone prunes them.
       const over = report.refused.filter((refusal) => refusal.code === "expired" || refusal.code === "delivered").map((refusal) => refusal.id);

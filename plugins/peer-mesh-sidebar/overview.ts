@@ -11,6 +11,8 @@ export interface PeerRow {
   lastSeen: number;
   /** When a sync session with this peer last finished, if one did. */
   lastSync?: number;
+  /** Other devices whose signed groups let this peer in (introducers), with the group. */
+  introducedBy: Array<{ owner: string; name?: string; group: string }>;
 }
 
 export interface IdentityOverview {
@@ -22,6 +24,8 @@ export interface IdentityOverview {
   /** Devices this one exchanged mesh documents with (from its signed device document), with last sync times. */
   neighbours: Array<{ id: string; name?: string; lastSync?: number; seen: number }>;
   cloudSync?: number;
+  /** Devices let in by another owner's signed group (an introducer), whether in range or not. */
+  introduced: Array<{ id: string; name?: string; owner: string; ownerName?: string; group: string }>;
   /** Known peers at whose address another key answers ("key changed"), until their own answers again. */
   keyChanges: Array<{ peerId: string; name?: string; address: string; answeredBy: string; firstSeen: number }>;
   /** Tor's bootstrap progress and the onion address, when Tor is on. */
@@ -56,9 +60,11 @@ export function overview(identities: RunningIdentity[]): IdentityOverview[] {
       verified: peer.verified,
       lastSeen: peer.lastSeen,
       lastSync: device.lastSyncs.get(peer.id),
+      introducedBy: device.acl.introducersOf(peer.id).map(({ owner, group }) => ({ owner, name: device.peers.nameOf(owner), group })),
     })),
     neighbours: neighboursOf(device),
     cloudSync: device.lastSyncs.get(CLOUD_PEER),
+    introduced: device.acl.introduced().map(({ member, owner, group }) => ({ id: member, name: device.peers.nameOf(member), owner, ownerName: device.peers.nameOf(owner), group })),
     keyChanges: device.keyChanges.map(({ peerId, name, address, answeredBy, firstSeen }) => ({ peerId, name, address, answeredBy, firstSeen })),
     ...(device.torStatus ? { tor: device.torStatus } : {}),
   }));

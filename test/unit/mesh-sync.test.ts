@@ -21,6 +21,7 @@ class FakeHost implements SyncHost {
       database: local,
       selectFor: () => [],
       markPresent: () => undefined,
+      revisionsOf: () => new Map(),
       noteNeighbour: async () => undefined,
     }) as unknown as Mesh;
   }

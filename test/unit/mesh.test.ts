@@ -1,6 +1,7 @@
 import should from "should";
 import { Identity, Mesh } from "../../lib";
 import { makeDeviceDoc, sealMessage } from "../../lib/mesh/envelope";
+import { signGroup } from "../../lib/acl/signed-group";
 import { withRev } from "../helpers/docs";
 import { useTempDatabases } from "../helpers/storage";
 
@@ -91,6 +92,36 @@ describe("Mesh on its own", function () {
     should(delivered).have.length(SENT);
     // B is still removing the last message (acked by all): stopped here, before the databases close under it.
     await Promise.all([a.stop(), b.stop()]);
+  });
+
+  it("announces a group document it stores (the event a sync with interval 0 waits for), each new version", async () => {
+    const { mesh: relay } = await mesh();
+    const owner = Identity.generate();
+    const stored: string[] = [];
+    relay.on("stored", ({ id }) => stored.push(id));
+    for (const version of [1, 2]) {
+      const group = signGroup(owner, "fleet", version === 1 ? [Identity.generate().deviceId] : [], version);
+      const announced = new Promise<void>((resolve) => relay.once("stored", () => resolve()));
+      should((await relay.ingest([withRev(group)] as never))[0]).have.property("ok", true);
+      await announced;
+    }
+    should(stored.filter((id) => id.startsWith("group:")).length).be.aboveOrEqual(2);
+  });
+
+  it("offers a document again when it changed while the session that sent it ran (marks the revision sent, not the one held at the end)", async () => {
+    const { mesh: owner } = await mesh();
+    const ownerIdentity = Identity.generate();
+    const neighbour = Identity.generate().deviceId;
+    const groupId = `group:${ownerIdentity.deviceId}:fleet`;
+    await owner.ingest([withRev(signGroup(ownerIdentity, "fleet", [neighbour], 1))] as never);
+    const ids = owner.selectFor(neighbour);
+    should(ids).containEql(groupId);
+    const sent = owner.revisionsOf(ids);
+    // The session runs; meanwhile the owner takes the member out (version 2).
+    const v2 = { ...withRev(signGroup(ownerIdentity, "fleet", [], 2)), _rev: "2-fedcba9876543210fedcba9876543210", _revisions: { start: 2, ids: ["fedcba9876543210fedcba9876543210", "0123456789abcdef0123456789abcdef"] } };
+    should((await owner.ingest([v2] as never))[0]).have.property("ok", true);
+    owner.markPresent(neighbour, ids, sent);
+    should(owner.selectFor(neighbour)).containEql(groupId);
   });
 
   it("hands a neighbour the highest priority first, within the session's limit, and not again once it holds them", async () => {
