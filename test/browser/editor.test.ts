@@ -161,8 +161,13 @@ describe("the editor in a browser (playwright-core and chromium)", function () {
       const tree = "#red-ui-clipboard-dialog-import-tab-examples .red-ui-treeList-label";
       const module = page.locator(tree, { hasText: "@peer-mesh/node-red-peer-mesh" }).first();
       const file = page.locator(tree, { hasText: example }).first();
-      if (!(await file.isVisible())) await module.click();
+      // The examples tree loads lazily and may still be drawing when the dialog opens: a file not yet shown
+      // under an already expanded module must not make the test click (and so collapse) the module.
+      const shown = await file.waitFor({ state: "visible", timeout: 3_000 }).then(() => true, () => false);
+      if (!shown) await module.click();
       await file.click();
+      // Import is enabled once a file (not a folder) is the selection.
+      await page.waitForSelector("#red-ui-clipboard-dialog-ok:not([disabled])", { timeout: 10_000 });
       await page.click("#red-ui-clipboard-dialog-ok");
       await page.mouse.click(700, 600); // drops what the import attaches to the pointer, if anything
     }
