@@ -1,5 +1,6 @@
 import { Readable } from "node:stream";
-import { Device, Identity, KnownPeer } from "../../lib";
+import { Device, Identity, KnownPeer, MeshSync } from "../../lib";
+import { TempDirs } from "./storage";
 
 /** Two devices on 127.0.0.1 that know each other: a sends, b receives. Stop them with stopAll. */
 export async function devicePair(options: { bPeers?: KnownPeer[]; maxMessageBytes?: number } = {}): Promise<{ a: Device; b: Device }> {
@@ -38,4 +39,20 @@ export function nextCall<T>(): { callback: (value: T) => void; value: Promise<T>
   let callback!: (value: T) => void;
   const value = new Promise<T>((resolve) => (callback = resolve));
   return { callback, value };
+}
+
+/**
+ * Devices, their mesh syncs and their storage directories for one suite, all stopped and removed after
+ * each test (syncs first, then devices, then the directories), even when the test failed.
+ */
+export function useDevices(): { devices: Device[]; syncs: MeshSync[]; dirs: TempDirs } {
+  const devices: Device[] = [];
+  const syncs: MeshSync[] = [];
+  const dirs = new TempDirs();
+  afterEach(async () => {
+    await Promise.all(syncs.splice(0).map((sync) => sync.stop()));
+    await Promise.all(devices.splice(0).map((device) => device.stop()));
+    dirs.removeAll();
+  });
+  return { devices, syncs, dirs };
 }

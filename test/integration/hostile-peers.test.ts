@@ -6,7 +6,7 @@ import { keyPairSigner, withRev } from "../helpers/docs";
 import { waitFor } from "../helpers/events";
 import { freePort } from "../helpers/ports";
 import { rawRequest, rawSession } from "../helpers/raw-client";
-import { TempDirs } from "../helpers/storage";
+import { useDevices } from "../helpers/devices";
 
 
 type Doc = Record<string, unknown> & { _id: string };
@@ -18,14 +18,7 @@ type Doc = Record<string, unknown> & { _id: string };
  */
 describe("hostile peers", function () {
   this.timeout(120_000);
-  const devices: Device[] = [];
-  const syncs: MeshSync[] = [];
-  const dirs = new TempDirs();
-  afterEach(async () => {
-    await Promise.all(syncs.splice(0).map((sync) => sync.stop()));
-    await Promise.all(devices.splice(0).map((device) => device.stop()));
-    dirs.removeAll();
-  });
+  const { devices, syncs, dirs } = useDevices();
 
   /** A victim `v` that knows `a` (a member of "line-3", the only group its rules allow), with storage and the mesh. */
   async function victimAndPeer(): Promise<{ v: Device; a: Device; aIdentity: Identity }> {

@@ -2,7 +2,7 @@ import should from "should";
 import { Device, Identity, MeshSync, WireError } from "../../lib";
 import { waitFor } from "../helpers/events";
 import { freePort } from "../helpers/ports";
-import { TempDirs } from "../helpers/storage";
+import { useDevices } from "../helpers/devices";
 import { overview } from "../../plugins/peer-mesh-sidebar/overview";
 
 /**
@@ -11,14 +11,7 @@ import { overview } from "../../plugins/peer-mesh-sidebar/overview";
  */
 describe("introducers: a signed group lets a new device in without pairing", function () {
   this.timeout(60_000);
-  const devices: Device[] = [];
-  const syncs: MeshSync[] = [];
-  const dirs = new TempDirs();
-  afterEach(async () => {
-    await Promise.all(syncs.splice(0).map((sync) => sync.stop()));
-    await Promise.all(devices.splice(0).map((device) => device.stop()));
-    dirs.removeAll();
-  });
+  const { devices, syncs, dirs } = useDevices();
 
   it("a newcomer in the owner's group reaches a gateway that never paired with it, which names its introducer (the sidebar's list); out of the group, it is refused", async () => {
     const [owner, gateway, newcomer] = [Identity.generate(), Identity.generate(), Identity.generate()];

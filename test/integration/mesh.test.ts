@@ -3,7 +3,7 @@ import { Device, Identity, MeshMessage, MeshSync, MeshSyncOptions } from "../../
 import { withRev } from "../helpers/docs";
 import { waitFor } from "../helpers/events";
 import { freePort } from "../helpers/ports";
-import { TempDirs } from "../helpers/storage";
+import { useDevices } from "../helpers/devices";
 
 
 /**
@@ -11,14 +11,7 @@ import { TempDirs } from "../helpers/storage";
  * devices that never connect to each other only through the ones in between.
  */
 describe("mesh: store-and-forward through relays", () => {
-  const devices: Device[] = [];
-  const syncs: MeshSync[] = [];
-  const dirs = new TempDirs();
-  afterEach(async () => {
-    await Promise.all(syncs.splice(0).map((sync) => sync.stop()));
-    await Promise.all(devices.splice(0).map((device) => device.stop()));
-    dirs.removeAll();
-  });
+  const { devices, syncs, dirs } = useDevices();
 
   /** Devices named by letter, linked as `links` says ("ab" = a and b know each other's address). */
   async function topology(names: string, links: string[], sync: Partial<MeshSyncOptions> = {}): Promise<Record<string, Device>> {
