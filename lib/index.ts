@@ -19,7 +19,7 @@ export { Mesh, type MeshOptions, type MeshMessage, type MeshListener, type SendM
 export { MESH_SYNC_DEFAULTS, lowPower, type PowerReading } from "./mesh/defaults";
 export { MeshSync, type MeshSyncOptions, type SyncHost, type SyncPolicy, type CloudOptions } from "./mesh/sync";
 export { type SyncReport, type Direction } from "./replication/replicator";
-export { ConflictWatcher, latest as latestLeaf, type ConflictEvent, type ConflictPolicy } from "./replication/conflicts";
+export { ConflictWatcher, type ConflictEvent, type ConflictPolicy } from "./replication/conflicts";
 export { type MeshMode, type DeviceDoc, verifyDeviceDoc } from "./mesh/envelope";
 export { BleTransport, BLE_SERVICE_UUID, type BleTransportOptions } from "./ble/ble-transport";
 export { GattStream } from "./ble/gatt-stream";

@@ -104,7 +104,7 @@ export class ConflictWatcher extends EventEmitter<ConflictEvents> {
  * revision CouchDB itself would pick (higher generation, then the greater hash), so that every device
  * picks the same leaf from the same leaves.
  */
-export function latest(leaves: Leaf[], field: string): Leaf {
+function latest(leaves: Leaf[], field: string): Leaf {
   const time = (leaf: Leaf): number => {
     const value = leaf[field];
     const ms = typeof value === "number" ? value : typeof value === "string" ? Date.parse(value) : NaN;

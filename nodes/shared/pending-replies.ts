@@ -30,8 +30,3 @@ export function answerReply(handle: unknown, payload: unknown): boolean {
   waiting.delete(handle as string);
   return true;
 }
-
-/** How many requests wait for a reply now (for tests and diagnostics). */
-export function repliesWaiting(): number {
-  return waiting.size;
-}

@@ -1,19 +1,17 @@
 import should from "should";
 import { ConflictWatcher, Device, Identity, type ConflictEvent } from "../../lib";
 import { freePort } from "../helpers/ports";
-import { TempDirs } from "../helpers/storage";
+import { useDevices } from "../helpers/devices";
 
 /** The same document edited on two devices while apart, then replicated: reported, and resolved the same on both. */
 describe("replication conflicts", function () {
   this.timeout(30_000);
-  const devices: Device[] = [];
   const watchers: ConflictWatcher[] = [];
-  const dirs = new TempDirs();
+  // Registered first, so the watchers stop before useDevices stops the devices under them.
   afterEach(async () => {
     await Promise.all(watchers.splice(0).map((watcher) => watcher.stop()));
-    await Promise.all(devices.splice(0).map((device) => device.stop()));
-    dirs.removeAll();
   });
+  const { devices, dirs } = useDevices();
 
   async function pair(): Promise<[Device, Device]> {
     const identities = [Identity.generate(), Identity.generate()];
