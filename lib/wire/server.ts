@@ -437,18 +437,18 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       throw new WireError("REFUSED", `device ${peerId} is not allowed to send messages here`);
     }
     const items = decodeBatch(await this.readBodyOf(stream, peerId, MAX_BATCH_REQUEST_BYTES), MAX_BATCH_ITEMS);
-    const outcomes: BatchOutcome[] = [];
+    // Handed to the flows in order; their receipts (a turn of Node-RED's delivery each) are awaited together.
+    const outcomes: Array<Promise<BatchOutcome>> = [];
     for (const item of items) {
       try {
         validateTopic(item.topic);
         await this.ensureAllowed(peerId, "msg", item.topic);
-        outcomes.push({ ack: await this.deliver(peerId, item) });
+        outcomes.push(this.deliver(peerId, item).then((ack) => ({ ack }), batchFailure));
       } catch (err) {
-        const failure = err instanceof WireError ? err : new WireError("REMOTE_ERROR", (err as Error)?.message ?? String(err));
-        outcomes.push({ error: failure.code, reason: failure.message, status: failure.httpStatus });
+        outcomes.push(Promise.resolve(batchFailure(err)));
       }
     }
-    respondJson(stream, outcomes);
+    respondJson(stream, await Promise.all(outcomes));
   }
 
   private async ensureAllowed(peerId: string, kind: "msg" | "stream", topic: string): Promise<void> {
@@ -509,6 +509,11 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       this.openStreams.delete(open);
     }
   }
+}
+
+function batchFailure(err: unknown): BatchOutcome {
+  const failure = err instanceof WireError ? err : new WireError("REMOTE_ERROR", (err as Error)?.message ?? String(err));
+  return { error: failure.code, reason: failure.message, status: failure.httpStatus };
 }
 
 /** The same CouchDB request from either protocol; `closing` (the stream or response) aborts a long poll when the client goes. */

@@ -1,5 +1,6 @@
 import type { Node, NodeAPI, NodeDef } from "node-red";
 import { DEFAULT_REPLY_WITHIN_MS, Rechunker, WireError, type ReceivedStream } from "../../lib";
+import { deliveryReceipts } from "../shared/delivery-receipts";
 import { holdReply } from "../shared/pending-replies";
 import { useIdentity } from "../shared/identity-node";
 import { ThrottledStatus } from "../shared/throttled-status";
@@ -25,6 +26,8 @@ export = (RED: NodeAPI): void => {
     const maxBufferBytes = Math.max(1, Number(def.maxBufferMb) || DEFAULT_MAX_BUFFER_MB) * 1024 * 1024;
     const unsubscribe: Array<() => void> = [];
     const status = new ThrottledStatus(node);
+    // The sender's ack waits until the nodes wired after this one took the msg, not only node.send.
+    const receipts = deliveryReceipts(RED, node);
     let received = 0;
     let port = 0;
 
@@ -39,10 +42,14 @@ export = (RED: NodeAPI): void => {
       let index = 0;
       // One piece is held back so that the last msg, which carries parts.count, can be told apart.
       let held: Buffer | undefined;
+      const handedOver: Array<Promise<void>> = [];
       const emit = (payload: Buffer, last: boolean): void => {
         const parts = { id: stream.id, index, type: "buffer", len: chunkBytes, ...(last ? { count: index + 1 } : {}) };
         index += 1;
-        node.send({ topic: stream.topic, payload, peer: stream.from, parts });
+        const receipt = receipts.send({ topic: stream.topic, payload, peer: stream.from, parts });
+        // Settled here too, so that a refusal before the end is not reported as unhandled.
+        receipt.catch(() => undefined);
+        handedOver.push(receipt);
       };
       for await (const chunk of stream.body as AsyncIterable<Buffer>) {
         for (const piece of rechunker.push(chunk)) {
@@ -58,6 +65,7 @@ export = (RED: NodeAPI): void => {
         held = tail;
       }
       emit(held ?? Buffer.alloc(0), true);
+      await Promise.all(handedOver);
       counted();
     };
 
@@ -71,7 +79,7 @@ export = (RED: NodeAPI): void => {
         }
         chunks.push(chunk);
       }
-      node.send({ topic: stream.topic, payload: Buffer.concat(chunks, size), peer: stream.from });
+      await receipts.send({ topic: stream.topic, payload: Buffer.concat(chunks, size), peer: stream.from });
       counted();
     };
 
@@ -80,10 +88,10 @@ export = (RED: NodeAPI): void => {
         port = device.port ?? 0;
         status.now({ fill: "green", shape: "dot", text: RED._("peer-mesh.status.listening", { port }) });
         unsubscribe.push(
-          device.onMessage(pattern, (message) => {
+          device.onMessage(pattern, async (message) => {
             // A request carries the handle a peer reply node answers it by (as http in's msg.res for http response).
             const reply = message.reply ? { _peerReply: holdReply(message.reply, message.replyWithinMs ?? DEFAULT_REPLY_WITHIN_MS) } : {};
-            node.send({ topic: message.topic, payload: message.payload, peer: message.from, messageId: message.id, ...reply });
+            await receipts.send({ topic: message.topic, payload: message.payload, peer: message.from, messageId: message.id, ...reply });
             counted();
           }),
           device.onStream(pattern, (stream) =>
@@ -102,6 +110,7 @@ export = (RED: NodeAPI): void => {
     node.on("close", (_removed: boolean, done: () => void) => {
       status.stop();
       for (const stop of unsubscribe.splice(0)) stop();
+      receipts.release();
       done();
     });
   });

@@ -25,6 +25,24 @@ export const peerDiscover = require(path.join(dist, "peer-discover", "peer-disco
 export const aclCheck = require(path.join(dist, "acl-check", "acl-check.js"));
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const meshSync = require(path.join(dist, "mesh-sync", "mesh-sync.js"));
+/** Node-RED's hook registry of the runtime under test (the one its flows call for every msg). */
+export function runtimeHooks(): RuntimeHooks {
+  const runtime = process.env.NODE_RED_RUNTIME ?? require.resolve("node-red");
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require(require.resolve("@node-red/util", { paths: [path.dirname(runtime)] })) as { hooks: RuntimeHooks }).hooks;
+}
+
+export interface RuntimeHooks {
+  add(id: string, handler: (event: never) => unknown): void;
+  remove(id: string): void;
+  has(id: string): boolean;
+}
+
+/** The node modules, given a RED that has hooks as a real runtime's has (the test helper's has none). */
+export function withHooks(modules: unknown[], hooks: RuntimeHooks): unknown[] {
+  return modules.map((module) => (red: object) => (module as (red: object) => unknown)(Object.assign(Object.create(red) as object, { hooks })));
+}
+
 export const allNodes = [identityConfig, peerSend, peerReceive, peerReply, peerDiscover, aclCheck, meshSync];
 
 /** helper.load with flows typed as plain objects (the helper's typings know only the common NodeDef fields). */

@@ -4,7 +4,7 @@ import type { Node } from "node-red";
 import { Identity } from "../../lib";
 import type { IdentityConfigNode } from "../../nodes/shared/identity-node";
 import { byteSource } from "../helpers/devices";
-import { allNodes, helper, loadFlow, useNodeRedHelper } from "../helpers/node-red";
+import { allNodes, helper, loadFlow, runtimeHooks, useNodeRedHelper, withHooks } from "../helpers/node-red";
 import { freePort, identityPair } from "./fixtures";
 import { collector, inTab, Msg, ready, statuses, statusWhere } from "./flow-helpers";
 
@@ -12,11 +12,11 @@ import { collector, inTab, Msg, ready, statuses, statusWhere } from "./flow-help
 describe("peer-send and peer-receive nodes", () => {
   useNodeRedHelper();
 
-  async function deploy(extra: Array<Record<string, unknown>>, receive: Record<string, unknown> = {}) {
+  async function deploy(extra: Array<Record<string, unknown>>, receive: Record<string, unknown> = {}, nodes: unknown[] = allNodes) {
     const bPort = await freePort();
     const pair = identityPair({ bPort });
     await loadFlow(
-      allNodes,
+      nodes,
       inTab([
         ...pair.nodes(`127.0.0.1:${bPort}`),
         { id: "send", type: "peer-send", identity: "idA", peer: "B", timeout: 5, partsAsStream: true, wires: [["acks"]] },
@@ -144,6 +144,42 @@ describe("peer-send and peer-receive nodes", () => {
     should(out.queue).have.length(0);
     send.receive({ topic: "sensors/door", payload: "open", messageId: "has spaces" } as Msg);
     should(((await caught.next())[0].error as { message: string }).message).match(/msg.messageId/);
+  });
+
+  it("does not acknowledge a msg that a deploy stopped the next node from taking; sent again, it is delivered", async () => {
+    // The node test helper's RED has no hooks; Node-RED's own runtime gives them to every node.
+    const hooks = runtimeHooks();
+    const { acks, out, caught } = await deploy([], {}, withHooks(allNodes, hooks));
+    const send = helper.getNode("send");
+    send.receive({ topic: "sensors/ok", payload: 1 } as Msg);
+    should((await out.next())[0].topic).equal("sensors/ok");
+    should((await acks.next())[0].payload).containEql({ receivers: 1 });
+    // As a deploy does, between node.send and Node-RED's delivery a turn later: the next node stops.
+    let stopped: Node | undefined;
+    hooks.add("preDeliver.peer-mesh-test", (event: { destination: { id: string; node?: Node }; msg: Msg }) => {
+      if (event.destination.id === "out" && event.msg.topic === "sensors/drop" && !stopped) {
+        stopped = event.destination.node;
+        void stopped?.close(false);
+      }
+    });
+    try {
+      send.receive({ topic: "sensors/drop", payload: 2, messageId: "drop-1" } as Msg);
+      const [refusal] = await caught.next();
+      should(refusal.error).match({ code: "NO_RECEIVER", message: /stopped \(a deploy\) before it took the message/ });
+      should(stopped).be.ok();
+      should(acks.queue).have.length(0);
+    } finally {
+      hooks.remove("*.peer-mesh-test");
+    }
+    // The receiver forgot the id of what it did not deliver, so the same msg sent again gets through.
+    const later = collector("out"); // the stopped node takes input again, as its successor would after the deploy
+    send.receive({ topic: "sensors/drop", payload: 2, messageId: "drop-1" } as Msg);
+    should((await later.next())[0]).containEql({ messageId: "drop-1", payload: 2 });
+    should((await acks.next())[0].payload).containEql({ id: "drop-1", receivers: 1 });
+    should(acks.queue.filter((msg) => (msg.payload as { duplicate?: boolean }).duplicate)).have.length(0);
+    await helper.unload();
+    await new Promise((resolve) => setImmediate(resolve));
+    should(hooks.has("preDeliver.peer-mesh-receipts")).be.false("the hooks outlived the last peer receive");
   });
 
   it("refuses to send to a peer that is not configured or not known", async () => {
