@@ -22,7 +22,8 @@ export interface CouchHooks {
   onStorageFull?(err: Error): void;
 }
 
-const MAX_LONGPOLL_MS = 60_000;
+/** The longest a long poll here waits for a change (a client asking longer gets this). */
+export const MAX_LONGPOLL_MS = 60_000;
 const MAX_CHANGES_LIMIT = 10_000;
 
 /**

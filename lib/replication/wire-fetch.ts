@@ -2,6 +2,7 @@ import { Readable, Transform } from "node:stream";
 import type { ReadableStream } from "node:stream/web";
 import type PouchDB from "pouchdb-node";
 import type { ClientPool, PeerEndpoint } from "../wire/client-pool";
+import { MAX_LONGPOLL_MS } from "./couch-endpoint";
 
 /** Bytes a replication moved, counted on the wire (bodies, not headers). */
 export interface ByteCounter {
@@ -11,8 +12,18 @@ export interface ByteCounter {
 
 export type WireFetch = (url: string, init: PouchDB.FetchInit) => Promise<Response>;
 
-/** Requests that may wait for a long poll are given this long before the client gives up on them. */
-const LONG_REQUEST_MS = 90_000;
+/** A replication request (not a long poll) silent for this long is given up, after the pool checked its connection. */
+const REQUEST_IDLE_MS = 30_000;
+/** On top of what a long poll may wait. */
+const LONG_POLL_MARGIN_MS = 30_000;
+
+/** How long a request may stay silent: a long poll is silent by design until a change or its timeout. */
+function idleAllowance(search: string): number {
+  const query = new URLSearchParams(search);
+  if (query.get("feed") !== "longpoll") return REQUEST_IDLE_MS;
+  const asked = Number(query.get("timeout"));
+  return (Number.isFinite(asked) && asked > 0 ? Math.min(asked, MAX_LONGPOLL_MS) : MAX_LONGPOLL_MS) + LONG_POLL_MARGIN_MS;
+}
 
 /**
  * A fetch for PouchDB's HTTP adapter that travels over this device's mutual-TLS HTTP/2 connection to one
@@ -29,7 +40,7 @@ export function wireFetch(pool: ClientPool, peer: () => PeerEndpoint, counter: B
     });
     const body = await bodyBytes(init.body);
     counter.sent += body?.length ?? 0;
-    const response = await pool.request(peer(), { method: init.method ?? "GET", path: pathname + search, headers, body, signal: init.signal, timeoutMs: LONG_REQUEST_MS });
+    const response = await pool.request(peer(), { method: init.method ?? "GET", path: pathname + search, headers, body, signal: init.signal, timeoutMs: idleAllowance(search) });
     const counted = response.body.pipe(
       new Transform({
         transform(chunk: Buffer, _encoding, callback) {

@@ -59,6 +59,8 @@ const DEFAULT_IDLE_MS = 60_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 const DEFAULT_SEND_TIMEOUT_MS = 10_000;
 const DEFAULT_STREAM_IDLE_MS = 30_000;
+/** How long a connection whose request went unanswered has to answer a PING before it counts as stalled. */
+const LIVENESS_PING_MS = 10_000;
 
 /** Requests in flight at once to one peer before further messages wait to go as a batch. */
 const MAX_IN_FLIGHT = 4;
@@ -224,7 +226,7 @@ export class ClientPool {
       } catch (err) {
         if (pooled.refusal) throw refused(peer, pooled.refusal);
         // Retrying is safe: the receiver drops message ids it has already delivered.
-        if (pooled.used && !(err instanceof WireError)) {
+        if ((await this.droppedIfStalled(peer.id, pooled, err, timeoutMs)) || (pooled.used && !(err instanceof WireError))) {
           this.forget(peer.id, pooled);
           const fresh = await this.session(peer);
           return await this.exchange(fresh.session.request(headers), timeoutMs, body);
@@ -262,6 +264,8 @@ export class ClientPool {
       // pipeline() has destroyed the request, so the answer settles now: with the peer's reason if it sent one.
       const answer = await response.catch(() => undefined);
       if (answer && answer.status !== 200) throw errorFromResponse(answer);
+      // A stream cannot be sent again (its body is read), but the connection it stalled on goes.
+      await this.droppedIfStalled(peer.id, pooled, err, idleMs);
       if (err instanceof WireError) throw err;
       throw new WireError("STREAM_ABORTED", `the stream to ${peer.id} broke off: ${(err as Error).message}`);
     } finally {
@@ -315,7 +319,8 @@ export class ClientPool {
         return await open(pooled);
       } catch (err) {
         if (pooled.refusal) throw refused(peer, pooled.refusal);
-        if (pooled.used && !(err instanceof WireError) && !init.signal?.aborted) {
+        if (init.signal?.aborted) throw err;
+        if ((await this.droppedIfStalled(peer.id, pooled, err, init.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS)) || (pooled.used && !(err instanceof WireError))) {
           this.forget(peer.id, pooled);
           return await open(await this.session(peer));
         }
@@ -416,6 +421,31 @@ export class ClientPool {
         resolve(pooled);
       });
     });
+  }
+
+  /**
+   * After a request went unanswered, asks the connection itself (an HTTP/2 PING). No pong either means
+   * the path stalled, not the peer's flow: a TCP connection deep in retransmission backoff after heavy
+   * loss can stay silent for minutes while a new one gets through at once (the netns 30 % loss test saw
+   * a replication request wait 90 s). Such a connection is dropped, so that its other requests fail now
+   * and the next ones dial afresh; true tells the caller to retry on a new connection.
+   */
+  private async droppedIfStalled(peerId: string, pooled: PooledSession, err: unknown, timeoutMs: number): Promise<boolean> {
+    if (!(err instanceof WireError) || err.code !== "TIMEOUT" || pooled.session.destroyed) return false;
+    const waitMs = Math.min(timeoutMs, LIVENESS_PING_MS);
+    const answered = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), waitMs);
+      try {
+        if (!pooled.session.ping((pingError) => (clearTimeout(timer), resolve(!pingError)))) (clearTimeout(timer), resolve(false));
+      } catch {
+        clearTimeout(timer);
+        resolve(false);
+      }
+    });
+    if (answered) return false;
+    this.forget(peerId, pooled);
+    pooled.session.destroy();
+    return true;
   }
 
   private forget(peerId: string, pooled: PooledSession): void {

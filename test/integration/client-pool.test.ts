@@ -1,3 +1,4 @@
+import net from "node:net";
 import { Duplex } from "node:stream";
 import should from "should";
 import { ClientPool, Identity, WireServer } from "../../lib";
@@ -11,7 +12,10 @@ describe("ClientPool", function () {
   let wire: WireServer;
   let address: string;
   let received: string[];
+  /** Messages on this topic are never answered (a flow that holds them). */
+  const HELD = "held";
   const pools: ClientPool[] = [];
+  const relays: net.Server[] = [];
 
   beforeEach(async () => {
     received = [];
@@ -21,7 +25,7 @@ describe("ClientPool", function () {
       port: 0,
       authorize: () => true,
       receiver: {
-        acceptMessage: async (message) => (received.push(message.topic), 1),
+        acceptMessage: async (message) => (message.topic === HELD ? new Promise<number>(() => undefined) : (received.push(message.topic), 1)),
         acceptStream: async () => ({ receivers: 0, bytes: 0 }),
       },
     });
@@ -29,6 +33,7 @@ describe("ClientPool", function () {
   });
   afterEach(async () => {
     for (const pool of pools.splice(0)) pool.close();
+    for (const relay of relays.splice(0)) relay.close();
     await wire.close();
   });
 
@@ -69,6 +74,62 @@ describe("ClientPool", function () {
     await should(p.message({ id: server.deviceId, address: "silent.test", dial: () => silent, connectTimeoutMs: 300 }, "t", 1)).be.rejectedWith({ code: "TIMEOUT" });
     should(Date.now() - started).be.below(5_000);
     should(p.connectionCount).equal(0);
+  });
+
+  /** A TCP relay to the wire server that can stop moving the bytes of the connections it has (a path in
+   * TCP backoff) while new connections go through. */
+  async function stallableRelay(): Promise<{ address: string; stall(): void; connections: number }> {
+    const pipes: net.Socket[] = [];
+    let connections = 0;
+    const relay = net.createServer((inbound) => {
+      connections += 1;
+      const [host, port] = address.split(":");
+      const outbound = net.connect(Number(port), host);
+      inbound.pipe(outbound).pipe(inbound);
+      for (const socket of [inbound, outbound]) socket.on("error", () => undefined);
+      pipes.push(inbound, outbound);
+    });
+    relays.push(relay);
+    await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+    return {
+      address: `127.0.0.1:${(relay.address() as net.AddressInfo).port}`,
+      stall: () => {
+        for (const socket of pipes.splice(0)) {
+          socket.unpipe();
+          socket.pause();
+        }
+      },
+      get connections() {
+        return connections;
+      },
+    };
+  }
+
+  it("drops a connection that answers neither a request nor a ping, and sends the request again on a new one", async () => {
+    const relay = await stallableRelay();
+    const p = pool();
+    const peer = { id: server.deviceId, address: relay.address };
+    await p.message(peer, "before", 1, { timeoutMs: 1_000 });
+    const first = await p.request(peer, { method: "GET", path: "/db/readings/", timeoutMs: 1_000 });
+    first.body.resume();
+    relay.stall();
+    const again = await p.request(peer, { method: "GET", path: "/db/readings/", timeoutMs: 1_000 });
+    again.body.resume();
+    should(again.status).equal(first.status);
+    should(relay.connections).equal(2);
+    // Messages too: the stalled connection is gone from the pool, so the next one is sent on the new.
+    relay.stall();
+    await p.message(peer, "after", 2, { timeoutMs: 1_000 });
+    should(received).eql(["before", "after"]);
+    should(relay.connections).equal(3);
+  });
+
+  it("keeps a connection that answers a ping when only the peer's flow is slow, and says TIMEOUT", async () => {
+    const p = pool();
+    await should(p.message({ id: server.deviceId, address }, HELD, 1, { timeoutMs: 300 })).be.rejectedWith({ code: "TIMEOUT" });
+    should(p.connectionCount).equal(1);
+    await p.message({ id: server.deviceId, address }, "next", 2, { timeoutMs: 1_000 });
+    should(received).eql(["next"]);
   });
 
   it("closes a connection left idle, and dials again for the next message", async () => {
