@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Verb } from "../protocol/wire";
 import { groupOfPrincipal, resourceMatches, Rule, validateRules } from "./rules";
 import type { Identity } from "../identity";
-import { GROUP_PRINCIPAL_PREFIX, GroupDoc, groupDocId, GroupError, groupPrincipal, signGroup, verifyGroup } from "./signed-group";
+import { GROUP_PRINCIPAL_PREFIX, GroupDoc, groupDocId, GroupError, groupPrincipal, REVOKED_GROUP, signGroup, verifyGroup } from "./signed-group";
 
 export interface AclOptions {
   /** This device's id: "group:<name>" means a group it owns. */
@@ -39,6 +39,8 @@ export class Acl extends EventEmitter<AclEvents> {
   private rulesByPrincipal = new Map<string, Rule[]>();
   private readonly groups = new Map<string, GroupDoc>();
   private readonly memberships = new Map<string, Set<string>>();
+  /** Revoked keys, each with the owners that revoked it (this device, or an owner whose groups a rule names). */
+  private readonly revoked = new Map<string, string[]>();
   private readonly decisions = new Map<string, boolean>();
   private readonly principalCache = new Map<string, string[]>();
   private readonly isKnown: (id: string) => boolean;
@@ -120,7 +122,21 @@ export class Acl extends EventEmitter<AclEvents> {
       const named = rule.effect === "allow" ? groupOfPrincipal(rule.principal, this.selfId) : undefined;
       return named?.owner === group.owner && named.name === group.name;
     }));
-    return vouching.flatMap((group) => group.members.filter((member) => member !== this.selfId).map((member) => ({ member, owner: group.owner, group: group.name })));
+    return vouching.flatMap((group) => group.members.filter((member) => member !== this.selfId && !this.revoked.has(member)).map((member) => ({ member, owner: group.owner, group: group.name })));
+  }
+
+  /**
+   * Whether a key is revoked here: listed in this device's own revocation list, or in that of an owner
+   * whose groups a rule names (the fleet's owner, who let it in). A revoked key is refused everything,
+   * whatever rule, group or configured peer entry names it.
+   */
+  isRevoked(peerId: string): boolean {
+    return this.revoked.has(peerId);
+  }
+
+  /** Every key revoked here, with who revoked it. */
+  revocations(): Array<{ id: string; by: string[] }> {
+    return [...this.revoked].map(([id, by]) => ({ id, by: [...by] }));
   }
 
   /** Whether a device is in the group a principal such as "group:family" names. */
@@ -145,6 +161,7 @@ export class Acl extends EventEmitter<AclEvents> {
    * asked before a body is read or a connection is given room; each request is still decided in full.
    */
   permitsSome(peerId: string, verb?: Verb, prefix?: string): boolean {
+    if (this.revoked.has(peerId)) return false;
     for (const principal of this.principalsOf(peerId)) {
       for (const rule of this.rulesByPrincipal.get(principal) ?? []) {
         if (rule.effect !== "allow") continue;
@@ -162,6 +179,7 @@ export class Acl extends EventEmitter<AclEvents> {
   }
 
   private decide(peerId: string, verb: Verb, resource: string): boolean {
+    if (this.revoked.has(peerId)) return false;
     let allowed = false;
     for (const principal of this.principalsOf(peerId)) {
       for (const rule of this.rulesByPrincipal.get(principal) ?? []) {
@@ -193,7 +211,13 @@ export class Acl extends EventEmitter<AclEvents> {
     this.decisions.clear();
     this.principalCache.clear();
     this.memberships.clear();
+    this.revoked.clear();
     for (const group of this.groups.values()) {
+      if (group.name === REVOKED_GROUP) {
+        if (!this.namesGroupOwner(group.owner)) continue;
+        for (const member of group.members) this.revoked.set(member, [...(this.revoked.get(member) ?? []), group.owner]);
+        continue;
+      }
       const principals = group.owner === this.selfId ? [`${GROUP_PRINCIPAL_PREFIX}${group.name}`, groupPrincipal(group.owner, group.name)] : [groupPrincipal(group.owner, group.name)];
       for (const member of group.members) {
         let set = this.memberships.get(member);

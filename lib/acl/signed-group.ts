@@ -31,6 +31,18 @@ export function isGroupName(name: unknown): name is string {
   return typeof name === "string" && GROUP_NAME.test(name);
 }
 
+/**
+ * The signed list of keys an owner revokes: travels, is versioned and is kept as its groups are, but no
+ * rule or msg.to can name it (no group name starts with "~"). Where a rule names the owner's groups,
+ * every key in it is refused everything, whatever else names it (see Acl.isRevoked).
+ */
+export const REVOKED_GROUP = "~revoked";
+
+/** A name a group document may carry: a group's, or the owner's revocation list. */
+function isSignedListName(name: unknown): name is string {
+  return isGroupName(name) || name === REVOKED_GROUP;
+}
+
 /** How rules and msg.to name a group: "group:<name>" (one of this device's own) or "group:<owner id>/<name>". */
 export const GROUP_PRINCIPAL_PREFIX = "group:";
 
@@ -65,7 +77,7 @@ function signedBytes(doc: Omit<GroupDoc, "_id" | "_rev" | "signature">): Buffer 
 
 /** Builds and signs a group owned by `owner`. */
 export function signGroup(owner: Identity, name: string, members: Iterable<string>, version: number): GroupDoc {
-  if (!isGroupName(name)) throw new GroupError(`"${name}" is not a group name (letters, digits, space, _ . -; up to 64)`);
+  if (!isSignedListName(name)) throw new GroupError(`"${name}" is not a group name (letters, digits, space, _ . -; up to 64)`);
   const sorted = [...new Set(members)].sort();
   for (const member of sorted) if (!isDeviceId(member)) throw new GroupError(`group ${name}: "${member}" is not a device id`);
   if (!Number.isSafeInteger(version) || version < 1) throw new GroupError(`group ${name}: version must be a positive integer`);
@@ -82,7 +94,7 @@ export function verifyGroup(input: unknown): GroupDoc {
   const doc = (input ?? {}) as Partial<GroupDoc>;
   const label = typeof doc._id === "string" ? doc._id : "a group document";
   if (doc.type !== "group") throw new GroupError(`${label} is not a group`);
-  if (!isGroupName(doc.name) || !isDeviceId(doc.owner) || typeof doc.ownerKey !== "string" || !Array.isArray(doc.members) || !Number.isSafeInteger(doc.version)) {
+  if (!isSignedListName(doc.name) || !isDeviceId(doc.owner) || typeof doc.ownerKey !== "string" || !Array.isArray(doc.members) || !Number.isSafeInteger(doc.version)) {
     throw new GroupError(`${label} is malformed`);
   }
   if (doc._id !== groupDocId(doc.owner, doc.name)) throw new GroupError(`${label} does not match its owner and name`);

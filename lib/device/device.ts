@@ -1,11 +1,12 @@
 import { EventEmitter } from "node:events";
 import type { Readable } from "node:stream";
 import { Acl } from "../acl/acl";
+import { REVOKED_GROUP } from "../acl/signed-group";
 import { PeerRef, PendingPairing, PendingPairings } from "../acl/pending-pairings";
 import { KnownPeer, PeerDirectory, validateKnownPeers } from "../discovery/peer-directory";
 import { PeerTable } from "../discovery/peer-table";
 import type { DialEntry } from "../discovery/transport";
-import type { Identity } from "../identity";
+import { isDeviceId, type Identity } from "../identity";
 import { Mesh } from "../mesh/mesh";
 import { MeshSync, MeshSyncOptions } from "../mesh/sync";
 import { WireError } from "../protocol/errors";
@@ -187,9 +188,11 @@ export class Device extends EventEmitter<DeviceEvents> {
     await this.system.open(this.acl);
     this.desk.restore();
     for (const group of this.options.acl?.groups ?? []) await this.setGroup(group.name, group.members);
+    // An empty list is signed too once one was: taking every key off it must reach the fleet.
+    if (this.options.acl?.revoked?.length || this.acl.group(this.identity.deviceId, REVOKED_GROUP)) await this.setRevoked(this.options.acl?.revoked ?? []);
     if (!this.system.database) return;
     await this.databaseHost.openAll();
-    await this.system.startMesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, groupMembers: (to) => this.groups.membersOf(to), checkGroup: (doc) => this.groups.check(doc), resolvePeer: (reference) => this.dialer.tryResolve(reference) }, (mesh) => {
+    await this.system.startMesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, groupMembers: (to) => this.groups.membersOf(to), checkGroup: (doc) => this.groups.check(doc), resolvePeer: (reference) => this.dialer.tryResolve(reference), isRevoked: (id) => this.acl.isRevoked(id) }, (mesh) => {
       mesh.on("rejected", (info) => this.emit("rejected", info));
       // A known peer's device document that names an onion address: Tor probes it from now on.
       mesh.on("onion", ({ id, onion }) => {
@@ -227,6 +230,17 @@ export class Device extends EventEmitter<DeviceEvents> {
   /** Gives this device's group `name` exactly these members, signed anew (and stored) if they changed. */
   setGroup(name: string, members: string[]): Promise<void> {
     return this.groups.set(name, members);
+  }
+
+  /**
+   * Revokes exactly these keys, fleet-wide: this device signs its revocation list (a new version when it
+   * changed) and the mesh carries it to every device; each one whose rules name this device's groups
+   * refuses those keys everything from then on (connections, messages, mesh documents), and never seals a
+   * mesh message to them. An older version cannot undo it: the highest signed version is kept.
+   */
+  setRevoked(ids: string[]): Promise<void> {
+    for (const id of ids) if (!isDeviceId(id)) return Promise.reject(new WireError("BAD_REQUEST", `"${id}" is not a device id`));
+    return this.groups.set(REVOKED_GROUP, ids);
   }
 
   set authorize(authorize: Authorizer) {

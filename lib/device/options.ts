@@ -18,7 +18,11 @@ export interface DeviceOptions {
   /** Replaces the ACL entirely with a function (tests, embedding hosts). */
   authorize?: Authorizer;
   /** Rules and this device's own groups; without rules, known peers may do anything and unknown keys nothing. */
-  acl?: { rules?: Rule[]; groups?: Array<{ name: string; members: string[] }> };
+  /**
+   * rules, this device's groups, and the keys it revokes: refused here, and everywhere a rule names this
+   * device's groups once its signed revocation list has travelled there (through the mesh).
+   */
+  acl?: { rules?: Rule[]; groups?: Array<{ name: string; members: string[] }>; revoked?: string[] };
   /** Where this device keeps its PouchDB databases; without it, groups live in memory and no database is served. */
   storageDir?: string;
   /** Store-and-forward settings (quota, fallback to flood, ...); the mesh needs storageDir. */

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import type PouchDB from "pouchdb-node";
-import { GroupDoc, GroupError, verifyGroup } from "../acl/signed-group";
+import { GroupDoc, GroupError, REVOKED_GROUP, verifyGroup } from "../acl/signed-group";
 import { type Identity, isDeviceId, matchDeviceIds } from "../identity";
 import type { BulkResult, RefusalCode } from "../protocol/couch";
 import type { Database } from "../storage/database";
@@ -55,6 +55,8 @@ export interface MeshOptions {
   clockSkewMs?: number;
   /** Groups of one other owner kept at most (each costs storage and an ACL rebuild). */
   maxGroupsPerOwner?: number;
+  /** A revoked key (Acl.isRevoked): nothing it signs is taken or delivered, and nothing is sealed to it. */
+  isRevoked?(id: string): boolean;
 }
 
 export interface SendMeshOptions {
@@ -526,6 +528,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const notFromTheFuture = (at: number): void => {
       if (at > latest) throw new EnvelopeError(`${id} is dated ${new Date(at).toISOString()}, ahead of this device's clock by more than ${this.clockSkewMs / 1000} s`);
     };
+    const signer = signerOf(doc);
+    if (signer && this.isRevoked(signer)) throw new Refused("revoked", `${id} is signed by ${signer.slice(0, 8)}, whose key is revoked`);
     if (id.startsWith(MESSAGE_DOC_PREFIX)) {
       const attachments = (doc as MessageDoc)._attachments ?? {};
       const names = Object.keys(attachments);
@@ -564,7 +568,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (id.startsWith(GROUP_DOC_PREFIX)) {
       const group = verifyGroup(doc);
       this.options.checkGroup?.(group);
-      if (!this.index.has(id) && group.owner !== this.id && this.groupsOf(group.owner) >= this.maxGroupsPerOwner) {
+      // An owner's revocation list always finds room: a full set of its groups must not hold it back.
+      if (!this.index.has(id) && group.owner !== this.id && group.name !== REVOKED_GROUP && this.groupsOf(group.owner) >= this.maxGroupsPerOwner) {
         throw new Refused("limit", `${id}: this device keeps ${this.maxGroupsPerOwner} groups of ${group.owner.slice(0, 8)} at most`);
       }
       return this.newerThanHeld(id, group.version, group.signature, "version");
@@ -729,6 +734,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.delivering.add(id);
     try {
       const doc = await this.db.get<MessageDoc>(id, { attachments: true, binary: true } as { attachments: boolean });
+      // Taken before its author's key was revoked: still not handed to a flow.
+      if (this.isRevoked(doc.from)) {
+        this.unreadable.add(id);
+        this.emit("rejected", { id, reason: `${id} is signed by ${doc.from.slice(0, 8)}, whose key is revoked` });
+        return;
+      }
       const data = doc._attachments?.[BODY_ATTACHMENT]?.data;
       let message: MeshMessage;
       try {
@@ -814,7 +825,21 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /** The canonical address and recipients of msg.to: a group (members other than this device), a device id, name or id prefix. */
+  /** Who a message to `to` is sealed to; never a revoked key (whoever stole it would read the message). */
   private recipientsOf(to: string): { to: string; recipients: string[] } {
+    const found = this.findRecipients(to);
+    const revoked = found.recipients.filter((id) => this.isRevoked(id));
+    if (revoked.length === 0) return found;
+    const recipients = found.recipients.filter((id) => !this.isRevoked(id));
+    if (recipients.length === 0) throw new WireError("REFUSED", `${revoked.length === 1 ? `the key ${revoked[0].slice(0, 8)} is` : "every member's key is"} revoked: nothing is sealed to it`);
+    return { to: found.to, recipients };
+  }
+
+  private isRevoked(id: string): boolean {
+    return this.options.isRevoked?.(id) ?? false;
+  }
+
+  private findRecipients(to: string): { to: string; recipients: string[] } {
     const group = this.options.groupMembers(to);
     if (group) {
       const recipients = group.members.filter((id) => id !== this.id);
@@ -870,6 +895,14 @@ function entryOf(input: object): Entry | undefined {
     return { id, kind: "group", from: group.owner, sig: group.signature, targets: [], mode: "flood", priority: MAX_PRIORITY, created: group.version, expires: Number.MAX_SAFE_INTEGER, size: 0 };
   }
   return undefined;
+}
+
+/** Whose key signed a mesh document, by its kind, when it says (checked against the signature later). */
+function signerOf(doc: object): string | undefined {
+  const { _id, from, id, owner } = doc as { _id?: unknown; from?: unknown; id?: unknown; owner?: unknown };
+  if (typeof _id !== "string") return undefined;
+  const claimed = _id.startsWith(DEVICE_DOC_PREFIX) ? id : _id.startsWith(GROUP_DOC_PREFIX) ? owner : from;
+  return typeof claimed === "string" ? claimed : undefined;
 }
 
 /** A device document's signed time, a group's signed version: which of two copies is newer. */

@@ -26,6 +26,6 @@ export interface CouchAccess {
  * replicating side acts on the code: "expired" and "delivered" copies are over (a cloud server's are
  * pruned), "full" and "limit" may pass later, the others never will.
  */
-export type RefusalCode = "expired" | "delivered" | "invalid" | "replayed" | "conflict" | "full" | "limit";
+export type RefusalCode = "expired" | "delivered" | "invalid" | "replayed" | "conflict" | "full" | "limit" | "revoked";
 
 export type BulkResult = { ok: true; id: string; rev: string } | { id: string; error: string; reason: string; code?: RefusalCode };

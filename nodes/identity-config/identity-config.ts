@@ -1,6 +1,6 @@
 import path from "node:path";
 import type { Node, NodeAPI, NodeDef } from "node-red";
-import { DEFAULT_PROBE_INTERVAL_MS, DEFAULT_RULES, Device, DiscoveryOptions, Identity, IdentityError, isAddress, Rule, type TorStatus, validateKnownPeers } from "../../lib";
+import { DEFAULT_PROBE_INTERVAL_MS, DEFAULT_RULES, Device, DiscoveryOptions, Identity, IdentityError, isAddress, isDeviceId, Rule, type TorStatus, validateKnownPeers } from "../../lib";
 import type { IdentityConfigNode } from "../shared/identity-node";
 import { runningIdentities } from "../shared/running-identities";
 import { registerAdminApi } from "./admin-api";
@@ -25,6 +25,8 @@ interface IdentityConfigDef extends NodeDef {
   probeInterval?: number | string;
   /** This device's own groups of public keys; members as ids (an array, or one per line). */
   groups?: Array<{ name?: unknown; members?: unknown }>;
+  /** Keys this device revokes fleet-wide: device ids, one per line. */
+  revoked?: string;
   rules?: unknown;
   /** Databases this device keeps and serves to peers the rules allow, comma separated. */
   databases?: string;
@@ -135,6 +137,12 @@ function parseGroups(groups: IdentityConfigDef["groups"]): Array<{ name: string;
   }));
 }
 
+function parseRevoked(RED: NodeAPI, value: unknown): string[] {
+  const ids = String(value ?? "").split(/[\s,]+/).map((id) => id.trim().toLowerCase()).filter(Boolean);
+  for (const id of ids) if (!isDeviceId(id)) throw new Error(RED._("identity-config.errors.revoked-id", { id }));
+  return ids;
+}
+
 function parseDatabases(value: unknown): string[] {
   return String(value ?? "").split(/[\s,]+/).map((name) => name.trim()).filter(Boolean);
 }
@@ -169,7 +177,7 @@ export = (RED: NodeAPI): void => {
         if (databases.length > 0 && !storageDir) node.warn(RED._("identity-config.warnings.no-storage"));
         node.device = new Device({ identity, name: def.name || undefined, host: def.host || "127.0.0.1", port: parsePort(def.port), peers,
           discovery: discoveryOptions(def, node.credentials),
-          acl: { rules: def.rules as Rule[], groups: parseGroups(def.groups) },
+          acl: { rules: def.rules as Rule[], groups: parseGroups(def.groups), revoked: parseRevoked(RED, def.revoked) },
           storageDir,
           databases: storageDir ? databases : [],
         });

@@ -1,6 +1,6 @@
 import should from "should";
 import type { Node } from "node-red";
-import { Identity } from "../../lib";
+import { Identity, REVOKED_GROUP } from "../../lib";
 import type { IdentityConfigNode } from "../../nodes/shared/identity-node";
 import { helper, identityConfig, loadFlow, useNodeRedHelper } from "../helpers/node-red";
 import { freePort } from "./fixtures";
@@ -36,6 +36,19 @@ describe("identity-config node", () => {
     await node.ready;
     const stored = (helper as unknown as { credentials: { get(id: string): { privateKey: string; certificate: string } } }).credentials.get("id1");
     should(Identity.fromPem(stored.privateKey, stored.certificate).deviceId).equal(node.device!.id);
+  });
+
+  it("signs its revoked keys as its revocation list, and refuses a list with something that is not a device id", async () => {
+    const [identity, stolen] = [Identity.generate(), Identity.generate()];
+    const credentials = { id1: { privateKey: identity.privateKeyPem, certificate: identity.certificatePem } };
+    await loadFlow(identityConfig, [{ id: "id1", type: "identity-config", host: "127.0.0.1", port: 0, revoked: `${stolen.deviceId.toUpperCase()}\n` }], credentials);
+    const node = helper.getNode("id1") as unknown as IdentityConfigNode;
+    await node.ready;
+    should(node.device!.acl.group(identity.deviceId, REVOKED_GROUP)).containEql({ members: [stolen.deviceId], version: 1 });
+    should(node.device!.acl.isRevoked(stolen.deviceId)).be.true();
+    await helper.unload();
+    await loadFlow(identityConfig, [{ id: "id1", type: "identity-config", host: "127.0.0.1", port: 0, revoked: "press-7" }], credentials);
+    await should((helper.getNode("id1") as unknown as IdentityConfigNode).ready).be.rejectedWith(/revoked-id/) // the helper has no message catalogue;
   });
 
   it("reports a broken key or half an identity instead of starting", async () => {

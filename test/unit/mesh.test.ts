@@ -14,9 +14,9 @@ describe("Mesh on its own", function () {
     await Promise.all(meshes.splice(0).map((mesh) => mesh.stop()));
   });
 
-  async function mesh(groups: Record<string, string[]> = {}): Promise<{ mesh: Mesh; identity: Identity }> {
+  async function mesh(groups: Record<string, string[]> = {}, revoked: Set<string> = new Set()): Promise<{ mesh: Mesh; identity: Identity }> {
     const identity = Identity.generate();
-    const made = new Mesh({ identity, db: database(), groupMembers: (to) => (groups[to] ? { to, members: groups[to] } : undefined), sweepIntervalMs: 60_000 });
+    const made = new Mesh({ identity, db: database(), groupMembers: (to) => (groups[to] ? { to, members: groups[to] } : undefined), sweepIntervalMs: 60_000, isRevoked: (id) => revoked.has(id) });
     meshes.push(made);
     await made.start();
     return { mesh: made, identity };
@@ -153,6 +153,31 @@ describe("Mesh on its own", function () {
     const [stranger] = await relay.ingest([withRev({ _id: "readings-1", value: 3 })] as never);
     should(stranger).containEql({ error: "forbidden", code: "invalid" });
     should(relay.has("readings-1")).be.false();
+  });
+
+  it("with a key revoked: takes nothing it signed, hands a flow nothing it sent before, and seals nothing to it", async () => {
+    const revoked = new Set<string>();
+    const [thief, honest] = [Identity.generate(), Identity.generate()];
+    const { mesh: own, identity: self } = await mesh({ "group:line": [thief.deviceId, honest.deviceId] }, revoked);
+    await own.ingest([withRev(makeDeviceDoc(thief, {})), withRev(makeDeviceDoc(honest, {}))] as never);
+    const before = seal(thief, self, 4);
+    await own.ingest([withRev(before)] as never);
+    revoked.add(thief.deviceId);
+    const delivered: string[] = [];
+    const rejected: string[] = [];
+    own.on("rejected", ({ reason }) => rejected.push(reason));
+    own.onMessage((message) => delivered.push(message.id));
+    const after = seal(thief, self, 4);
+    const [refusal] = await own.ingest([withRev(after)] as never);
+    should(refusal).containEql({ error: "forbidden", code: "revoked" });
+    should(own.has(after._id)).be.false();
+    const [deviceDoc] = await own.ingest([withRev(makeDeviceDoc(thief, {}, undefined, Date.now() + 1_000))] as never);
+    should(deviceDoc).containEql({ code: "revoked" });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    should(delivered).eql([]);
+    should(rejected.join("\n")).match(/whose key is revoked/);
+    await should(own.send(thief.deviceId, "secret")).be.rejectedWith({ code: "REFUSED", message: /revoked: nothing is sealed to it/ });
+    should((await own.send("group:line", "to the line")).recipients).eql([honest.deviceId]);
   });
 
   it("addresses a group by its members other than this device, and refuses one with nobody else in it", async () => {
