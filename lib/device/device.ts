@@ -18,6 +18,8 @@ import { Answer, ClientPool, PeerEndpoint, RequestOptions, SendOptions, StreamOp
 import { WireServer } from "../wire/server";
 import { Traffic } from "./traffic";
 import { KeyChanges, type KeyChange } from "./key-changes";
+import { KeyBook } from "./key-book";
+import type { BeaconPeer } from "../discovery/beacons";
 import { DatabaseHost, type DeviceDatabases } from "./database-host";
 import { Dialer } from "./dialer";
 import { DeviceGroups } from "./groups";
@@ -61,6 +63,8 @@ export class Device extends EventEmitter<DeviceEvents> {
   /** Messages, streams, refusals and sync sessions counted since start (metrics, diagnostics). */
   readonly traffic = new Traffic();
   private readonly keyWarnings = new KeyChanges();
+  /** Known and paired peers' keys, as handshakes proved them: private discovery's beacon secrets. */
+  private readonly keyBook = new KeyBook((id) => this.peers.has(id) || this.desk.isPaired(id));
   private readonly pool: ClientPool;
   private readonly outbox: Outbox;
   private readonly groups: DeviceGroups;
@@ -97,6 +101,7 @@ export class Device extends EventEmitter<DeviceEvents> {
         acceptPairing: (request) => this.pairings.acceptIncoming(request),
         serveDatabase: (peerId, target, request) => this.databaseHost.serve(peerId, target, request),
       },
+      onPeerKey: (peerId, spki) => this.keyBook.learn(peerId, spki),
     });
     this.server.on("refused", (info) => {
       this.traffic.refused(info.kind);
@@ -108,7 +113,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       void this.server.reauthorize();
       void this.outbox.recheck();
     });
-    this.pool = new ClientPool(options.identity, { idleMs: options.idleConnectionMs, onIdentityMismatch: (peer, answeredBy) => this.keyChanged(peer.id, peer.address, answeredBy) });
+    this.pool = new ClientPool(options.identity, { idleMs: options.idleConnectionMs, onIdentityMismatch: (peer, answeredBy) => this.keyChanged(peer.id, peer.address, answeredBy), onPeerKey: (peerId, spki) => this.keyBook.learn(peerId, spki) });
     this.outbox = new Outbox(this.pool, authorize, (id) => this.peers.label(id), this.traffic);
     this.system = new SystemStorage(options.storageDir, (err) => this.emit("warning", err, "storage"));
     this.groups = new DeviceGroups({ identity: options.identity, acl: this.acl, knows: (owner) => this.peers.has(owner) || this.desk.isPaired(owner), save: (doc) => this.system.saveGroup(doc) });
@@ -172,7 +177,7 @@ export class Device extends EventEmitter<DeviceEvents> {
   start(): Promise<number> {
     this.started ??= this.openStorage().then(() => this.server.listen()).then(async ({ port }) => {
       const { identity, options } = this;
-      const context = { identity, host: options.host ?? "127.0.0.1", port, name: options.name, storageDir: options.storageDir, discovery: options.discovery ?? {} };
+      const context = { identity, host: options.host ?? "127.0.0.1", port, name: options.name, storageDir: options.storageDir, discovery: options.discovery ?? {}, beaconPeers: () => this.beaconPeers() };
       await this.transports.start(context, this.peerTable, this.knownAddresses());
       return port;
     });
@@ -186,6 +191,7 @@ export class Device extends EventEmitter<DeviceEvents> {
    */
   private async openStorage(): Promise<void> {
     await this.system.open(this.acl);
+    if (this.system.database) await this.keyBook.load(this.system.database);
     this.desk.restore();
     for (const group of this.options.acl?.groups ?? []) await this.setGroup(group.name, group.members);
     // An empty list is signed too once one was: taking every key off it must reach the fleet.
@@ -245,6 +251,17 @@ export class Device extends EventEmitter<DeviceEvents> {
 
   set authorize(authorize: Authorizer) {
     this.authorization.replace(authorize);
+  }
+
+  /** The public key (DER SPKI) a handshake proved for a known or paired peer, kept with the storage. */
+  keyOf(peerId: string): Buffer | undefined {
+    return this.keyBook.keyOf(peerId);
+  }
+
+  /** Who private discovery announces beacons for and recognises: configured and paired peers, with the keys handshakes proved. */
+  private beaconPeers(): BeaconPeer[] {
+    const ids = new Set([...this.peers.list().map((peer) => peer.id), ...(this.system.paired?.list() ?? []).map((peer) => peer.id)]);
+    return [...ids].map((id) => ({ id, key: this.keyBook.keyOf(id) }));
   }
 
   /** Where configured peers listen, and peers paired before this start (probed at the addresses their codes gave). */
@@ -333,6 +350,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     await this.server.close();
     // LevelDB must not be closed under a write still running (a native crash, not an error).
     await this.databaseHost.drainAndRelease();
+    await this.keyBook.flushed();
     // Released, not closed: a device started again on this storage (a Node-RED redeploy) takes them over open.
     await this.system.close();
   }

@@ -38,7 +38,12 @@ export interface DeviceOptions {
 
 export interface DiscoveryOptions {
   /** LAN discovery; off unless given, so that nothing multicasts where it was not asked to. */
-  mdns?: false | Omit<MdnsTransportOptions, "deviceId" | "port" | "name">;
+  mdns?: false | Omit<MdnsTransportOptions, "deviceId" | "port" | "name" | "beacons">;
+  /**
+   * Announce no stable identifier: mDNS carries beacons only known and paired peers recognise (see
+   * DiscoveryBeacons), changing every epoch (10 minutes unless given), and no id or name.
+   */
+  privateDiscovery?: boolean | { epochMs?: number };
   /** How often configured peer addresses are probed; 0 turns probing off. */
   staticProbeIntervalMs?: number;
   maxPeers?: number;

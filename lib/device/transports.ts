@@ -2,6 +2,7 @@ import type { Duplex } from "node:stream";
 import path from "node:path";
 import { BleTransport } from "../ble/ble-transport";
 import { MdnsTransport } from "../discovery/mdns-transport";
+import { DiscoveryBeacons, type BeaconPeer } from "../discovery/beacons";
 import { StaticTransport } from "../discovery/static-transport";
 import type { PeerTable } from "../discovery/peer-table";
 import type { DialEntry, Transport } from "../discovery/transport";
@@ -21,6 +22,8 @@ export interface TransportContext {
   /** The device's storage directory, for a transport that keeps state (Tor's keys). */
   storageDir?: string;
   discovery: DiscoveryOptions;
+  /** The peers private discovery announces beacons for and recognises (known and paired, with proven keys). */
+  beaconPeers?: () => BeaconPeer[];
 }
 
 /** Builds a transport for a starting device, or nothing when its options do not ask for one. */
@@ -29,7 +32,13 @@ export type TransportFactory = (context: TransportContext) => Transport | undefi
 /** A transport handed to the device ready-made, or a factory for one. */
 export type TransportSource = Transport | TransportFactory;
 
-const mdns: TransportFactory = ({ discovery, identity, port, name }) => (discovery.mdns ? new MdnsTransport({ ...discovery.mdns, deviceId: identity.deviceId, port, name }) : undefined);
+const mdns: TransportFactory = ({ discovery, identity, port, name, beaconPeers }) => {
+  if (!discovery.mdns) return undefined;
+  const privately = discovery.privateDiscovery;
+  const beacons = privately ? new DiscoveryBeacons(identity, beaconPeers ?? (() => []), privately === true ? undefined : privately.epochMs) : undefined;
+  // A private announcement names nobody: no id, and no name either (names identify too).
+  return new MdnsTransport({ ...discovery.mdns, deviceId: identity.deviceId, port, name: beacons ? undefined : name, beacons });
+};
 
 const ble: TransportFactory = ({ discovery, identity }) => (discovery.ble ? new BleTransport({ ...discovery.ble, deviceId: identity.deviceId }) : undefined);
 

@@ -3,7 +3,9 @@ import { EventEmitter } from "node:events";
 import net from "node:net";
 import os from "node:os";
 import type { Duplex } from "node:stream";
+import { randomBytes } from "node:crypto";
 import { isDeviceId } from "../identity";
+import type { DiscoveryBeacons } from "./beacons";
 import { joinAddress } from "../protocol/address";
 import { dialTcp } from "./tcp";
 import { RANK, Transport, TransportEvents } from "./transport";
@@ -21,7 +23,16 @@ export interface MdnsTransportOptions {
   announceIntervalMs?: number;
   /** A peer not heard for this long is lost (a crash sends no goodbye). */
   expireMs?: number;
+  /**
+   * Private discovery: announce beacons instead of the id and name, under an instance and host name
+   * that change with each epoch, and recognise peers by theirs.
+   */
+  beacons?: DiscoveryBeacons;
 }
+
+/** A TXT string holds 255 bytes at most; beacons are split over keys b0, b1, … */
+const BEACON_CHUNK = 200;
+const PRIVATE_FORMAT = "p1";
 
 export const DEFAULT_ANNOUNCE_INTERVAL_MS = 1_000;
 export const DEFAULT_EXPIRE_MS = 3_500;
@@ -83,6 +94,11 @@ export class MdnsTransport extends EventEmitter<TransportEvents> implements Tran
   private announceTimer?: NodeJS.Timeout;
   private expireTimer?: NodeJS.Timeout;
   private onResponse?: (packet: DnsPacket) => void;
+  /** The epoch the published service's beacons and names are for (private discovery). */
+  private epoch?: number;
+  private randomName = "";
+  /** The peers each service was last recognised as (private services name nobody in their records). */
+  private readonly idsByService = new Map<string, string[]>();
 
   constructor(private readonly options: MdnsTransportOptions) {
     super();
@@ -92,7 +108,7 @@ export class MdnsTransport extends EventEmitter<TransportEvents> implements Tran
   }
 
   get instanceName(): string {
-    return `pm-${this.options.deviceId}`;
+    return this.options.beacons ? `pm-${this.randomName}` : `pm-${this.options.deviceId}`;
   }
 
   async start(): Promise<void> {
@@ -110,22 +126,16 @@ export class MdnsTransport extends EventEmitter<TransportEvents> implements Tran
     this.browser.on("srv-update", (service) => this.seen(service));
     this.browser.on("txt-update", (service) => this.seen(service));
     this.browser.on("down", (service) => {
-      const id = idOf(service);
-      if (id && id !== this.options.deviceId) this.emit("lost", id);
+      const ids = this.idsByService.get(service.fqdn) ?? [];
+      this.idsByService.delete(service.fqdn);
+      // A private device's next epoch is a new service; its old one saying goodbye does not make it lost.
+      const stillHere = new Set([...this.idsByService.values()].flat());
+      for (const id of ids) if (id !== this.options.deviceId && !stillHere.has(id)) this.emit("lost", id);
     });
     this.onResponse = (packet) => this.refresh(packet);
     mdns.on("response", this.onResponse);
 
-    this.service = bonjour.publish({
-      name: this.instanceName,
-      type: SERVICE_TYPE,
-      port: this.options.port,
-      // Hostnames are shared by containers and namespaces; a host name from the id is unique.
-      host: `${this.options.deviceId.slice(0, 16)}.local`,
-      txt: { id: this.options.deviceId, ...(this.options.name ? { name: this.options.name } : {}) },
-      probe: false, // the instance name holds the device id, so no other device can own it
-      disableIPv6: true,
-    });
+    this.publish();
     this.announceTimer = setInterval(() => this.announce(), this.announceIntervalMs);
     // Checked more often than peers announce, so that a crash is noticed close to expireMs.
     this.expireTimer = setInterval(() => this.browser?.expire(), Math.max(50, Math.round(this.expireMs / 14)));
@@ -149,7 +159,32 @@ export class MdnsTransport extends EventEmitter<TransportEvents> implements Tran
     return dialTcp(address);
   }
 
+  /** Publishes this device's service: for a private device, under this epoch's random names with its beacons. */
+  private publish(): void {
+    const beacons = this.options.beacons;
+    const now = Date.now();
+    if (beacons) {
+      this.epoch = beacons.epochOf(now);
+      this.randomName = randomBytes(8).toString("hex");
+    }
+    const previous = this.service;
+    this.service = this.bonjour!.publish({
+      name: this.instanceName,
+      type: SERVICE_TYPE,
+      port: this.options.port,
+      // Hostnames are shared by containers and namespaces; a host name from the id (or a random one) is unique.
+      host: `${beacons ? this.randomName : this.options.deviceId.slice(0, 16)}.local`,
+      txt: beacons ? beaconTxt(beacons.announce(now)) : { id: this.options.deviceId, ...(this.options.name ? { name: this.options.name } : {}) },
+      probe: false, // the instance name holds the device id (or 64 random bits), so no other device can own it
+      disableIPv6: true,
+    });
+    // After the new one: peers see this device under its new name before the old one says goodbye.
+    previous?.stop?.();
+  }
+
   private announce(): void {
+    const beacons = this.options.beacons;
+    if (beacons && beacons.epochOf(Date.now()) !== this.epoch) this.publish();
     if (this.service?.published) this.mdns?.respond(this.service.records(), (err) => err && this.emit("warning", err));
   }
 
@@ -166,18 +201,33 @@ export class MdnsTransport extends EventEmitter<TransportEvents> implements Tran
   }
 
   private seen(service: Service): void {
-    const id = idOf(service);
     const host = service.referer?.address;
-    if (!id || id === this.options.deviceId || !host || !service.port) return;
+    if (!host || !service.port || service.name === this.instanceName) return;
+    const ids = this.idsOf(service).filter((id) => id !== this.options.deviceId);
+    if (ids.length === 0) return;
+    this.idsByService.set(service.fqdn, ids);
     // bonjour-service expires a service ttl seconds after its lastSeen; ours is the crash timeout.
     service.ttl = this.expireMs / 1000;
     service.lastSeen ??= Date.now();
     const name = typeof service.txt?.name === "string" ? service.txt.name : undefined;
-    this.emit("found", { id, address: joinAddress(host, service.port), name, verified: false });
+    for (const id of ids) this.emit("found", { id, address: joinAddress(host, service.port), name, verified: false });
+  }
+
+  /** Who announced: the id a public announcement claims, or the known peers a private one's beacons name. */
+  private idsOf(service: Service): string[] {
+    const txt = (service.txt ?? {}) as Record<string, unknown>;
+    if (typeof txt.id === "string") return isDeviceId(txt.id) ? [txt.id] : [];
+    if (txt.v !== PRIVATE_FORMAT || !this.options.beacons) return [];
+    const chunks: string[] = [];
+    for (let i = 0; typeof txt[`b${i}`] === "string"; i++) chunks.push(txt[`b${i}`] as string);
+    return this.options.beacons.recognise(Buffer.from(chunks.join(""), "base64"));
   }
 }
 
-function idOf(service: Service): string | undefined {
-  const id: unknown = service.txt?.id;
-  return typeof id === "string" && isDeviceId(id) ? id : undefined;
+/** Beacons as TXT: a format marker and the base64 bytes split over b0, b1, … */
+function beaconTxt(announcement: Buffer): Record<string, string> {
+  const text = announcement.toString("base64");
+  const txt: Record<string, string> = { v: PRIVATE_FORMAT };
+  for (let i = 0; i * BEACON_CHUNK < text.length; i++) txt[`b${i}`] = text.slice(i * BEACON_CHUNK, (i + 1) * BEACON_CHUNK);
+  return txt;
 }

@@ -21,3 +21,8 @@ export function verifyPeerCertificate(certificate: X509Certificate | undefined, 
   if (now > new Date(certificate.validTo)) throw new CertificateError("the peer's certificate has expired");
   return deviceIdOf(certificate.publicKey);
 }
+
+/** The certificate's public key as DER SubjectPublicKeyInfo (what a device id is the hash of). */
+export function spkiOf(certificate: X509Certificate): Buffer {
+  return certificate.publicKey.export({ type: "spki", format: "der" });
+}

@@ -3,7 +3,7 @@ import http2, { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, Outg
 import type { Duplex, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tls, { type TLSSocket } from "node:tls";
-import { Identity, verifyPeerCertificate } from "../identity";
+import { Identity, spkiOf, verifyPeerCertificate } from "../identity";
 import { BatchItem, BatchOutcome, encodeBatch, MAX_BATCH_BODY_BYTES, MAX_BATCH_ITEMS } from "./batch";
 import { WireError, wireErrorFromResponse } from "../protocol/errors";
 import { ackFromResponse, errorFromResponse, readResponse, setIdleTimeout, ClientResponse } from "./http2-io";
@@ -28,6 +28,8 @@ export interface ClientPoolOptions {
   connectTimeoutMs?: number;
   /** Another key answered at a peer's address (the dial fails with IDENTITY_MISMATCH either way). */
   onIdentityMismatch?(peer: PeerEndpoint, answeredBy: string): void;
+  /** A dialled peer proved this key (DER SPKI) is its id's: private discovery's beacons need peers' keys. */
+  onPeerKey?(peerId: string, spki: Buffer): void;
 }
 
 export interface SendOptions {
@@ -403,7 +405,9 @@ export class ClientPool {
         clearTimeout(timer);
         let actualId: string;
         try {
-          actualId = verifyPeerCertificate((session.socket as TLSSocket).getPeerX509Certificate());
+          const certificate = (session.socket as TLSSocket).getPeerX509Certificate();
+          actualId = verifyPeerCertificate(certificate);
+          if (actualId === peer.id) this.options.onPeerKey?.(actualId, spkiOf(certificate!));
         } catch (err) {
           fail(new WireError("REFUSED", `the peer at ${peer.address}: ${(err as Error).message}`));
           return;

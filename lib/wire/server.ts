@@ -5,7 +5,7 @@ import http2, { Http2SecureServer, Http2Session, IncomingHttpHeaders, ServerHttp
 import type { AddressInfo } from "node:net";
 import type { Readable } from "node:stream";
 import type { TLSSocket } from "node:tls";
-import { Identity, verifyPeerCertificate } from "../identity";
+import { Identity, spkiOf, verifyPeerCertificate } from "../identity";
 import { WireError } from "../protocol/errors";
 import { BatchItem, BatchOutcome, decodeBatch, MAX_BATCH_ITEMS, MAX_BATCH_REQUEST_BYTES } from "./batch";
 import { BodyBudget } from "./body-budget";
@@ -76,6 +76,8 @@ export interface WireServerOptions {
   permits?(peerId: string, verb?: Verb, prefix?: string): boolean;
   receiver: Receiver;
   limits?: Partial<WireLimits>;
+  /** A connecting peer proved this key (DER SPKI) is its id's: private discovery's beacons need peers' keys. */
+  onPeerKey?(peerId: string, spki: Buffer): void;
 }
 
 /** Why a request or connection was refused, as a label for counting (metrics): the reason says the rest. */
@@ -265,8 +267,9 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     session.once("goaway", () => session.destroy());
     let peerId: string;
     try {
-      const socket = session.socket as TLSSocket;
-      peerId = verifyPeerCertificate(socket.getPeerX509Certificate());
+      const certificate = (session.socket as TLSSocket).getPeerX509Certificate();
+      peerId = verifyPeerCertificate(certificate);
+      this.options.onPeerKey?.(peerId, spkiOf(certificate!));
     } catch (err) {
       this.turnAway(session, "certificate", (err as Error).message);
       return;

@@ -13,6 +13,8 @@ interface IdentityConfigDef extends NodeDef {
   /** LAN discovery (see IDENTITY_MIGRATIONS for flows without it). */
   mdns?: boolean;
   mdnsInterface?: string;
+  /** mDNS announces beacons only known and paired peers recognise, instead of the device id and name. */
+  privateDiscovery?: boolean;
   ble?: boolean;
   /** Tor: "off", "on" (also reachable as an onion service), "only". */
   tor?: string;
@@ -39,6 +41,7 @@ const IDENTITY_MIGRATIONS: ReadonlyArray<Migration<IdentityConfigDef>> = [
   { field: "mdns", was: false, why: "LAN discovery came later; a flow from before never announced itself on the LAN" },
   { field: "ble", was: false, why: "Bluetooth LE came later, and is off unless chosen" },
   { field: "tor", was: "off", why: "Tor came in 0.2.0" },
+  { field: "privateDiscovery", was: false, why: "private discovery came later; a flow from before announced its device id, and peers on older releases find only such announcements" },
   { field: "rules", was: DEFAULT_RULES, why: "before the ACL, known peers could do anything and unknown keys nothing" },
 ];
 
@@ -73,6 +76,7 @@ function parseProbeInterval(value: unknown): number {
 function discoveryOptions(def: IdentityConfigDef, credentials: Partial<IdentityCredentials> | undefined): DiscoveryOptions {
   return {
     mdns: def.mdns === true ? { interface: def.mdnsInterface?.trim() || undefined } : false,
+    privateDiscovery: def.privateDiscovery === true,
     staticProbeIntervalMs: parseProbeInterval(def.probeInterval),
     ble: def.ble === true ? {} : false,
     tor: torOptions(def, credentials),

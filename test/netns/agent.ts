@@ -14,6 +14,7 @@ export interface StartCommand {
   peers: KnownPeer[];
   port?: number;
   mdns?: { interface: string; announceIntervalMs?: number; expireMs?: number };
+  privateDiscovery?: { epochMs?: number };
   staticProbeIntervalMs?: number;
   storageDir?: string;
   databases?: string[];
@@ -55,7 +56,7 @@ async function start(command: StartCommand): Promise<void> {
     storageDir: command.storageDir,
     databases: command.databases,
     acl: command.rules ? { rules: command.rules } : undefined,
-    discovery: { mdns: command.mdns ?? false, staticProbeIntervalMs: command.staticProbeIntervalMs },
+    discovery: { mdns: command.mdns ?? false, privateDiscovery: command.privateDiscovery, staticProbeIntervalMs: command.staticProbeIntervalMs },
   });
   for (const event of ["found", "lost", "changed"] as const) {
     device.peerTable.on(event, (peer: PeerInfo) => tell({ type: "peer", event, peer }));

@@ -1,7 +1,8 @@
 import { execFile } from "node:child_process";
 import path from "node:path";
 import should from "should";
-import { compiled, TEST_INTERFACE } from "./harness";
+import { compiled, ipcEvents, TEST_INTERFACE } from "./harness";
+import { waitFor } from "../helpers/events";
 import { HostDevice, useTestHosts } from "./host-device";
 
 const timing = { announceIntervalMs: 500, expireMs: 2_000 };
@@ -79,6 +80,57 @@ describe("mDNS discovery across test hosts (network namespaces)", function () {
     should(message).containEql({ from: a.id, payload: { level: "high" } });
     const trusted = a.peerEvents.find((e) => e.peer.id === c.id);
     should(trusted?.peer).containEql({ trusted: true, name: "host3" });
+  });
+
+  it("private discovery: known peers find each other by beacons, while a stranger on the segment hears no id, name or value that outlives its epoch", async () => {
+    const [a, b, c, stranger] = hosts(4);
+    const devices = [a, b, c];
+    const listener = testHosts.network.spawnNode(stranger.host, compiled("mdns-listener.js"), [stranger.host.address]);
+    const heard = ipcEvents(listener);
+    const packets: Array<{ at: number; text: string }> = [];
+    heard.on("packet", (packet: { at: number; hex: string }) => packets.push({ at: packet.at, text: Buffer.from(packet.hex, "hex").toString("latin1") }));
+    await waitFor(heard, "listening", () => true, 5_000, "the stranger's mDNS listener");
+    const epochMs = 2_500;
+    const known = (self: HostDevice) => devices.filter((d) => d !== self).map((d) => ({ id: d.id, name: d.name }));
+    for (const device of devices) await device.launch({ peers: known(device), mdns: { interface: TEST_INTERFACE, ...timing }, privateDiscovery: { epochMs } });
+    const delays: number[] = [];
+    for (const observer of devices) {
+      for (const peer of devices.filter((other) => other !== observer)) {
+        const found = await observer.peerEvent("found", peer.id, 5_000);
+        should(found.peer).containEql({ transport: "mdns", verified: false });
+        delays.push(found.at - Math.max(peer.startedAt, observer.startedAt));
+      }
+    }
+    // Across three epoch changes: each device's new names and beacons, and not one "lost" on the way.
+    const watchedFrom = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, epochMs * 3));
+    listener.kill();
+    console.log(`      time to find (ms, 6 pairs): ${delays.join(", ")}; ${packets.length} packets heard by the stranger`);
+    should(Math.max(...delays)).be.below(timing.announceIntervalMs * 2);
+    for (const device of devices) should(device.peerEvents.filter((e) => e.event === "lost" && e.at >= watchedFrom)).eql([]);
+
+    should(packets.length).be.above(10);
+    for (const device of devices) {
+      for (const packet of packets) {
+        should(packet.text).not.containEql(device.id.slice(0, 8));
+        should(packet.text).not.containEql(device.name);
+      }
+    }
+    // Every instance name and beacon is heard within one epoch (and the announcement interval it takes to switch).
+    const spans = new Map<string, { first: number; last: number }>();
+    for (const packet of packets) {
+      const values = [...packet.text.matchAll(/pm-[0-9a-f]{16}|b\d+=[A-Za-z0-9+/]+=*/g)].map((match) => match[0]);
+      for (const value of values) {
+        const span = spans.get(value) ?? { first: packet.at, last: packet.at };
+        span.last = packet.at;
+        spans.set(value, span);
+      }
+    }
+    const names = [...spans.keys()].filter((value) => value.startsWith("pm-"));
+    should(names.length).be.aboveOrEqual(devices.length * 3);
+    const longest = Math.max(...[...spans.values()].map((span) => span.last - span.first));
+    console.log(`      ${names.length} instance names and ${spans.size - names.length} beacon values; the longest heard for ${longest} ms (epoch ${epochMs} ms)`);
+    should(longest).be.belowOrEqual(epochMs + timing.announceIntervalMs * 2);
   });
 
   it("the mDNS transport passes the transport compliance suite inside a test host", async function () {

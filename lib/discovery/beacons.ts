@@ -1,0 +1,151 @@
+import { createHash, createHmac, diffieHellman, KeyObject, randomBytes } from "node:crypto";
+import { deviceKeyFromSpki } from "../identity";
+
+/** Beacons change every epoch: a listener cannot link two epochs' announcements of one device. */
+export const DEFAULT_BEACON_EPOCH_MS = 10 * 60_000;
+const TOKEN_BYTES = 8;
+/** Up to this many known peers an announcement lists tokens; beyond, it carries a Bloom filter of them. */
+const MAX_LISTED = 32;
+/** The smallest list: with decoys, a device with one known peer looks like one with eight. */
+const MIN_LISTED = 8;
+const BLOOM_BITS_PER_ENTRY = 10;
+const BLOOM_HASHES = 7;
+const LIST_FORMAT = 1;
+const BLOOM_FORMAT = 2;
+
+/** What the announcer knows of a peer: its id, and its public key once a handshake or the mesh showed it. */
+export interface BeaconPeer {
+  id: string;
+  /** DER SPKI. Without it the pair's secret comes from both ids (weaker: see pairSecret). */
+  key?: Buffer;
+}
+
+export interface BeaconSelf {
+  deviceId: string;
+  privateKeyObject: KeyObject;
+}
+
+/**
+ * Private discovery beacons (Thali's, without its flaws): an announcement carries, for each known peer,
+ * a token only that peer can compute (HMAC keyed by the pair's ECDH secret over the epoch and the
+ * announcer's id), padded with random decoys to a power of two, in random order; beyond MAX_LISTED
+ * peers a Bloom filter of the tokens (about 1.2 bytes a peer, 1 % false matches, which the TLS
+ * handshake then refuses). A stranger sees random bytes that change each epoch; a known peer finds its
+ * token and learns which of its peers announced, to be proven by the handshake.
+ */
+export class DiscoveryBeacons {
+  /** By peer id and key (or none): ECDH is the costly step. */
+  private readonly secrets = new Map<string, Buffer>();
+  /** Per epoch (the current and the previous one): what known peers announce for this device. */
+  private readonly expected = new Map<number, { signature: string; byToken: Map<string, string>; tokens: Array<{ id: string; token: Buffer }> }>();
+
+  constructor(
+    private readonly self: BeaconSelf,
+    private readonly peers: () => BeaconPeer[],
+    private readonly epochMs = DEFAULT_BEACON_EPOCH_MS,
+  ) {}
+
+  epochOf(now: number): number {
+    return Math.floor(now / this.epochMs);
+  }
+
+  /** This device's announcement for the epoch of `now`. */
+  announce(now = Date.now()): Buffer {
+    const epoch = this.epochOf(now);
+    const tokens = this.peers().filter((peer) => peer.id !== this.self.deviceId).map((peer) => beaconToken(this.secretWith(peer), epoch, this.self.deviceId));
+    if (tokens.length > MAX_LISTED) return bloomOf(tokens);
+    const size = Math.max(MIN_LISTED, 2 ** Math.ceil(Math.log2(Math.max(1, tokens.length))));
+    while (tokens.length < size) tokens.push(randomBytes(TOKEN_BYTES));
+    shuffle(tokens);
+    return Buffer.concat([Buffer.from([LIST_FORMAT]), ...tokens]);
+  }
+
+  /** The known peers an announcement heard at `now` comes from (usually one; none from a stranger). */
+  recognise(announcement: Buffer, now = Date.now()): string[] {
+    const found = new Set<string>();
+    for (const epoch of [this.epochOf(now), this.epochOf(now) - 1]) {
+      // The previous epoch too: clocks drift, and an announcement may be a little old.
+      const expected = this.expectedTokens(epoch);
+      if (announcement[0] === LIST_FORMAT) {
+        for (let at = 1; at + TOKEN_BYTES <= announcement.length; at += TOKEN_BYTES) {
+          const id = expected.byToken.get(announcement.subarray(at, at + TOKEN_BYTES).toString("hex"));
+          if (id) found.add(id);
+        }
+      } else if (announcement[0] === BLOOM_FORMAT) {
+        for (const { id, token } of expected.tokens) if (bloomHas(announcement, token)) found.add(id);
+      }
+    }
+    return [...found];
+  }
+
+  /** The tokens this device's known peers announce for it in `epoch`. */
+  private expectedTokens(epoch: number): { byToken: Map<string, string>; tokens: Array<{ id: string; token: Buffer }> } {
+    const peers = this.peers().filter((peer) => peer.id !== this.self.deviceId);
+    const signature = peers.map((peer) => `${peer.id}:${peer.key ? "k" : ""}`).join();
+    const cached = this.expected.get(epoch);
+    if (cached?.signature === signature) return cached;
+    // Also the ids-only token of a peer whose key this device knows: the peer may not know this device's key yet.
+    const tokens = peers.flatMap((peer) => [
+      { id: peer.id, token: beaconToken(this.secretWith(peer), epoch, peer.id) },
+      ...(peer.key ? [{ id: peer.id, token: beaconToken(this.secretWith({ id: peer.id }), epoch, peer.id) }] : []),
+    ]);
+    const expected = { signature, byToken: new Map(tokens.map(({ id, token }) => [token.toString("hex"), id])), tokens };
+    this.expected.set(epoch, expected);
+    for (const held of this.expected.keys()) if (held < epoch - 1) this.expected.delete(held);
+    return expected;
+  }
+
+  private secretWith(peer: BeaconPeer): Buffer {
+    const label = `${peer.id}:${peer.key?.toString("base64") ?? ""}`;
+    let secret = this.secrets.get(label);
+    if (!secret) this.secrets.set(label, (secret = pairSecret(this.self, peer)));
+    return secret;
+  }
+}
+
+/**
+ * The secret two devices share for beacons: from ECDH of their keys when the peer's key is known;
+ * until then (a peer configured by id, never met) from both ids, which anyone who knows both ids can
+ * compute too. Private discovery hides ids from strangers, so that is who can: a peer of either.
+ */
+export function pairSecret(self: BeaconSelf, peer: BeaconPeer): Buffer {
+  const info = `peer-mesh-beacon/1|${[self.deviceId, peer.id].sort().join("|")}`;
+  if (peer.key) {
+    const shared = diffieHellman({ privateKey: self.privateKeyObject, publicKey: deviceKeyFromSpki(peer.key) });
+    return createHmac("sha256", shared).update(info).digest();
+  }
+  return createHash("sha256").update(`ids-only|${info}`).digest();
+}
+
+/** What `announcer` announces in `epoch` for the peer it shares `secret` with. */
+export function beaconToken(secret: Buffer, epoch: number, announcer: string): Buffer {
+  return createHmac("sha256", secret).update(`${epoch}|${announcer}`).digest().subarray(0, TOKEN_BYTES);
+}
+
+function bloomOf(tokens: Buffer[]): Buffer {
+  const bits = 2 ** Math.ceil(Math.log2(tokens.length * BLOOM_BITS_PER_ENTRY));
+  const filter = Buffer.alloc(1 + bits / 8);
+  filter[0] = BLOOM_FORMAT;
+  for (const token of tokens) for (const bit of bloomBits(token, bits)) filter[1 + (bit >> 3)] |= 1 << (bit & 7);
+  return filter;
+}
+
+function bloomHas(filter: Buffer, token: Buffer): boolean {
+  const bits = (filter.length - 1) * 8;
+  if (bits < 8 || (bits & (bits - 1)) !== 0) return false;
+  return bloomBits(token, bits).every((bit) => (filter[1 + (bit >> 3)] & (1 << (bit & 7))) !== 0);
+}
+
+/** k positions by double hashing over the token's two halves (the token is already a MAC: uniform). */
+function bloomBits(token: Buffer, bits: number): number[] {
+  const a = token.readUInt32BE(0);
+  const b = token.readUInt32BE(4) | 1;
+  return Array.from({ length: BLOOM_HASHES }, (_, i) => (a + Math.imul(i, b)) >>> 0 & (bits - 1));
+}
+
+function shuffle<T>(items: T[]): void {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = randomBytes(4).readUInt32BE(0) % (i + 1);
+    [items[i], items[j]] = [items[j], items[i]];
+  }
+}
