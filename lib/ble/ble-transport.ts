@@ -1,6 +1,9 @@
+import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
+import type { DiscoveryBeacons } from "../discovery/beacons";
 import type { Duplex } from "node:stream";
 import { RANK, type Transport, type TransportEvents } from "../discovery/transport";
+import { isDeviceId } from "../identity";
 import { GattStream } from "./gatt-stream";
 import { type BleBindings, type BleStack, loadBleStack, type NobleCharacteristic, type NoblePeripheral } from "./stack";
 
@@ -15,6 +18,8 @@ const RESULT_SUCCESS = 0x00;
 const RESULT_UNLIKELY_ERROR = 0x0e;
 const DEFAULT_EXPIRE_MS = 10_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** The most an attribute value may hold (ATT), so the most a private device's beacons may take. */
+const MAX_ATTRIBUTE_BYTES = 512;
 
 export interface BleTransportOptions {
   deviceId: string;
@@ -23,11 +28,18 @@ export interface BleTransportOptions {
   /** A device not advertising for this long (and with no open link) is lost. */
   expireMs?: number;
   connectTimeoutMs?: number;
+  /**
+   * Private discovery: advertise a name that changes with each epoch instead of the id's start, and
+   * serve beacons (see DiscoveryBeacons) instead of the id. The radio's own address is the adapter's
+   * business: BlueZ randomises it only with LE privacy on in the controller.
+   */
+  beacons?: DiscoveryBeacons;
 }
 
 interface Sighted {
   peripheral: NoblePeripheral;
-  id?: string;
+  /** Who it is: its id, or the known peers its beacons named (private discovery). */
+  ids?: string[];
   lastSeen: number;
   readingId: boolean;
 }
@@ -48,8 +60,14 @@ export class BleTransport extends EventEmitter<TransportEvents> implements Trans
   private incoming?: GattStream;
   private notifySent?: (err?: Error | null) => void;
   private expiry?: NodeJS.Timeout;
+  private renamer?: NodeJS.Timeout;
   private running = false;
   private readonly cleanups: Array<() => void> = [];
+  /** The local name advertised now, and the epoch it is for (private discovery). */
+  private advertisedName = "";
+  private advertisedEpoch?: number;
+  /** The beacons being read by a central (a long read asks for them in pieces). */
+  private served?: Buffer;
 
   constructor(private readonly options: BleTransportOptions) {
     super();
@@ -69,12 +87,18 @@ export class BleTransport extends EventEmitter<TransportEvents> implements Trans
     const expireMs = this.options.expireMs ?? DEFAULT_EXPIRE_MS;
     this.expiry = setInterval(() => this.expire(expireMs), Math.max(50, expireMs / 4));
     this.expiry.unref();
+    const beacons = this.options.beacons;
+    if (beacons) {
+      this.renamer = setInterval(() => this.renameIfDue(), Math.max(50, Math.min(1_000, beacons.epochMs / 10)));
+      this.renamer.unref();
+    }
   }
 
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
     clearInterval(this.expiry);
+    clearInterval(this.renamer);
     for (const cleanup of this.cleanups.splice(0)) cleanup();
     for (const stream of this.outgoing) stream.destroy();
     this.incoming?.destroy();
@@ -134,7 +158,17 @@ export class BleTransport extends EventEmitter<TransportEvents> implements Trans
     const service = new PrimaryService({
       uuid: BLE_SERVICE_UUID,
       characteristics: [
-        new Characteristic({ uuid: BLE_ID_UUID, properties: ["read"], onReadRequest: (offset, callback) => callback(RESULT_SUCCESS, deviceId.subarray(offset)) }),
+        new Characteristic({
+          uuid: BLE_ID_UUID,
+          properties: ["read"],
+          // A long read comes in pieces (offset): this epoch's beacons are made once per read from the start.
+          onReadRequest: (offset, callback) => {
+            const beacons = this.options.beacons;
+            if (!beacons) return callback(RESULT_SUCCESS, deviceId.subarray(offset));
+            if (offset === 0 || !this.served) this.served = beacons.announce(Date.now(), MAX_ATTRIBUTE_BYTES);
+            callback(RESULT_SUCCESS, this.served.subarray(offset));
+          },
+        }),
         new Characteristic({
           uuid: BLE_RX_UUID,
           properties: ["write"],
@@ -171,10 +205,31 @@ export class BleTransport extends EventEmitter<TransportEvents> implements Trans
         new Promise<void>((resolve, reject) => {
           bleno.setServices([service], (err) => {
             if (err) return reject(err);
-            bleno.startAdvertising(`${NAME_PREFIX}${this.options.deviceId.slice(0, 12)}`, [BLE_SERVICE_UUID], (advertiseErr) => (advertiseErr ? reject(advertiseErr) : resolve()));
+            this.advertise((advertiseErr) => (advertiseErr ? reject(advertiseErr) : resolve()));
           });
         }),
     );
+  }
+
+  /** Advertises the id's start, or (private) a random name for this epoch. */
+  private advertise(done: (err?: Error | null) => void = () => undefined): void {
+    const bleno = this.stack!.bleno;
+    const beacons = this.options.beacons;
+    if (beacons) {
+      this.advertisedEpoch = beacons.epochOf(Date.now());
+      this.advertisedName = `${NAME_PREFIX}${randomBytes(6).toString("hex")}`;
+    } else {
+      this.advertisedName = `${NAME_PREFIX}${this.options.deviceId.slice(0, 12)}`;
+    }
+    bleno.startAdvertising(this.advertisedName, [BLE_SERVICE_UUID], done);
+  }
+
+  /** A private device takes a new name with each epoch. */
+  private renameIfDue(): void {
+    const beacons = this.options.beacons;
+    if (!beacons || !this.stack || beacons.epochOf(Date.now()) === this.advertisedEpoch) return;
+    this.stack.bleno.stopAdvertising();
+    this.advertise((err) => err && this.emit("warning", err));
   }
 
   private acceptPipe(maxValueSize: number, update: (data: Buffer) => void): void {
@@ -207,14 +262,14 @@ export class BleTransport extends EventEmitter<TransportEvents> implements Trans
 
   private onSighting(peripheral: NoblePeripheral): void {
     const name = peripheral.advertisement.localName ?? "";
-    if (!name.startsWith(NAME_PREFIX) || name === `${NAME_PREFIX}${this.options.deviceId.slice(0, 12)}`) return;
+    if (!name.startsWith(NAME_PREFIX) || name === this.advertisedName) return;
     let entry = this.sighted.get(peripheral.uuid);
     if (!entry) {
       entry = { peripheral, lastSeen: 0, readingId: false };
       this.sighted.set(peripheral.uuid, entry);
     }
     entry.lastSeen = Date.now();
-    if (entry.id) this.emit("found", { id: entry.id, address: peripheral.uuid, verified: false });
+    if (entry.ids) for (const id of entry.ids) this.emit("found", { id, address: peripheral.uuid, verified: false });
     else if (!entry.readingId) this.readId(entry);
   }
 
@@ -225,13 +280,14 @@ export class BleTransport extends EventEmitter<TransportEvents> implements Trans
   private readId(entry: Sighted): void {
     entry.readingId = true;
     const { peripheral } = entry;
-    const done = (id?: string): void => {
+    const done = (data?: Buffer): void => {
       const found = (): void => {
         entry.readingId = false;
-        if (!id || !this.running) return;
-        if (!id.startsWith(String(peripheral.advertisement.localName).slice(NAME_PREFIX.length))) return;
-        entry.id = id;
-        this.emit("found", { id, address: peripheral.uuid, verified: false });
+        if (!data || !this.running) return;
+        const ids = this.idsIn(data, String(peripheral.advertisement.localName));
+        // A private device nobody here knows is not asked again while it stays in range.
+        entry.ids = ids;
+        for (const id of ids) this.emit("found", { id, address: peripheral.uuid, verified: false });
       };
       // Found only once this brief link is gone: a data link opened on "found" would otherwise take this
       // link's late "disconnect" for its own and drop (the event comes a turn later, and under load after
@@ -245,9 +301,16 @@ export class BleTransport extends EventEmitter<TransportEvents> implements Trans
       peripheral.discoverSomeServicesAndCharacteristics([BLE_SERVICE_UUID], [BLE_ID_UUID], (discoverErr, _services, characteristics) => {
         const idCharacteristic: NobleCharacteristic | undefined = characteristics?.find((c) => c.uuid === BLE_ID_UUID);
         if (discoverErr || !idCharacteristic) return done();
-        idCharacteristic.read((readErr, data) => done(readErr || !data ? undefined : data.toString("utf8")));
+        idCharacteristic.read((readErr, data) => done(readErr || !data ? undefined : data));
       });
     });
+  }
+
+  /** Who a peripheral is: the id it serves (matching its advertised start), or the known peers its beacons name. */
+  private idsIn(data: Buffer, advertisedName: string): string[] {
+    const text = data.toString("utf8");
+    if (isDeviceId(text)) return text.startsWith(advertisedName.slice(NAME_PREFIX.length)) ? [text] : [];
+    return this.options.beacons?.recognise(data) ?? [];
   }
 
   private expire(expireMs: number): void {
@@ -256,7 +319,7 @@ export class BleTransport extends EventEmitter<TransportEvents> implements Trans
     for (const [address, entry] of this.sighted) {
       if (now - entry.lastSeen <= expireMs || linked.has(address) || entry.readingId) continue;
       this.sighted.delete(address);
-      if (entry.id) this.emit("lost", entry.id);
+      for (const id of entry.ids ?? []) this.emit("lost", id);
     }
   }
 }

@@ -40,7 +40,7 @@ export interface DiscoveryOptions {
   /** LAN discovery; off unless given, so that nothing multicasts where it was not asked to. */
   mdns?: false | Omit<MdnsTransportOptions, "deviceId" | "port" | "name" | "beacons">;
   /**
-   * Announce no stable identifier: mDNS carries beacons only known and paired peers recognise (see
+   * Announce no stable identifier: mDNS and BLE carry beacons only known and paired peers recognise (see
    * DiscoveryBeacons), changing every epoch (10 minutes unless given), and no id or name.
    */
   privateDiscovery?: boolean | { epochMs?: number };
@@ -53,7 +53,7 @@ export interface DiscoveryOptions {
    */
   transports?: TransportSource[];
   /** Bluetooth LE through noble and bleno (optional packages; "unavailable" where they cannot load), or a simulated radio's bindings. */
-  ble?: false | Omit<BleTransportOptions, "deviceId">;
+  ble?: false | Omit<BleTransportOptions, "deviceId" | "beacons">;
   /** Reachable as a Tor onion service, and reaching peers' onion addresses through tor. */
   tor?: false | TorOptions;
 }

@@ -34,13 +34,18 @@ export type TransportSource = Transport | TransportFactory;
 
 const mdns: TransportFactory = ({ discovery, identity, port, name, beaconPeers }) => {
   if (!discovery.mdns) return undefined;
-  const privately = discovery.privateDiscovery;
-  const beacons = privately ? new DiscoveryBeacons(identity, beaconPeers ?? (() => []), privately === true ? undefined : privately.epochMs) : undefined;
+  const beacons = beaconsFor(discovery, identity, beaconPeers);
   // A private announcement names nobody: no id, and no name either (names identify too).
   return new MdnsTransport({ ...discovery.mdns, deviceId: identity.deviceId, port, name: beacons ? undefined : name, beacons });
 };
 
-const ble: TransportFactory = ({ discovery, identity }) => (discovery.ble ? new BleTransport({ ...discovery.ble, deviceId: identity.deviceId }) : undefined);
+/** A private device's beacons (each transport its own: they cache per epoch). */
+function beaconsFor(discovery: DiscoveryOptions, identity: Identity, beaconPeers?: () => BeaconPeer[]): DiscoveryBeacons | undefined {
+  const privately = discovery.privateDiscovery;
+  return privately ? new DiscoveryBeacons(identity, beaconPeers ?? (() => []), privately === true ? undefined : privately.epochMs) : undefined;
+}
+
+const ble: TransportFactory = ({ discovery, identity, beaconPeers }) => (discovery.ble ? new BleTransport({ ...discovery.ble, deviceId: identity.deviceId, beacons: beaconsFor(discovery, identity, beaconPeers) }) : undefined);
 
 const tor: TransportFactory = ({ discovery, identity, host, port, storageDir }) => {
   const options = discovery.tor;

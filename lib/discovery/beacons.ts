@@ -12,6 +12,7 @@ const BLOOM_BITS_PER_ENTRY = 10;
 const BLOOM_HASHES = 7;
 const LIST_FORMAT = 1;
 const BLOOM_FORMAT = 2;
+const BLOOM_HEADER = 2;
 
 /** What the announcer knows of a peer: its id, and its public key once a handshake or the mesh showed it. */
 export interface BeaconPeer {
@@ -42,18 +43,21 @@ export class DiscoveryBeacons {
   constructor(
     private readonly self: BeaconSelf,
     private readonly peers: () => BeaconPeer[],
-    private readonly epochMs = DEFAULT_BEACON_EPOCH_MS,
+    readonly epochMs = DEFAULT_BEACON_EPOCH_MS,
   ) {}
 
   epochOf(now: number): number {
     return Math.floor(now / this.epochMs);
   }
 
-  /** This device's announcement for the epoch of `now`. */
-  announce(now = Date.now()): Buffer {
+  /**
+   * This device's announcement for the epoch of `now`, in `maxBytes` at most (a BLE attribute holds 512):
+   * a Bloom filter that would be larger is made smaller, at the cost of more false matches.
+   */
+  announce(now = Date.now(), maxBytes = Infinity): Buffer {
     const epoch = this.epochOf(now);
     const tokens = this.peers().filter((peer) => peer.id !== this.self.deviceId).map((peer) => beaconToken(this.secretWith(peer), epoch, this.self.deviceId));
-    if (tokens.length > MAX_LISTED) return bloomOf(tokens);
+    if (tokens.length > MAX_LISTED) return bloomOf(tokens, maxBytes);
     const size = Math.max(MIN_LISTED, 2 ** Math.ceil(Math.log2(Math.max(1, tokens.length))));
     while (tokens.length < size) tokens.push(randomBytes(TOKEN_BYTES));
     shuffle(tokens);
@@ -122,25 +126,30 @@ export function beaconToken(secret: Buffer, epoch: number, announcer: string): B
   return createHmac("sha256", secret).update(`${epoch}|${announcer}`).digest().subarray(0, TOKEN_BYTES);
 }
 
-function bloomOf(tokens: Buffer[]): Buffer {
-  const bits = 2 ** Math.ceil(Math.log2(tokens.length * BLOOM_BITS_PER_ENTRY));
-  const filter = Buffer.alloc(1 + bits / 8);
+/** [format, k, bits…]: the number of hash positions travels with the filter, since a small one uses fewer. */
+function bloomOf(tokens: Buffer[], maxBytes: number): Buffer {
+  const wanted = Math.ceil((tokens.length * BLOOM_BITS_PER_ENTRY) / 8) * 8;
+  const bits = Math.min(wanted, Math.max(8, (maxBytes - BLOOM_HEADER) * 8));
+  const hashes = Math.max(1, Math.min(BLOOM_HASHES, Math.round((bits / tokens.length) * Math.LN2)));
+  const filter = Buffer.alloc(BLOOM_HEADER + bits / 8);
   filter[0] = BLOOM_FORMAT;
-  for (const token of tokens) for (const bit of bloomBits(token, bits)) filter[1 + (bit >> 3)] |= 1 << (bit & 7);
+  filter[1] = hashes;
+  for (const token of tokens) for (const bit of bloomBits(token, bits, hashes)) filter[BLOOM_HEADER + (bit >> 3)] |= 1 << (bit & 7);
   return filter;
 }
 
 function bloomHas(filter: Buffer, token: Buffer): boolean {
-  const bits = (filter.length - 1) * 8;
-  if (bits < 8 || (bits & (bits - 1)) !== 0) return false;
-  return bloomBits(token, bits).every((bit) => (filter[1 + (bit >> 3)] & (1 << (bit & 7))) !== 0);
+  const bits = (filter.length - BLOOM_HEADER) * 8;
+  const hashes = filter[1];
+  if (bits < 8 || !(hashes >= 1 && hashes <= BLOOM_HASHES)) return false;
+  return bloomBits(token, bits, hashes).every((bit) => (filter[BLOOM_HEADER + (bit >> 3)] & (1 << (bit & 7))) !== 0);
 }
 
 /** k positions by double hashing over the token's two halves (the token is already a MAC: uniform). */
-function bloomBits(token: Buffer, bits: number): number[] {
+function bloomBits(token: Buffer, bits: number, hashes: number): number[] {
   const a = token.readUInt32BE(0);
   const b = token.readUInt32BE(4) | 1;
-  return Array.from({ length: BLOOM_HASHES }, (_, i) => (a + Math.imul(i, b)) >>> 0 & (bits - 1));
+  return Array.from({ length: hashes }, (_, i) => ((a + Math.imul(i, b)) >>> 0) % bits);
 }
 
 function shuffle<T>(items: T[]): void {

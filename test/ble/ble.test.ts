@@ -23,7 +23,7 @@ describe("Bluetooth LE transport (simulated radio under noble and bleno)", funct
     dirs.removeAll();
   });
 
-  function bleDevices(count: number, options: { know?: boolean; storage?: boolean; expireMs?: number } = {}): Device[] {
+  function bleDevices(count: number, options: { know?: boolean; storage?: boolean; expireMs?: number; privateEpochMs?: number } = {}): Device[] {
     const identities = Array.from({ length: count }, () => Identity.generate());
     const created = identities.map(
       (identity, i) =>
@@ -33,7 +33,7 @@ describe("Bluetooth LE transport (simulated radio under noble and bleno)", funct
           peers: options.know === false ? [] : identities.filter((other) => other !== identity).map((other) => ({ id: other.deviceId })),
           storageDir: options.storage ? dirs.make() : undefined,
           databases: options.storage ? ["readings"] : undefined,
-          discovery: { staticProbeIntervalMs: 0, ble: { bindings: radio.device(`sim-${i}`), expireMs: options.expireMs ?? 2_000 } },
+          discovery: { staticProbeIntervalMs: 0, ble: { bindings: radio.device(`sim-${i}`), expireMs: options.expireMs ?? 2_000 }, ...(options.privateEpochMs ? { privateDiscovery: { epochMs: options.privateEpochMs } } : {}) },
         }),
     );
     devices.push(...created);
@@ -57,6 +57,39 @@ describe("Bluetooth LE transport (simulated radio under noble and bleno)", funct
         should(peer).containEql({ id: other.id, transport: "ble", transports: ["ble"], verified: false, trusted: false });
       }
     }
+  });
+
+  it("private discovery: known devices find each other by beacons; a stranger sees names that change every epoch and recognises nobody", async () => {
+    radio = new SimRadio({ mtu: 247, bytesPerSecond: 200_000 });
+    const epochMs = 1_500;
+    const pair = bleDevices(2, { privateEpochMs: epochMs, expireMs: 3_000 });
+    // A stranger: a private device too, knowing nobody; and a bare scanner recording every advertised name.
+    const stranger = new Device({ identity: Identity.generate(), discovery: { staticProbeIntervalMs: 0, ble: { bindings: radio.device("sim-stranger") }, privateDiscovery: { epochMs } } });
+    devices.push(stranger);
+    const scanner = radio.nobleBindings("sim-scanner");
+    const names: Array<{ at: number; name: string }> = [];
+    scanner.on("discover", (...args: unknown[]) => names.push({ at: Date.now(), name: String((args[4] as { localName?: string }).localName) }));
+    scanner.startScanning([], true);
+    await Promise.all([...pair, stranger].map((device) => device.start()));
+    const [a, b] = pair;
+    should(await inRange(a, b)).containEql({ id: b.id, transport: "ble", verified: false });
+    should(await inRange(b, a)).containEql({ id: a.id, transport: "ble" });
+    await new Promise((resolve) => setTimeout(resolve, epochMs * 2.5));
+    should(stranger.peerTable.list()).eql([]);
+    // Still in range through the renames: found, never lost.
+    should(a.peerTable.get(b.id)).be.ok();
+    scanner.stopScanning();
+    const heard = [...new Set(names.map((entry) => entry.name))];
+    for (const device of [...pair, stranger]) should(heard.some((name) => name.includes(device.id.slice(0, 6)))).be.false();
+    // Each of the three advertised a new name every epoch, none for longer than an epoch and a tick.
+    should(heard.length).be.aboveOrEqual(3 * 3);
+    for (const name of heard) {
+      const times = names.filter((entry) => entry.name === name).map((entry) => entry.at);
+      should(Math.max(...times) - Math.min(...times)).be.belowOrEqual(epochMs + 1_000);
+    }
+    // A message still goes through: the beacons led to the right device, and TLS proved it.
+    b.onMessage("#", () => undefined);
+    should((await a.send(b.id, "hello", 1)).receivers).equal(1);
   });
 
   it("carries a message and a 1 MB stream over BLE through mutual TLS, bytes intact", async () => {
