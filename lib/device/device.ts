@@ -102,6 +102,8 @@ export class Device extends EventEmitter<DeviceEvents> {
         serveDatabase: (peerId, target, request) => this.databaseHost.serve(peerId, target, request),
       },
       onPeerKey: (peerId, spki) => this.keyBook.learn(peerId, spki),
+      // Private discovery would be for nothing if any client could fetch the certificate, and so the id.
+      privateListener: !!options.discovery?.privateDiscovery,
     });
     this.server.on("refused", (info) => {
       this.traffic.refused(info.kind);

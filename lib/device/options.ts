@@ -41,7 +41,9 @@ export interface DiscoveryOptions {
   mdns?: false | Omit<MdnsTransportOptions, "deviceId" | "port" | "name" | "beacons">;
   /**
    * Announce no stable identifier: mDNS and BLE carry beacons only known and paired peers recognise (see
-   * DiscoveryBeacons), changing every epoch (10 minutes unless given), and no id or name.
+   * DiscoveryBeacons), changing every epoch (10 minutes unless given), and no id or name; and the
+   * listener shows its certificate only to clients that send its server name (serverNameFor), i.e.
+   * that know its id.
    */
   privateDiscovery?: boolean | { epochMs?: number };
   /** How often configured peer addresses are probed; 0 turns probing off. */

@@ -3,6 +3,7 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import { Identity, verifyPeerCertificate } from "../identity";
+import { serverNameFor } from "../wire/server-name";
 import { isAddress, isOnionHostPort, splitAddress } from "../protocol/address";
 import { dialTcp } from "./tcp";
 import { type DialEntry, RANK, Transport, TransportEvents } from "./transport";
@@ -27,7 +28,7 @@ const DEFAULT_PROBE_TIMEOUT_MS = 3_000;
  * Opens a mutual-TLS handshake to a wire listener and returns the device id its certificate proves.
  * The handshake is the whole probe: no request is sent, so it needs no permission at the peer.
  */
-export function probeDevice(identity: Identity, address: string, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS, dial?: (address: string) => Duplex): Promise<string> {
+export function probeDevice(identity: Identity, address: string, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS, dial?: (address: string) => Duplex, expectedId?: string): Promise<string> {
   const { host, port } = splitAddress(address);
   return new Promise((resolve, reject) => {
     const socket = tls.connect({
@@ -36,7 +37,8 @@ export function probeDevice(identity: Identity, address: string, timeoutMs = DEF
       ALPNProtocols: ["h2"],
       rejectUnauthorized: false, // self-signed by design; the id is checked by the caller
       checkServerIdentity: () => undefined,
-      servername: net.isIP(host) || dial ? undefined : host,
+      // The expected device's server name (a private listener answers only it), else the host name.
+      servername: expectedId ? serverNameFor(expectedId) : net.isIP(host) || dial ? undefined : host,
     });
     // A timer rather than socket.setTimeout: a dialled stream (Tor) may sit silent while its circuit is built.
     const timer = setTimeout(() => fail(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
@@ -147,7 +149,7 @@ export class StaticTransport extends EventEmitter<TransportEvents> implements Tr
   private async probe(entry: StaticEntry): Promise<void> {
     let id: string | undefined;
     try {
-      id = await probeDevice(this.options.identity, entry.address, this.timeoutMs, this.options.dial);
+      id = await probeDevice(this.options.identity, entry.address, this.timeoutMs, this.options.dial, entry.expectedId);
     } catch {
       id = undefined;
     }

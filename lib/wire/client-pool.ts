@@ -4,6 +4,7 @@ import type { Duplex, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tls, { type TLSSocket } from "node:tls";
 import { Identity, spkiOf, verifyPeerCertificate } from "../identity";
+import { serverNameFor } from "./server-name";
 import { BatchItem, BatchOutcome, encodeBatch, MAX_BATCH_BODY_BYTES, MAX_BATCH_ITEMS } from "./batch";
 import { WireError, wireErrorFromResponse } from "../protocol/errors";
 import { ackFromResponse, errorFromResponse, readResponse, setIdleTimeout, ClientResponse } from "./http2-io";
@@ -375,6 +376,8 @@ export class ClientPool {
         secureContext: this.identity.tlsContext(),
         rejectUnauthorized: false, // self-signed by design; the device id is checked below
         checkServerIdentity: () => undefined,
+        // What a private listener asks before it shows its certificate: proof that this side knows its id.
+        servername: serverNameFor(peer.id),
       };
       const dial = peer.dial;
       const session = http2.connect(`https://${dial ? "peer.invalid" : peer.address}`, {

@@ -4,8 +4,9 @@ import type { IncomingMessage as Http1Request, ServerResponse as Http1Response }
 import http2, { Http2SecureServer, Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { Readable } from "node:stream";
-import type { TLSSocket } from "node:tls";
+import type { SecureContext, TLSSocket } from "node:tls";
 import { Identity, spkiOf, verifyPeerCertificate } from "../identity";
+import { isServerNameFor } from "./server-name";
 import { WireError } from "../protocol/errors";
 import { BatchItem, BatchOutcome, decodeBatch, MAX_BATCH_ITEMS, MAX_BATCH_REQUEST_BYTES } from "./batch";
 import { BodyBudget } from "./body-budget";
@@ -78,6 +79,11 @@ export interface WireServerOptions {
   limits?: Partial<WireLimits>;
   /** A connecting peer proved this key (DER SPKI) is its id's: private discovery's beacons need peers' keys. */
   onPeerKey?(peerId: string, spki: Buffer): void;
+  /**
+   * Serve the certificate only to clients that send this device's current server name (serverNameFor):
+   * clients that know its id. Anyone else's handshake fails before a certificate is sent.
+   */
+  privateListener?: boolean;
 }
 
 /** Why a request or connection was refused, as a label for counting (metrics): the reason says the rest. */
@@ -122,9 +128,12 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     this.authorize = options.authorize;
     this.seen = new RecentIds(this.limits.rememberedMessageIds);
     this.budget = new BodyBudget(this.limits.maxPendingBytesPerPeer, this.limits.maxPendingBytes);
+    const selfId = options.identity.deviceId;
     this.server = http2.createSecureServer({
-      key: options.identity.privateKeyPem,
-      cert: options.identity.certificatePem,
+      // A private listener has no default certificate: a client sending no server name gets none either.
+      ...(options.privateListener
+        ? { SNICallback: (servername: string, done: (err: Error | null, context?: SecureContext) => void) => (isServerNameFor(selfId, servername) ? done(null, options.identity.tlsContext()) : done(new Error("no such server name"))) }
+        : { key: options.identity.privateKeyPem, cert: options.identity.certificatePem }),
       minVersion: "TLSv1.3",
       requestCert: true,
       // Self-signed certificates are the point: trust is decided by device id, not by a CA.

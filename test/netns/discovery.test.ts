@@ -131,6 +131,10 @@ describe("mDNS discovery across test hosts (network namespaces)", function () {
     const longest = Math.max(...[...spans.values()].map((span) => span.last - span.first));
     console.log(`      ${names.length} instance names and ${spans.size - names.length} beacon values; the longest heard for ${longest} ms (epoch ${epochMs} ms)`);
     should(longest).be.belowOrEqual(epochMs + timing.announceIntervalMs * 2);
+    // And the beacons led somewhere real: a message by id reaches the private listener it found.
+    const sent = await a.send(c.id, "private/hello", { ok: true });
+    should(sent.error).be.undefined();
+    should(sent.ack?.receivers).equal(1);
   });
 
   it("the mDNS transport passes the transport compliance suite inside a test host", async function () {
