@@ -200,7 +200,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     if (this.options.acl?.revoked?.length || this.acl.group(this.identity.deviceId, REVOKED_GROUP)) await this.setRevoked(this.options.acl?.revoked ?? []);
     if (!this.system.database) return;
     await this.databaseHost.openAll();
-    await this.system.startMesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, groupMembers: (to) => this.groups.membersOf(to), checkGroup: (doc) => this.groups.check(doc), resolvePeer: (reference) => this.dialer.tryResolve(reference), isRevoked: (id) => this.acl.isRevoked(id) }, (mesh) => {
+    await this.system.startMesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, groupMembers: (to) => this.groups.membersOf(to), checkGroup: (doc) => this.groups.check(doc), resolvePeer: (reference) => this.dialer.tryResolve(reference), isRevoked: (id) => this.acl.isRevoked(id), ...(this.options.discovery?.privateDiscovery ? { mayReadNeighbours: (id: string) => this.acl.authorize(id, "relay", "mesh") } : {}) }, (mesh) => {
       mesh.on("rejected", (info) => this.emit("rejected", info));
       // A known peer's device document that names an onion address: Tor probes it from now on.
       mesh.on("onion", ({ id, onion }) => {

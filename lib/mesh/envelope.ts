@@ -67,9 +67,29 @@ export interface DeviceDoc {
   neighbours: Record<string, number>;
   /** Where Tor reaches the device ("<service id>.onion:443"), when it runs an onion service. */
   onion?: string;
+  /**
+   * Private identities: the neighbours, encrypted to the devices allowed to relay for this one (and to
+   * itself); `neighbours` is then empty, and any other relay cannot tell who this device talks to.
+   */
+  sealed?: SealedNeighbours;
   updated: number;
   sig: string;
 }
+
+export interface SealedNeighbours {
+  /** An ephemeral P-256 public key (SPKI DER, base64). */
+  epk: string;
+  /**
+   * The content key, wrapped for each reader (base64), in random order and without the readers' ids:
+   * those would tell every relay who this device trusts. A reader tries each (one GCM check apiece).
+   */
+  readers: string[];
+  /** The neighbours as JSON, AES-256-GCM (base64). */
+  data: string;
+}
+
+/** Readers of one device document's neighbours at most (each wrap is ~80 bytes of every copy). */
+export const MAX_NEIGHBOUR_READERS = 200;
 
 export type MeshDoc = MessageDoc | AckDoc | DeviceDoc;
 
@@ -87,7 +107,7 @@ export const BODY_ATTACHMENT = "body";
 const BOOKKEEPING = ["_id", "_rev", "_revisions", "_conflicts"];
 const MESSAGE_FIELDS = new Set([...BOOKKEEPING, "_attachments", "type", "from", "fromKey", "to", "recipients", "epk", "mode", "priority", "created", "expires", "bodyHash", "size", "sig"]);
 const ACK_FIELDS = new Set([...BOOKKEEPING, "type", "msg", "from", "fromKey", "to", "mode", "created", "expires", "sig"]);
-const DEVICE_FIELDS = new Set([...BOOKKEEPING, "type", "id", "key", "name", "neighbours", "onion", "updated", "sig"]);
+const DEVICE_FIELDS = new Set([...BOOKKEEPING, "type", "id", "key", "name", "neighbours", "onion", "sealed", "updated", "sig"]);
 const MESSAGE_ID = /^msg:[0-9a-f-]{36}$/;
 
 /** Nothing unsigned rides along: a relay could otherwise pad a document (quota) or smuggle data through it. */
@@ -219,8 +239,10 @@ export function verifyAck(input: unknown): AckDoc {
 /** What signs a device document: an identity, or anything with a device id, its public key and a signature. */
 export type DeviceSigner = Pick<Identity, "deviceId" | "publicKeySpki" | "sign">;
 
-export function makeDeviceDoc(device: DeviceSigner, neighbours: Record<string, number>, name?: string, now = Date.now(), onion?: string): DeviceDoc {
-  const unsigned: Omit<DeviceDoc, "sig"> = { _id: deviceDocId(device.deviceId), type: "mesh-device", id: device.deviceId, key: device.publicKeySpki.toString("base64"), ...(name ? { name } : {}), neighbours, ...(onion ? { onion } : {}), updated: now };
+export function makeDeviceDoc(device: DeviceSigner, neighbours: Record<string, number>, name?: string, now = Date.now(), onion?: string, readers?: Array<{ id: string; key: Buffer }>): DeviceDoc {
+  const _id = deviceDocId(device.deviceId);
+  const sealed = readers && sealNeighbours(device.deviceId, _id, now, neighbours, readers);
+  const unsigned: Omit<DeviceDoc, "sig"> = { _id, type: "mesh-device", id: device.deviceId, key: device.publicKeySpki.toString("base64"), ...(name ? { name } : {}), neighbours: sealed ? {} : neighbours, ...(onion ? { onion } : {}), ...(sealed ? { sealed } : {}), updated: now };
   return { ...unsigned, sig: device.sign(deviceSignedBytes(unsigned)).toString("base64") };
 }
 
@@ -235,6 +257,11 @@ export function verifyDeviceDoc(input: unknown): DeviceDoc {
   if (Object.values(doc.neighbours).some((seen) => seen > doc.updated!)) throw new EnvelopeError(`${label} lists a neighbour seen after the document was written`);
   if (doc.name !== undefined && (typeof doc.name !== "string" || doc.name.length > 64)) throw new EnvelopeError(`${label} has a malformed name`);
   if (doc.onion !== undefined && (typeof doc.onion !== "string" || !isOnionHostPort(doc.onion))) throw new EnvelopeError(`${label} has a malformed onion address`);
+  if (doc.sealed !== undefined) {
+    const { epk, readers, data } = doc.sealed as Partial<SealedNeighbours>;
+    const wellFormed = typeof epk === "string" && epk.length < 200 && typeof data === "string" && data.length < 100_000 && Array.isArray(readers) && readers.length <= MAX_NEIGHBOUR_READERS && readers.every((key) => typeof key === "string" && key.length < 200);
+    if (!wellFormed || Object.keys(doc.neighbours).length > 0) throw new EnvelopeError(`${label} has malformed sealed neighbours`);
+  }
   checkSigner(label, doc.id, doc.key, deviceSignedBytes(doc as DeviceDoc), doc.sig);
   return doc as DeviceDoc;
 }
@@ -265,7 +292,56 @@ export function deviceSignedBytes(doc: Omit<DeviceDoc, "sig">): Buffer {
   const signed: unknown[] = ["mesh-device/1", doc._id, doc.id, doc.key, doc.name ?? null, neighbours, doc.updated];
   // Appended only when present, so documents without one sign exactly as before.
   if (doc.onion !== undefined) signed.push(doc.onion);
+  if (doc.sealed !== undefined) signed.push(["sealed", doc.sealed.epk, doc.sealed.readers, doc.sealed.data]);
   return Buffer.from(JSON.stringify(signed));
+}
+
+/** Encrypts a device's neighbours once, and wraps the key for each reader (as a message's body and recipients). */
+function sealNeighbours(deviceId: string, docId: string, updated: number, neighbours: Record<string, number>, readers: Array<{ id: string; key: Buffer }>): SealedNeighbours {
+  const salt = `${docId}@${updated}`;
+  const contentKey = randomBytes(32);
+  const ephemeral = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const wrapped = readers.slice(0, MAX_NEIGHBOUR_READERS).map(({ id, key }) => {
+    const shared = diffieHellman({ privateKey: ephemeral.privateKey, publicKey: publicKeyOf(key) });
+    return aesSeal(wrappingKey(shared, salt, id, deviceId), contentKey, wrapAad(id, deviceId)).toString("base64");
+  });
+  for (let i = wrapped.length - 1; i > 0; i--) {
+    const j = randomBytes(4).readUInt32BE(0) % (i + 1);
+    [wrapped[i], wrapped[j]] = [wrapped[j], wrapped[i]];
+  }
+  return {
+    epk: ephemeral.publicKey.export({ type: "spki", format: "der" }).toString("base64"),
+    readers: wrapped,
+    data: aesSeal(contentKey, Buffer.from(JSON.stringify(neighbours)), bodyAad(salt, deviceId)).toString("base64"),
+  };
+}
+
+/**
+ * The neighbours a (verified) device document lists: in the clear, or sealed and readable by `reader`;
+ * undefined when sealed to others (a relay that may not relay for it learns nothing of its links).
+ */
+export function neighboursOf(doc: DeviceDoc, reader: Identity): Record<string, number> | undefined {
+  if (!doc.sealed) return doc.neighbours;
+  try {
+    const salt = `${doc._id}@${doc.updated}`;
+    const shared = diffieHellman({ privateKey: reader.privateKeyObject, publicKey: publicKeyOf(Buffer.from(doc.sealed.epk, "base64")) });
+    const unwrapKey = wrappingKey(shared, salt, reader.deviceId, doc.id);
+    let contentKey: Buffer | undefined;
+    for (const wrapped of doc.sealed.readers) {
+      try {
+        contentKey = aesOpen(unwrapKey, Buffer.from(wrapped, "base64"), wrapAad(reader.deviceId, doc.id));
+        break;
+      } catch {
+        // someone else's
+      }
+    }
+    if (!contentKey) return undefined;
+    const neighbours = JSON.parse(aesOpen(contentKey, Buffer.from(doc.sealed.data, "base64"), bodyAad(salt, doc.id)).toString("utf8")) as Record<string, number>;
+    const valid = Object.entries(neighbours).every(([id, seen]) => isDeviceId(id) && Number.isSafeInteger(seen) && seen <= doc.updated);
+    return valid ? neighbours : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A device's (or an ephemeral) public key from SPKI DER: EC P-256 only. */

@@ -21,6 +21,8 @@ import {
   openMessage,
   sealMessage,
   verifyAck,
+  MAX_NEIGHBOUR_READERS,
+  neighboursOf,
   verifyDeviceDoc,
   verifyMessage,
 } from "./envelope";
@@ -57,6 +59,11 @@ export interface MeshOptions {
   maxGroupsPerOwner?: number;
   /** A revoked key (Acl.isRevoked): nothing it signs is taken or delivered, and nothing is sealed to it. */
   isRevoked?(id: string): boolean;
+  /**
+   * Private identities: this device's neighbours are sealed to the devices this says may read them (the
+   * ones allowed to relay for it) and to itself, instead of published for every relay.
+   */
+  mayReadNeighbours?(id: string): boolean;
 }
 
 export interface SendMeshOptions {
@@ -178,6 +185,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** Revisions being removed here: the changes feed, which runs behind, must not bring them back. */
   private readonly removing = new Set<string>();
   private neighbours: Record<string, number> = {};
+  /** Who the neighbours were last sealed to (private identities). */
+  private sealedFor = new Set<string>();
   private feed?: PouchDB.Changes<object>;
   private sweeper?: NodeJS.Timeout;
   private compacting?: Promise<void>;
@@ -239,7 +248,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     });
     this.feed.on("error", () => undefined); // ends with the database; stop() handles that
     const own = this.index.get(deviceDocId(this.id)) ? await this.db.get<DeviceDoc>(deviceDocId(this.id)).catch(() => undefined) : undefined;
-    this.neighbours = { ...own?.neighbours };
+    this.neighbours = { ...(own && neighboursOf(own, this.identity)) };
     if (!own || own.name !== this.options.name || own.onion !== this.ownOnion) {
       // Started means known to its own mesh: a neighbour's first /mesh request is handed it (found under
       // load, where that request came before the changes feed had brought the document). Waited for,
@@ -677,8 +686,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
       // The changes feed runs behind: a copy older than the one already known does not win here.
       const known = this.index.get(id);
       if (known && known.created > device.updated) return;
-      this.router.update(device);
+      // Sealed neighbours this device may not read are no links for it to route by.
+      this.router.update({ ...device, neighbours: neighboursOf(device, this.identity) ?? {} });
       this.keys.set(device.id, Buffer.from(device.key, "base64"));
+      this.sealAgainFor(device.id);
       if (device.onion && this.onions.get(device.id) !== device.onion) {
         this.onions.set(device.id, device.onion);
         if (device.id !== this.id) this.emit("onion", { id: device.id, onion: device.onion });
@@ -858,6 +869,27 @@ export class Mesh extends EventEmitter<MeshEvents> {
     throw new WireError("UNKNOWN_PEER", `no device or group "${to}" is known to the mesh`);
   }
 
+  /** Who may read this device's neighbours, when they are sealed: itself, and devices allowed to relay for it whose keys are known. */
+  private neighbourReaders(): Array<{ id: string; key: Buffer }> | undefined {
+    const may = this.options.mayReadNeighbours;
+    if (!may) return undefined;
+    const others = [...this.keys].filter(([id]) => id !== this.id && may(id) && !this.isRevoked(id)).map(([id, key]) => ({ id, key }));
+    const readers = [{ id: this.id, key: this.identity.publicKeySpki }, ...others].slice(0, MAX_NEIGHBOUR_READERS);
+    this.sealedFor = new Set(readers.map((reader) => reader.id));
+    return readers;
+  }
+
+  /**
+   * A device allowed to read this one's neighbours whose key arrived after they were sealed: sealed
+   * again, or it would route without this device's links until the next refresh (a minute).
+   */
+  private sealAgainFor(id: string): void {
+    if (!this.options.mayReadNeighbours || this.sealedFor.has(id) || id === this.id || Object.keys(this.neighbours).length === 0) return;
+    if (!this.options.mayReadNeighbours(id) || this.isRevoked(id)) return;
+    this.sealedFor.add(id); // once: a failed write is retried by the next refresh
+    void this.publishDeviceDoc().catch(() => undefined);
+  }
+
   private async publishDeviceDoc(now = Date.now()): Promise<void> {
     if (this.closed) return;
     const write = async (): Promise<void> => {
@@ -865,7 +897,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       // Peers take a device document only when its signed time is later than the one they hold: two
       // versions written in the same millisecond (two neighbours noted at once) must still differ.
       const updated = Math.max(now, (existing?.updated ?? 0) + 1);
-      const doc = makeDeviceDoc(this.identity, this.neighbours, this.options.name, updated, this.ownOnion);
+      const doc = makeDeviceDoc(this.identity, this.neighbours, this.options.name, updated, this.ownOnion, this.neighbourReaders());
       await this.db.put({ ...doc, _rev: existing?._rev });
     };
     const next = this.writing.then(write, write);

@@ -1,5 +1,6 @@
 import should from "should";
-import { Device, Identity, MeshMessage, MeshSync, MeshSyncOptions } from "../../lib";
+import { Device, DeviceDoc, Identity, MeshMessage, MeshSync, MeshSyncOptions } from "../../lib";
+import { neighboursOf } from "../../lib/mesh/envelope";
 import { withRev } from "../helpers/docs";
 import { waitFor } from "../helpers/events";
 import { freePort } from "../helpers/ports";
@@ -14,7 +15,7 @@ describe("mesh: store-and-forward through relays", () => {
   const { devices, syncs, dirs } = useDevices();
 
   /** Devices named by letter, linked as `links` says ("ab" = a and b know each other's address). */
-  async function topology(names: string, links: string[], sync: Partial<MeshSyncOptions> = {}): Promise<Record<string, Device>> {
+  async function topology(names: string, links: string[], sync: Partial<MeshSyncOptions> = {}, privately = false): Promise<Record<string, Device>> {
     const identities = Object.fromEntries([...names].map((name) => [name, Identity.generate()]));
     const ports = Object.fromEntries(await Promise.all([...names].map(async (name) => [name, await freePort()] as const)));
     const neighbours = (name: string): string[] => links.flatMap((link) => (link[0] === name ? [link[1]] : link[1] === name ? [link[0]] : []));
@@ -26,7 +27,7 @@ describe("mesh: store-and-forward through relays", () => {
         port: ports[name],
         storageDir: dirs.make(),
         peers: neighbours(name).map((other) => ({ id: identities[other].deviceId, name: other, address: `127.0.0.1:${ports[other]}` })),
-        discovery: { staticProbeIntervalMs: 500 },
+        discovery: { staticProbeIntervalMs: 500, ...(privately ? { privateDiscovery: true } : {}) },
       });
       devices.push(created[name]);
     }
@@ -124,6 +125,25 @@ describe("mesh: store-and-forward through relays", () => {
     device.mesh.on("stored", ({ id }) => ids.add(id));
     return ids;
   }
+
+  it("private identities: neighbour lists are sealed to the devices allowed to relay for each; directed routing still finds its path, and the others learn no links", async () => {
+    const { a, b, c, d } = await topology("abcd", ["ab", "bc", "bd"], {}, true);
+    await routesKnown([a, b, c, d]);
+    if (a.mesh.nextHop(c.id) !== b.id) await waitFor(a.mesh, "stored", () => a.mesh.nextHop(c.id) === b.id, 10_000, "A's route to C");
+    const atC = received(c);
+    await a.mesh.send(c.id, "directed", { mode: "directed" });
+    await waitFor(c.mesh, "stored", () => atC.length === 1, 10_000, "the directed message at C");
+    // D holds A's device document (it floods), but may not read A's links: A does not know D.
+    const aDoc = await d.systemDatabase!.get<DeviceDoc>(`dev:${a.id}`);
+    should(aDoc.neighbours).eql({});
+    should(aDoc.sealed?.readers.length).equal(2); // A itself and B
+    should(JSON.stringify(aDoc)).not.containEql(b.id);
+    should(neighboursOf(aDoc, d.identity)).be.undefined();
+    should(Object.keys(neighboursOf(aDoc, b.identity) ?? {})).eql([b.id]);
+    // B's links are readable by its known peers (A, C, D), each of which B allows to relay.
+    const bDoc = await a.systemDatabase!.get<DeviceDoc>(`dev:${b.id}`);
+    should(Object.keys(neighboursOf(bDoc, a.identity) ?? {}).sort()).eql([a.id, c.id, d.id].sort());
+  });
 
   it("directed: on a Y, the side branch never receives a message for the other branch; flood: every device does", async () => {
     const { a, b, c, d } = await topology("abcd", ["ab", "bc", "bd"]);
