@@ -45,7 +45,7 @@ export function nextCall<T>(): { callback: (value: T) => void; value: Promise<T>
  * Devices, their mesh syncs and their storage directories for one suite, all stopped and removed after
  * each test (syncs first, then devices, then the directories), even when the test failed.
  */
-export function useDevices(): { devices: Device[]; syncs: MeshSync[]; dirs: TempDirs } {
+export function useDevices(): { devices: Device[]; syncs: MeshSync[]; dirs: TempDirs; meshOnly: (...among: Device[]) => void } {
   const devices: Device[] = [];
   const syncs: MeshSync[] = [];
   const dirs = new TempDirs();
@@ -54,5 +54,13 @@ export function useDevices(): { devices: Device[]; syncs: MeshSync[]; dirs: Temp
     await Promise.all(devices.splice(0).map((device) => device.stop()));
     dirs.removeAll();
   });
-  return { devices, syncs, dirs };
+  /** Starts a mesh-only sync on each device (no databases, both ways, at once on every change); stopped after the test. */
+  const meshOnly = (...among: Device[]): void => {
+    for (const device of among) {
+      const sync = new MeshSync(device, { databases: [], direction: "both", mesh: true, policy: { intervalMs: 0 } });
+      syncs.push(sync);
+      sync.start();
+    }
+  };
+  return { devices, syncs, dirs, meshOnly };
 }

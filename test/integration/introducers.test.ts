@@ -1,5 +1,5 @@
 import should from "should";
-import { Device, Identity, MeshSync, WireError } from "../../lib";
+import { Device, Identity, WireError } from "../../lib";
 import { waitFor } from "../helpers/events";
 import { freePort } from "../helpers/ports";
 import { useDevices } from "../helpers/devices";
@@ -11,7 +11,7 @@ import { overview } from "../../plugins/peer-mesh-sidebar/overview";
  */
 describe("introducers: a signed group lets a new device in without pairing", function () {
   this.timeout(60_000);
-  const { devices, syncs, dirs } = useDevices();
+  const { devices, dirs, meshOnly } = useDevices();
 
   it("a newcomer in the owner's group reaches a gateway that never paired with it, which names its introducer (the sidebar's list); out of the group, it is refused", async () => {
     const [owner, gateway, newcomer] = [Identity.generate(), Identity.generate(), Identity.generate()];
@@ -29,11 +29,7 @@ describe("introducers: a signed group lets a new device in without pairing", fun
     const newcomerDevice = new Device({ identity: newcomer, peers: [{ id: gateway.deviceId, name: "gateway", address: `127.0.0.1:${gatewayPort}` }], discovery: { staticProbeIntervalMs: 0 } });
     devices.push(ownerDevice, gatewayDevice, newcomerDevice);
     await Promise.all(devices.map((device) => device.start()));
-    for (const device of [ownerDevice, gatewayDevice]) {
-      const sync = new MeshSync(device, { databases: [], direction: "both", mesh: true, policy: { intervalMs: 0 } });
-      syncs.push(sync);
-      sync.start();
-    }
+    meshOnly(ownerDevice, gatewayDevice);
     const heard: string[] = [];
     gatewayDevice.onMessage("fleet/#", (message) => void heard.push(message.from.id));
 

@@ -1,5 +1,5 @@
 import should from "should";
-import { Device, Identity, MeshSync, REVOKED_GROUP, signGroup, WireError } from "../../lib";
+import { Device, Identity, REVOKED_GROUP, signGroup, WireError } from "../../lib";
 import { waitFor } from "../helpers/events";
 import { freePort } from "../helpers/ports";
 import { useDevices } from "../helpers/devices";
@@ -12,7 +12,7 @@ import { overview } from "../../plugins/peer-mesh-sidebar/overview";
  */
 describe("fleet-wide revocation of a stolen key", function () {
   this.timeout(60_000);
-  const { devices, syncs, dirs } = useDevices();
+  const { devices, dirs, meshOnly } = useDevices();
 
   it("a gateway refuses a revoked key everything once the owner's signed list arrives; an older list or a stranger's list changes nothing", async () => {
     const [owner, gateway, thief] = [Identity.generate(), Identity.generate(), Identity.generate()];
@@ -33,11 +33,7 @@ describe("fleet-wide revocation of a stolen key", function () {
     const thiefDevice = new Device({ identity: thief, port: thiefPort, peers: [{ id: gateway.deviceId, name: "gateway", address: `127.0.0.1:${gatewayPort}` }], discovery: { staticProbeIntervalMs: 0 } });
     devices.push(ownerDevice, gatewayDevice, thiefDevice);
     await Promise.all(devices.map((device) => device.start()));
-    for (const device of [ownerDevice, gatewayDevice]) {
-      const sync = new MeshSync(device, { databases: [], direction: "both", mesh: true, policy: { intervalMs: 0 } });
-      syncs.push(sync);
-      sync.start();
-    }
+    meshOnly(ownerDevice, gatewayDevice);
     const heard: unknown[] = [];
     gatewayDevice.onMessage("#", (message) => void heard.push(message.payload));
     should((await thiefDevice.send("gateway", "readings", 1)).receivers).equal(1);
