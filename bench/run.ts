@@ -7,7 +7,7 @@ import { netnsUnavailable } from "../test/netns/harness";
 import { torMissing } from "../test/helpers/tor-network";
 import { aclCost } from "./acl-cost";
 import { bleThroughput } from "./ble-throughput";
-import { discoveryTimes } from "./discovery-in-netns";
+import { discoveryTimes, type DiscoveryTimes } from "./discovery-in-netns";
 import { identityMemory } from "./identity-memory";
 import { meshBytes } from "./mesh-bytes";
 import { meshLatency, replicationRate } from "./replication";
@@ -135,10 +135,21 @@ const BENCHMARKS: Benchmark[] = [
         result("mdns-found-vs-announce", discovery.foundMs, discovery.announceIntervalMs, "ms", "device started → found at a peer over a namespace bridge, median, beside the announce interval; target < 1000 ms"),
         result("mdns-crash-lost-vs-expiry", discovery.lostAfterCrashMs, discovery.expireMs, "ms", "SIGKILL → lost at a peer, median, beside the expiry; target < 5000 ms"),
         result("mdns-stop-lost-vs-announce", discovery.lostAfterStopMs, discovery.announceIntervalMs, "ms", "clean stop (goodbye) → lost at a peer, median, beside the announce interval"),
+        ...(await privateDiscoveryResults(quick ? 2 : 5, discovery)),
       ];
     },
   },
 ];
+
+/** Private discovery beside the public figures of the same run: found and lost, each as a ratio of time (target ≤ 1.11, i.e. ≥ 0.9× as fast). */
+async function privateDiscoveryResults(rounds: number, open: DiscoveryTimes): Promise<BenchResult[]> {
+  const privately = await discoveryTimes(rounds, true);
+  if (!privately) return [];
+  return [
+    result("mdns-private-found-vs-public", privately.foundMs, open.foundMs, "ms", "private discovery (beacons) vs the id in TXT: device started → found, median; lower is better, target ≤ 1.11 (≥ 0.9× as fast)"),
+    result("mdns-private-crash-lost-vs-public", privately.lostAfterCrashMs, open.lostAfterCrashMs, "ms", "private vs public: SIGKILL → lost, median; target ≤ 1.11"),
+  ];
+}
 
 /** The machine the figures were taken on: ratios compare between runs of one machine, not across machines. */
 function machine(): Record<string, unknown> {
