@@ -1,7 +1,8 @@
-import type { Node, NodeAPI, NodeDef } from "node-red";
+import type { Node, NodeAPI, NodeDef, NodeMessage } from "node-red";
 import { DEFAULT_REPLY_WITHIN_MS, Rechunker, WireError, type ReceivedStream } from "../../lib";
 import { deliveryReceipts } from "../shared/delivery-receipts";
 import { holdReply } from "../shared/pending-replies";
+import { holdForRedelivery, takeRedeliveries } from "../shared/redelivery";
 import { useIdentity } from "../shared/identity-node";
 import { ThrottledStatus } from "../shared/throttled-status";
 
@@ -15,6 +16,9 @@ interface PeerReceiveDef extends NodeDef {
 
 const DEFAULT_CHUNK_KB = 64;
 const DEFAULT_MAX_BUFFER_MB = 64;
+/** A msg a deploy dropped is handed over again this often, this many times, before it waits for the next peer receive. */
+const RETRY_DELIVERY_MS = 200;
+const MAX_DELIVERY_ATTEMPTS = 10;
 
 export = (RED: NodeAPI): void => {
   RED.nodes.registerType("peer-receive", function (this: Node, def: PeerReceiveDef) {
@@ -83,16 +87,47 @@ export = (RED: NodeAPI): void => {
       counted();
     };
 
+    let identityId: string | undefined;
+    let closed = false;
+    const retries = new Map<NodeJS.Timeout, { msg: NodeMessage; topic: string }>();
+    /**
+     * Hands a msg to the flow; one that a deploy dropped between node.send and its delivery goes again
+     * shortly (a "nodes" deploy restarts the next node under this one), or, once this node is stopped,
+     * to the next peer receive of this identity that listens on its topic.
+     */
+    const deliver = (msg: NodeMessage, topic: string, attempt = 1): void => {
+      receipts.send(msg).then(counted, () => {
+        if (closed || attempt >= MAX_DELIVERY_ATTEMPTS) return hold(msg, topic);
+        const timer = setTimeout(() => {
+          retries.delete(timer);
+          deliver(msg, topic, attempt + 1);
+        }, RETRY_DELIVERY_MS);
+        retries.set(timer, { msg, topic });
+      });
+    };
+    const hold = (msg: NodeMessage, topic: string): void => {
+      if (!identityId) return;
+      const dropped = holdForRedelivery(identityId, topic, msg);
+      if (dropped > 0) node.warn(RED._("peer-receive.warnings.redelivery-full", { count: dropped }));
+    };
+
     ready.then(
       (device) => {
+        identityId = device.id;
         port = device.port ?? 0;
         status.now({ fill: "green", shape: "dot", text: RED._("peer-mesh.status.listening", { port }) });
         unsubscribe.push(
           device.onMessage(pattern, async (message) => {
-            // A request carries the handle a peer reply node answers it by (as http in's msg.res for http response).
-            const reply = message.reply ? { _peerReply: holdReply(message.reply, message.replyWithinMs ?? DEFAULT_REPLY_WITHIN_MS) } : {};
-            await receipts.send({ topic: message.topic, payload: message.payload, peer: message.from, messageId: message.id, ...reply });
-            counted();
+            if (message.reply) {
+              // A request carries the handle a peer reply node answers it by (as http in's msg.res for http
+              // response). Its sender waits for the reply anyway: it hears at once if a deploy dropped it.
+              await receipts.send({ topic: message.topic, payload: message.payload, peer: message.from, messageId: message.id, _peerReply: holdReply(message.reply, message.replyWithinMs ?? DEFAULT_REPLY_WITHIN_MS) });
+              counted();
+              return;
+            }
+            // Acknowledged at once (waiting for Node-RED's delivery a turn later cost a quarter of the
+            // message rate); one a deploy drops on its way in is handed over again, never lost.
+            deliver({ topic: message.topic, payload: message.payload, peer: message.from, messageId: message.id }, message.topic);
           }),
           device.onStream(pattern, (stream) =>
             (def.streamOutput === "buffer" ? emitBuffer(stream) : emitChunks(stream)).catch((err: Error) => {
@@ -103,13 +138,20 @@ export = (RED: NodeAPI): void => {
             }),
           ),
         );
+        for (const msg of takeRedeliveries(device.id, pattern)) deliver(msg, String(msg.topic));
       },
       () => undefined, // shown in the status by useIdentity
     );
 
     node.on("close", (_removed: boolean, done: () => void) => {
       status.stop();
+      closed = true;
       for (const stop of unsubscribe.splice(0)) stop();
+      for (const [timer, { msg, topic }] of retries) {
+        clearTimeout(timer);
+        hold(msg, topic);
+      }
+      retries.clear();
       receipts.release();
       done();
     });

@@ -146,37 +146,47 @@ describe("peer-send and peer-receive nodes", () => {
     should(((await caught.next())[0].error as { message: string }).message).match(/msg.messageId/);
   });
 
-  it("does not acknowledge a msg that a deploy stopped the next node from taking; sent again, it is delivered", async () => {
+  it("a msg a deploy dropped on its way to the next node is handed over again, once: to the restarted node, or to the next peer receive after a full deploy", async () => {
     // The node test helper's RED has no hooks; Node-RED's own runtime gives them to every node.
     const hooks = runtimeHooks();
-    const { acks, out, caught } = await deploy([], {}, withHooks(allNodes, hooks));
+    const flowNodes = withHooks(allNodes, hooks);
+    const { pair, acks, out } = await deploy([], {}, flowNodes);
     const send = helper.getNode("send");
     send.receive({ topic: "sensors/ok", payload: 1 } as Msg);
     should((await out.next())[0].topic).equal("sensors/ok");
     should((await acks.next())[0].payload).containEql({ receivers: 1 });
     // As a deploy does, between node.send and Node-RED's delivery a turn later: the next node stops.
-    let stopped: Node | undefined;
-    hooks.add("preDeliver.peer-mesh-test", (event: { destination: { id: string; node?: Node }; msg: Msg }) => {
-      if (event.destination.id === "out" && event.msg.topic === "sensors/drop" && !stopped) {
-        stopped = event.destination.node;
-        void stopped?.close(false);
-      }
-    });
+    const stopNextNode = (topic: string) => (event: { destination: { id: string; node?: Node }; msg: Msg }) => {
+      if (event.destination.id === "out" && event.msg.topic === topic) void event.destination.node?.close(false);
+    };
+    hooks.add("preDeliver.peer-mesh-test", stopNextNode("sensors/restart"));
     try {
-      send.receive({ topic: "sensors/drop", payload: 2, messageId: "drop-1" } as Msg);
-      const [refusal] = await caught.next();
-      should(refusal.error).match({ code: "NO_RECEIVER", message: /stopped \(a deploy\) before it took the message/ });
-      should(stopped).be.ok();
-      should(acks.queue).have.length(0);
+      send.receive({ topic: "sensors/restart", payload: 2, messageId: "restart-1" } as Msg);
+      should((await acks.next())[0].payload).containEql({ id: "restart-1", receivers: 1 });
     } finally {
       hooks.remove("*.peer-mesh-test");
     }
-    // The receiver forgot the id of what it did not deliver, so the same msg sent again gets through.
-    const later = collector("out"); // the stopped node takes input again, as its successor would after the deploy
-    send.receive({ topic: "sensors/drop", payload: 2, messageId: "drop-1" } as Msg);
-    should((await later.next())[0]).containEql({ messageId: "drop-1", payload: 2 });
-    should((await acks.next())[0].payload).containEql({ id: "drop-1", receivers: 1 });
-    should(acks.queue.filter((msg) => (msg.payload as { duplicate?: boolean }).duplicate)).have.length(0);
+    // The stopped node comes back (a "nodes" deploy restarts it): the msg reaches it, once.
+    const restarted = collector("out");
+    should((await restarted.next())[0]).containEql({ messageId: "restart-1", payload: 2 });
+
+    // A full deploy: the msg is dropped while everything stops, and the next flow's peer receive takes it.
+    hooks.add("preDeliver.peer-mesh-test", (event: { destination: { id: string }; msg: Msg }) => {
+      if (event.destination.id === "out" && event.msg.topic === "sensors/full") void helper.getNode("recv").close(false).then(() => helper.getNode("out").close(false));
+    });
+    try {
+      send.receive({ topic: "sensors/full", payload: 3, messageId: "full-1" } as Msg);
+      should((await acks.next())[0].payload).containEql({ id: "full-1" });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    } finally {
+      hooks.remove("*.peer-mesh-test");
+    }
+    await helper.unload();
+    await loadFlow(flowNodes, inTab([...pair.nodes("127.0.0.1:1"), { id: "recv", type: "peer-receive", identity: "idB", topic: "sensors/#", wires: [["out"]] }, { id: "out", type: "helper" }]), pair.credentials);
+    const afterDeploy = collector("out");
+    should((await afterDeploy.next())[0]).containEql({ messageId: "full-1", payload: 3 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    should(afterDeploy.queue).have.length(0);
     await helper.unload();
     await new Promise((resolve) => setImmediate(resolve));
     should(hooks.has("preDeliver.peer-mesh-receipts")).be.false("the hooks outlived the last peer receive");
