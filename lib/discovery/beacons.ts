@@ -67,8 +67,8 @@ export class DiscoveryBeacons {
   /** The known peers an announcement heard at `now` comes from (usually one; none from a stranger). */
   recognise(announcement: Buffer, now = Date.now()): string[] {
     const found = new Set<string>();
-    for (const epoch of [this.epochOf(now), this.epochOf(now) - 1]) {
-      // The previous epoch too: clocks drift, and an announcement may be a little old.
+    for (const epoch of [this.epochOf(now), this.epochOf(now) - 1, this.epochOf(now) + 1]) {
+      // The epochs beside this one too: clocks drift, and an announcement may be a little old.
       const expected = this.expectedTokens(epoch);
       if (announcement[0] === LIST_FORMAT) {
         for (let at = 1; at + TOKEN_BYTES <= announcement.length; at += TOKEN_BYTES) {
@@ -95,7 +95,7 @@ export class DiscoveryBeacons {
     ]);
     const expected = { signature, byToken: new Map(tokens.map(({ id, token }) => [token.toString("hex"), id])), tokens };
     this.expected.set(epoch, expected);
-    for (const held of this.expected.keys()) if (held < epoch - 1) this.expected.delete(held);
+    for (const held of this.expected.keys()) if (Math.abs(held - epoch) > 2) this.expected.delete(held);
     return expected;
   }
 

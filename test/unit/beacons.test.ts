@@ -41,8 +41,9 @@ describe("private discovery beacons", () => {
     // B's beacon for A is not A's beacon for B: an observer cannot pair two announcements up.
     const fromB = beaconsOf(b, [a]).announce(now);
     should(tokensOf(fromB).filter((token) => tokensOf(first).includes(token))).eql([]);
-    // Still recognised within the epoch after (clocks drift), not two later.
+    // Still recognised by a clock an epoch ahead or behind (clocks drift), not two.
     should(beaconsOf(b, [a]).recognise(first, now + EPOCH_MS)).eql([a.deviceId]);
+    should(beaconsOf(b, [a]).recognise(first, now - EPOCH_MS)).eql([a.deviceId]);
     should(beaconsOf(b, [a]).recognise(first, now + 2 * EPOCH_MS)).eql([]);
   });
 
