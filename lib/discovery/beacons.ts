@@ -11,8 +11,11 @@ const MIN_LISTED = 8;
 const BLOOM_BITS_PER_ENTRY = 10;
 const BLOOM_HASHES = 7;
 const LIST_FORMAT = 1;
+/** [format, epoch & 0xff, tokens…] */
+const LIST_HEADER = 2;
 const BLOOM_FORMAT = 2;
-const BLOOM_HEADER = 2;
+/** [format, epoch & 0xff, hash count, bits…] */
+const BLOOM_HEADER = 3;
 
 /** What the announcer knows of a peer: its id, and its public key once a handshake or the mesh showed it. */
 export interface BeaconPeer {
@@ -57,27 +60,28 @@ export class DiscoveryBeacons {
   announce(now = Date.now(), maxBytes = Infinity): Buffer {
     const epoch = this.epochOf(now);
     const tokens = this.peers().filter((peer) => peer.id !== this.self.deviceId).map((peer) => beaconToken(this.secretWith(peer), epoch, this.self.deviceId));
-    if (tokens.length > MAX_LISTED) return bloomOf(tokens, maxBytes);
+    if (tokens.length > MAX_LISTED) return bloomOf(tokens, maxBytes, epoch);
     const size = Math.max(MIN_LISTED, 2 ** Math.ceil(Math.log2(Math.max(1, tokens.length))));
     while (tokens.length < size) tokens.push(randomBytes(TOKEN_BYTES));
     shuffle(tokens);
-    return Buffer.concat([Buffer.from([LIST_FORMAT]), ...tokens]);
+    return Buffer.concat([Buffer.from([LIST_FORMAT, epoch & 0xff]), ...tokens]);
   }
 
   /** The known peers an announcement heard at `now` comes from (usually one; none from a stranger). */
   recognise(announcement: Buffer, now = Date.now()): string[] {
     const found = new Set<string>();
-    for (const epoch of [this.epochOf(now), this.epochOf(now) - 1, this.epochOf(now) + 1]) {
-      // The epochs beside this one too: clocks drift, and an announcement may be a little old.
-      const expected = this.expectedTokens(epoch);
-      if (announcement[0] === LIST_FORMAT) {
-        for (let at = 1; at + TOKEN_BYTES <= announcement.length; at += TOKEN_BYTES) {
-          const id = expected.byToken.get(announcement.subarray(at, at + TOKEN_BYTES).toString("hex"));
-          if (id) found.add(id);
-        }
-      } else if (announcement[0] === BLOOM_FORMAT) {
-        for (const { id, token } of expected.tokens) if (bloomHas(announcement, token)) found.add(id);
+    // The announcer's epoch, from its low byte (the time is no secret): this one or one beside it, since
+    // clocks drift. Only its tokens are tried, which keeps a Bloom filter's false matches to its own rate.
+    const epoch = [this.epochOf(now), this.epochOf(now) - 1, this.epochOf(now) + 1].find((candidate) => (candidate & 0xff) === announcement[1]);
+    if (epoch === undefined) return [];
+    const expected = this.expectedTokens(epoch);
+    if (announcement[0] === LIST_FORMAT) {
+      for (let at = LIST_HEADER; at + TOKEN_BYTES <= announcement.length; at += TOKEN_BYTES) {
+        const id = expected.byToken.get(announcement.subarray(at, at + TOKEN_BYTES).toString("hex"));
+        if (id) found.add(id);
       }
+    } else if (announcement[0] === BLOOM_FORMAT) {
+      for (const { id, token } of expected.tokens) if (bloomHas(announcement, token)) found.add(id);
     }
     return [...found];
   }
@@ -126,21 +130,22 @@ export function beaconToken(secret: Buffer, epoch: number, announcer: string): B
   return createHmac("sha256", secret).update(`${epoch}|${announcer}`).digest().subarray(0, TOKEN_BYTES);
 }
 
-/** [format, k, bits…]: the number of hash positions travels with the filter, since a small one uses fewer. */
-function bloomOf(tokens: Buffer[], maxBytes: number): Buffer {
+/** The number of hash positions travels with the filter, since a small one uses fewer. */
+function bloomOf(tokens: Buffer[], maxBytes: number, epoch: number): Buffer {
   const wanted = Math.ceil((tokens.length * BLOOM_BITS_PER_ENTRY) / 8) * 8;
   const bits = Math.min(wanted, Math.max(8, (maxBytes - BLOOM_HEADER) * 8));
   const hashes = Math.max(1, Math.min(BLOOM_HASHES, Math.round((bits / tokens.length) * Math.LN2)));
   const filter = Buffer.alloc(BLOOM_HEADER + bits / 8);
   filter[0] = BLOOM_FORMAT;
-  filter[1] = hashes;
+  filter[1] = epoch & 0xff;
+  filter[2] = hashes;
   for (const token of tokens) for (const bit of bloomBits(token, bits, hashes)) filter[BLOOM_HEADER + (bit >> 3)] |= 1 << (bit & 7);
   return filter;
 }
 
 function bloomHas(filter: Buffer, token: Buffer): boolean {
   const bits = (filter.length - BLOOM_HEADER) * 8;
-  const hashes = filter[1];
+  const hashes = filter[2];
   if (bits < 8 || !(hashes >= 1 && hashes <= BLOOM_HASHES)) return false;
   return bloomBits(token, bits, hashes).every((bit) => (filter[BLOOM_HEADER + (bit >> 3)] & (1 << (bit & 7))) !== 0);
 }

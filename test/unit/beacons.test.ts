@@ -12,7 +12,7 @@ function beaconsOf(self: Identity, peers: Identity[], idsOnly = false): Discover
 
 function tokensOf(announcement: Buffer): string[] {
   const tokens: string[] = [];
-  for (let at = 1; at + 8 <= announcement.length; at += 8) tokens.push(announcement.subarray(at, at + 8).toString("hex"));
+  for (let at = 2; at + 8 <= announcement.length; at += 8) tokens.push(announcement.subarray(at, at + 8).toString("hex"));
   return tokens;
 }
 
@@ -81,6 +81,6 @@ describe("private discovery beacons", () => {
     const strangers = Array.from({ length: 200 }, () => Identity.generate());
     const matches = strangers.filter((other) => beaconsOf(other, [a]).recognise(squeezed, now).length > 0).length;
     console.log(`      1,000 peers in 512 bytes: ${matches} false matches of 200 strangers' tries`);
-    should(matches).be.below(120);
+    should(matches).be.below(80);
   });
 });
