@@ -2,7 +2,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessage } from "node-red";
 import { DEFAULT_REPLY_WITHIN_MS, Rechunker, WireError, type ReceivedStream } from "../../lib";
 import { deliveryReceipts } from "../shared/delivery-receipts";
 import { holdReply } from "../shared/pending-replies";
-import { holdForRedelivery, takeRedeliveries } from "../shared/redelivery";
+import { countHandedOverAgain, holdForRedelivery, takeRedeliveries } from "../shared/redelivery";
 import { useIdentity } from "../shared/identity-node";
 import { ThrottledStatus } from "../shared/throttled-status";
 
@@ -95,8 +95,11 @@ export = (RED: NodeAPI): void => {
      * shortly (a "nodes" deploy restarts the next node under this one), or, once this node is stopped,
      * to the next peer receive of this identity that listens on its topic.
      */
-    const deliver = (msg: NodeMessage, topic: string, attempt = 1): void => {
-      receipts.send(msg).then(counted, () => {
+    const deliver = (msg: NodeMessage, topic: string, attempt = 1, again = attempt > 1): void => {
+      receipts.send(msg).then(() => {
+        if (again) countHandedOverAgain();
+        counted();
+      }, () => {
         if (closed || attempt >= MAX_DELIVERY_ATTEMPTS) return hold(msg, topic);
         const timer = setTimeout(() => {
           retries.delete(timer);
@@ -138,7 +141,7 @@ export = (RED: NodeAPI): void => {
             }),
           ),
         );
-        for (const msg of takeRedeliveries(device.id, pattern)) deliver(msg, String(msg.topic));
+        for (const msg of takeRedeliveries(device.id, pattern)) deliver(msg, String(msg.topic), 1, true);
       },
       () => undefined, // shown in the status by useIdentity
     );

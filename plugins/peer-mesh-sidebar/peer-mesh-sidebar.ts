@@ -1,6 +1,7 @@
 import type { Request, Response } from "express";
 import type { NodeAPI } from "node-red";
 import { prometheusText, type Device, type PeerInfo } from "../../lib";
+import { redeliveryMetrics } from "../../nodes/shared/redelivery";
 import { diagnostics, RecentEvents } from "./diagnostics";
 import { runningIdentities } from "../../nodes/shared/running-identities";
 import { overview } from "./overview";
@@ -48,7 +49,7 @@ export = (RED: NodeAPI): void => {
   });
   // For a Prometheus scrape (with adminAuth on, a bearer token of a user who may read identities).
   RED.httpAdmin.get("/peer-mesh/metrics", RED.auth.needsPermission("identity-config.read"), (_req: Request, res: Response) => {
-    res.type("text/plain; version=0.0.4; charset=utf-8").send(prometheusText(runningIdentities.list().map(({ device, name }) => ({ device, name }))));
+    res.type("text/plain; version=0.0.4; charset=utf-8").send(prometheusText(runningIdentities.list().map(({ device, name }) => ({ device, name }))) + redeliveryMetrics());
   });
   // The sidebar's "download diagnostics": versions, settings without secrets, state, counters, recent events.
   RED.httpAdmin.get("/peer-mesh/diagnostics", RED.auth.needsPermission("identity-config.read"), (_req: Request, res: Response) => {

@@ -164,6 +164,8 @@ describe("deploy churn: two Node-RED processes redeployed under traffic", functi
       should(red.child.pid).equal(pids[i]);
       should(log.text).not.match(STORAGE_TROUBLE, `${side.name}'s log:\n${log.text.match(new RegExp(`.*(${STORAGE_TROUBLE.source}).*`))?.[0]}`);
     }
+    // How often a deploy dropped an acknowledged message on its way into the flow and it was handed over again.
+    const handedOver = await Promise.all(running.map(async ({ red }) => /peer_mesh_redelivered_total\{[^}]*\} (\d+)/.exec(await (await fetch(`${red.url}/peer-mesh/metrics`)).text())?.[1] ?? "?"));
     await Promise.all(running.map(({ red }) => red.stop()));
 
     for (const [i, side] of sides.entries()) {
@@ -191,7 +193,7 @@ describe("deploy churn: two Node-RED processes redeployed under traffic", functi
       } finally {
         await theirs.close();
       }
-      console.log(`      ${side.name}: ${acked.length} messages acknowledged and delivered once, ${streamsAcked.length} streams, ${written.length} documents replicated`);
+      console.log(`      ${side.name}: ${acked.length} messages acknowledged and delivered once, ${streamsAcked.length} streams, ${written.length} documents replicated; ${handedOver[1 - i]} handed over again after a deploy dropped them at ${other.name}`);
     }
   });
 });

@@ -7,6 +7,7 @@ import { byteSource } from "../helpers/devices";
 import { allNodes, helper, loadFlow, runtimeHooks, useNodeRedHelper, withHooks } from "../helpers/node-red";
 import { freePort, identityPair } from "./fixtures";
 import { collector, inTab, Msg, ready, statuses, statusWhere } from "./flow-helpers";
+import { redeliveryMetrics } from "../../nodes/shared/redelivery";
 
 
 describe("peer-send and peer-receive nodes", () => {
@@ -150,6 +151,8 @@ describe("peer-send and peer-receive nodes", () => {
     // The node test helper's RED has no hooks; Node-RED's own runtime gives them to every node.
     const hooks = runtimeHooks();
     const flowNodes = withHooks(allNodes, hooks);
+    const redelivered = (): number => Number(/peer_mesh_redelivered_total\{[^}]*\} (\d+)/.exec(redeliveryMetrics())![1]);
+    const before = redelivered();
     const { pair, acks, out } = await deploy([], {}, flowNodes);
     const send = helper.getNode("send");
     send.receive({ topic: "sensors/ok", payload: 1 } as Msg);
@@ -187,6 +190,7 @@ describe("peer-send and peer-receive nodes", () => {
     should((await afterDeploy.next())[0]).containEql({ messageId: "full-1", payload: 3 });
     await new Promise((resolve) => setTimeout(resolve, 300));
     should(afterDeploy.queue).have.length(0);
+    should(redelivered() - before).equal(2); // counted for the metrics (peer_mesh_redelivered_total)
     await helper.unload();
     await new Promise((resolve) => setImmediate(resolve));
     should(hooks.has("preDeliver.peer-mesh-receipts")).be.false("the hooks outlived the last peer receive");
