@@ -49,6 +49,11 @@ export class DiscoveryBeacons {
     readonly epochMs = DEFAULT_BEACON_EPOCH_MS,
   ) {}
 
+  /** Changes when the announcement's peers or their keys do (a new pairing, a first handshake): time to announce anew. */
+  peersVersion(): string {
+    return this.peers().map((peer) => `${peer.id}:${peer.key ? "k" : ""}`).join();
+  }
+
   epochOf(now: number): number {
     return Math.floor(now / this.epochMs);
   }
@@ -89,7 +94,7 @@ export class DiscoveryBeacons {
   /** The tokens this device's known peers announce for it in `epoch`. */
   private expectedTokens(epoch: number): { byToken: Map<string, string>; tokens: Array<{ id: string; token: Buffer }> } {
     const peers = this.peers().filter((peer) => peer.id !== this.self.deviceId);
-    const signature = peers.map((peer) => `${peer.id}:${peer.key ? "k" : ""}`).join();
+    const signature = this.peersVersion();
     const cached = this.expected.get(epoch);
     if (cached?.signature === signature) return cached;
     // Also the ids-only token of a peer whose key this device knows: the peer may not know this device's key yet.

@@ -97,6 +97,7 @@ export class MdnsTransport extends EventEmitter<TransportEvents> implements Tran
   /** The epoch the published service's beacons and names are for (private discovery). */
   private epoch?: number;
   private randomName = "";
+  private beaconPeers = "";
   /** The peers each service was last recognised as (private services name nobody in their records). */
   private readonly idsByService = new Map<string, string[]>();
 
@@ -165,6 +166,7 @@ export class MdnsTransport extends EventEmitter<TransportEvents> implements Tran
     const now = Date.now();
     if (beacons) {
       this.epoch = beacons.epochOf(now);
+      this.beaconPeers = beacons.peersVersion();
       this.randomName = randomBytes(8).toString("hex");
     }
     const previous = this.service;
@@ -184,7 +186,8 @@ export class MdnsTransport extends EventEmitter<TransportEvents> implements Tran
 
   private announce(): void {
     const beacons = this.options.beacons;
-    if (beacons && beacons.epochOf(Date.now()) !== this.epoch) this.publish();
+    // A new epoch, or peers that changed (a pairing) and would not recognise this epoch's beacons.
+    if (beacons && (beacons.epochOf(Date.now()) !== this.epoch || beacons.peersVersion() !== this.beaconPeers)) this.publish();
     if (this.service?.published) this.mdns?.respond(this.service.records(), (err) => err && this.emit("warning", err));
   }
 

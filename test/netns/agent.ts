@@ -30,6 +30,8 @@ export type Request =
   | { type: "db-state"; database: string }
   | { type: "has"; id: string }
   | { type: "sync-now" }
+  /** Knows one more peer from now on (as a confirmed pairing or a deploy would add it). */
+  | { type: "add-peer"; peer: KnownPeer }
   /** `count` messages `<prefix>-<i>`, `inFlight` at a time, each retried with its own id until acked or the deadline. */
   | { type: "send-many"; to: string; topic: string; prefix: string; count: number; inFlight: number; deadlineMs: number; timeoutMs?: number }
   /** A stream of `bytes` pattern bytes, sent again (same id) after a failure until acked or the deadline. */
@@ -146,6 +148,9 @@ async function answer(request: Request): Promise<unknown> {
     }
     case "has":
       return { has: running.mesh.has(request.id) };
+    case "add-peer":
+      running.addKnownPeer(request.peer);
+      return {};
     case "sync-now":
       meshSync?.syncAll();
       await meshSync?.settled();

@@ -137,6 +137,19 @@ describe("mDNS discovery across test hosts (network namespaces)", function () {
     should(sent.ack?.receivers).equal(1);
   });
 
+  it("private discovery: a peer added while running (a pairing) is announced for at once, not from the next 10-minute window on", async () => {
+    const [a, late] = hosts(2);
+    const privately = { mdns: { interface: TEST_INTERFACE, ...timing }, privateDiscovery: { epochMs: 600_000 } };
+    await a.launch({ peers: [], ...privately });
+    await late.launch({ peers: [{ id: a.id, name: a.name }], ...privately });
+    await new Promise((resolve) => setTimeout(resolve, timing.announceIntervalMs * 3));
+    should(late.peerEvents.filter((e) => e.event === "found" && e.peer.id === a.id)).eql([]);
+    const addedAt = Date.now();
+    await a.request({ type: "add-peer", peer: { id: late.id, name: late.name } });
+    const found = await late.peerEvent("found", a.id, 5_000, addedAt);
+    console.log(`      found ${found.at - addedAt} ms after the peer was added`);
+  });
+
   it("the mDNS transport passes the transport compliance suite inside a test host", async function () {
     testHosts.hosts(1);
     const [host] = testHosts.network.hosts;
