@@ -40,7 +40,7 @@ export interface BeaconSelf {
 export class DiscoveryBeacons {
   /** By peer id and key (or none): ECDH is the costly step. */
   private readonly secrets = new Map<string, Buffer>();
-  /** Per epoch (the current and the previous one): what known peers announce for this device. */
+  /** Per epoch (this one and those beside it): what known peers announce for this device. */
   private readonly expected = new Map<number, { signature: string; byToken: Map<string, string>; tokens: Array<{ id: string; token: Buffer }> }>();
 
   constructor(
@@ -51,7 +51,7 @@ export class DiscoveryBeacons {
 
   /** Changes when the announcement's peers or their keys do (a new pairing, a first handshake): time to announce anew. */
   peersVersion(): string {
-    return this.peers().map((peer) => `${peer.id}:${peer.key ? "k" : ""}`).join();
+    return versionOf(this.peers());
   }
 
   epochOf(now: number): number {
@@ -93,8 +93,10 @@ export class DiscoveryBeacons {
 
   /** The tokens this device's known peers announce for it in `epoch`. */
   private expectedTokens(epoch: number): { byToken: Map<string, string>; tokens: Array<{ id: string; token: Buffer }> } {
-    const peers = this.peers().filter((peer) => peer.id !== this.self.deviceId);
-    const signature = this.peersVersion();
+    // Asked for every announcement heard: the peer list is read once here.
+    const all = this.peers();
+    const signature = versionOf(all);
+    const peers = all.filter((peer) => peer.id !== this.self.deviceId);
     const cached = this.expected.get(epoch);
     if (cached?.signature === signature) return cached;
     // Also the ids-only token of a peer whose key this device knows: the peer may not know this device's key yet.
@@ -114,6 +116,10 @@ export class DiscoveryBeacons {
     if (!secret) this.secrets.set(label, (secret = pairSecret(this.self, peer)));
     return secret;
   }
+}
+
+function versionOf(peers: BeaconPeer[]): string {
+  return peers.map((peer) => `${peer.id}:${peer.key ? "k" : ""}`).join();
 }
 
 /**

@@ -835,14 +835,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return own || entry.from !== this.id;
   }
 
-  /** The canonical address and recipients of msg.to: a group (members other than this device), a device id, name or id prefix. */
   /** Who a message to `to` is sealed to; never a revoked key (whoever stole it would read the message). */
   private recipientsOf(to: string): { to: string; recipients: string[] } {
     const found = this.findRecipients(to);
-    const revoked = found.recipients.filter((id) => this.isRevoked(id));
-    if (revoked.length === 0) return found;
     const recipients = found.recipients.filter((id) => !this.isRevoked(id));
-    if (recipients.length === 0) throw new WireError("REFUSED", `${revoked.length === 1 ? `the key ${revoked[0].slice(0, 8)} is` : "every member's key is"} revoked: nothing is sealed to it`);
+    if (recipients.length === found.recipients.length) return found;
+    if (recipients.length === 0) throw new WireError("REFUSED", `${found.recipients.length === 1 ? `the key ${found.recipients[0].slice(0, 8)} is` : "every member's key is"} revoked: nothing is sealed to it`);
     return { to: found.to, recipients };
   }
 
@@ -850,6 +848,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return this.options.isRevoked?.(id) ?? false;
   }
 
+  /** The canonical address and recipients of msg.to: a group (members other than this device), a device id, name or id prefix. */
   private findRecipients(to: string): { to: string; recipients: string[] } {
     const group = this.options.groupMembers(to);
     if (group) {

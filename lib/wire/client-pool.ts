@@ -442,11 +442,14 @@ export class ClientPool {
     const waitMs = Math.min(timeoutMs, LIVENESS_PING_MS);
     const answered = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), waitMs);
-      try {
-        if (!pooled.session.ping((pingError) => (clearTimeout(timer), resolve(!pingError)))) (clearTimeout(timer), resolve(false));
-      } catch {
+      const settle = (pong: boolean): void => {
         clearTimeout(timer);
-        resolve(false);
+        resolve(pong);
+      };
+      try {
+        if (!pooled.session.ping((pingError) => settle(!pingError))) settle(false);
+      } catch {
+        settle(false); // destroyed meanwhile
       }
     });
     if (answered) return false;

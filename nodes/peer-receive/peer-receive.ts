@@ -30,7 +30,7 @@ export = (RED: NodeAPI): void => {
     const maxBufferBytes = Math.max(1, Number(def.maxBufferMb) || DEFAULT_MAX_BUFFER_MB) * 1024 * 1024;
     const unsubscribe: Array<() => void> = [];
     const status = new ThrottledStatus(node);
-    // The sender's ack waits until the nodes wired after this one took the msg, not only node.send.
+    // Whether the nodes wired after this one took each msg (a deploy can stop them in between).
     const receipts = deliveryReceipts(RED, node);
     let received = 0;
     let port = 0;

@@ -30,6 +30,11 @@ export function holdForRedelivery(identityId: string, topic: string, msg: NodeMe
   return dropped;
 }
 
+/** How many messages wait for a peer receive of `identityId`. */
+export function heldFor(identityId: string): number {
+  return held.get(identityId)?.length ?? 0;
+}
+
 /** A msg that had been dropped reached the flow. */
 export function countHandedOverAgain(): void {
   counts.handedOverAgain += 1;

@@ -15,7 +15,8 @@ describe("ClientPool", function () {
   /** Messages on this topic are never answered (a flow that holds them). */
   const HELD = "held";
   const pools: ClientPool[] = [];
-  const relays: net.Server[] = [];
+  /** Closes a relay and destroys every socket it relayed (a stalled one would stay open otherwise). */
+  const relays: Array<() => void> = [];
 
   beforeEach(async () => {
     received = [];
@@ -33,7 +34,7 @@ describe("ClientPool", function () {
   });
   afterEach(async () => {
     for (const pool of pools.splice(0)) pool.close();
-    for (const relay of relays.splice(0)) relay.close();
+    for (const close of relays.splice(0)) close();
     await wire.close();
   });
 
@@ -80,6 +81,7 @@ describe("ClientPool", function () {
    * TCP backoff) while new connections go through. */
   async function stallableRelay(): Promise<{ address: string; stall(): void; connections: number }> {
     const pipes: net.Socket[] = [];
+    const everySocket: net.Socket[] = [];
     let connections = 0;
     const relay = net.createServer((inbound) => {
       connections += 1;
@@ -88,8 +90,12 @@ describe("ClientPool", function () {
       inbound.pipe(outbound).pipe(inbound);
       for (const socket of [inbound, outbound]) socket.on("error", () => undefined);
       pipes.push(inbound, outbound);
+      everySocket.push(inbound, outbound);
     });
-    relays.push(relay);
+    relays.push(() => {
+      relay.close();
+      for (const socket of everySocket) socket.destroy();
+    });
     await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
     return {
       address: `127.0.0.1:${(relay.address() as net.AddressInfo).port}`,

@@ -7,7 +7,7 @@ import { byteSource } from "../helpers/devices";
 import { allNodes, helper, loadFlow, runtimeHooks, useNodeRedHelper, withHooks } from "../helpers/node-red";
 import { freePort, identityPair } from "./fixtures";
 import { collector, inTab, Msg, ready, statuses, statusWhere } from "./flow-helpers";
-import { redeliveryMetrics } from "../../nodes/shared/redelivery";
+import { heldFor, redeliveryMetrics } from "../../nodes/shared/redelivery";
 
 
 describe("peer-send and peer-receive nodes", () => {
@@ -180,7 +180,10 @@ describe("peer-send and peer-receive nodes", () => {
     try {
       send.receive({ topic: "sensors/full", payload: 3, messageId: "full-1" } as Msg);
       should((await acks.next())[0].payload).containEql({ id: "full-1" });
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      // Held for the next flow's peer receive once Node-RED's delivery turn has shown the drop.
+      const deadline = Date.now() + 5_000;
+      while (heldFor(pair.b.deviceId) === 0 && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+      should(heldFor(pair.b.deviceId)).equal(1);
     } finally {
       hooks.remove("*.peer-mesh-test");
     }
