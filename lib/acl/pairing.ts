@@ -9,25 +9,32 @@ export interface PairingCode {
   id: string;
   /** Where the device listens, best first: host:port, and its onion address when it runs Tor. */
   addresses: string[];
+  /**
+   * The Tor client key (base64, 32 bytes) that opens the device's onion service when that admits only
+   * its peers: whoever holds the code may reach it to ask to pair, for half an hour.
+   */
+  onionKey?: string;
 }
 
 const MAX_CODE_ADDRESSES = 4;
 
 /** The text a device shows (and puts in its QR code) so that another can ask to pair: id and addresses. */
 export function formatPairingCode(code: PairingCode): string {
-  return `${CODE_PREFIX}${code.id}@${code.addresses.join(",")}`;
+  return `${CODE_PREFIX}${code.id}@${code.addresses.join(",")}${code.onionKey ? `#${Buffer.from(code.onionKey, "base64").toString("base64url")}` : ""}`;
 }
 
 export function parsePairingCode(text: unknown): PairingCode {
   const trimmed = typeof text === "string" ? text.trim() : "";
   const body = trimmed.startsWith(CODE_PREFIX) ? trimmed.slice(CODE_PREFIX.length) : trimmed;
-  const at = body.indexOf("@");
-  const id = body.slice(0, at).toLowerCase();
-  const addresses = body.slice(at + 1).split(",");
-  if (at < 0 || !isDeviceId(id) || addresses.length > MAX_CODE_ADDRESSES || !addresses.every(isAddress)) {
-    throw new Error(`"${trimmed.slice(0, 80)}" is not a pairing code (peer-mesh:<device id>@<host:port>[,<onion address>])`);
+  const [where, key] = body.split("#", 2);
+  const at = where.indexOf("@");
+  const id = where.slice(0, at).toLowerCase();
+  const addresses = where.slice(at + 1).split(",");
+  const onionKey = key === undefined ? undefined : Buffer.from(key, "base64url");
+  if (at < 0 || !isDeviceId(id) || addresses.length > MAX_CODE_ADDRESSES || !addresses.every(isAddress) || (onionKey && (onionKey.length !== 32 || onionKey.toString("base64url") !== key))) {
+    throw new Error(`"${trimmed.slice(0, 80)}" is not a pairing code (peer-mesh:<device id>@<host:port>[,<onion address>][#<Tor client key>])`);
   }
-  return { id, addresses };
+  return { id, addresses, ...(onionKey ? { onionKey: onionKey.toString("base64") } : {}) };
 }
 
 /**

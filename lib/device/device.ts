@@ -19,6 +19,7 @@ import { WireServer } from "../wire/server";
 import { Traffic } from "./traffic";
 import { KeyChanges, type KeyChange } from "./key-changes";
 import { KeyBook } from "./key-book";
+import { OnionClients } from "./onion-clients";
 import type { BeaconPeer } from "../discovery/beacons";
 import { DatabaseHost, type DeviceDatabases } from "./database-host";
 import { Dialer } from "./dialer";
@@ -64,7 +65,9 @@ export class Device extends EventEmitter<DeviceEvents> {
   readonly traffic = new Traffic();
   private readonly keyWarnings = new KeyChanges();
   /** Known and paired peers' keys, as handshakes proved them: private discovery's beacon secrets. */
-  private readonly keyBook = new KeyBook((id) => this.peers.has(id) || this.desk.isPaired(id));
+  private readonly keyBook = new KeyBook((id) => this.peers.has(id) || this.desk.isPaired(id) || this.inOwnGroup(id));
+  /** Tor client authorisation: who may reach this device's onion service, and the keys for peers' services. */
+  private readonly onionClients: OnionClients;
   private readonly pool: ClientPool;
   private readonly outbox: Outbox;
   private readonly groups: DeviceGroups;
@@ -150,8 +153,15 @@ export class Device extends EventEmitter<DeviceEvents> {
       peerRef: (id) => this.peerRef(id),
       joinGroup: (group, peerId) => this.groups.add(group, peerId),
       probe: (entry) => this.transports.probe(entry),
+      onionPairingKey: () => this.onionClients.pairingKey(),
     });
     this.pairing = this.desk;
+    this.onionClients = new OnionClients({
+      self: options.identity,
+      admitted: () => this.onionAdmitted(),
+      peer: (id) => ({ id, key: this.keyBook.keyOf(id) }),
+      restricted: !!options.discovery?.privateDiscovery,
+    });
     this.inbox = new Inbox(options.identity.shortId, (id) => this.peerRef(id));
     this.databaseHost = new DatabaseHost({
       selfId: this.id,
@@ -179,7 +189,7 @@ export class Device extends EventEmitter<DeviceEvents> {
   start(): Promise<number> {
     this.started ??= this.openStorage().then(() => this.server.listen()).then(async ({ port }) => {
       const { identity, options } = this;
-      const context = { identity, host: options.host ?? "127.0.0.1", port, name: options.name, storageDir: options.storageDir, discovery: options.discovery ?? {}, beaconPeers: () => this.beaconPeers() };
+      const context = { identity, host: options.host ?? "127.0.0.1", port, name: options.name, storageDir: options.storageDir, discovery: options.discovery ?? {}, beaconPeers: () => this.beaconPeers(), onionClients: this.onionClients };
       await this.transports.start(context, this.peerTable, this.knownAddresses());
       return port;
     });
@@ -264,6 +274,21 @@ export class Device extends EventEmitter<DeviceEvents> {
   private beaconPeers(): BeaconPeer[] {
     const ids = new Set([...this.peers.list().map((peer) => peer.id), ...(this.system.paired?.list() ?? []).map((peer) => peer.id)]);
     return [...ids].map((id) => ({ id, key: this.keyBook.keyOf(id) }));
+  }
+
+  /**
+   * Who may reach this device's onion service when it admits only its peers: configured and paired
+   * peers first, then the members of its own groups, never a revoked key.
+   */
+  private onionAdmitted(): BeaconPeer[] {
+    const own = this.acl.listGroups().filter((group) => group.owner === this.id && group.name !== REVOKED_GROUP);
+    const ids = new Set([...this.beaconPeers().map((peer) => peer.id), ...own.flatMap((group) => group.members)]);
+    return [...ids].filter((id) => !this.acl.isRevoked(id)).map((id) => ({ id, key: this.keyBook.keyOf(id) }));
+  }
+
+  /** A member of one of this device's own groups (whose keys Tor client authorisation needs). */
+  private inOwnGroup(id: string): boolean {
+    return this.acl.listGroups().some((group) => group.owner === this.id && group.name !== REVOKED_GROUP && group.members.includes(id));
   }
 
   /** Where configured peers listen, and peers paired before this start (probed at the addresses their codes gave). */

@@ -17,6 +17,8 @@ export interface PairingDeskOptions {
   port(): number | undefined;
   torOnly: boolean;
   tor(): TorTransport | undefined;
+  /** The Tor client key a pairing code carries when this device's onion service admits only its peers. */
+  onionPairingKey(): string | undefined;
   pairings: PendingPairings;
   dialer: Dialer;
   pool: ClientPool;
@@ -65,13 +67,17 @@ export class PairingDesk implements DevicePairing {
     const onion = tor?.onionAddress;
     if (torOnly && !onion) throw new WireError("CLOSED", `Tor has not added this device's onion service yet (${describeTor(tor?.status)})`);
     const addresses = [...(torOnly ? [] : [joinAddress(advertisedHost(this.options.host), port)]), ...(onion ? [onion] : [])];
-    return formatPairingCode({ id: this.options.selfId, addresses });
+    const onionKey = onion ? this.options.onionPairingKey() : undefined;
+    return formatPairingCode({ id: this.options.selfId, addresses, ...(onionKey ? { onionKey } : {}) });
   }
 
   /** Asks the device behind a pairing code to pair; both sides then show the same six digits. */
   async request(code: string): Promise<PendingPairing> {
     const { dialer, torOnly } = this.options;
-    const { id, addresses } = parsePairingCode(code);
+    const { id, addresses, onionKey } = parsePairingCode(code);
+    // Tor needs the code's key (when it has one) to open the service at all: the devices share no key yet.
+    const tor = this.options.tor();
+    for (const address of addresses) if (tor?.canDial(address)) tor.expect(address, id, onionKey);
     const body = Buffer.from(JSON.stringify({ name: this.options.name }));
     // Direct addresses first (faster), then the onion address; in Tor-only mode the onion address alone.
     const usable = dialer.usable(addresses);

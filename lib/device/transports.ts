@@ -8,7 +8,7 @@ import type { PeerTable } from "../discovery/peer-table";
 import type { DialEntry, Transport } from "../discovery/transport";
 import type { Identity } from "../identity";
 import { joinAddress } from "../protocol/address";
-import { type TorStatus, TorTransport } from "../tor/tor-transport";
+import { type OnionClientAuth, type TorStatus, TorTransport } from "../tor/tor-transport";
 import type { DiscoveryOptions } from "./options";
 
 /** What a transport is built from when its device starts. */
@@ -24,6 +24,8 @@ export interface TransportContext {
   discovery: DiscoveryOptions;
   /** The peers private discovery announces beacons for and recognises (known and paired, with proven keys). */
   beaconPeers?: () => BeaconPeer[];
+  /** Tor client authorisation (both ways), from the keys the device shares with its peers. */
+  onionClients?: OnionClientAuth;
 }
 
 /** Builds a transport for a starting device, or nothing when its options do not ask for one. */
@@ -47,13 +49,13 @@ function beaconsFor(discovery: DiscoveryOptions, identity: Identity, beaconPeers
 
 const ble: TransportFactory = ({ discovery, identity, beaconPeers }) => (discovery.ble ? new BleTransport({ ...discovery.ble, deviceId: identity.deviceId, beacons: beaconsFor(discovery, identity, beaconPeers) }) : undefined);
 
-const tor: TransportFactory = ({ discovery, identity, host, port, storageDir }) => {
+const tor: TransportFactory = ({ discovery, identity, host, port, storageDir, onionClients }) => {
   const options = discovery.tor;
   if (!options) return undefined;
   const torDir = storageDir && path.join(storageDir, "tor");
   const launch = options.attach ? undefined : { ...options.launch, dataDir: options.launch?.dataDir ?? path.join(torDir!, "data") };
   const target = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
-  return new TorTransport({ ...options, launch, identity, target: joinAddress(target, port), keyFile: torDir && path.join(torDir, "onion-key") });
+  return new TorTransport({ ...options, launch, identity, target: joinAddress(target, port), keyFile: torDir && path.join(torDir, "onion-key"), clientAuth: onionClients });
 };
 
 /** Even with no address configured yet (addKnownPeer may bring some); none in Tor-only mode, which dials nothing directly. */

@@ -10,6 +10,7 @@ import type { Identity } from "../identity";
 import { type BootstrapPhase, parseBootstrapPhase, TorControl, TorControlError } from "./control";
 import { launchTor, type LaunchedTor, stopLaunchedTor } from "./launch";
 import { StalledRendezvous } from "./stalled-rendezvous";
+import { randomClientKey } from "./client-auth";
 import { isOnionAddress, isOnionHostPort, ONION_PORT, splitAddress } from "../protocol/address";
 
 export interface TorTransportOptions {
@@ -29,7 +30,33 @@ export interface TorTransportOptions {
   connectTimeoutMs?: number;
   /** First wait before reconnecting to a tor that went away; doubles up to a minute. */
   retryMs?: number;
+  /** Client authorisation: who may reach this device's onion service, and the keys for peers' services. */
+  clientAuth?: OnionClientAuth;
 }
+
+/**
+ * v3 client authorisation, both ways. The keys come from the device (pair secrets, pairing codes); the
+ * transport publishes and registers them with tor.
+ */
+export interface OnionClientAuth {
+  /**
+   * Public keys (base32) of the clients this device's onion service admits, most wanted first; undefined
+   * when the service is open to any client. Asked every second: a change publishes the service anew.
+   */
+  authorized(): string[] | undefined;
+  /** Private keys (base64) that may open the onion service of `peerId`, best first. */
+  credentials(peerId: string): string[];
+}
+
+/**
+ * Tor puts the admitted clients in the service's descriptor, padded to sixteens, and a descriptor of 384
+ * failed to upload on the test network (50 kB limit): 352 is the most that publishes.
+ */
+export const MAX_ONION_CLIENTS = 352;
+/** How often the admitted clients are compared with those published. */
+const CLIENTS_CHECK_MS = 1_000;
+/** A pairing code's key opens the service for this long after the guest's device was given it. */
+const PAIRING_CREDENTIAL_MS = 30 * 60_000;
 
 /** What the identity's status shows: tor's bootstrap progress and this device's onion address. */
 export interface TorStatus {
@@ -41,6 +68,8 @@ export interface TorStatus {
   onion?: string;
   /** Tor uploaded the onion service's descriptor: peers can reach it from now on. */
   published: boolean;
+  /** With client authorisation: how many peers the published service admits (0: nobody yet). */
+  admitted?: number;
   error?: string;
 }
 
@@ -64,7 +93,19 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
   readonly carriesIp = false;
   unavailable?: string;
   private current: TorStatus = { state: "stopped", progress: 0, summary: "", published: false };
-  private tor?: { control: TorControl; socksAddress: string; launched?: LaunchedTor; serviceId?: string };
+  private tor?: { control: TorControl; socksAddress: string; launched?: LaunchedTor; serviceId?: string; clients?: string; registered: Map<string, string> };
+  /** The service's private key ("ED25519-V3:…"), kept so that publishing anew keeps the onion address. */
+  private serviceKey?: string;
+  private clientsTimer?: NodeJS.Timeout;
+  /** The count of admitted clients last warned about (beyond what a service holds). */
+  private omitted?: number;
+  private publishing?: Promise<void>;
+  /** Which peer answers at an onion service (from the entries probed and pairing codes). */
+  private readonly peerAtService = new Map<string, string>();
+  /** Keys pairing codes gave for a service, and until when they are worth trying. */
+  private readonly pairingCredentials = new Map<string, Array<{ key: string; until: number }>>();
+  /** The key that last opened a service: tried first next time. */
+  private readonly workedFor = new Map<string, string>();
   private readonly prober: StaticTransport;
   private readonly found = new Set<string>();
   private running = false;
@@ -133,7 +174,10 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
     this.running = false;
     clearTimeout(this.retryTimer);
     this.stalled.stop();
+    clearInterval(this.clientsTimer);
+    this.clientsTimer = undefined;
     await this.connecting;
+    await this.publishing;
     await this.prober.stop();
     this.found.clear();
     await this.close();
@@ -149,7 +193,21 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
   /** Adds (or replaces, by id) a peer's onion address to probe. */
   add(entry: StaticEntry): void {
     checkOnion(entry.address);
+    if (entry.expectedId) this.peerAtService.set(serviceIdOf(entry.address), entry.expectedId);
     this.prober.add(entry);
+  }
+
+  /**
+   * Who answers at an onion address, and the client key its pairing code gave: used (before the keys
+   * the two devices share) for the connections that pair them.
+   */
+  expect(address: string, peerId: string, pairingKey?: string): void {
+    const service = serviceIdOf(checkOnion(address));
+    this.peerAtService.set(service, peerId);
+    if (!pairingKey) return;
+    const now = Date.now();
+    const held = (this.pairingCredentials.get(service) ?? []).filter((entry) => entry.until > now && entry.key !== pairingKey);
+    this.pairingCredentials.set(service, [{ key: pairingKey, until: now + PAIRING_CREDENTIAL_MS }, ...held]);
   }
 
   /** A byte stream to `address` ("….onion:port") through tor's SOCKS port, once tor has bootstrapped. */
@@ -165,22 +223,48 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
     const tor = this.tor;
     if (!tor) throw new TorControlError("tor stopped");
     const proxy = splitAddress(tor.socksAddress);
-    const service = host.toLowerCase().slice(0, -".onion".length);
+    const service = serviceIdOf(host);
     const dialled = this.stalled.dialling(service);
+    const credentials = this.credentialsFor(service);
     try {
-      const { socket } = await SocksClient.createConnection({
-        proxy: { host: proxy.host, port: proxy.port, type: 5 },
-        command: "connect",
-        destination: { host, port }, // the name goes to tor unresolved: .onion names never reach DNS
-        timeout: Math.max(1_000, deadline - Date.now()),
-      });
-      return socket;
+      // Each key the device has for the service in turn: a wrong one fails at once (the descriptor
+      // does not decrypt), and a mismatch (one side knows the other's key, the other not yet) passes.
+      for (let at = 0; ; at++) {
+        const credential = credentials[at];
+        if (credential !== undefined && tor.registered.get(service) !== credential) {
+          await tor.control.command(`ONION_CLIENT_AUTH_ADD ${service} x25519:${credential}`);
+          tor.registered.set(service, credential);
+        }
+        try {
+          const { socket } = await SocksClient.createConnection({
+            proxy: { host: proxy.host, port: proxy.port, type: 5 },
+            command: "connect",
+            destination: { host, port }, // the name goes to tor unresolved: .onion names never reach DNS
+            timeout: Math.max(1_000, deadline - Date.now()),
+          });
+          if (credential !== undefined) this.workedFor.set(service, credential);
+          return socket;
+        } catch (err) {
+          if (at + 1 >= credentials.length || Date.now() >= deadline - 1_000) throw err;
+        }
+      }
     } catch (err) {
       void this.stalled.failed(service).catch(() => undefined);
       throw new TorControlError(`Tor could not reach ${host}:${port}: ${(err as Error).message}`);
     } finally {
       dialled();
     }
+  }
+
+  /** The client keys to try for `service`: the one that worked last, a pairing code's, then the pair's. */
+  private credentialsFor(service: string): string[] {
+    const now = Date.now();
+    const pairing = (this.pairingCredentials.get(service) ?? []).filter((entry) => entry.until > now).map((entry) => entry.key);
+    const peerId = this.peerAtService.get(service);
+    const shared = peerId && this.options.clientAuth ? this.options.clientAuth.credentials(peerId) : [];
+    const worked = this.workedFor.get(service);
+    const all = [...pairing, ...shared];
+    return [...new Set([...(worked && all.includes(worked) ? [worked] : []), ...all])];
   }
 
   /** Waits until tor has bootstrapped; fails with its progress if it does not in time. */
@@ -206,7 +290,7 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
       const launch = this.options.launch;
       if (launch) {
         const launched = await launchTor(launch);
-        this.tor = { control: launched.control, socksAddress: launched.socksAddress, launched };
+        this.tor = { control: launched.control, socksAddress: launched.socksAddress, launched, registered: new Map() };
       } else {
         const attach = this.options.attach!;
         const control = await TorControl.connect(attach.controlAddress, { password: attach.password });
@@ -215,7 +299,7 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
           control.close();
           throw new TorControlError(`the tor at ${attach.controlAddress} has no SOCKS port (SocksPort 0)`);
         }
-        this.tor = { control, socksAddress: socks };
+        this.tor = { control, socksAddress: socks, registered: new Map() };
       }
       if (!this.running) return this.close();
       const control = this.tor.control;
@@ -225,6 +309,10 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
       const phase = parseBootstrapPhase(await control.getInfo("status/bootstrap-phase"));
       if (phase) this.onBootstrap(phase);
       await this.addOnion(control);
+      if (this.options.clientAuth?.authorized() !== undefined && !this.clientsTimer) {
+        this.clientsTimer = setInterval(() => this.publishIfClientsChanged(), CLIENTS_CHECK_MS);
+        this.clientsTimer.unref();
+      }
       this.retryMs = this.options.retryMs ?? DEFAULT_RETRY_MS;
     } catch (err) {
       const message = (err as Error).message;
@@ -241,13 +329,19 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
     }
   }
 
-  /** Publishes the wire listener as an onion service tied to this control connection (it goes when the connection does). */
+  /**
+   * Publishes the wire listener as an onion service tied to this control connection (it goes when the
+   * connection does); with client authorisation, for the admitted clients only.
+   */
   private async addOnion(control: TorControl): Promise<void> {
     const keyFile = this.options.keyFile;
-    const stored = keyFile ? (await fs.readFile(keyFile, "utf8").catch(() => "")).trim() : "";
+    const stored = this.serviceKey ?? (keyFile ? (await fs.readFile(keyFile, "utf8").catch(() => "")).trim() : "");
     const key = stored || "NEW:ED25519-V3";
-    const flags = keyFile ? "" : " Flags=DiscardPK";
-    const reply = await control.command(`ADD_ONION ${key}${flags} Port=${ONION_PORT},${this.options.target}`);
+    const admitted = this.admittedClients();
+    const flags = admitted ? " Flags=V3Auth" : keyFile ? "" : " Flags=DiscardPK";
+    // With nobody admitted yet, a random key that nobody holds: a private device with no peers is reachable by no one.
+    const clients = (admitted?.length ? admitted : admitted ? [randomClientKey().publicKey] : []).map((client) => ` ClientAuthV3=${client}`).join("");
+    const reply = await control.command(`ADD_ONION ${key}${flags} Port=${ONION_PORT},${this.options.target}${clients}`);
     const serviceId = reply.lines.find((line) => line.startsWith("ServiceID="))?.slice("ServiceID=".length);
     const privateKey = reply.lines.find((line) => line.startsWith("PrivateKey="))?.slice("PrivateKey=".length);
     if (!serviceId) throw new TorControlError("tor added no onion service");
@@ -255,8 +349,47 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
       await fs.mkdir(path.dirname(keyFile), { recursive: true, mode: 0o700 });
       await fs.writeFile(keyFile, `${privateKey}\n`, { mode: 0o600 });
     }
-    if (this.tor) this.tor.serviceId = serviceId;
-    this.update({ onion: `${serviceId}.onion:${ONION_PORT}` });
+    // Publishing anew (other clients) must keep the address: the key stays in memory even without a file.
+    if (admitted) this.serviceKey = stored || privateKey;
+    if (this.tor) {
+      this.tor.serviceId = serviceId;
+      this.tor.clients = admitted?.join();
+    }
+    this.update({ onion: `${serviceId}.onion:${ONION_PORT}`, ...(admitted ? { admitted: admitted.length } : {}) });
+  }
+
+  /**
+   * The clients to admit (undefined: any). Tor publishes nothing beyond MAX_ONION_CLIENTS, so the rest
+   * are left out (with a warning): they reach this device on its other transports only.
+   */
+  private admittedClients(): string[] | undefined {
+    const wanted = this.options.clientAuth?.authorized();
+    if (!wanted) return undefined;
+    const unique = [...new Set(wanted)];
+    if (unique.length > MAX_ONION_CLIENTS && this.omitted !== unique.length) {
+      this.omitted = unique.length;
+      this.emit("warning", new Error(`Tor: ${unique.length} peers may reach this device, and an onion service admits ${MAX_ONION_CLIENTS} at most; the last ${unique.length - MAX_ONION_CLIENTS} reach it on its other transports only`));
+    }
+    return unique.slice(0, MAX_ONION_CLIENTS);
+  }
+
+  /** The admitted clients changed (a pairing, a key learnt, a group edited): the service is published anew. */
+  private publishIfClientsChanged(): void {
+    const tor = this.tor;
+    if (!tor || this.publishing || !this.running) return;
+    // (No service: publishing it anew failed last time, and is tried again.)
+    if (tor.serviceId && this.admittedClients()?.join() === tor.clients) return;
+    // Until tor has uploaded the new descriptor, peers newly admitted cannot open it yet.
+    this.update({ published: false });
+    this.publishing = (async () => {
+      if (tor.serviceId) await tor.control.command(`DEL_ONION ${tor.serviceId}`);
+      tor.serviceId = undefined;
+      if (this.tor === tor) await this.addOnion(tor.control);
+    })()
+      .catch((err: Error) => {
+        this.emit("warning", new Error(`Tor: publishing the onion service for its new clients failed: ${err.message}`));
+      })
+      .finally(() => (this.publishing = undefined));
   }
 
   private onEvent(line: string): void {
@@ -320,6 +453,12 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
     this.current = next;
     this.statusEvents.emit("status", this.status);
   }
+}
+
+/** The 56 characters before ".onion" (what tor's control commands name a service by). */
+function serviceIdOf(addressOrHost: string): string {
+  const host = addressOrHost.includes(":") ? splitAddress(addressOrHost).host : addressOrHost;
+  return host.toLowerCase().slice(0, -".onion".length);
 }
 
 function checkOnion(address: string): string {

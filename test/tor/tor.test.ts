@@ -10,6 +10,12 @@ import { freePort } from "../helpers/ports";
 import { torNetworkOrSkip, type TorTestNetwork } from "../helpers/tor-network";
 import { parseCircuitStatus, type ClientCircuit } from "../../lib/tor/stalled-rendezvous";
 import { transportCompliance } from "../transport-compliance";
+import { SocksClient } from "socks";
+import { launchTor, stopLaunchedTor } from "../../lib/tor/launch";
+import { parseBootstrapPhase } from "../../lib/tor/control";
+import { pairClientKey } from "../../lib/tor/client-auth";
+import { pairSecret } from "../../lib/discovery/beacons";
+import { parsePairingCode } from "../../lib/acl/pairing";
 
 const ONION = /^[a-z2-7]{56}\.onion:443$/;
 
@@ -210,6 +216,99 @@ describe("Tor transport on a private Tor network (127.0.0.1 only)", function () 
       spawnSync("pkill", ["-CONT", "-f", bTorrc]); // none left to wake when the kill came
       aControl.close();
     }
+  });
+
+  /** A tor of a stranger's, which may hold a client key for `onion`: whether it opens a connection there (SOCKS). */
+  async function strangerReaches(onion: string, clientKey?: string): Promise<boolean> {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "peer-mesh-tor-stranger-"));
+    dirs.push(dataDir);
+    const tor = await launchTor({ dataDir, torrc: network!.clientTorrc });
+    try {
+      await waitFor(async () => parseBootstrapPhase(await tor.control.getInfo("status/bootstrap-phase"))?.progress === 100, 60_000);
+      if (clientKey) await tor.control.command(`ONION_CLIENT_AUTH_ADD ${onion.slice(0, 56)} x25519:${clientKey}`);
+      const proxy = tor.socksAddress.split(":");
+      const { socket } = await SocksClient.createConnection({ proxy: { host: proxy[0], port: Number(proxy[1]), type: 5 }, command: "connect", destination: { host: onion.slice(0, 62), port: 443 }, timeout: 60_000 });
+      socket.destroy();
+      return true;
+    } catch (err) {
+      if (!/Socks5 proxy rejected connection/.test((err as Error).message)) throw err;
+      return false;
+    } finally {
+      await stopLaunchedTor(tor);
+    }
+  }
+
+  /** Counts the device's onion service publications (each upload after a change of the admitted clients). */
+  function publications(device: Device): () => number {
+    let count = 0;
+    let was = false;
+    device.on("tor", (status: TorStatus) => {
+      if (status.published && !was) count++;
+      was = status.published;
+    });
+    return () => count;
+  }
+
+  it("with private discovery, the onion service admits only the device's peers: a stranger's tor cannot open it, not even with the ids-only key once the peer's key is known", async () => {
+    const b = await torDevice({ only: true, discovery: { privateDiscovery: true } });
+    const a = await torDevice({ only: true, discovery: { privateDiscovery: true } });
+    const bPublished = publications(b);
+    const [bTor] = await Promise.all([torStatus(b, published), torStatus(a, published)]);
+    const bOnion = bTor.onion!;
+    // Nobody is admitted yet: a stranger's tor, which knows the address, cannot open a connection (on an open service it can).
+    should(await strangerReaches(bOnion)).be.false();
+
+    // A knows B by id and onion address, B knows A by id: neither has seen the other's key, so both use the ids-only key.
+    should(bTor.admitted).equal(0);
+    b.addKnownPeer({ id: a.id, name: "a" });
+    await torStatus(b, (status) => published(status) && status.admitted === 1);
+    a.addKnownPeer({ id: b.id, name: "b", address: bOnion });
+    const received: unknown[] = [];
+    b.onMessage("n", (message) => void received.push(message.payload));
+    await a.send(b.id, "n", 1, { timeoutMs: 60_000 });
+    should(received).containEql(1);
+
+    // The handshake showed B A's key: B now admits the key only A and B can derive (ECDH), and no longer the
+    // ids-only one, which anyone who knows both ids could compute.
+    await waitFor(() => !!b.keyOf(a.id) && !!a.keyOf(b.id), 10_000);
+    const idsOnly = pairClientKey(pairSecret({ deviceId: a.id, privateKeyObject: Identity.generate().privateKeyObject }, { id: b.id }), b.id).privateKey;
+    // Published three times: with nobody, with A's ids-only key, with the pair's key.
+    await waitFor(() => bPublished() === 3 && !!b.torStatus?.published, 60_000);
+    should(b.torStatus?.admitted).equal(1);
+    should(await strangerReaches(bOnion, idsOnly)).be.false();
+    // A follows with the pair's key on its next connection.
+    await a.stop();
+    const a2 = new Device({ identity: a.identity, storageDir: dirs[1], peers: [{ id: b.id, name: "b", address: bOnion }], discovery: { staticProbeIntervalMs: 0, privateDiscovery: true, tor: { only: true, launch: { torrc: network!.clientTorrc }, probeIntervalMs: 5_000 } } });
+    devices.push(a2);
+    await a2.start();
+    await a2.send(b.id, "n", 2, { timeoutMs: 60_000 });
+    should(received).containEql(2);
+    should(await strangerReaches(bOnion, pairClientKey(pairSecret({ deviceId: Identity.generate().deviceId, privateKeyObject: Identity.generate().privateKeyObject }, { id: b.id }), b.id).privateKey)).be.false();
+  });
+
+  it("with private discovery, the pairing code carries a Tor client key: a guest pairs through the onion service that admits nobody else", async () => {
+    const acl = { rules: [{ effect: "allow" as const, principal: "group:paired", verb: "*" as const, resource: "*" }] };
+    const b = await torDevice({ only: true, acl, discovery: { privateDiscovery: true } });
+    const a = await torDevice({ only: true, acl, discovery: { privateDiscovery: true } });
+    const [bTor] = await Promise.all([torStatus(b, published), torStatus(a, (status) => status.state === "ready")]);
+    const code = b.pairing.code();
+    const parsed = parsePairingCode(code);
+    should(parsed.addresses).eql([bTor.onion]);
+    should(Buffer.from(parsed.onionKey!, "base64")).have.length(32);
+    // Without the code's key, the address alone opens nothing.
+    should(await strangerReaches(bTor.onion!)).be.false();
+    const incoming = new Promise<string>((resolve) => b.once("pairing", (request) => resolve(request.sas)));
+    await torStatus(b, (status) => published(status) && status.admitted === 1);
+    const outgoing = await a.pairing.request(code);
+    const sas = await incoming;
+    should(outgoing.sas).equal(sas);
+    await b.pairing.confirm(b.pairing.list()[0].requestId, { group: "paired", sas: outgoing.sas });
+    await a.pairing.confirm(outgoing.requestId, { group: "paired", sas });
+    const got = new Promise<unknown>((resolve) => b.onMessage("hello", (message) => void resolve(message.payload)));
+    // B admits A by the pair's key from now on (once published anew).
+    await torStatus(b, (status) => published(status) && status.admitted === 2);
+    await a.send(b.id, "hello", "paired through Tor", { timeoutMs: 60_000 });
+    should(await got).equal("paired through Tor");
   });
 
   it("attaches to a running tor through its control port and password, and leaves that tor running when the device stops", async () => {
