@@ -40,6 +40,12 @@ interface Sighted {
   peripheral: NoblePeripheral;
   /** Who it is: its id, or the known peers its beacons named (private discovery). */
   ids?: string[];
+  /**
+   * What the last read was made against: the name the peripheral advertised and, for beacons, this
+   * device's peer list. A private peripheral takes a new name when its epoch or its peers change, and
+   * this device's own new peers may recognise it now: either way it is read again.
+   */
+  readFor?: string;
   lastSeen: number;
   readingId: boolean;
 }
@@ -66,6 +72,7 @@ export class BleTransport extends EventEmitter<TransportEvents> implements Trans
   /** The local name advertised now, and the epoch it is for (private discovery). */
   private advertisedName = "";
   private advertisedEpoch?: number;
+  private advertisedPeers?: string;
   /** The beacons being read by a central (a long read asks for them in pieces). */
   private served?: Buffer;
 
@@ -217,6 +224,7 @@ export class BleTransport extends EventEmitter<TransportEvents> implements Trans
     const beacons = this.options.beacons;
     if (beacons) {
       this.advertisedEpoch = beacons.epochOf(Date.now());
+      this.advertisedPeers = beacons.peersVersion();
       this.advertisedName = `${NAME_PREFIX}${randomBytes(6).toString("hex")}`;
     } else {
       this.advertisedName = `${NAME_PREFIX}${this.options.deviceId.slice(0, 12)}`;
@@ -224,10 +232,13 @@ export class BleTransport extends EventEmitter<TransportEvents> implements Trans
     bleno.startAdvertising(this.advertisedName, [BLE_SERVICE_UUID], done);
   }
 
-  /** A private device takes a new name with each epoch. */
+  /**
+   * A private device takes a new name with each epoch, and when its peers change (a pairing, a key
+   * learnt): centrals that read it before then read its new beacons.
+   */
   private renameIfDue(): void {
     const beacons = this.options.beacons;
-    if (!beacons || !this.stack || beacons.epochOf(Date.now()) === this.advertisedEpoch) return;
+    if (!beacons || !this.stack || (beacons.epochOf(Date.now()) === this.advertisedEpoch && beacons.peersVersion() === this.advertisedPeers)) return;
     this.stack.bleno.stopAdvertising();
     this.advertise((err) => err && this.emit("warning", err));
   }
@@ -269,8 +280,15 @@ export class BleTransport extends EventEmitter<TransportEvents> implements Trans
       this.sighted.set(peripheral.uuid, entry);
     }
     entry.lastSeen = Date.now();
+    // Meanwhile the ids it was read as are still in range (the same radio).
     if (entry.ids) for (const id of entry.ids) this.emit("found", { id, address: peripheral.uuid, verified: false });
-    else if (!entry.readingId) this.readId(entry);
+    if ((!entry.ids || entry.readFor !== this.readKey(entry, name)) && !entry.readingId) this.readId(entry);
+  }
+
+  /** See Sighted.readFor. A device id's read stands while the name does. */
+  private readKey(entry: Sighted, name: string): string {
+    const beacons = this.options.beacons;
+    return entry.readFor?.startsWith("id|") ? `id|${name}` : `beacons|${name}|${beacons?.peersVersion() ?? ""}`;
   }
 
   /**
@@ -280,12 +298,16 @@ export class BleTransport extends EventEmitter<TransportEvents> implements Trans
   private readId(entry: Sighted): void {
     entry.readingId = true;
     const { peripheral } = entry;
+    const name = String(peripheral.advertisement.localName);
+    const peersVersion = this.options.beacons?.peersVersion() ?? "";
     const done = (data?: Buffer): void => {
       const found = (): void => {
         entry.readingId = false;
         if (!data || !this.running) return;
-        const ids = this.idsIn(data, String(peripheral.advertisement.localName));
-        // A private device nobody here knows is not asked again while it stays in range.
+        const ids = this.idsIn(data, name);
+        // A private device nobody here knows is asked again only when its name or this device's peers change.
+        entry.readFor = isDeviceId(data.toString("utf8")) ? `id|${name}` : `beacons|${name}|${peersVersion}`;
+        for (const id of entry.ids ?? []) if (!ids.includes(id)) this.emit("lost", id);
         entry.ids = ids;
         for (const id of ids) this.emit("found", { id, address: peripheral.uuid, verified: false });
       };

@@ -92,6 +92,28 @@ describe("Bluetooth LE transport (simulated radio under noble and bleno)", funct
     should((await a.send(b.id, "hello", 1)).receivers).equal(1);
   });
 
+  it("private discovery: devices that become peers while in range find each other at once, not at the next epoch", async () => {
+    radio = new SimRadio({ mtu: 247, bytesPerSecond: 200_000 });
+    // An epoch far longer than the test: only the change of peers can make them read each other again.
+    const [a, b] = bleDevices(2, { know: false, privateEpochMs: 10 * 60_000, expireMs: 3_000 });
+    const reads = new Map<string, number>();
+    for (const central of ["sim-0", "sim-1"]) radio.central(central)!.on("read", () => reads.set(central, (reads.get(central) ?? 0) + 1));
+    await Promise.all([a, b].map((device) => device.start()));
+    // Each has read the other's beacons once and recognised nobody.
+    const deadline = Date.now() + 10_000;
+    while (!((reads.get("sim-0") ?? 0) >= 1 && (reads.get("sim-1") ?? 0) >= 1) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    should(a.peerTable.list()).eql([]);
+    should(b.peerTable.list()).eql([]);
+    const before = reads.get("sim-0");
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    should(reads.get("sim-0")).equal(before); // a stranger in range is not read over and over
+    a.addKnownPeer({ id: b.id });
+    b.addKnownPeer({ id: a.id });
+    should(await inRange(a, b)).containEql({ id: b.id, transport: "ble" });
+    should(await inRange(b, a)).containEql({ id: a.id, transport: "ble" });
+  });
+
   it("carries a message and a 1 MB stream over BLE through mutual TLS, bytes intact", async () => {
     radio = new SimRadio({ mtu: 517, bytesPerSecond: 500_000 });
     const [a, b] = bleDevices(2);

@@ -73,6 +73,11 @@ export class SimRadio {
     return bindings;
   }
 
+  /** The central (noble's bindings) last made for `address`: its "read" events are the attribute reads it made. */
+  central(address: string): SimNobleBindings | undefined {
+    return this.centrals.get(address);
+  }
+
   /** bleno's bindings for the device at `address`. */
   blenoBindings(address: string): SimBlenoBindings {
     const bindings = new SimBlenoBindings(this, address);
