@@ -52,7 +52,10 @@ async function until(condition: () => boolean, what: string, timeoutMs = 10_000)
   }
 }
 
-/** peer-send → peer-receive and mqtt out → mosquitto (TLS) → mqtt in, both QoS-1-like, in one Node-RED runtime. */
+/**
+ * peer-send → peer-receive and mqtt out → mosquitto (TLS) → mqtt in, both QoS-1-like, and the Node-RED
+ * floor (link out → link in: what Node-RED itself costs, no network), in one Node-RED runtime.
+ */
 export async function messagesInNodeRed(broker: Broker, options: { count: number; window: number; latencyCount: number; rounds: number }) {
   const a = Identity.generate();
   const b = Identity.generate();
@@ -70,6 +73,10 @@ export async function messagesInNodeRed(broker: Broker, options: { count: number
         { id: "mqttOut", type: "mqtt out", z: "tab", broker: "mqttBroker", topic: "", qos: "1", retain: "false", wires: [] },
         { id: "mqttIn", type: "mqtt in", z: "tab", broker: "mqttBroker", topic: "bench/#", qos: "1", datatype: "json", wires: [["mqttSink"]] },
         { id: "mqttSink", type: "junction", z: "tab", wires: [[]] },
+        // The Node-RED floor: the same entry and sink joined by link out → link in, no network at all.
+        { id: "linkOut", type: "link out", z: "tab", mode: "link", links: ["linkIn"], wires: [] },
+        { id: "linkIn", type: "link in", z: "tab", links: ["linkOut"], wires: [["linkSink"]] },
+        { id: "linkSink", type: "junction", z: "tab", wires: [[]] },
       ],
       {
         idA: { privateKey: a.privateKeyPem, certificate: a.certificatePem },
@@ -82,12 +89,13 @@ export async function messagesInNodeRed(broker: Broker, options: { count: number
     await until(() => (helper.getNode("mqttBroker") as unknown as { connected: boolean }).connected, "the MQTT broker connection");
     const ours = { entry: helper.getNode("peerOut"), sink: helper.getNode("peerSink") };
     const mqtt = { entry: helper.getNode("mqttOut"), sink: helper.getNode("mqttSink") };
-    // Warm up both paths (connections, subscriptions, JIT) before measuring.
-    for (const path of [ours, mqtt]) await drive(path.entry, path.sink, "bench/warm", 3000, 8);
-    // Rounds alternate the two paths so that drift on this shared machine hits both; medians are reported.
-    const rounds: Record<"ours" | "mqtt", MessageFigures[]> = { ours: [], mqtt: [] };
+    const floor = { entry: helper.getNode("linkOut"), sink: helper.getNode("linkSink") };
+    // Warm up the paths (connections, subscriptions, JIT) before measuring.
+    for (const path of [ours, mqtt, floor]) await drive(path.entry, path.sink, "bench/warm", 3000, 8);
+    // Rounds alternate the paths so that drift on this shared machine hits each; medians are reported.
+    const rounds: Record<"ours" | "mqtt" | "floor", MessageFigures[]> = { ours: [], mqtt: [], floor: [] };
     for (let round = 0; round < options.rounds; round++) {
-      for (const [key, path] of [["ours", ours], ["mqtt", mqtt]] as const) {
+      for (const [key, path] of [["ours", ours], ["mqtt", mqtt], ["floor", floor]] as const) {
         const latency = await drive(path.entry, path.sink, "bench/latency", options.latencyCount, 1);
         const throughput = await drive(path.entry, path.sink, "bench/rate", options.count, options.window);
         rounds[key].push({ rate: throughput.rate, p50: latency.p50, p99: latency.p99 });
@@ -98,7 +106,7 @@ export async function messagesInNodeRed(broker: Broker, options: { count: number
       p50: median(list.map((f) => f.p50)),
       p99: median(list.map((f) => f.p99)),
     });
-    const figures = { ours: summary(rounds.ours), mqtt: summary(rounds.mqtt) };
+    const figures = { ours: summary(rounds.ours), mqtt: summary(rounds.mqtt), floor: summary(rounds.floor) };
     return figures;
   } finally {
     await red.stop();

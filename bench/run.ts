@@ -12,6 +12,7 @@ import { identityMemory } from "./identity-memory";
 import { meshBytes } from "./mesh-bytes";
 import { meshLatency, replicationRate } from "./replication";
 import { messagesInNodeRed } from "./messages-in-node-red";
+import { libraryMessages } from "./messages-library";
 import { mosquittoAvailable, startMosquitto } from "./mosquitto";
 import { BenchResult, result } from "./stats";
 import { firstMessage, streamThroughput } from "./streams-and-handshakes";
@@ -40,10 +41,19 @@ const BENCHMARKS: Benchmark[] = [
           result("msg-rate-vs-mqtt-tls", figures.ours.rate, figures.mqtt.rate, "msg/s", `peer-send→peer-receive vs mqtt out→mosquitto(TLS)→mqtt in, QoS 1, 32 in flight; median of ${rounds} rounds`),
           result("msg-p50-vs-mqtt-tls", figures.ours.p50, figures.mqtt.p50, "ms", `one message at a time, median of ${rounds} rounds; lower is better`),
           result("msg-p99-vs-mqtt-tls", figures.ours.p99, figures.mqtt.p99, "ms", `one message at a time, median of ${rounds} rounds; lower is better`),
+          result("msg-rate-vs-node-red-floor", figures.ours.rate, figures.floor.rate, "msg/s", `peer-send→peer-receive vs the same entry and sink joined by link out→link in (no network: what Node-RED itself allows), 32 in flight; median of ${rounds} rounds; target ≥ 0.7`),
         ];
       } finally {
         await broker.stop();
       }
+    },
+  },
+  {
+    name: "messages at the library level vs framed messages on a bare TLS socket",
+    async run(quick) {
+      const rounds = quick ? 3 : 5;
+      const library = await libraryMessages({ count: quick ? 5_000 : 20_000, window: 32, rounds });
+      return [result("lib-msg-rate-vs-raw-tls", library.ours, library.raw, "msg/s", `device.send→onMessage with acks vs length-prefixed JSON frames and acks on one mutual-TLS 1.3 socket, same payloads, 32 in flight, median of ${rounds}; target ≥ 0.5`)];
     },
   },
   {
