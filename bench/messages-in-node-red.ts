@@ -74,9 +74,10 @@ export async function messagesInNodeRed(broker: Broker, options: { count: number
         { id: "mqttIn", type: "mqtt in", z: "tab", broker: "mqttBroker", topic: "bench/#", qos: "1", datatype: "json", wires: [["mqttSink"]] },
         { id: "mqttSink", type: "junction", z: "tab", wires: [[]] },
         // The Node-RED floor: the same entry and sink joined by link out → link in, no network at all.
-        { id: "linkOut", type: "link out", z: "tab", mode: "link", links: ["linkIn"], wires: [] },
-        { id: "linkIn", type: "link in", z: "tab", links: ["linkOut"], wires: [["linkSink"]] },
-        { id: "linkSink", type: "junction", z: "tab", wires: [[]] },
+        // (x and y make them flow nodes: without, Node-RED takes them for config nodes, and these two name each other.)
+        { id: "linkOut", type: "link out", z: "tab", mode: "link", links: ["linkIn"], x: 100, y: 100, wires: [] },
+        { id: "linkIn", type: "link in", z: "tab", links: ["linkOut"], x: 300, y: 100, wires: [["linkSink"]] },
+        { id: "linkSink", type: "junction", z: "tab", x: 500, y: 100, wires: [[]] },
       ],
       {
         idA: { privateKey: a.privateKeyPem, certificate: a.certificatePem },
