@@ -8,6 +8,9 @@ export const PAIRING_PATH = "/pair";
 export const DATABASE_PATH = "/db/";
 export const MESH_PATH = "/mesh";
 export const BATCH_CONTENT_TYPE = "application/x-peer-mesh-batch";
+/** The message channel: one long-lived stream per peer carrying batches as frames (lib/wire/channel.ts). */
+export const CHANNEL_PATH = "/channel";
+export const CHANNEL_CONTENT_TYPE = "application/x-peer-mesh-channel";
 export const HEADER_MESSAGE_ID = "x-peer-mesh-id";
 export const HEADER_ERROR_CODE = "x-peer-mesh-error";
 /** A successful answer is headers only: the ack travels as JSON in this header, with no DATA frame. */

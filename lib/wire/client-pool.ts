@@ -5,11 +5,12 @@ import { pipeline } from "node:stream/promises";
 import tls, { type TLSSocket } from "node:tls";
 import { Identity, spkiOf, verifyPeerCertificate } from "../identity";
 import { serverNameFor } from "./server-name";
+import { ClientChannel } from "./channel";
 import { BatchItem, BatchOutcome, encodeBatch, MAX_BATCH_BODY_BYTES, MAX_BATCH_ITEMS } from "./batch";
 import { WireError, wireErrorFromResponse } from "../protocol/errors";
 import { ackFromResponse, errorFromResponse, readResponse, setIdleTimeout, ClientResponse } from "./http2-io";
 import { decodePayload, encodePayload } from "./payload";
-import { Ack, BATCH_CONTENT_TYPE, BATCH_PATH, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, STREAM_PATH, topicPath } from "../protocol/wire";
+import { Ack, BATCH_CONTENT_TYPE, BATCH_PATH, CHANNEL_CONTENT_TYPE, CHANNEL_PATH, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, STREAM_PATH, topicPath } from "../protocol/wire";
 import { FLOW_SETTINGS } from "./limits";
 import { validateTopic } from "../protocol/topic";
 
@@ -89,6 +90,30 @@ interface Lane {
   queue: Queued[];
 }
 
+interface ChannelLane extends Lane {
+  peer: PeerEndpoint;
+  /** The setImmediate that sends what this turn queued. */
+  flush?: NodeJS.Immediate;
+}
+
+/** Frames in flight at once on one peer's channel; further messages wait and leave together. */
+const MAX_CHANNEL_FRAMES_IN_FLIGHT = 4;
+/** A channel with nothing in flight ends after this (the listener would cut it at its 30 s stream timeout). */
+const CHANNEL_IDLE_MS = 10_000;
+
+/** The peer runs a release without the message channel (it answered 404). */
+class ChannelUnsupported extends Error {
+  constructor() {
+    super("the peer has no message channel");
+  }
+}
+
+function settleOutcome(item: Queued, outcome: BatchOutcome | undefined): void {
+  if (outcome && "ack" in outcome) item.resolve(outcome.ack);
+  else if (outcome) item.reject(wireErrorFromResponse(outcome.status, outcome.error, outcome.reason));
+  else item.reject(new WireError("REMOTE_ERROR", "the peer's batch answer is missing this message"));
+}
+
 interface PooledSession {
   session: ClientHttp2Session;
   /** True once a request on it has completed: a later failure may mean the peer dropped an idle connection. */
@@ -104,6 +129,10 @@ interface PooledSession {
 export class ClientPool {
   private readonly sessions = new Map<string, Promise<PooledSession>>();
   private readonly lanes = new Map<string, Lane>();
+  private readonly channelLanes = new Map<string, ChannelLane>();
+  private readonly channels = new Map<string, { pooled: PooledSession; opening: Promise<ClientChannel> }>();
+  /** Peers that answered the channel with 404 (an earlier release): messages go as requests. */
+  private readonly withoutChannel = new Set<string>();
   private readonly idleMs: number;
   private readonly connectTimeoutMs: number;
   private closed = false;
@@ -126,10 +155,121 @@ export class ClientPool {
     validateTopic(topic);
     const { body, contentType } = encodePayload(payload);
     const item: Outgoing = { id: options.id ?? randomUUID(), topic, contentType, body, timeoutMs: options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS };
-    const lane = this.lane(peer.id);
-    if (lane.inFlight < MAX_IN_FLIGHT || body.length > MAX_BATCH_BODY_BYTES) return this.sendOne(peer, lane, item);
     if (this.closed) throw new WireError("CLOSED", "the device is stopping");
+    if (body.length <= MAX_BATCH_BODY_BYTES && !this.withoutChannel.has(peer.id)) return this.viaChannel(peer, item);
+    return this.viaRequests(peer, item);
+  }
+
+  /** A request per message, batched behind MAX_IN_FLIGHT (peers without the message channel, and large messages). */
+  private viaRequests(peer: PeerEndpoint, item: Outgoing): Promise<Ack> {
+    const lane = this.lane(peer.id);
+    if (lane.inFlight < MAX_IN_FLIGHT || item.body.length > MAX_BATCH_BODY_BYTES) return this.sendOne(peer, lane, item);
     return new Promise<Ack>((resolve, reject) => lane.queue.push({ ...item, resolve, reject }));
+  }
+
+  /**
+   * Through the peer's message channel: messages sent in the same turn of the event loop leave together
+   * as one frame (writes coalesced), up to MAX_CHANNEL_FRAMES_IN_FLIGHT frames at once.
+   */
+  private viaChannel(peer: PeerEndpoint, item: Outgoing): Promise<Ack> {
+    let lane = this.channelLanes.get(peer.id);
+    if (!lane) {
+      lane = { inFlight: 0, queue: [], peer };
+      this.channelLanes.set(peer.id, lane);
+    }
+    const queued = new Promise<Ack>((resolve, reject) => lane.queue.push({ ...item, resolve, reject }));
+    if (!lane.flush) lane.flush = setImmediate(() => this.flushChannel(lane));
+    return queued;
+  }
+
+  private flushChannel(lane: ChannelLane): void {
+    lane.flush = undefined;
+    while (lane.queue.length > 0 && lane.inFlight < MAX_CHANNEL_FRAMES_IN_FLIGHT) {
+      let bytes = 0;
+      let count = 0;
+      while (count < lane.queue.length && count < MAX_BATCH_ITEMS && bytes + lane.queue[count].body.length <= MAX_BATCH_BODY_BYTES) {
+        bytes += lane.queue[count].body.length;
+        count += 1;
+      }
+      void this.sendFrame(lane, lane.queue.splice(0, Math.max(1, count)));
+    }
+    if (lane.inFlight === 0 && lane.queue.length === 0) this.channelLanes.delete(lane.peer.id);
+  }
+
+  /**
+   * One frame and its outcomes. A channel that broke is opened anew and the frame sent once more (the
+   * receiver drops message ids it has delivered); a peer without the channel gets the messages as requests.
+   */
+  private async sendFrame(lane: ChannelLane, batch: Queued[]): Promise<void> {
+    const { peer } = lane;
+    lane.inFlight += 1;
+    const timeoutMs = Math.max(...batch.map((item) => item.timeoutMs));
+    const body = encodeBatch(batch);
+    try {
+      let outcomes: BatchOutcome[];
+      for (let attempt = 1; ; attempt++) {
+        const pooled = await this.session(peer);
+        try {
+          const channel = await this.channelOn(peer, pooled, timeoutMs);
+          outcomes = await channel.exchange(body, timeoutMs);
+          break;
+        } catch (err) {
+          if (err instanceof ChannelUnsupported) throw err;
+          if (pooled.refusal) throw refused(peer, pooled.refusal);
+          const stalled = await this.droppedIfStalled(peer.id, pooled, err, timeoutMs);
+          if (attempt > 1 || !(stalled || (err instanceof WireError && err.code !== "TIMEOUT"))) throw err;
+        }
+      }
+      batch.forEach((item, i) => settleOutcome(item, outcomes[i]));
+    } catch (err) {
+      if (err instanceof ChannelUnsupported) {
+        this.withoutChannel.add(peer.id);
+        for (const item of batch) this.viaRequests(peer, item).then(item.resolve, item.reject);
+      } else {
+        const failure = this.describe(err, peer);
+        for (const item of batch) item.reject(failure);
+      }
+    } finally {
+      lane.inFlight -= 1;
+      this.flushChannel(lane);
+    }
+  }
+
+  /** The peer's message channel on this connection: the open one, or a new one (waiting `timeoutMs` at most for the answer). */
+  private channelOn(peer: PeerEndpoint, pooled: PooledSession, timeoutMs: number): Promise<ClientChannel> {
+    const held = this.channels.get(peer.id);
+    if (held?.pooled === pooled) return held.opening;
+    const opening = (async () => {
+      const request = pooled.session.request({ ":method": "POST", ":path": CHANNEL_PATH, "content-type": CHANNEL_CONTENT_TYPE });
+      request.on("error", () => undefined); // reported through the channel's frames
+      const headers = await new Promise<IncomingHttpHeaders>((resolve, reject) => {
+        request.once("response", resolve);
+        request.once("error", reject);
+        request.once("close", () => reject(new WireError("UNREACHABLE", `${peer.address} closed the message channel before answering`)));
+        request.setTimeout(timeoutMs, () => request.destroy(new WireError("TIMEOUT", `no answer to the message channel within ${timeoutMs} ms`)));
+      });
+      request.setTimeout(0);
+      const status = Number(headers[":status"]);
+      if (status !== 200) {
+        // An earlier release has no channel: it answers 404, and gets requests from now on.
+        if (status === 404) {
+          request.close();
+          throw new ChannelUnsupported();
+        }
+        const chunks: Buffer[] = [];
+        request.on("data", (chunk: Buffer) => chunks.length < 64 && chunks.push(chunk));
+        await new Promise((resolve) => request.once("close", resolve));
+        throw errorFromResponse({ status, headers, body: Buffer.concat(chunks) });
+      }
+      return new ClientChannel(request, CHANNEL_IDLE_MS, () => forget());
+    })();
+    const entry = { pooled, opening };
+    const forget = (): void => {
+      if (this.channels.get(peer.id) === entry) this.channels.delete(peer.id);
+    };
+    this.channels.set(peer.id, entry);
+    opening.catch(forget);
+    return opening;
   }
 
   /**
@@ -190,12 +330,7 @@ export class ClientPool {
       const response = await this.post(peer, headers, body, Math.max(...batch.map((item) => item.timeoutMs)));
       if (response.status !== 200) throw errorFromResponse(response);
       const outcomes = JSON.parse(response.body.toString("utf8")) as BatchOutcome[];
-      batch.forEach((item, i) => {
-        const outcome = outcomes[i];
-        if (outcome && "ack" in outcome) item.resolve(outcome.ack);
-        else if (outcome) item.reject(wireErrorFromResponse(outcome.status, outcome.error, outcome.reason));
-        else item.reject(new WireError("REMOTE_ERROR", "the peer's batch answer is missing this message"));
-      });
+      batch.forEach((item, i) => settleOutcome(item, outcomes[i]));
     } catch (err) {
       for (const item of batch) item.reject(err);
     } finally {
@@ -340,7 +475,10 @@ export class ClientPool {
   /** Closes every connection; requests under way fail with CLOSED. */
   close(): void {
     this.closed = true;
-    for (const lane of this.lanes.values()) for (const item of lane.queue.splice(0)) item.reject(new WireError("CLOSED", "the device is stopping"));
+    for (const lane of [...this.lanes.values(), ...this.channelLanes.values()]) for (const item of lane.queue.splice(0)) item.reject(new WireError("CLOSED", "the device is stopping"));
+    for (const lane of this.channelLanes.values()) clearImmediate(lane.flush);
+    for (const held of this.channels.values()) held.opening.then((channel) => channel.close(), () => undefined);
+    this.channels.clear();
     for (const entry of this.sessions.values()) entry.then((pooled) => pooled.session.destroy(), () => undefined);
     this.sessions.clear();
   }

@@ -16,7 +16,8 @@ import type { CouchReply, CouchRequest } from "../protocol/couch";
 import { DEFAULT_LIMITS, FLOW_SETTINGS, WireLimits } from "./limits";
 import { decodePayload } from "./payload";
 import type { Socket } from "node:net";
-import { Ack, Authorizer, BATCH_PATH, DatabaseTarget, databaseTarget, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, STREAM_PATH, topicFromPath, type Verb } from "../protocol/wire";
+import { serveChannel } from "./channel";
+import { Ack, Authorizer, BATCH_PATH, CHANNEL_PATH, DatabaseTarget, databaseTarget, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, STREAM_PATH, topicFromPath, type Verb } from "../protocol/wire";
 import { validateTopic } from "../protocol/topic";
 import { RecentIds } from "./recent-ids";
 
@@ -353,6 +354,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     }
     if (headers[":method"] !== "POST") throw new WireError("BAD_REQUEST", "only POST is served", 405);
     if (path === BATCH_PATH) return this.serveBatch(stream, peerId);
+    if (path === CHANNEL_PATH) return this.serveChannel(stream, peerId);
     if (path === PAIRING_PATH) return this.servePairing(stream, peerId);
     const prefix = path.startsWith(MESSAGE_PATH) ? MESSAGE_PATH : path.startsWith(STREAM_PATH) ? STREAM_PATH : undefined;
     if (!prefix) throw new WireError("NOT_FOUND", `no route for ${path}`);
@@ -449,18 +451,45 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       throw new WireError("REFUSED", `device ${peerId} is not allowed to send messages here`);
     }
     const items = decodeBatch(await this.readBodyOf(stream, peerId, MAX_BATCH_REQUEST_BYTES), MAX_BATCH_ITEMS);
-    // Handed to the flows in order; their receipts (a turn of Node-RED's delivery each) are awaited together.
+    const { outcomes } = await this.startBatch(peerId, items);
+    respondJson(stream, await outcomes);
+  }
+
+  /**
+   * Hands a batch's messages to the flows in order (each checked against the ACL), and returns once all
+   * are handed over; their receipts (a turn of Node-RED's delivery each) are awaited together in
+   * `outcomes`. (Wrapped, so that the caller can start the next batch before these settle.)
+   */
+  private async startBatch(peerId: string, items: BatchItem[]): Promise<{ outcomes: Promise<BatchOutcome[]> }> {
     const outcomes: Array<Promise<BatchOutcome>> = [];
     for (const item of items) {
       try {
         validateTopic(item.topic);
         await this.ensureAllowed(peerId, "msg", item.topic);
+        // The limit a single request is held to (a batch item is no way around it).
+        if (item.body.length > this.limits.maxMessageBytes) throw new WireError("TOO_LARGE", `the message (${item.body.length} bytes) is larger than the ${this.limits.maxMessageBytes} bytes this device accepts`);
         outcomes.push(this.deliver(peerId, item).then((ack) => ({ ack }), batchFailure));
       } catch (err) {
         outcomes.push(Promise.resolve(batchFailure(err)));
       }
     }
-    respondJson(stream, await Promise.all(outcomes));
+    return { outcomes: Promise.all(outcomes) };
+  }
+
+  /**
+   * The message channel: batches as frames on one long-lived stream (lib/wire/channel.ts), each handled
+   * as a /batch request is. It carries on while the peer sends; an idle one is closed by the stream timeout.
+   */
+  private async serveChannel(stream: ServerHttp2Stream, peerId: string): Promise<void> {
+    if (!this.mayTry(peerId, "send", "msg/")) {
+      this.emit("refused", { peerId, kind: "acl", reason: "not allowed to send messages" });
+      throw new WireError("REFUSED", `device ${peerId} is not allowed to send messages here`);
+    }
+    await serveChannel(stream, {
+      handle: (body) => this.startBatch(peerId, decodeBatch(body, MAX_BATCH_ITEMS)),
+      charge: (bytes) => this.budget.take(peerId, bytes),
+      release: (bytes) => this.budget.release(peerId, bytes),
+    });
   }
 
   private async ensureAllowed(peerId: string, kind: "msg" | "stream", topic: string): Promise<void> {
