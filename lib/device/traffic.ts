@@ -79,8 +79,14 @@ export class Traffic {
     return this.syncs;
   }
 
+  /** The peer last counted (the last in `peers`' order). */
+  private latest?: string;
+
   private peer(peerId: string): PeerTraffic {
     let peer = this.peers.get(peerId);
+    // Already the most recent: the common case (a burst from one peer) costs one lookup, not a delete and an insert.
+    if (peer && peerId === this.latest) return peer;
+    this.latest = peerId;
     if (peer) {
       // Most recently active last, so the first is the one to drop at the cap.
       this.peers.delete(peerId);

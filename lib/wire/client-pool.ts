@@ -177,7 +177,12 @@ export class ClientPool {
       lane = { inFlight: 0, queue: [], peer };
       this.channelLanes.set(peer.id, lane);
     }
-    const queued = new Promise<Ack>((resolve, reject) => lane.queue.push({ ...item, resolve, reject }));
+    const queued = new Promise<Ack>((resolve, reject) => {
+      const waiting = item as Queued;
+      waiting.resolve = resolve;
+      waiting.reject = reject;
+      lane.queue.push(waiting);
+    });
     if (!lane.flush) lane.flush = setImmediate(() => this.flushChannel(lane));
     return queued;
   }

@@ -2,6 +2,19 @@ import should from "should";
 import { Device, Identity, prometheusText, Traffic } from "../../lib";
 
 describe("metrics", () => {
+  it("keeps the 2,000 most recently active peers: a peer counted again and again is never the one dropped", () => {
+    const traffic = new Traffic();
+    for (let i = 0; i < 2_000; i++) traffic.received(`p${i}`, "msg", 1);
+    traffic.received("p0", "msg", 1);
+    traffic.sent("p0", "msg", 1); // the most recent already: counted without reordering
+    traffic.received("new", "msg", 1);
+    should(traffic.byPeer.size).equal(2_000);
+    should(traffic.byPeer.has("p0")).be.true();
+    should(traffic.byPeer.has("p1")).be.false();
+    should(traffic.byPeer.get("p0")).containEql({ messagesIn: 2, messagesOut: 1 });
+    should([...traffic.byPeer.keys()].slice(-2)).eql(["p0", "new"]);
+  });
+
   it("counts per peer and direction, and refusals by kind", () => {
     const traffic = new Traffic();
     traffic.received("p1", "msg", 10);
