@@ -1,4 +1,5 @@
 import { createHmac, createPrivateKey, createPublicKey, randomBytes } from "node:crypto";
+import { base32 as lowerBase32 } from "../identity/device-id";
 
 /**
  * A v3 onion service client-authorisation key pair (x25519): the service lists the public key, and a
@@ -48,21 +49,7 @@ function clientKeyFromSeed(seed: Buffer): OnionClientKey {
   return { publicKey: base32(spki.subarray(spki.length - 32)), privateKey: secret.toString("base64") };
 }
 
-const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-
-/** RFC 4648 base32 without padding (tor's base32_encode, upper case). */
+/** RFC 4648 base32 without padding, upper case, as tor writes keys (the device ids' encoding, upper-cased). */
 export function base32(bytes: Buffer): string {
-  let out = "";
-  let bits = 0;
-  let value = 0;
-  for (const byte of bytes) {
-    value = (value << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += BASE32[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31];
-  return out;
+  return lowerBase32(bytes).toUpperCase();
 }

@@ -108,6 +108,17 @@ class ChannelUnsupported extends Error {
   }
 }
 
+/** The first messages of a queue that fit one batch (one at least, however large). */
+function takeBatch(queue: Queued[]): Queued[] {
+  let bytes = 0;
+  let count = 0;
+  while (count < queue.length && count < MAX_BATCH_ITEMS && bytes + queue[count].body.length <= MAX_BATCH_BODY_BYTES) {
+    bytes += queue[count].body.length;
+    count += 1;
+  }
+  return queue.splice(0, Math.max(1, count));
+}
+
 function settleOutcome(item: Queued, outcome: BatchOutcome | undefined): void {
   if (outcome && "ack" in outcome) item.resolve(outcome.ack);
   else if (outcome) item.reject(wireErrorFromResponse(outcome.status, outcome.error, outcome.reason));
@@ -189,15 +200,7 @@ export class ClientPool {
 
   private flushChannel(lane: ChannelLane): void {
     lane.flush = undefined;
-    while (lane.queue.length > 0 && lane.inFlight < MAX_CHANNEL_FRAMES_IN_FLIGHT) {
-      let bytes = 0;
-      let count = 0;
-      while (count < lane.queue.length && count < MAX_BATCH_ITEMS && bytes + lane.queue[count].body.length <= MAX_BATCH_BODY_BYTES) {
-        bytes += lane.queue[count].body.length;
-        count += 1;
-      }
-      void this.sendFrame(lane, lane.queue.splice(0, Math.max(1, count)));
-    }
+    while (lane.queue.length > 0 && lane.inFlight < MAX_CHANNEL_FRAMES_IN_FLIGHT) void this.sendFrame(lane, takeBatch(lane.queue));
     if (lane.inFlight === 0 && lane.queue.length === 0) this.channelLanes.delete(lane.peer.id);
   }
 
@@ -347,13 +350,7 @@ export class ClientPool {
   /** Sends what queued up while requests were in flight; forgets an idle lane. */
   private drain(peer: PeerEndpoint, lane: Lane): void {
     while (lane.queue.length > 0 && lane.inFlight < MAX_IN_FLIGHT) {
-      let bytes = 0;
-      let count = 0;
-      while (count < lane.queue.length && count < MAX_BATCH_ITEMS && bytes + lane.queue[count].body.length <= MAX_BATCH_BODY_BYTES) {
-        bytes += lane.queue[count].body.length;
-        count += 1;
-      }
-      const batch = lane.queue.splice(0, Math.max(1, count));
+      const batch = takeBatch(lane.queue);
       if (batch.length === 1) this.sendOne(peer, lane, batch[0]).then(batch[0].resolve, batch[0].reject);
       else void this.sendBatch(peer, lane, batch);
     }
