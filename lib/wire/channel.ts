@@ -1,6 +1,7 @@
 import http2, { type ClientHttp2Stream, type ServerHttp2Stream } from "node:http2";
 import { WireError } from "../protocol/errors";
 import { CHANNEL_CONTENT_TYPE } from "../protocol/wire";
+import { errorFromResponse } from "./http2-io";
 import { type BatchOutcome, MAX_BATCH_REQUEST_BYTES } from "./batch";
 
 /**
@@ -139,6 +140,13 @@ export function serveChannel(stream: ServerHttp2Stream, host: ChannelHost): Prom
   });
 }
 
+/** The peer runs a release without the message channel (it answered 404): its messages go as requests. */
+export class ChannelUnsupported extends WireError {
+  constructor() {
+    super("NOT_FOUND", "the peer has no message channel");
+  }
+}
+
 interface Waiting {
   resolve(outcomes: BatchOutcome[]): void;
   reject(err: Error): void;
@@ -151,6 +159,11 @@ export class ClientChannel {
   private readonly reader = new FrameReader();
   private nextId = 1;
   private failure?: Error;
+  /** The listener answered 200: what comes back is frames. */
+  private get accepted(): boolean {
+    return this.status === 200;
+  }
+  private status?: number;
   private idleTimer?: NodeJS.Timeout;
 
   constructor(
@@ -158,7 +171,21 @@ export class ClientChannel {
     private readonly idleMs: number,
     private readonly onGone: () => void,
   ) {
+    stream.once("response", (headers) => {
+      const status = (this.status = Number(headers[":status"]));
+      if (status === 200) return;
+      // An earlier release has no route: it answers 404 (and drops the frames already sent).
+      if (status === 404) {
+        this.fail(new ChannelUnsupported());
+        stream.close();
+        return;
+      }
+      const chunks: Buffer[] = [];
+      stream.on("data", (chunk: Buffer) => chunks.length < 64 && chunks.push(chunk));
+      stream.once("end", () => this.fail(errorFromResponse({ status, headers, body: Buffer.concat(chunks) })));
+    });
     stream.on("data", (chunk: Buffer) => {
+      if (!this.accepted) return;
       let frames: Frame[];
       try {
         frames = this.reader.push(chunk);

@@ -5,7 +5,7 @@ import { pipeline } from "node:stream/promises";
 import tls, { type TLSSocket } from "node:tls";
 import { Identity, spkiOf, verifyPeerCertificate } from "../identity";
 import { serverNameFor } from "./server-name";
-import { ClientChannel } from "./channel";
+import { ChannelUnsupported, ClientChannel } from "./channel";
 import { BatchItem, BatchOutcome, encodeBatch, MAX_BATCH_BODY_BYTES, MAX_BATCH_ITEMS } from "./batch";
 import { WireError, wireErrorFromResponse } from "../protocol/errors";
 import { ackFromResponse, errorFromResponse, readResponse, setIdleTimeout, ClientResponse } from "./http2-io";
@@ -101,13 +101,6 @@ const MAX_CHANNEL_FRAMES_IN_FLIGHT = 4;
 /** A channel with nothing in flight ends after this (the listener would cut it at its 30 s stream timeout). */
 const CHANNEL_IDLE_MS = 10_000;
 
-/** The peer runs a release without the message channel (it answered 404). */
-class ChannelUnsupported extends Error {
-  constructor() {
-    super("the peer has no message channel");
-  }
-}
-
 /** The first messages of a queue that fit one batch (one at least, however large). */
 function takeBatch(queue: Queued[]): Queued[] {
   let bytes = 0;
@@ -141,7 +134,7 @@ export class ClientPool {
   private readonly sessions = new Map<string, Promise<PooledSession>>();
   private readonly lanes = new Map<string, Lane>();
   private readonly channelLanes = new Map<string, ChannelLane>();
-  private readonly channels = new Map<string, { pooled: PooledSession; opening: Promise<ClientChannel> }>();
+  private readonly channels = new Map<string, { pooled: PooledSession; channel: ClientChannel }>();
   /** Peers that answered the channel with 404 (an earlier release): messages go as requests. */
   private readonly withoutChannel = new Set<string>();
   private readonly idleMs: number;
@@ -218,14 +211,14 @@ export class ClientPool {
       for (let attempt = 1; ; attempt++) {
         const pooled = await this.session(peer);
         try {
-          const channel = await this.channelOn(peer, pooled, timeoutMs);
-          outcomes = await channel.exchange(body, timeoutMs);
+          outcomes = await this.channelOn(peer, pooled).exchange(body, timeoutMs);
           break;
         } catch (err) {
           if (err instanceof ChannelUnsupported) throw err;
           if (pooled.refusal) throw refused(peer, pooled.refusal);
           const stalled = await this.droppedIfStalled(peer.id, pooled, err, timeoutMs);
-          if (attempt > 1 || !(stalled || (err instanceof WireError && err.code !== "TIMEOUT"))) throw err;
+          // Sent once more only when the channel itself broke (or its connection stalled), never after a refusal.
+          if (attempt > 1 || !(stalled || (err instanceof WireError && err.code === "UNREACHABLE"))) throw err;
         }
       }
       batch.forEach((item, i) => settleOutcome(item, outcomes[i]));
@@ -243,41 +236,22 @@ export class ClientPool {
     }
   }
 
-  /** The peer's message channel on this connection: the open one, or a new one (waiting `timeoutMs` at most for the answer). */
-  private channelOn(peer: PeerEndpoint, pooled: PooledSession, timeoutMs: number): Promise<ClientChannel> {
+  /**
+   * The peer's message channel on this connection: the open one, or a new one. Frames go out at once,
+   * before the listener's answer to the channel itself: a first message costs no extra round trip.
+   */
+  private channelOn(peer: PeerEndpoint, pooled: PooledSession): ClientChannel {
     const held = this.channels.get(peer.id);
-    if (held?.pooled === pooled) return held.opening;
-    const opening = (async () => {
-      const request = pooled.session.request({ ":method": "POST", ":path": CHANNEL_PATH, "content-type": CHANNEL_CONTENT_TYPE });
-      request.on("error", () => undefined); // reported through the channel's frames
-      const headers = await new Promise<IncomingHttpHeaders>((resolve, reject) => {
-        request.once("response", resolve);
-        request.once("error", reject);
-        request.once("close", () => reject(new WireError("UNREACHABLE", `${peer.address} closed the message channel before answering`)));
-        request.setTimeout(timeoutMs, () => request.destroy(new WireError("TIMEOUT", `no answer to the message channel within ${timeoutMs} ms`)));
-      });
-      request.setTimeout(0);
-      const status = Number(headers[":status"]);
-      if (status !== 200) {
-        // An earlier release has no channel: it answers 404, and gets requests from now on.
-        if (status === 404) {
-          request.close();
-          throw new ChannelUnsupported();
-        }
-        const chunks: Buffer[] = [];
-        request.on("data", (chunk: Buffer) => chunks.length < 64 && chunks.push(chunk));
-        await new Promise((resolve) => request.once("close", resolve));
-        throw errorFromResponse({ status, headers, body: Buffer.concat(chunks) });
-      }
-      return new ClientChannel(request, CHANNEL_IDLE_MS, () => forget());
-    })();
-    const entry = { pooled, opening };
-    const forget = (): void => {
-      if (this.channels.get(peer.id) === entry) this.channels.delete(peer.id);
+    if (held?.pooled === pooled && held.channel.open) return held.channel;
+    const request = pooled.session.request({ ":method": "POST", ":path": CHANNEL_PATH, "content-type": CHANNEL_CONTENT_TYPE });
+    const entry = {
+      pooled,
+      channel: new ClientChannel(request, CHANNEL_IDLE_MS, () => {
+        if (this.channels.get(peer.id) === entry) this.channels.delete(peer.id);
+      }),
     };
     this.channels.set(peer.id, entry);
-    opening.catch(forget);
-    return opening;
+    return entry.channel;
   }
 
   /**
@@ -479,7 +453,7 @@ export class ClientPool {
     this.closed = true;
     for (const lane of [...this.lanes.values(), ...this.channelLanes.values()]) for (const item of lane.queue.splice(0)) item.reject(new WireError("CLOSED", "the device is stopping"));
     for (const lane of this.channelLanes.values()) clearImmediate(lane.flush);
-    for (const held of this.channels.values()) held.opening.then((channel) => channel.close(), () => undefined);
+    for (const held of this.channels.values()) held.channel.close();
     this.channels.clear();
     for (const entry of this.sessions.values()) entry.then((pooled) => pooled.session.destroy(), () => undefined);
     this.sessions.clear();
