@@ -18,6 +18,10 @@ const RESULT_SUCCESS = 0x00;
 const RESULT_UNLIKELY_ERROR = 0x0e;
 const DEFAULT_EXPIRE_MS = 10_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** A private peripheral that matched nobody is read again after a rename at most this often. */
+const REREAD_MS = 10_000;
+/** A data link whose GATT connection fails (the peripheral busy with another central's brief read) tries again after this. */
+const CONNECT_RETRY_MS = 250;
 /** The most an attribute value may hold (ATT), so the most a private device's beacons may take. */
 const MAX_ATTRIBUTE_BYTES = 512;
 
@@ -45,7 +49,9 @@ interface Sighted {
    * device's peer list. A private peripheral takes a new name when its epoch or its peers change, and
    * this device's own new peers may recognise it now: either way it is read again.
    */
-  readFor?: string;
+  readFor?: { name: string; peers: string; byId: boolean };
+  /** When it was last read (a rename alone makes a new read at most every REREAD_MS). */
+  readAt: number;
   lastSeen: number;
   readingId: boolean;
 }
@@ -136,8 +142,16 @@ export class BleTransport extends EventEmitter<TransportEvents> implements Trans
     const timer = setTimeout(() => stream.disconnected(`no GATT connection within ${timeoutMs} ms`), timeoutMs);
     stream.once("close", () => clearTimeout(timer));
     const peripheral = entry.peripheral;
-    peripheral.connect((err) => {
-      if (err) return stream.disconnected(err.message);
+    const deadline = Date.now() + timeoutMs;
+    const connected = (err: Error | null | undefined): void => {
+      if (err) {
+        // A peripheral serves one central at a time: another's brief id read may hold it for a moment.
+        if (!stream.destroyed && Date.now() + CONNECT_RETRY_MS < deadline) {
+          setTimeout(attempt, CONNECT_RETRY_MS);
+          return;
+        }
+        return stream.disconnected(err.message);
+      }
       if (stream.destroyed) return peripheral.disconnect();
       peripheral.once("disconnect", () => stream.disconnected("disconnected"));
       peripheral.discoverSomeServicesAndCharacteristics([BLE_SERVICE_UUID], [BLE_RX_UUID, BLE_TX_UUID], (discoverErr, _services, characteristics) => {
@@ -154,7 +168,14 @@ export class BleTransport extends EventEmitter<TransportEvents> implements Trans
           stream.attach({ chunkBytes: Math.max(20, (peripheral.mtu ?? 23) - 3), send: (chunk, sent) => rx.write(chunk, false, (writeErr) => sent(writeErr)) });
         });
       });
-    });
+    };
+    // This device's own id read shares the noble peripheral: its disconnect would end the link, so the link waits for it.
+    const attempt = (): void => {
+      if (stream.destroyed) return;
+      if (entry.readingId) setTimeout(attempt, CONNECT_RETRY_MS);
+      else peripheral.connect(connected);
+    };
+    attempt();
     return stream;
   }
 
@@ -276,19 +297,28 @@ export class BleTransport extends EventEmitter<TransportEvents> implements Trans
     if (!name.startsWith(NAME_PREFIX) || name === this.advertisedName) return;
     let entry = this.sighted.get(peripheral.uuid);
     if (!entry) {
-      entry = { peripheral, lastSeen: 0, readingId: false };
+      entry = { peripheral, lastSeen: 0, readAt: 0, readingId: false };
       this.sighted.set(peripheral.uuid, entry);
     }
     entry.lastSeen = Date.now();
     // Meanwhile the ids it was read as are still in range (the same radio).
     if (entry.ids) for (const id of entry.ids) this.emit("found", { id, address: peripheral.uuid, verified: false });
-    if ((!entry.ids || entry.readFor !== this.readKey(entry, name)) && !entry.readingId) this.readId(entry);
+    if (!entry.readingId && this.wantsRead(entry, name)) this.readId(entry);
   }
 
-  /** See Sighted.readFor. A device id's read stands while the name does. */
-  private readKey(entry: Sighted, name: string): string {
-    const beacons = this.options.beacons;
-    return entry.readFor?.startsWith("id|") ? `id|${name}` : `beacons|${name}|${beacons?.peersVersion() ?? ""}`;
+  /**
+   * Whether to read a peripheral (again). Never while this device holds a data link to it: the read's
+   * brief connection is the same noble peripheral, and its disconnect would take the link down. A device
+   * recognised once is the same radio after it renames: read again only when this device's peers change.
+   * One that matched nobody: when its name changes too (a new epoch, or its own peers changed), at most
+   * every REREAD_MS, since each read holds its peripheral (which serves one central at a time).
+   */
+  private wantsRead(entry: Sighted, name: string): boolean {
+    const read = entry.readFor;
+    if (!entry.ids || !read) return true;
+    if (read.byId || [...this.outgoing].some((stream) => stream.remote === entry.peripheral.uuid)) return false;
+    if (this.options.beacons?.peersVersion() !== read.peers) return true;
+    return entry.ids.length === 0 && name !== read.name && Date.now() - entry.readAt >= REREAD_MS;
   }
 
   /**
@@ -306,7 +336,8 @@ export class BleTransport extends EventEmitter<TransportEvents> implements Trans
         if (!data || !this.running) return;
         const ids = this.idsIn(data, name);
         // A private device nobody here knows is asked again only when its name or this device's peers change.
-        entry.readFor = isDeviceId(data.toString("utf8")) ? `id|${name}` : `beacons|${name}|${peersVersion}`;
+        entry.readFor = { name, peers: peersVersion, byId: isDeviceId(data.toString("utf8")) };
+        entry.readAt = Date.now();
         for (const id of entry.ids ?? []) if (!ids.includes(id)) this.emit("lost", id);
         entry.ids = ids;
         for (const id of ids) this.emit("found", { id, address: peripheral.uuid, verified: false });

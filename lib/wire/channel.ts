@@ -159,10 +159,7 @@ export class ClientChannel {
   private readonly reader = new FrameReader();
   private nextId = 1;
   private failure?: Error;
-  /** The listener answered 200: what comes back is frames. */
-  private get accepted(): boolean {
-    return this.status === 200;
-  }
+  /** The listener's answer to the channel (200: what comes back is frames). */
   private status?: number;
   private idleTimer?: NodeJS.Timeout;
 
@@ -171,44 +168,54 @@ export class ClientChannel {
     private readonly idleMs: number,
     private readonly onGone: () => void,
   ) {
+    // Node may emit a DATA chunk that arrived with the HEADERS before "response": held until then.
+    const early: Buffer[] = [];
     stream.once("response", (headers) => {
       const status = (this.status = Number(headers[":status"]));
-      if (status === 200) return;
+      if (status === 200) {
+        for (const chunk of early.splice(0)) this.receive(chunk);
+        return;
+      }
       // An earlier release has no route: it answers 404 (and drops the frames already sent).
       if (status === 404) {
         this.fail(new ChannelUnsupported());
         stream.close();
         return;
       }
-      const chunks: Buffer[] = [];
+      const chunks = early.splice(0);
       stream.on("data", (chunk: Buffer) => chunks.length < 64 && chunks.push(chunk));
       stream.once("end", () => this.fail(errorFromResponse({ status, headers, body: Buffer.concat(chunks) })));
     });
     stream.on("data", (chunk: Buffer) => {
-      if (!this.accepted) return;
-      let frames: Frame[];
-      try {
-        frames = this.reader.push(chunk);
-      } catch (err) {
-        this.fail(err as Error);
-        stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
-        return;
-      }
-      for (const frame of frames) {
-        const waiter = this.waiting.get(frame.id);
-        if (!waiter) continue; // it timed out meanwhile
-        this.waiting.delete(frame.id);
-        clearTimeout(waiter.timer);
-        try {
-          waiter.resolve(JSON.parse(frame.body.toString("utf8")) as BatchOutcome[]);
-        } catch {
-          waiter.reject(new WireError("REMOTE_ERROR", "the peer's answer on the message channel is not JSON"));
-        }
-      }
-      this.armIdle();
+      if (this.status === undefined) early.push(chunk);
+      else if (this.status === 200) this.receive(chunk);
     });
     stream.on("error", (err) => this.fail(err));
     stream.on("close", () => this.fail(new WireError("UNREACHABLE", "the message channel closed")));
+    this.armIdle();
+  }
+
+  /** Frames from the listener: each answers the frame of its id. */
+  private receive(chunk: Buffer): void {
+    let frames: Frame[];
+    try {
+      frames = this.reader.push(chunk);
+    } catch (err) {
+      this.fail(err as Error);
+      this.stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
+      return;
+    }
+    for (const frame of frames) {
+      const waiter = this.waiting.get(frame.id);
+      if (!waiter) continue; // it timed out meanwhile
+      this.waiting.delete(frame.id);
+      clearTimeout(waiter.timer);
+      try {
+        waiter.resolve(JSON.parse(frame.body.toString("utf8")) as BatchOutcome[]);
+      } catch {
+        waiter.reject(new WireError("REMOTE_ERROR", "the peer's answer on the message channel is not JSON"));
+      }
+    }
     this.armIdle();
   }
 
