@@ -25,6 +25,8 @@ export interface AclEvents {
 export const DEFAULT_RULES: Rule[] = [{ effect: "allow", principal: "known", verb: "*", resource: "*" }];
 
 const DEFAULT_DECISION_CACHE = 10_000;
+/** Up to this many rules that can name a device, its requests are decided without the decision cache. */
+const DIRECT_DECISION_RULES = 16;
 
 /**
  * Decides who may do what: rules over principals (a device, a group of public keys, the known peers, any
@@ -37,6 +39,8 @@ export class Acl extends EventEmitter<AclEvents> {
   private rules: Rule[] = [];
   /** Rules by principal: a decision looks only at the rules that can name the device. */
   private rulesByPrincipal = new Map<string, Rule[]>();
+  /** Per device, the rules of its principals (emptied with the principals). */
+  private readonly rulesCache = new Map<string, Rule[]>();
   private readonly groups = new Map<string, GroupDoc>();
   private readonly memberships = new Map<string, Set<string>>();
   /** Revoked keys, each with the owners that revoked it (this device, or an owner whose groups a rule names). */
@@ -146,6 +150,9 @@ export class Acl extends EventEmitter<AclEvents> {
   }
 
   authorize(peerId: string, verb: Verb, resource: string): boolean {
+    // A device that few rules can name is decided on the spot: cheaper than building a cache key and
+    // keeping it (each new topic would add one, and the cache is emptied when full).
+    if (this.rulesFor(peerId).length <= DIRECT_DECISION_RULES) return this.decide(peerId, verb, resource);
     const key = `${peerId}\u0000${verb}\u0000${resource}`;
     const cached = this.decisions.get(key);
     if (cached !== undefined) return cached;
@@ -181,15 +188,23 @@ export class Acl extends EventEmitter<AclEvents> {
   private decide(peerId: string, verb: Verb, resource: string): boolean {
     if (this.revoked.has(peerId)) return false;
     let allowed = false;
-    for (const principal of this.principalsOf(peerId)) {
-      for (const rule of this.rulesByPrincipal.get(principal) ?? []) {
-        if (rule.verb !== "*" && rule.verb !== verb) continue;
-        if (!resourceMatches(rule.resource, resource)) continue;
-        if (rule.effect === "deny") return false;
-        allowed = true;
-      }
+    for (const rule of this.rulesFor(peerId)) {
+      if (rule.verb !== "*" && rule.verb !== verb) continue;
+      if (!resourceMatches(rule.resource, resource)) continue;
+      if (rule.effect === "deny") return false;
+      allowed = true;
     }
     return allowed;
+  }
+
+  /** The rules that can name a device: those of each principal it answers to (remembered with them). */
+  private rulesFor(peerId: string): Rule[] {
+    let rules = this.rulesCache.get(peerId);
+    if (rules) return rules;
+    rules = this.principalsOf(peerId).flatMap((principal) => this.rulesByPrincipal.get(principal) ?? []);
+    if (this.rulesCache.size >= this.cacheSize) this.rulesCache.clear();
+    this.rulesCache.set(peerId, rules);
+    return rules;
   }
 
   /** Every principal string a device answers to (remembered until the next change). */
@@ -210,6 +225,7 @@ export class Acl extends EventEmitter<AclEvents> {
   private invalidate(): void {
     this.decisions.clear();
     this.principalCache.clear();
+    this.rulesCache.clear();
     this.memberships.clear();
     this.revoked.clear();
     for (const group of this.groups.values()) {

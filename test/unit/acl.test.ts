@@ -13,6 +13,21 @@ describe("Acl rules", () => {
     return acl;
   }
 
+  it("decides the same with few rules naming a device (on the spot) and many (through the decision cache), and follows rule changes", () => {
+    const many = Array.from({ length: 40 }, (_, i) => ({ effect: "allow", principal: "group:family", verb: "send", resource: `msg/room${i}/#` }));
+    for (const rules of [[], many]) {
+      const acl = aclWith([...rules, { effect: "allow", principal: "group:family", verb: "send", resource: "msg/door/#" }, { effect: "deny", principal: `device:${alice}`, verb: "send", resource: "msg/door/secret" }]);
+      for (let round = 0; round < 2; round++) {
+        should(acl.authorize(alice, "send", "msg/door/front")).be.true();
+        should(acl.authorize(alice, "send", "msg/door/secret")).be.false(); // deny wins
+        should(acl.authorize(alice, "read", "msg/door/front")).be.false();
+        should(acl.authorize(bob, "send", "msg/door/front")).be.false();
+      }
+      acl.setRules([...rules]);
+      should(acl.authorize(alice, "send", "msg/door/front")).be.false();
+    }
+  });
+
   it("by default lets known peers do anything and unknown keys nothing", () => {
     const acl = new Acl({ selfId: self.deviceId, isKnown: (id) => id === alice });
     should(acl.authorize(alice, "write", "db/readings")).be.true();
