@@ -187,7 +187,9 @@ export class ClientPool {
       waiting.reject = reject;
       lane.queue.push(waiting);
     });
-    if (!lane.flush) lane.flush = setImmediate(() => this.flushChannel(lane));
+    // A lone message goes at once; messages behind it in this turn wait for the next, to leave as one frame.
+    if (lane.inFlight === 0 && lane.queue.length === 1) this.flushChannel(lane);
+    else if (!lane.flush) lane.flush = setImmediate(() => this.flushChannel(lane));
     return queued;
   }
 
