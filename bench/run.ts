@@ -13,6 +13,7 @@ import { meshBytes } from "./mesh-bytes";
 import { meshLatency, replicationRate } from "./replication";
 import { messagesInNodeRed } from "./messages-in-node-red";
 import { libraryMessages } from "./messages-library";
+import { gatewayScale } from "./gateway-scale";
 import { mosquittoAvailable, startMosquitto } from "./mosquitto";
 import { BenchResult, result } from "./stats";
 import { firstMessage, streamThroughput } from "./streams-and-handshakes";
@@ -54,6 +55,24 @@ const BENCHMARKS: Benchmark[] = [
       const rounds = quick ? 3 : 5;
       const library = await libraryMessages({ count: quick ? 5_000 : 20_000, window: 32, rounds });
       return [result("lib-msg-rate-vs-raw-tls", library.ours, library.raw, "msg/s", `device.send→onMessage with acks vs length-prefixed JSON frames and acks on one mutual-TLS 1.3 socket, same payloads, 32 in flight, median of ${rounds}; target ≥ 0.5`)];
+    },
+  },
+  {
+    name: "one gateway and 10, 100, 1,000 devices sending a message a second each",
+    async run(quick) {
+      const steps = await gatewayScale({
+        steps: quick ? [10, 100] : [10, 100, 1_000],
+        loadSeconds: quick ? 5 : 10,
+        onStep: (step) => console.log(`    ${step.peers} peers: gateway ${step.idleRssMb.toFixed(0)} MB idle (${step.rssPerPeerKb.toFixed(0)} KB a peer), ${step.delivered}/${step.sent} messages delivered, p50 ${step.p50Ms.toFixed(2)} ms, p99 ${step.p99Ms.toFixed(1)} ms, gateway CPU ${step.cpuPercent.toFixed(1)} % of a core (${step.cpuMsPer1k.toFixed(0)} ms per 1,000 messages, streams included), ${step.streamMb.toFixed(0)} MB streamed`),
+      });
+      const [first, , last = steps[steps.length - 1]] = steps;
+      const middle = steps[Math.max(0, steps.length - 2)];
+      return [
+        result("gateway-delivered-vs-sent", last.delivered, last.sent, "msgs", `${last.peers} devices, one message a second each for the load period, 10 of them also sending 1 MB streams every 2 s; target 1.0`),
+        result("gateway-rss-per-idle-peer-vs-target", last.rssPerPeerKb, 100, "KB", `the gateway's RSS (own process, after a full collection) with ${last.peers} peers connected and idle, less its RSS before any, per peer; target ≤ 100 KB`),
+        result("gateway-p99-vs-10-peers", last.p99Ms, first.p99Ms, "ms", `send → ack p99 with ${last.peers} peers vs with ${first.peers}`),
+        result("gateway-cpu-vs-fewer-peers", last.cpuPercent, middle.cpuPercent, "%", `the gateway's share of a core with ${last.peers} peers vs ${middle.peers} (${last.peers / middle.peers}x the messages; the same 10 streams)`),
+      ];
     },
   },
   {
