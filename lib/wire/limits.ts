@@ -50,10 +50,3 @@ export const DEFAULT_LIMITS: WireLimits = {
  * loopback or LAN round trip. (64 KiB frames were tried and measured no faster.)
  */
 export const FLOW_SETTINGS = { initialWindowSize: 1024 * 1024 };
-
-/**
- * The connection's own receive window (HTTP/2 keeps one beside each stream's, 64 KiB unless raised):
- * at 64 KiB a stream moved at 0.47x a bare TLS socket, at 2 MiB 0.64–0.69x (4 and 8 MiB measured no
- * faster). It bounds what a peer may have in flight on one connection and not yet read here.
- */
-export const CONNECTION_WINDOW_BYTES = 2 * 1024 * 1024;
