@@ -248,7 +248,8 @@ export class ClientPool {
     const request = pooled.session.request({ ":method": "POST", ":path": CHANNEL_PATH, "content-type": CHANNEL_CONTENT_TYPE });
     const entry = {
       pooled,
-      channel: new ClientChannel(request, CHANNEL_IDLE_MS, () => {
+      // Ended before the connection's own idle close: a connection is never closed (GOAWAY) under an open channel.
+      channel: new ClientChannel(request, Math.min(CHANNEL_IDLE_MS, this.idleMs / 2), () => {
         if (this.channels.get(peer.id) === entry) this.channels.delete(peer.id);
       }),
     };
