@@ -91,13 +91,17 @@ export function serveChannel(stream: ServerHttp2Stream, host: ChannelHost): Prom
   let pending = 0;
   let ended = false;
   let charged = 0;
+  let closed = false;
   return new Promise<void>((resolve) => {
+    // At close, what is still charged goes back at once; an answer settling later releases nothing twice.
     const finish = (): void => {
+      closed = true;
       host.release(charged);
       charged = 0;
       resolve();
     };
     const answered = (frame: Frame, outcomes: BatchOutcome[]): void => {
+      if (closed) return;
       pending -= 1;
       host.release(frame.body.length);
       charged -= frame.body.length;

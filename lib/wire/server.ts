@@ -445,11 +445,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
 
   /** Messages that queued up at the sender, delivered in order, each with its own outcome. */
   private async serveBatch(stream: ServerHttp2Stream, peerId: string): Promise<void> {
-    // Refused before a byte of the body is read: a peer that may send no message at all gets nothing held for it.
-    if (!this.mayTry(peerId, "send", "msg/")) {
-      this.emit("refused", { peerId, kind: "acl", reason: "not allowed to send messages" });
-      throw new WireError("REFUSED", `device ${peerId} is not allowed to send messages here`);
-    }
+    this.ensureMaySendMessages(peerId);
     const items = decodeBatch(await this.readBodyOf(stream, peerId, MAX_BATCH_REQUEST_BYTES), MAX_BATCH_ITEMS);
     const { outcomes } = await this.startBatch(peerId, items);
     respondJson(stream, await outcomes);
@@ -481,15 +477,19 @@ export class WireServer extends EventEmitter<WireServerEvents> {
    * as a /batch request is. It carries on while the peer sends; an idle one is closed by the stream timeout.
    */
   private async serveChannel(stream: ServerHttp2Stream, peerId: string): Promise<void> {
-    if (!this.mayTry(peerId, "send", "msg/")) {
-      this.emit("refused", { peerId, kind: "acl", reason: "not allowed to send messages" });
-      throw new WireError("REFUSED", `device ${peerId} is not allowed to send messages here`);
-    }
+    this.ensureMaySendMessages(peerId);
     await serveChannel(stream, {
       handle: (body) => this.startBatch(peerId, decodeBatch(body, MAX_BATCH_ITEMS)),
       charge: (bytes) => this.budget.take(peerId, bytes),
       release: (bytes) => this.budget.release(peerId, bytes),
     });
+  }
+
+  /** Refused before a byte of a batch or a channel is read: a peer that may send no message at all gets nothing held for it. */
+  private ensureMaySendMessages(peerId: string): void {
+    if (this.mayTry(peerId, "send", "msg/")) return;
+    this.emit("refused", { peerId, kind: "acl", reason: "not allowed to send messages" });
+    throw new WireError("REFUSED", `device ${peerId} is not allowed to send messages here`);
   }
 
   private async ensureAllowed(peerId: string, kind: "msg" | "stream", topic: string): Promise<void> {

@@ -80,6 +80,29 @@ describe("wire: the message channel (one stream per peer, batches as frames)", (
     should(served.filter((entry) => entry.path === "/channel").length).equal(3);
   });
 
+  it("gives a cut channel's unanswered frames back to the peer's share once, however late their answers come", async () => {
+    ({ a, b } = await devicePair());
+    const served = streamsServed(b);
+    const server = (b as unknown as { server: { pendingBodies: { bytes: number } } }).server;
+    const held: Array<() => void> = [];
+    b.onMessage("slow", () => new Promise<void>((resolve) => held.push(resolve)));
+    const first = a.send("b", "slow", "x".repeat(1_000)).catch(() => undefined);
+    while (held.length < 1) await new Promise((resolve) => setImmediate(resolve));
+    // The listener cuts the channel while the frame's delivery is still held by the flow.
+    for (const entry of served) if (entry.path === "/channel") entry.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    // The frame goes again on a new channel; that copy is the duplicate of one still being delivered, held too.
+    while (served.filter((entry) => entry.path === "/channel").length < 2) await new Promise((resolve) => setImmediate(resolve));
+    const second = a.send("b", "slow", "y".repeat(1_000)).catch(() => undefined);
+    while (held.length < 2) await new Promise((resolve) => setImmediate(resolve));
+    const before = server.pendingBodies.bytes;
+    should(before).be.above(1_000); // the frames on the new channel
+    held[0](); // the first, cut channel's answer settles now
+    await new Promise((resolve) => setImmediate(resolve));
+    should(server.pendingBodies.bytes).equal(before);
+    for (const release of held) release();
+    await Promise.all([first, second]);
+  });
+
   it("ends a channel that sends an oversized or unreadable frame, not the connection, and serves the next", async () => {
     ({ a, b } = await devicePair());
     const session = await rawSession(b.port!, { key: a.identity.privateKeyPem, cert: a.identity.certificatePem });
