@@ -14,6 +14,8 @@ export * from "./acl";
 export { openDatabase, isStorageFull, levelDbMemory, LEVELDB_OPTIONS, type Database } from "./storage/database";
 export { isDocumentBody, newDocumentId, putDocument } from "./storage/documents";
 export { closeIdleDatabases, openDatabaseCount } from "./storage/open-databases";
+export { purgeDocuments, type PurgeResult } from "./storage/purge";
+export { MIN_RETAINED_BYTES, RetentionKeeper, validateRetention, type PurgeEvent, type RetentionPolicy } from "./storage/retention";
 export { StorageError, describeStorageError } from "./storage/storage-error";
 export { Mesh, type MeshOptions, type MeshMessage, type MeshListener, type SendMeshOptions, type MeshEvents } from "./mesh/mesh";
 export { MESH_SYNC_DEFAULTS, lowPower, type PowerReading } from "./mesh/defaults";

@@ -7,8 +7,10 @@ import { serveCouch } from "../replication/couch-endpoint";
 import { refuseReplicatedDesignDocs } from "../replication/design-guard";
 import { type Direction, replicateOnce, type ReplicateOptions, type SyncReport } from "../replication/replicator";
 import { type ByteCounter, wireFetch } from "../replication/wire-fetch";
-import { type Database, remoteDatabase, validateDatabaseName } from "../storage/database";
+import { type Database, reclaimSpace, remoteDatabase, validateDatabaseName } from "../storage/database";
 import { acquireDatabase, type DatabaseLease } from "../storage/open-databases";
+import { purgeDocuments, type PurgeResult } from "../storage/purge";
+import { RetentionKeeper, type RetentionPolicy } from "../storage/retention";
 import { describeStorageError, type StorageError } from "../storage/storage-error";
 import type { ClientPool, PeerEndpoint } from "../wire/client-pool";
 
@@ -42,6 +44,10 @@ export interface DeviceDatabases {
   track<T>(work: Promise<T>): Promise<T>;
   /** A peer's database at `path` as a PouchDB, every request of it travelling over the wire. */
   remote(peerId: string, path: string, counter?: ByteCounter): Database;
+  /** Removes documents from this device's copy only (peers keep theirs) and gives their space back. */
+  purge(name: string, ids: readonly string[]): Promise<PurgeResult>;
+  /** Keeps `name` within `policy` until the keeper is stopped (or the device stops). */
+  retain(name: string, policy: RetentionPolicy): RetentionKeeper;
 }
 
 /**
@@ -54,6 +60,7 @@ export class DatabaseHost implements DeviceDatabases {
   private readonly leases = new Map<string, DatabaseLease>();
   private readonly errors = new Map<string, StorageError>();
   private readonly work = new Set<Promise<unknown>>();
+  private readonly keepers = new Set<RetentionKeeper>();
   private stopping = false;
 
   constructor(private readonly options: DatabaseHostOptions) {
@@ -85,7 +92,8 @@ export class DatabaseHost implements DeviceDatabases {
   /** Waits for the work under way, then releases the databases (kept open a while for a device started again on them). */
   async drainAndRelease(): Promise<void> {
     this.refuseNewWork();
-    await Promise.allSettled([...this.work]);
+    await Promise.allSettled([...[...this.keepers].map((keeper) => keeper.stop()), ...this.work]);
+    this.keepers.clear();
     for (const lease of this.leases.values()) lease.release();
   }
 
@@ -118,6 +126,25 @@ export class DatabaseHost implements DeviceDatabases {
   remote(peerId: string, path: string, counter?: ByteCounter): Database {
     const first = this.options.endpoint(peerId);
     return remoteDatabase(`https://${first.address}${path}`, { fetch: wireFetch(this.options.pool, () => this.options.endpoint(peerId), counter) });
+  }
+
+  purge(name: string, ids: readonly string[]): Promise<PurgeResult> {
+    const db = this.open(name);
+    return this.track(
+      (async () => {
+        const result = await purgeDocuments(db, ids);
+        if (result.purged.length > 0) await reclaimSpace(db);
+        return result;
+      })(),
+    );
+  }
+
+  retain(name: string, policy: RetentionPolicy): RetentionKeeper {
+    const keeper = new RetentionKeeper(this.open(name), name, policy, (work) => this.track(work));
+    this.keepers.add(keeper);
+    keeper.once("stopped", () => this.keepers.delete(keeper));
+    keeper.start();
+    return keeper;
   }
 
   private async serveNow(peerId: string, target: DatabaseTarget, request: CouchRequest): Promise<CouchReply> {

@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import type PouchDB from "pouchdb-node";
 import type { Database } from "../storage/database";
+import { timeOf } from "../storage/documents";
 
 /** What to do when replication brings two versions of a document edited apart (offline, on two devices). */
 export type ConflictPolicy =
@@ -106,9 +107,8 @@ export class ConflictWatcher extends EventEmitter<ConflictEvents> {
  */
 function latest(leaves: Leaf[], field: string): Leaf {
   const time = (leaf: Leaf): number => {
-    const value = leaf[field];
-    const ms = typeof value === "number" ? value : typeof value === "string" ? Date.parse(value) : NaN;
-    return Number.isFinite(ms) ? ms : -Infinity;
+    const ms = timeOf(leaf[field]);
+    return Number.isNaN(ms) ? -Infinity : ms;
   };
   const generation = (rev: string): number => Number(rev.split("-")[0]);
   return leaves.reduce((best, leaf) => {

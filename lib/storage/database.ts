@@ -23,11 +23,14 @@ export const LEVELDB_WRITE_BUFFER_BYTES = 4 << 20;
 
 /** Every LevelDB handle PouchDB opened through openDatabase, for levelDbMemory(); closed ones are dropped as they are seen. */
 const stores = new Set<ReturnType<typeof leveldown>>();
+/** The latest LevelDB handle opened at each location, for reclaimSpace. */
+const storeAt = new Map<string, ReturnType<typeof leveldown>>();
 
 /** leveldown itself, but it remembers what it opened. PouchDB calls it for each new path and its destroy() to delete one. */
 function countedLeveldown(location: string): ReturnType<typeof leveldown> {
   const store = leveldown(location);
   stores.add(store);
+  storeAt.set(location, store);
   return store;
 }
 countedLeveldown.destroy = leveldown.destroy.bind(leveldown);
@@ -39,6 +42,7 @@ export function levelDbMemory(): { databases: number; bytes: number } {
   for (const store of stores) {
     if (store.status === "closed") {
       stores.delete(store);
+      for (const [location, held] of storeAt) if (held === store) storeAt.delete(location);
       continue;
     }
     if (store.status !== "open") continue;
@@ -46,6 +50,40 @@ export function levelDbMemory(): { databases: number; bytes: number } {
     bytes += Number(store.getProperty("leveldb.approximate-memory-usage")) || 0;
   }
   return { databases, bytes };
+}
+
+/** Above every key PouchDB writes (its keys are UTF-8 strings; 0xff never occurs in UTF-8). */
+const PAST_LAST_KEY = Buffer.alloc(8, 0xff);
+
+/**
+ * Gives the disk space of removed data back: PouchDB's compaction drops the bodies of revisions that are
+ * no longer leaves, then LevelDB compacts its whole key range, which rewrites the tables without the
+ * deleted entries (purged documents, compacted revisions) and starts a new, empty log.
+ */
+export async function reclaimSpace(db: Database): Promise<void> {
+  await db.compact();
+  const store = storeAt.get(db.name);
+  if (!store || store.status !== "open") return;
+  await new Promise<void>((resolve, reject) => store.compactRange(Buffer.alloc(0), PAST_LAST_KEY, (err) => (err ? reject(err) : resolve())));
+}
+
+/** Bytes a database's directory takes on disk (its LevelDB files). */
+export function databaseBytes(db: Database): number {
+  let total = 0;
+  let names: string[];
+  try {
+    names = fs.readdirSync(db.name);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    try {
+      total += fs.statSync(path.join(db.name, name)).size;
+    } catch {
+      // removed by LevelDB's compaction while counting
+    }
+  }
+  return total;
 }
 
 /** Concurrent changes feeds on one database (sessions with neighbours and peers, listeners of the flow). */

@@ -18,3 +18,9 @@ export async function putDocument(db: Database, body: Record<string, unknown>): 
   const result = await db.put(doc as { _id: string });
   return { id: result.id, rev: result.rev };
 }
+
+/** A document field read as a time: milliseconds since 1970 or a date string; NaN when it is neither. */
+export function timeOf(value: unknown): number {
+  const ms = typeof value === "number" ? value : typeof value === "string" ? Date.parse(value) : NaN;
+  return Number.isFinite(ms) ? ms : NaN;
+}

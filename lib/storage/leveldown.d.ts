@@ -5,6 +5,8 @@ declare module "leveldown" {
     readonly status: string;
     /** A LevelDB property, such as "leveldb.approximate-memory-usage" (bytes, as text). */
     getProperty(property: string): string;
+    /** Compacts the keys from start to end: deleted entries leave the files. */
+    compactRange(start: Buffer, end: Buffer, callback: (err?: Error) => void): void;
   }
   interface LevelDownFactory {
     (location: string): LevelDown;

@@ -1,0 +1,98 @@
+import crypto from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import should from "should";
+import { MIN_RETAINED_BYTES, RetentionKeeper, validateRetention, type PurgeEvent } from "../../lib";
+import { databaseBytes } from "../../lib/storage/database";
+import { useTempDatabases } from "../helpers/storage";
+
+/** A reading of about 1 KB that LevelDB cannot compress away. */
+const reading = (n: number, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ _id: `r-${String(n).padStart(6, "0")}`, n, pad: crypto.randomBytes(750).toString("base64"), ...extra });
+
+describe("retention: a database kept within its size and age", function () {
+  this.timeout(120_000);
+  const database = useTempDatabases();
+  const keepers: RetentionKeeper[] = [];
+  afterEach(async () => {
+    await Promise.all(keepers.splice(0).map((keeper) => keeper.stop()));
+  });
+
+  it("stays under its size cap while 30 MB arrive, purging the oldest first", async () => {
+    const db = database();
+    const cap = MIN_RETAINED_BYTES;
+    const keeper = new RetentionKeeper(db, "readings", { maxBytes: cap });
+    keepers.push(keeper);
+    const events: PurgeEvent[] = [];
+    keeper.on("purged", (event) => events.push(event));
+    keeper.on("error", (err) => should.fail(err, undefined, err.message));
+    keeper.start();
+    let largest = 0;
+    // Measured between the writes too: LevelDB's own files come and go in the background.
+    const sampler = setInterval(() => (largest = Math.max(largest, databaseBytes(db))), 5);
+    const total = 30_000;
+    // About 2 MB a second, in replication-sized batches.
+    for (let at = 0; at < total; at += 100) {
+      await db.bulkDocs(Array.from({ length: 100 }, (_, i) => reading(at + i)));
+      largest = Math.max(largest, databaseBytes(db));
+      await sleep(50);
+    }
+    await keeper.check();
+    clearInterval(sampler);
+    largest = Math.max(largest, databaseBytes(db));
+    console.log(`      largest ${(largest / 1e6).toFixed(1)} MB of ${(cap / 1e6).toFixed(1)} MB; ${events.length} purges, ${events.reduce((sum, event) => sum + event.purged, 0)} documents`);
+    should(largest).be.belowOrEqual(cap);
+    should(events.length).be.above(0);
+    should(events.every((event) => event.reason === "size" && event.purged > 0)).be.true();
+    const ids = (await db.allDocs()).rows.map((row) => row.id);
+    should(ids).containEql(`r-${String(total - 1).padStart(6, "0")}`); // the newest stayed
+    should(ids).not.containEql("r-000000"); // the oldest went
+    should(ids.length).be.below(total);
+    // What stayed is one unbroken run up to the newest: nothing newer went before something older.
+    const kept = ids.map((id) => Number(id.slice(2)));
+    should(Math.max(...kept) - Math.min(...kept) + 1).equal(kept.length);
+  });
+
+  it("purges lower priority before older, and keeps design documents", async () => {
+    const db = database();
+    await db.put({ _id: "_design/readings", views: {} });
+    // The first 1,500 matter (priority 5), the next 18,500 do not (priority 1).
+    for (let at = 0; at < 20_000; at += 1_000) {
+      await db.bulkDocs(Array.from({ length: 1_000 }, (_, i) => reading(at + i, { level: at + i < 1_500 ? 5 : 1 })));
+    }
+    const keeper = new RetentionKeeper(db, "readings", { maxBytes: MIN_RETAINED_BYTES, priorityField: "level" });
+    keepers.push(keeper);
+    await keeper.check();
+    should(databaseBytes(db)).be.belowOrEqual(MIN_RETAINED_BYTES);
+    const ids = new Set((await db.allDocs()).rows.map((row) => row.id));
+    should(ids.has("_design/readings")).be.true();
+    for (let n = 0; n < 1_500; n += 100) should(ids.has(`r-${String(n).padStart(6, "0")}`)).be.true(`r-${n} (priority 5) was purged`);
+    should(ids.has("r-001500")).be.false(); // the oldest of priority 1 went first
+  });
+
+  it("purges documents older than the maximum age by their time field, and keeps those without one", async () => {
+    const db = database();
+    const now = Date.now();
+    await db.bulkDocs([
+      { _id: "old", at: new Date(now - 3 * 3_600_000).toISOString() },
+      { _id: "older", at: now - 5 * 3_600_000 },
+      { _id: "recent", at: now - 60_000 },
+      { _id: "settings", mode: "eco" },
+    ]);
+    const keeper = new RetentionKeeper(db, "readings", { maxAgeMs: 2 * 3_600_000, timeField: "at" });
+    keepers.push(keeper);
+    const events: PurgeEvent[] = [];
+    keeper.on("purged", (event) => events.push(event));
+    keeper.start(); // the first check runs at start
+    for (let i = 0; i < 100 && events.length === 0; i++) await sleep(50);
+    should((await db.allDocs()).rows.map((row) => row.id)).eql(["recent", "settings"]);
+    should(events).have.length(1);
+    should(events[0]).match({ database: "readings", reason: "age", purged: 2 });
+  });
+
+  it("refuses a policy it could not keep, saying why", () => {
+    should(() => validateRetention({ maxBytes: 8 << 20 })).throw(/at least 16 MB/);
+    should(() => validateRetention({ maxAgeMs: 60_000 })).throw(/needs the field/);
+    should(() => validateRetention({ maxAgeMs: 60_000, timeField: "_rev" })).throw(/CouchDB's fields/);
+    should(() => validateRetention({ maxAgeMs: 0, timeField: "at" })).throw(/more than 0/);
+    should(validateRetention({ maxBytes: 64 << 20, maxAgeMs: 1, timeField: "at", priorityField: "level" })).be.ok();
+  });
+});
