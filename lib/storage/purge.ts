@@ -50,8 +50,109 @@ interface CompactionTransaction {
   execute(root: RootStore, callback: (err?: Error | null) => void): void;
 }
 
+interface ChangesRequest {
+  continuous?: boolean;
+  complete?: (err: Error | null, result?: unknown) => void;
+}
+
+interface ChangesHandle {
+  cancel(): void;
+}
+
 interface LevelAdapter {
   _doCompaction(docId: string, revs: string[], opts: { readonly ctx?: CompactionTransaction }, callback: (err?: Error | null) => void): void;
+  _changes(opts: ChangesRequest): ChangesHandle;
+}
+
+/**
+ * The adapter's changes feed reads its sequence index through a LevelDB snapshot and then looks each
+ * document up as it is now; a document purged in between is one it cannot find, and it throws (an
+ * uncaught TypeError that would end the process). Every other read holds the adapter's read lock, which
+ * a purge's write lock excludes. So a purge waits until no changes read is under way and holds new ones
+ * back until it is done.
+ */
+interface ReadGate {
+  active: number;
+  closed: boolean;
+  held: Array<() => void>;
+  idle: Array<() => void>;
+}
+
+const gates = new WeakMap<object, ReadGate>();
+
+/** How long a purge waits for the changes reads under way before it gives up (and changes nothing). */
+const READS_WAIT_MS = 30_000;
+
+function gateOf(adapter: LevelAdapter): ReadGate {
+  const existing = gates.get(adapter);
+  if (existing) return existing;
+  const gate: ReadGate = { active: 0, closed: false, held: [], idle: [] };
+  gates.set(adapter, gate);
+  const original = adapter._changes.bind(adapter);
+  const start = (opts: ChangesRequest): ChangesHandle => {
+    gate.active++;
+    let finished = false;
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      if (--gate.active === 0) for (const wake of gate.idle.splice(0)) wake();
+    };
+    const complete = opts.complete;
+    const handle = original({ ...opts, complete: (err, result) => (finish(), complete?.(err, result)) });
+    return { cancel: () => (finish(), handle.cancel()) };
+  };
+  adapter._changes = (opts) => {
+    // A live feed only registers a listener; its reads come back through here, one at a time.
+    if (opts.continuous) return original(opts);
+    if (!gate.closed) return start(opts);
+    let handle: ChangesHandle | undefined;
+    let cancelled = false;
+    gate.held.push(() => {
+      if (!cancelled) handle = start(opts);
+    });
+    return {
+      cancel: () => {
+        cancelled = true;
+        handle?.cancel();
+      },
+    };
+  };
+  return gate;
+}
+
+/**
+ * Counts the changes reads of `db` from now on, so that a purge can wait for them: called as the database
+ * opens (openDatabase), since a read that began before would not be counted.
+ */
+export function countChangesReads(db: Database): void {
+  const adapter = db as unknown as Partial<LevelAdapter>;
+  if (typeof adapter._changes === "function") gateOf(adapter as LevelAdapter);
+}
+
+/** Runs `work` with no changes read under way or starting. */
+async function withChangesReadsHeld<T>(adapter: LevelAdapter, work: () => Promise<T>): Promise<T> {
+  const gate = gateOf(adapter);
+  // One purge at a time: a second waits for the first to open the gate again.
+  while (gate.closed) await new Promise<void>((resolve) => gate.held.push(resolve));
+  gate.closed = true;
+  try {
+    if (gate.active > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const idle = new Promise<void>((resolve) => gate.idle.push(resolve));
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`purge: the database's changes feed was read for over ${READS_WAIT_MS / 1000} s; nothing was purged, try again`)), READS_WAIT_MS);
+      });
+      try {
+        await Promise.race([idle, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    return await work();
+  } finally {
+    gate.closed = false;
+    for (const release of gate.held.splice(0)) release();
+  }
 }
 
 // The adapter's own names (pouchdb-adapter-leveldb-core).
@@ -78,7 +179,12 @@ export async function purgeDocuments(db: Database, ids: readonly string[]): Prom
   if (unique.length === 0) return { purged: [], missing: [] };
   if (unique.some((id) => typeof id !== "string" || id.startsWith("_local/") || id === "")) throw new Error("purge takes document ids (strings, not _local documents)");
   const adapter = db as unknown as Partial<LevelAdapter>;
-  if (typeof adapter._doCompaction !== "function") throw new Error(`purge needs PouchDB's LevelDB adapter; ${db.name} uses another`);
+  if (typeof adapter._doCompaction !== "function" || typeof adapter._changes !== "function") throw new Error(`purge needs PouchDB's LevelDB adapter; ${db.name} uses another`);
+  if (!gates.has(adapter)) throw new Error(`purge: ${db.name} was not opened with openDatabase, which counts its changes reads`);
+  return withChangesReadsHeld(adapter as LevelAdapter, () => purgeWithLock(adapter as LevelAdapter, unique));
+}
+
+function purgeWithLock(adapter: LevelAdapter, unique: string[]): Promise<PurgeResult> {
   return new Promise<PurgeResult>((resolve, reject) => {
     let result: PurgeResult | undefined;
     let batchHanded = false;
@@ -113,7 +219,7 @@ export async function purgeDocuments(db: Database, ids: readonly string[]): Prom
         return batchHanded ? undefined : first;
       },
     };
-    adapter._doCompaction!(unique[0], ["0-peer-mesh-purge"], opts, (err) => {
+    adapter._doCompaction(unique[0], ["0-peer-mesh-purge"], opts, (err) => {
       if (err) reject(err);
       else if (!result) reject(new Error("purge: PouchDB's LevelDB adapter did not run the purge (pouchdb-node 9 expected)"));
       else resolve(result);

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import type PouchDB from "pouchdb-node";
-import { type Database, databaseBytes, LEVELDB_WRITE_BUFFER_BYTES, reclaimSpace } from "./database";
+import { compactStore, type Database, databaseBytes, LEVELDB_WRITE_BUFFER_BYTES } from "./database";
 import { timeOf } from "./documents";
 import { purgeDocuments } from "./purge";
 
@@ -10,7 +10,7 @@ export interface RetentionPolicy {
   maxBytes?: number;
   /** Documents whose time (timeField) is older than this are purged. */
   maxAgeMs?: number;
-  /** A field with the document's time (milliseconds or a date string). Without it, the oldest is the one changed here longest ago. */
+  /** A field with the document's time (milliseconds or a date string): for maxAgeMs, and the oldest go first over the cap. */
   timeField?: string;
   /** A numeric field: lower values are purged first (a document without it counts as 0). */
   priorityField?: string;
@@ -34,6 +34,8 @@ const LOW_WATER = 0.6;
 const MAX_ROUNDS = 5;
 /** A check follows a change this much later, so that a replicated batch is measured once. */
 const SETTLE_MS = 200;
+/** PouchDB's compaction of old revisions runs at most this often. */
+const REVISION_COMPACTION_MS = 60_000;
 /** Changes read per page when choosing what to purge. */
 const CANDIDATE_PAGE = 500;
 /** Age is checked this often at most (and as often as a tenth of the age allows). */
@@ -55,22 +57,19 @@ interface RetentionEvents {
   stopped: [];
 }
 
-/** Takes from a list in order, `count` at a time. */
-function fromList(candidates: Candidate[]): (count: number) => Promise<string[]> {
-  let at = 0;
-  return (count) => {
-    const taken = candidates.slice(at, at + count).map((candidate) => candidate.id);
-    at += taken.length;
-    return Promise.resolve(taken);
-  };
+type ChangesPage = { results: Array<PouchDB.Change<Record<string, unknown>>>; last_seq: number | string };
+
+/** What the order of purging needs of a document: kept per document while the keeper runs. */
+interface Entry {
+  priority: number;
+  /** Its time by the time field; NaN without one. */
+  time: number;
+  /** Its place in the changes feed (its sequence): lower was changed here longer ago. */
+  seq: number;
 }
 
-interface Candidate {
+interface Candidate extends Entry {
   id: string;
-  priority: number;
-  /** Its time, or its place in the changes feed when there is no time field (or the document has none). */
-  time: number;
-  order: number;
 }
 
 /** Checks a policy's numbers and fields; the editor and the library give the same errors. */
@@ -93,11 +92,18 @@ export function validateRetention(policy: RetentionPolicy): RetentionPolicy {
  * deletions are never purged. Every purge is local (purge.ts): peers keep their copies.
  */
 export class RetentionKeeper extends EventEmitter<RetentionEvents> {
-  private feed?: PouchDB.Changes<object>;
+  private feed?: PouchDB.Changes<Record<string, unknown>>;
+  /** With a time or priority field: each document's entry, from one read at start and the changes since. */
+  private index?: Map<string, Entry>;
+  private indexed?: Promise<void>;
+  /** While the index is first read: documents deleted since, so that the read does not bring them back. */
+  private deletedWhileIndexing? = new Map<string, number>();
   private settle?: NodeJS.Timeout;
   private ageTimer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private again = false;
+  private revisionsCompactedAt = Date.now();
+  private started = false;
   private stopped = false;
 
   constructor(
@@ -112,15 +118,37 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
   }
 
   start(): void {
-    if (this.feed || this.stopped) return;
-    this.feed = this.db.changes({ since: "now", live: true });
-    this.feed.on("change", () => this.soon());
-    this.feed.on("error", () => undefined); // ends when the database closes
+    if (this.started || this.stopped) return;
+    this.started = true;
+    if (this.policy.timeField || this.policy.priorityField) {
+      this.index = new Map();
+      this.indexed = this.track(this.watchIndexed()).finally(() => (this.deletedWhileIndexing = undefined));
+      this.indexed.catch(() => undefined); // reported by the check that waits for it
+    } else {
+      this.watch("now", false);
+    }
     if (this.policy.maxAgeMs !== undefined) {
       this.ageTimer = setInterval(() => this.soon(), Math.max(1_000, Math.min(AGE_CHECK_MS, this.policy.maxAgeMs / 10)));
       this.ageTimer.unref();
     }
     this.soon();
+  }
+
+  private watch(since: number | "now", docs: boolean): void {
+    this.feed = this.db.changes<Record<string, unknown>>({ since, live: true, include_docs: docs });
+    this.feed.on("change", (change) => {
+      if (this.index) this.note(change);
+      this.soon();
+    });
+    this.feed.on("error", () => undefined); // ends when the database closes
+  }
+
+  /** The live feed from exactly where the first read of the index ends, so that no change falls between. */
+  private async watchIndexed(): Promise<void> {
+    const end = Number((await this.db.info()).update_seq);
+    if (this.stopped) return;
+    this.watch(end, true);
+    await this.readIndex(end);
   }
 
   /** Stops watching; waits for a check under way. */
@@ -134,8 +162,9 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
     await this.running;
   }
 
-  /** Checks now (and resolves when done): for tests and a flow's "check now". */
+  /** Checks now (and resolves when done), starting the keeper if it was not. */
   check(): Promise<void> {
+    if (!this.started && !this.stopped) this.start();
     if (this.running) {
       this.again = true;
       return this.running;
@@ -164,44 +193,57 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
   private async checkOnce(): Promise<void> {
     if (this.policy.maxAgeMs !== undefined) await this.purgeAged(this.policy.maxAgeMs);
     if (this.policy.maxBytes !== undefined) await this.purgeToSize(this.policy.maxBytes);
+    // A document changed again and again keeps every old revision's body until PouchDB compacts it; that
+    // visits each document changed since it last ran, one at a time, so it runs now and then, not per check.
+    if (Date.now() - this.revisionsCompactedAt >= REVISION_COMPACTION_MS && !this.stopped) {
+      this.revisionsCompactedAt = Date.now();
+      await this.db.compact();
+    }
   }
 
   private async purgeAged(maxAgeMs: number): Promise<void> {
     const cutoff = Date.now() - maxAgeMs;
-    const aged = (await this.candidates(true)).filter((candidate) => candidate.time < cutoff).map((candidate) => candidate.id);
+    const aged = (await this.indexedCandidates()).filter((candidate) => candidate.time < cutoff).map((candidate) => candidate.id);
     if (aged.length === 0 || this.stopped) return;
     const bytesBefore = databaseBytes(this.db);
-    const { purged } = await purgeDocuments(this.db, aged);
-    await reclaimSpace(this.db);
-    this.emit("purged", { database: this.database, reason: "age", purged: purged.length, bytesBefore, bytesAfter: databaseBytes(this.db) });
+    await this.purge(aged);
+    await compactStore(this.db);
+    this.emit("purged", { database: this.database, reason: "age", purged: aged.length, bytesBefore, bytesAfter: databaseBytes(this.db) });
   }
 
   private async purgeToSize(maxBytes: number): Promise<void> {
     const bytesBefore = databaseBytes(this.db);
     const high = highWater(maxBytes);
     if (bytesBefore <= high) return;
-    // Old revisions and deleted entries may be all that is over: compacting comes first.
-    await reclaimSpace(this.db);
+    // Deleted entries (purged, compacted) may be all that is over: compacting comes first.
+    await compactStore(this.db);
     let bytes = databaseBytes(this.db);
     let purged = 0;
-    const next = this.policy.timeField || this.policy.priorityField ? fromList(await this.candidates(false)) : this.oldestFirst();
+    // The index is read afresh each round: what arrived meanwhile may be older than what is left.
+    const next = this.index ? async (count: number) => (await this.indexedCandidates()).slice(0, count).map((candidate) => candidate.id) : this.oldestFirst();
     let documents = (await this.db.info()).doc_count;
     for (let round = 0; round < MAX_ROUNDS && bytes > high * LOW_WATER && documents > 0 && !this.stopped; round++) {
       const count = Math.max(1, Math.ceil((bytes - high * LOW_WATER) / (bytes / documents)));
       const ids = await next(count);
       if (ids.length === 0) break;
-      const result = await purgeDocuments(this.db, ids);
-      purged += result.purged.length;
-      documents -= result.purged.length;
-      await reclaimSpace(this.db);
+      const gone = await this.purge(ids);
+      purged += gone;
+      documents -= gone;
+      await compactStore(this.db);
       bytes = databaseBytes(this.db);
     }
     if (purged > 0) this.emit("purged", { database: this.database, reason: "size", purged, bytesBefore, bytesAfter: bytes });
   }
 
+  private async purge(ids: string[]): Promise<number> {
+    const { purged } = await purgeDocuments(this.db, ids);
+    for (const id of purged) this.index?.delete(id);
+    return purged.length;
+  }
+
   /**
-   * Without a time or priority field, the order of the changes feed is the order to purge in (the
-   * document changed here longest ago first): read only as far as needed, from where the last take ended.
+   * Without a priority field, the order of the changes feed is the order to purge in (the document
+   * changed here longest ago first): read only as far as needed, from where the last take ended.
    */
   private oldestFirst(): (count: number) => Promise<string[]> {
     let since: number | string = 0;
@@ -209,7 +251,7 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
     return async (count) => {
       const ids: string[] = [];
       while (ids.length < count && !done) {
-        const page: { results: Array<PouchDB.Change<object>>; last_seq: number | string } = await this.db.changes({ since, limit: Math.min(CANDIDATE_PAGE, count - ids.length), return_docs: true });
+        const page: ChangesPage = await this.db.changes({ since, limit: Math.min(CANDIDATE_PAGE, count - ids.length), return_docs: true });
         for (const change of page.results) if (!change.deleted && !change.id.startsWith("_design/")) ids.push(change.id);
         if (page.results.length === 0) done = true;
         since = page.last_seq;
@@ -219,31 +261,46 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
   }
 
   /**
-   * The documents that may be purged, first to go first: lowest priority, then oldest. With `timed`,
-   * only documents that have a time. A document without a time is kept longest within its priority (a
-   * settings document is not a reading), and ties keep the order of the changes feed.
+   * The indexed documents, first to go first: lowest priority, then oldest by the time field, then
+   * changed here longest ago. A time field matters when data also comes back: a document purged here
+   * returns when a replication that never ran before (a new peer, the other direction's first session)
+   * finds it at a peer, and by its time it is then the first to go again, not the newest data. Kept in
+   * memory rather than read at each check: a database that is written as fast as it can be read would
+   * keep such a read from ever ending (about 100 bytes per document).
    */
-  private async candidates(timed: boolean): Promise<Candidate[]> {
-    const { timeField, priorityField } = this.policy;
-    const needDocs = Boolean(timeField || priorityField);
-    const candidates: Candidate[] = [];
-    // In pages, keeping only what the order needs: the database may be far larger than memory should hold.
+  private async indexedCandidates(): Promise<Candidate[]> {
+    await this.indexed;
+    const candidates = [...this.index!].map(([id, entry]) => ({ id, ...entry }));
+    // Without a time, a document counts as the newest of its priority: a settings document is not a reading.
+    const time = (entry: Entry): number => (Number.isNaN(entry.time) ? Infinity : entry.time);
+    return candidates.sort((a, b) => a.priority - b.priority || time(a) - time(b) || a.seq - b.seq);
+  }
+
+  /** Reads every document's entry once, up to what is stored now; the live feed adds what comes after. */
+  private async readIndex(end: number): Promise<void> {
     let since: number | string = 0;
-    let order = 0;
     for (;;) {
-      const page: { results: Array<PouchDB.Change<Record<string, unknown>>>; last_seq: number | string } = await this.db.changes<Record<string, unknown>>({ since, limit: CANDIDATE_PAGE, include_docs: needDocs, return_docs: true });
-      for (const change of page.results) {
-        order++;
-        if (change.deleted || change.id.startsWith("_design/")) continue;
-        const doc = change.doc as Record<string, unknown> | undefined;
-        const time = timeField ? timeOf(doc?.[timeField]) : order;
-        if (timed && Number.isNaN(time)) continue;
-        const priority = priorityField ? Number(doc?.[priorityField]) : 0;
-        candidates.push({ id: change.id, priority: Number.isFinite(priority) ? priority : 0, time: Number.isNaN(time) ? Infinity : time, order });
-      }
-      if (page.results.length < CANDIDATE_PAGE || this.stopped) break;
+      const page: ChangesPage = await this.db.changes<Record<string, unknown>>({ since, limit: CANDIDATE_PAGE, include_docs: true, return_docs: true });
+      for (const change of page.results) if (Number(change.seq) <= end) this.note(change);
+      if (page.results.length < CANDIDATE_PAGE || Number(page.last_seq) >= end || this.stopped) return;
       since = page.last_seq;
     }
-    return candidates.sort((a, b) => a.priority - b.priority || a.time - b.time || a.order - b.order);
+  }
+
+  private note(change: PouchDB.Change<Record<string, unknown>>): void {
+    const index = this.index!;
+    const seq = Number(change.seq);
+    const known = index.get(change.id);
+    if (known && known.seq >= seq) return; // the start's read and the live feed overlap
+    if (change.deleted || change.id.startsWith("_design/")) {
+      index.delete(change.id);
+      this.deletedWhileIndexing?.set(change.id, seq);
+      return;
+    }
+    if ((this.deletedWhileIndexing?.get(change.id) ?? -1) > seq) return;
+    const doc = change.doc as Record<string, unknown> | undefined;
+    const { timeField, priorityField } = this.policy;
+    const priority = priorityField ? Number(doc?.[priorityField]) : 0;
+    index.set(change.id, { priority: Number.isFinite(priority) ? priority : 0, time: timeField ? timeOf(doc?.[timeField]) : NaN, seq });
   }
 }

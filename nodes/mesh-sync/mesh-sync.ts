@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
-import { ConflictWatcher, Device, isDocumentBody, lowPower, MESH_SYNC_DEFAULTS, MeshMessage, MeshMode, MeshSync, putDocument, SyncReport, Direction, type ConflictPolicy } from "../../lib";
+import { ConflictWatcher, Device, isDocumentBody, lowPower, MESH_SYNC_DEFAULTS, MeshMessage, MeshMode, MeshSync, putDocument, SyncReport, Direction, validateRetention, type ConflictPolicy, type PurgeEvent, type RetentionKeeper, type RetentionPolicy } from "../../lib";
 import { errorStatus, failureCode, failureReason, shorten, useIdentity } from "../shared/identity-node";
 import { migrate, type Migration } from "../shared/migrations";
 import { ThrottledStatus } from "../shared/throttled-status";
@@ -37,6 +37,14 @@ interface MeshSyncDef extends NodeDef {
   conflicts?: "off" | "report" | "last-writer-wins";
   /** The timestamp field last-writer-wins compares (milliseconds or a date string). */
   conflictField?: string;
+  /** Per database, megabytes it may take on disk here (empty: no cap); beyond, the oldest documents are purged here only. */
+  keepMb?: number | string;
+  /** Per database, hours a document is kept here by its time field (empty: no limit). */
+  keepHours?: number | string;
+  /** The field with a document's time, for the age and for which is oldest. */
+  keepTimeField?: string;
+  /** A numeric field: lower values are purged first. */
+  keepPriorityField?: string;
 }
 
 interface MeshSyncCredentials {
@@ -44,7 +52,7 @@ interface MeshSyncCredentials {
   password?: string;
 }
 
-type Msg = NodeMessageInFlow & { to?: unknown; mode?: unknown; ttl?: unknown; priority?: unknown; battery?: unknown; power?: unknown; database?: unknown; resolve?: unknown };
+type Msg = NodeMessageInFlow & { to?: unknown; mode?: unknown; ttl?: unknown; priority?: unknown; battery?: unknown; power?: unknown; database?: unknown; resolve?: unknown; purge?: unknown };
 
 /** A number setting from the editor (strings there), or the default when empty; a bad one is a config error. */
 function setting(value: unknown, fallback: number, what: string, min = 0): number {
@@ -77,6 +85,7 @@ export = (RED: NodeAPI): void => {
       let lastError = "";
       const cleanups: Array<() => void> = [];
       const conflictWatchers = new Map<string, ConflictWatcher>();
+      const keepers: RetentionKeeper[] = [];
 
       let config: ReturnType<typeof readConfig>;
       try {
@@ -107,6 +116,7 @@ export = (RED: NodeAPI): void => {
         }
         if (config.outputChanges) cleanups.push(...config.databases.map((name) => forwardChanges(device, name, node)));
         if (config.conflicts) for (const name of config.databases) conflictWatchers.set(name, watchConflicts(device, name, config.conflicts, node));
+        if (config.retention) for (const name of config.databases) keepers.push(keepWithin(device, name, config.retention, node));
         sync = device.meshSync({ databases: config.databases, direction: config.direction, mesh: config.mesh, peers: config.peers, cloud: config.cloud, policy: config.policy });
         sync.on("sync", (report: SyncReport) => {
           lastError = "";
@@ -167,6 +177,14 @@ export = (RED: NodeAPI): void => {
               if (config.policy.intervalMs === 0) sync?.syncAll();
               return;
             }
+            if (msg.purge !== undefined) {
+              const database = String(msg.database);
+              if (!config.databases.includes(database)) throw new Error(RED._("mesh-sync.errors.not-synced", { database }));
+              const ids = typeof msg.purge === "string" ? [msg.purge] : msg.purge;
+              if (!Array.isArray(ids) || ids.length === 0 || !ids.every((id) => typeof id === "string" && id !== "")) throw new Error(RED._("mesh-sync.errors.bad-purge"));
+              send([null, { ...msg, topic: "purged", payload: { database, ...(await device.databases.purge(database, ids)) } }]);
+              return;
+            }
             if (msg.database !== undefined) {
               const stored = await store(device, msg);
               send([null, { ...msg, topic: "stored", payload: stored }]);
@@ -200,7 +218,7 @@ export = (RED: NodeAPI): void => {
       node.on("close", (_removed: boolean, done: () => void) => {
         closed = true;
         for (const cleanup of cleanups.splice(0)) cleanup();
-        const watchers = [...conflictWatchers.values()].map((watcher) => watcher.stop());
+        const watchers = [...conflictWatchers.values(), ...keepers.splice(0)].map((watcher) => watcher.stop());
         conflictWatchers.clear();
         status.stop();
         Promise.all([...watchers, sync?.stop()]).then(() => done(), () => done());
@@ -242,6 +260,14 @@ function watchConflicts(device: Device, name: string, policy: ConflictPolicy, no
   return watcher;
 }
 
+/** Keeps `name` within the node's retention; what is purged goes to output 2 as a `purged` event. */
+function keepWithin(device: Device, name: string, policy: RetentionPolicy, node: Node): RetentionKeeper {
+  const keeper = device.databases.retain(name, policy);
+  keeper.on("purged", (event: PurgeEvent) => node.send([null, { topic: "purged", payload: event }]));
+  keeper.on("error", (err: Error) => node.warn(`${name}: ${err.message}`));
+  return keeper;
+}
+
 const D = MESH_SYNC_DEFAULTS;
 
 /** Flows saved before these settings existed keep working as they did. */
@@ -274,7 +300,22 @@ function readConfig(saved: MeshSyncDef, credentials: MeshSyncCredentials) {
     cloud: cloudUrl ? { url: cloudUrl, meshDatabase: def.cloudDatabase?.trim() || D.cloudDatabase, auth: credentials.username ? { username: credentials.username, password: credentials.password ?? "" } : undefined } : undefined,
     outputChanges: def.outputChanges === true,
     conflicts: conflictPolicy(def.conflicts, def.conflictField),
+    retention: retentionPolicy(def),
   };
+}
+
+/** The database cap and age; undefined when neither is set. */
+function retentionPolicy(def: MeshSyncDef): RetentionPolicy | undefined {
+  const mb = def.keepMb === undefined || def.keepMb === "" ? undefined : setting(def.keepMb, 0, "keep at most (MB)");
+  const hours = def.keepHours === undefined || def.keepHours === "" ? undefined : setting(def.keepHours, 0, "keep for (hours)");
+  if (mb === undefined && hours === undefined) return undefined;
+  const field = (value: string | undefined): string | undefined => value?.trim() || undefined;
+  return validateRetention({
+    maxBytes: mb === undefined ? undefined : Math.round(mb * 1024 * 1024),
+    maxAgeMs: hours === undefined ? undefined : hours * 3_600_000,
+    timeField: field(def.keepTimeField),
+    priorityField: field(def.keepPriorityField),
+  });
 }
 
 function conflictPolicy(conflicts: MeshSyncDef["conflicts"], field: string | undefined): ConflictPolicy | undefined {

@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import should from "should";
@@ -11,7 +12,7 @@ describe("mesh-sync node", () => {
   useNodeRedHelper();
   useUserDir();
 
-  async function twoDevices(extra: Record<string, unknown> = {}, beforeDeploy?: (pair: ReturnType<typeof identityPair>) => void) {
+  async function twoDevices(extra: Record<string, unknown> = {}, beforeDeploy?: (pair: ReturnType<typeof identityPair>) => void, extraB: Record<string, unknown> = {}) {
     const bPort = await freePort();
     const pair = identityPair({ bPort });
     beforeDeploy?.(pair);
@@ -23,7 +24,7 @@ describe("mesh-sync node", () => {
       idA,
       idB,
       { id: "syncA", type: "mesh-sync", identity: "idA", databases: "readings", interval: 0, wires: [["msgA"], ["eventsA"]], ...extra },
-      { id: "syncB", type: "mesh-sync", identity: "idB", databases: "readings", interval: 0, wires: [["msgB"], ["eventsB"]], ...extra },
+      { id: "syncB", type: "mesh-sync", identity: "idB", databases: "readings", interval: 0, wires: [["msgB"], ["eventsB"]], ...extra, ...extraB },
       { id: "msgA", type: "helper" },
       { id: "eventsA", type: "helper" },
       { id: "msgB", type: "helper" },
@@ -216,6 +217,74 @@ describe("mesh-sync node", () => {
       should(all.rows.length).equal(1_000);
       should(all.rows.every((row) => row.value.rev.startsWith("1-") && (row.doc as unknown as { value: string }).value.length === 4_000)).be.true();
       console.log(`      B held ${kept}/1000 when its disk filled; all 1000 after space was freed`);
+    });
+
+    it("a database capped on a small disk stays under its cap while the peer keeps sending, and the peer keeps every document; msg.purge drops documents here only", async function () {
+      if (process.getuid?.() !== 0) {
+        console.log("      skipped: mounting a small tmpfs needs root");
+        return this.skip();
+      }
+      // B keeps "readings" to 16 MB on a 24 MB tmpfs (its other stores are small): going over the cap
+      // by more than LevelDB's few files would fill the disk, and A would hear STORAGE_FULL.
+      const userDir = (helper as unknown as { settings(): { userDir: string } }).settings().userDir;
+      const cap = 16;
+      await twoDevices({}, ({ b }) => {
+        mounted = path.join(userDir, "peer-mesh", b.deviceId);
+        fs.mkdirSync(mounted, { recursive: true });
+        execFileSync("mount", ["-t", "tmpfs", "-o", "size=24m", "tmpfs", mounted]);
+      }, { keepMb: cap, keepTimeField: "at" });
+      const deviceOf = (id: string) => (helper.getNode(id) as unknown as { device: { databases: { open(name: string): Database } } }).device;
+      const readingsAtB = path.join(mounted!, "databases", "readings");
+      const bytesAtB = (): number => (fs.existsSync(readingsAtB) ? fs.readdirSync(readingsAtB) : []).reduce((sum, name) => sum + (fs.statSync(path.join(readingsAtB, name), { throwIfNoEntry: false })?.size ?? 0), 0);
+      let largest = 0;
+      const sampler = setInterval(() => (largest = Math.max(largest, bytesAtB())), 10);
+      const eventsA = collector("eventsA");
+      const eventsB = collector("eventsB");
+      const dbA = deviceOf("idA").databases.open("readings");
+      const total = 30_000;
+      const id = (n: number): string => `r-${String(n).padStart(6, "0")}`;
+      try {
+        // 30 MB of readings (random, so LevelDB cannot compress them), written at A as they come.
+        for (let at = 0; at < total; at += 500) {
+          await dbA.bulkDocs(Array.from({ length: 500 }, (_, i) => ({ _id: id(at + i), at: Date.now(), pad: crypto.randomBytes(750).toString("base64") })));
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        // Until B has the last one (interval 0: A syncs as soon as something changes).
+        const dbB = deviceOf("idB").databases.open("readings");
+        for (let i = 0; i < 600 && !(await dbB.get(id(total - 1)).then(() => true, () => false)); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+        await new Promise((resolve) => setTimeout(resolve, 1_000)); // the purge the last batch set off
+      } finally {
+        clearInterval(sampler);
+      }
+      const events = [...eventsA.queue, ...eventsB.queue].flat();
+      should(events.filter((m) => m.topic === "error")).eql([]);
+      const purges = events.filter((m) => m.topic === "purged");
+      should(purges.length).be.above(0);
+      should(purges[0].payload).match({ database: "readings", reason: "size" });
+      console.log(`      B's readings took ${(largest / 1048576).toFixed(1)} MB at most (cap ${cap} MB); ${purges.length} purges`);
+      should(largest).be.belowOrEqual(cap * 1024 * 1024);
+      const dbB = deviceOf("idB").databases.open("readings");
+      const atB = (await dbB.allDocs()).rows.map((row) => row.id);
+      // The newest readings stayed; most of the rest went. (Old ones may be back: B's own first pull from A
+      // ran late and found what B had purged; by their time they are the first to go at the next purge.)
+      const kept = new Set(atB);
+      should(Array.from({ length: 100 }, (_, i) => id(total - 1 - i)).filter((newest) => !kept.has(newest))).eql([]);
+      should(atB.length).be.below(total / 4);
+      // A kept everything: nothing B purged travelled as a deletion.
+      should((await dbA.info()).doc_count).equal(total);
+      should((await dbA.allDocs({ keys: [id(0)] })).rows[0].value.deleted).be.undefined();
+
+      // msg.purge: gone from B, still at A after another sync.
+      helper.getNode("syncB").receive({ database: "readings", purge: [id(total - 1), "no-such"] } as never);
+      let purged;
+      while (!purged) purged = (await eventsB.next()).find((m) => m.topic === "purged" && (m.payload as { missing?: unknown }).missing);
+      should(purged.payload).eql({ database: "readings", purged: [id(total - 1)], missing: ["no-such"] });
+      await should(dbB.get(id(total - 1))).be.rejectedWith({ status: 404 });
+      helper.getNode("syncA").receive({} as never);
+      let session;
+      while (!session) session = (await eventsA.next()).find((m) => m.topic === "sync" && (m.payload as { database?: string }).database === "readings");
+      should((await dbA.get(id(total - 1)))._id).equal(id(total - 1));
+      should((await dbA.info()).doc_count).equal(total);
     });
   });
 });

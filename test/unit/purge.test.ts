@@ -102,6 +102,22 @@ describe("purge (PouchDB's LevelDB adapter)", function () {
     should((await db.info()).doc_count).equal(120);
   });
 
+  it("waits for a changes read under way (which would throw on a document gone from under it) and holds new ones until it is done", async () => {
+    const db = database();
+    await db.bulkDocs(Array.from({ length: 3_000 }, (_, i) => ({ _id: `doc-${String(i).padStart(4, "0")}` })));
+    const ids = Array.from({ length: 2_500 }, (_, i) => `doc-${String(i).padStart(4, "0")}`);
+    // A read from the start, as a peer's first replication makes, that has begun when the purge comes.
+    const read = db.changes({ since: 0, include_docs: true });
+    const begun = new Promise<void>((resolve) => read.on("change", () => resolve()));
+    await begun;
+    const purge = purgeDocuments(db, ids);
+    const later = db.changes({ since: 0 }); // asked for while the purge runs
+    const [first, result, second] = await Promise.all([read, purge, later]);
+    should(first.results).have.length(3_000); // it saw the database as it was
+    should(result.purged).have.length(2_500);
+    should(second.results).have.length(500); // and this one as it is after
+  });
+
   it("gives the space back once reclaimed", async () => {
     const db = database();
     // Random bytes: LevelDB compresses its tables, and repeated text would take next to no space.
