@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Verb } from "../protocol/wire";
 import { groupOfPrincipal, resourceMatches, Rule, validateRules } from "./rules";
-import type { Identity } from "../identity";
+import { type Identity, type RotationStatement, RotationError, verifyRotation } from "../identity";
 import { GROUP_PRINCIPAL_PREFIX, GroupDoc, groupDocId, GroupError, groupPrincipal, REVOKED_GROUP, signGroup, verifyGroup } from "./signed-group";
 
 export interface AclOptions {
@@ -45,6 +45,10 @@ export class Acl extends EventEmitter<AclEvents> {
   private readonly memberships = new Map<string, Set<string>>();
   /** Revoked keys, each with the owners that revoked it (this device, or an owner whose groups a rule names). */
   private readonly revoked = new Map<string, string[]>();
+  /** Key rotations, by the old key: the old key is retired, and the new one answers to what named it. */
+  private readonly rotations = new Map<string, RotationStatement>();
+  /** Per new key, the keys it rotated from (oldest last), rebuilt with the principals. */
+  private readonly predecessors = new Map<string, string[]>();
   private readonly decisions = new Map<string, boolean>();
   private readonly principalCache = new Map<string, string[]>();
   private readonly isKnown: (id: string) => boolean;
@@ -91,6 +95,60 @@ export class Acl extends EventEmitter<AclEvents> {
     this.groups.set(doc._id, doc);
     this.invalidate();
     return true;
+  }
+
+  /**
+   * Takes a key rotation statement (verified here). It counts only for keys this device has a reason to
+   * follow: ones a rule, a group held here or the known peers name (anyone can sign rotations between
+   * fresh keys). The first statement for a key stands; a second one naming another new key is refused
+   * (whoever stole the old key could sign one: the owner revokes the key, and a revoked key's rotation
+   * counts for nothing). Returns true when it is new here.
+   */
+  acceptRotation(input: unknown): boolean {
+    let statement: RotationStatement;
+    try {
+      statement = verifyRotation(input);
+    } catch (err) {
+      this.emit("rejected", { id: "key rotation", reason: err instanceof RotationError ? err.message : String(err) });
+      return false;
+    }
+    const held = this.rotations.get(statement.from);
+    if (held) {
+      if (held.to !== statement.to) this.emit("rejected", { id: `rotation of ${statement.from.slice(0, 8)}`, reason: `a rotation to ${held.to.slice(0, 8)} is already in force; this one names ${statement.to.slice(0, 8)}` });
+      return false;
+    }
+    // The old key's or the new key's: a group owner's new version may already name the new key.
+    if (!this.follows(statement.from) && !this.follows(statement.to)) return false;
+    this.rotations.set(statement.from, statement);
+    this.invalidate();
+    return true;
+  }
+
+  /** The key `id` moved to, following each rotation held here (and not revoked); `id` itself when none. */
+  successorOf(id: string): string {
+    let current = id;
+    for (let hops = 0; hops < 16; hops++) {
+      const next = this.rotations.get(current);
+      if (!next || this.revoked.has(next.to)) return current;
+      current = next.to;
+    }
+    return current;
+  }
+
+  /** Whether `id` is an old key that moved on: it is refused everything, as a revoked one. */
+  isRetired(id: string): boolean {
+    return this.rotations.has(id);
+  }
+
+  /** Every rotation held here. */
+  listRotations(): RotationStatement[] {
+    return [...this.rotations.values()];
+  }
+
+  /** Whether a rule, a group held here, the known peers or an earlier rotation names `id`. */
+  private follows(id: string): boolean {
+    if (this.isKnown(id) || this.memberships.has(id) || this.predecessors.has(id) || this.rulesByPrincipal.has(`device:${id}`)) return true;
+    return [...this.groups.values()].some((group) => group.members.includes(id));
   }
 
   /**
@@ -168,7 +226,7 @@ export class Acl extends EventEmitter<AclEvents> {
    * asked before a body is read or a connection is given room; each request is still decided in full.
    */
   permitsSome(peerId: string, verb?: Verb, prefix?: string): boolean {
-    if (this.revoked.has(peerId)) return false;
+    if (this.revoked.has(peerId) || this.rotations.has(peerId)) return false;
     for (const principal of this.principalsOf(peerId)) {
       for (const rule of this.rulesByPrincipal.get(principal) ?? []) {
         if (rule.effect !== "allow") continue;
@@ -186,7 +244,7 @@ export class Acl extends EventEmitter<AclEvents> {
   }
 
   private decide(peerId: string, verb: Verb, resource: string): boolean {
-    if (this.revoked.has(peerId)) return false;
+    if (this.revoked.has(peerId) || this.rotations.has(peerId)) return false;
     let allowed = false;
     for (const rule of this.rulesFor(peerId)) {
       if (rule.verb !== "*" && rule.verb !== verb) continue;
@@ -212,6 +270,10 @@ export class Acl extends EventEmitter<AclEvents> {
     let principals = this.principalCache.get(peerId);
     if (principals) return principals;
     principals = ["any", `device:${peerId}`, ...(this.isKnown(peerId) ? ["known"] : []), ...(this.memberships.get(peerId) ?? [])];
+    // A key that rotated here answers to whatever named the keys it rotated from.
+    for (const old of this.predecessors.get(peerId) ?? []) {
+      principals.push(`device:${old}`, ...(this.isKnown(old) ? ["known"] : []), ...(this.memberships.get(old) ?? []));
+    }
     if (this.principalCache.size >= this.cacheSize) this.principalCache.clear();
     this.principalCache.set(peerId, principals);
     return principals;
@@ -228,6 +290,7 @@ export class Acl extends EventEmitter<AclEvents> {
     this.rulesCache.clear();
     this.memberships.clear();
     this.revoked.clear();
+    this.predecessors.clear();
     for (const group of this.groups.values()) {
       if (group.name === REVOKED_GROUP) {
         if (!this.namesGroupOwner(group.owner)) continue;
@@ -240,6 +303,14 @@ export class Acl extends EventEmitter<AclEvents> {
         if (!set) this.memberships.set(member, (set = new Set()));
         for (const principal of principals) set.add(principal);
       }
+    }
+    // After the revocations: a rotation from or to a revoked key gives the new key nothing.
+    const movedFrom = new Map<string, string>();
+    for (const { from, to } of this.rotations.values()) if (!this.revoked.has(from) && !this.revoked.has(to)) movedFrom.set(to, from);
+    for (const to of movedFrom.keys()) {
+      const chain: string[] = [];
+      for (let old = movedFrom.get(to); old && chain.length < 16 && !chain.includes(old); old = movedFrom.get(old)) chain.push(old);
+      this.predecessors.set(to, chain);
     }
     this.emit("changed");
   }

@@ -6,11 +6,11 @@ import { PeerRef, PendingPairing, PendingPairings } from "../acl/pending-pairing
 import { KnownPeer, PeerDirectory, validateKnownPeers } from "../discovery/peer-directory";
 import { PeerTable } from "../discovery/peer-table";
 import type { DialEntry } from "../discovery/transport";
-import { isDeviceId, type Identity } from "../identity";
+import { isDeviceId, type Identity, type RotationStatement, verifyRotation } from "../identity";
 import { Mesh } from "../mesh/mesh";
 import { MeshSync, MeshSyncOptions } from "../mesh/sync";
 import { WireError } from "../protocol/errors";
-import type { Ack, Authorizer, Verb } from "../protocol/wire";
+import { type Ack, type Authorizer, ROTATION_PATH, type Verb } from "../protocol/wire";
 import type { Database } from "../storage/database";
 import type { StorageError } from "../storage/storage-error";
 import type { TorStatus } from "../tor/tor-transport";
@@ -35,6 +35,9 @@ import { Authorization } from "./authorization";
 
 export type { PeerRef, PendingPairing, MessageListener, ReceivedMessage, ReceivedStream, StreamListener, DeviceOptions, DiscoveryOptions, TorOptions, DeviceEvents };
 
+
+/** A key answering at a peer's address is asked for a rotation statement at most this often. */
+const ROTATION_ASK_MS = 60_000;
 
 /**
  * One device on the mesh: its identity, its listener, its outgoing connections and the receivers that
@@ -79,6 +82,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     super();
     this.identity = options.identity;
     checkDeviceOptions(options);
+    if (options.rotatedFrom && verifyRotation(options.rotatedFrom).to !== options.identity.deviceId) throw new WireError("BAD_REQUEST", `the key rotation given names ${options.rotatedFrom.to.slice(0, 8)} as the new key, not this device's ${options.identity.deviceId.slice(0, 8)}`);
     this.peers = new PeerDirectory(options.peers);
     this.pairings = new PendingPairings(options.identity.deviceId, (id) => this.peers.nameOf(id));
     this.pairings.on("pairing", (pending) => this.emit("pairing", pending));
@@ -107,6 +111,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       onPeerKey: (peerId, spki) => this.keyBook.learn(peerId, spki),
       // Private discovery would be for nothing if any client could fetch the certificate, and so the id.
       privateListener: !!options.discovery?.privateDiscovery,
+      rotation: options.rotatedFrom,
     });
     this.server.on("refused", (info) => {
       this.traffic.refused(info.kind);
@@ -210,8 +215,9 @@ export class Device extends EventEmitter<DeviceEvents> {
     if (this.options.acl?.revoked?.length || this.acl.group(this.identity.deviceId, REVOKED_GROUP)) await this.setRevoked(this.options.acl?.revoked ?? []);
     if (!this.system.database) return;
     await this.databaseHost.openAll();
-    await this.system.startMesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, groupMembers: (to) => this.groups.membersOf(to), checkGroup: (doc) => this.groups.check(doc), resolvePeer: (reference) => this.dialer.tryResolve(reference), isRevoked: (id) => this.acl.isRevoked(id), ...(this.options.discovery?.privateDiscovery ? { mayReadNeighbours: (id: string) => this.acl.authorize(id, "relay", "mesh") } : {}) }, (mesh) => {
+    await this.system.startMesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, groupMembers: (to) => this.groups.membersOf(to), checkGroup: (doc) => this.groups.check(doc), resolvePeer: (reference) => this.dialer.tryResolve(this.followed(reference)), successorOf: (id) => this.acl.successorOf(id), rotatedFrom: this.options.rotatedFrom, isRevoked: (id) => this.acl.isRevoked(id), ...(this.options.discovery?.privateDiscovery ? { mayReadNeighbours: (id: string) => this.acl.authorize(id, "relay", "mesh") } : {}) }, (mesh) => {
       mesh.on("rejected", (info) => this.emit("rejected", info));
+      mesh.on("rotated", (statement) => void this.follow(statement).catch((err: Error) => this.emit("warning", err, "mesh")));
       // A known peer's device document that names an onion address: Tor probes it from now on.
       mesh.on("onion", ({ id, onion }) => {
         if (this.peers.has(id) || this.desk.isPaired(id)) this.transports.probe({ address: onion, expectedId: id, name: this.peers.nameOf(id) });
@@ -318,8 +324,44 @@ export class Device extends EventEmitter<DeviceEvents> {
   }
 
   private keyChanged(peerId: string, address: string, answeredBy: string | undefined): void {
+    // The key a verified rotation names is the peer itself, not a stranger on its address.
+    if (answeredBy && answeredBy === this.acl.successorOf(peerId)) answeredBy = undefined;
     const change = answeredBy ? this.keyWarnings.changed(peerId, address, answeredBy, this.peers.nameOf(peerId)) : this.keyWarnings.restored(peerId, address);
     if (change) this.emit("key-changed", change, !answeredBy);
+    if (answeredBy) void this.askForRotation(peerId, address, answeredBy);
+  }
+
+  /** When each (old key, answering key) pair was last asked for a rotation statement. */
+  private readonly rotationAsked = new Map<string, number>();
+
+  /**
+   * Another key at a peer's address may be the peer itself, moved to a new key: that key is asked for its
+   * rotation statement (public, and proved by both keys), at most once a minute. One that moves exactly
+   * this peer to exactly that key is followed, and the warning ends; anything else leaves the warning.
+   */
+  private async askForRotation(peerId: string, address: string, answeredBy: string): Promise<void> {
+    const pair = `${peerId}>${answeredBy}`;
+    const now = Date.now();
+    if ((this.rotationAsked.get(pair) ?? 0) > now - ROTATION_ASK_MS) return;
+    if (this.rotationAsked.size >= 1_000) this.rotationAsked.clear();
+    this.rotationAsked.set(pair, now);
+    try {
+      const response = await this.pool.request({ id: answeredBy, address }, { method: "GET", path: ROTATION_PATH, timeoutMs: 10_000 });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of response.body) {
+        size += (chunk as Buffer).length;
+        if (size > 16 * 1024) throw new Error("a rotation statement is a few hundred bytes");
+        chunks.push(chunk as Buffer);
+      }
+      if (response.status !== 200) return;
+      const statement = verifyRotation(JSON.parse(Buffer.concat(chunks).toString("utf8")));
+      if (statement.from !== peerId || statement.to !== answeredBy) return;
+      await this.follow(statement);
+      this.keyChanged(peerId, address, answeredBy);
+    } catch {
+      // No statement, or not a valid one: the warning stands.
+    }
   }
 
   /** Open connections: peers connected to this device's listener, and this device's own to peers. */
@@ -407,13 +449,43 @@ export class Device extends EventEmitter<DeviceEvents> {
     return { id, name: this.peers.nameOf(id) };
   }
 
-  /** A configured peer by id, name or id prefix, else a peer in range or a paired one. */
+  /** A configured peer by id, name or id prefix, else a peer in range or a paired one; a key that moved on, its new key. */
   resolvePeer(reference: string): string {
-    return this.dialer.resolve(reference);
+    return this.dialer.resolve(this.followed(reference));
   }
 
   private endpoint(reference: string): PeerEndpoint {
-    return this.dialer.endpoint(reference);
+    return this.dialer.endpoint(this.followed(reference));
+  }
+
+  /** A device id that rotated (a statement held here): its successor; any other reference as it is. */
+  private followed(reference: string): string {
+    const id = reference.trim().toLowerCase();
+    return isDeviceId(id) ? this.acl.successorOf(id) : reference;
+  }
+
+  /**
+   * A peer's key rotation, from its device document: when the ACL takes it (it names a key this device
+   * follows), the new key takes the old one's place everywhere here. This device's own groups are signed
+   * again with it (and travel to the fleet), the configured or paired peer entry follows with its name
+   * and address (probed for the new key), and the old key is refused from now on.
+   */
+  private async follow(statement: RotationStatement): Promise<void> {
+    if (!this.acl.acceptRotation(statement)) return;
+    const { from, to } = statement;
+    for (const group of this.acl.listGroups()) {
+      if (group.owner !== this.id || group.name === REVOKED_GROUP || !group.members.includes(from)) continue;
+      await this.groups.set(group.name, group.members.map((member) => (member === from ? to : member)));
+    }
+    const configured = this.peers.rename(from, to);
+    if (configured?.address) this.transports.probe({ address: configured.address, expectedId: to, name: configured.name });
+    const paired = this.system.paired?.get(from);
+    if (paired) {
+      await this.system.paired!.add({ ...paired, id: to });
+      for (const address of this.dialer.usable(paired.addresses)) this.transports.probe({ address, expectedId: to, name: paired.name });
+    }
+    this.acl.knownPeersChanged();
+    this.emit("rotated", { from, to, name: configured?.name ?? paired?.name });
   }
 }
 

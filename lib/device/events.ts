@@ -21,6 +21,8 @@ export interface DeviceEvents {
    * there again (`restored` true). The other key is never trusted for the peer.
    */
   "key-changed": [change: KeyChange, restored: boolean];
+  /** A peer moved to a new key and this device follows it (its statement verified): `from` is refused from now on. */
+  rotated: [info: { from: string; to: string; name?: string }];
   /** Tor's bootstrap progress, this device's onion address, or a failure changed. */
   tor: [status: TorStatus];
 }

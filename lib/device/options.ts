@@ -3,7 +3,7 @@ import type { Rule } from "../acl/rules";
 import type { BleTransportOptions } from "../ble/ble-transport";
 import type { KnownPeer } from "../discovery/peer-directory";
 import type { MdnsTransportOptions } from "../discovery/mdns-transport";
-import type { Identity } from "../identity";
+import type { Identity, RotationStatement } from "../identity";
 import type { MeshOptions } from "../mesh/mesh";
 import type { TorTransportOptions } from "../tor/tor-transport";
 import type { WireLimits } from "../wire/limits";
@@ -11,6 +11,11 @@ import type { TransportSource } from "./transports";
 
 export interface DeviceOptions {
   identity: Identity;
+  /**
+   * The statement that moved this device to `identity` from its old key (signRotation): published in its
+   * device document, so that its peers, group owners and rules follow it to the new key.
+   */
+  rotatedFrom?: RotationStatement;
   host?: string;
   /** 0 picks a free port. */
   port?: number;

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, diffieHellman, generateKeyPairSync, hkdfSync, KeyObject, randomBytes, randomUUID, verify } from "node:crypto";
-import { deviceIdOf, deviceKeyFromSpki, Identity, isDeviceId } from "../identity";
+import { deviceIdOf, deviceKeyFromSpki, Identity, isDeviceId, type RotationStatement, verifyRotation } from "../identity";
 import { isOnionHostPort } from "../protocol/address";
 import { ACK_DOC_PREFIX, DEVICE_DOC_PREFIX, MESSAGE_DOC_PREFIX } from "../protocol/doc-ids";
 
@@ -72,6 +72,8 @@ export interface DeviceDoc {
    * itself); `neighbours` is then empty, and any other relay cannot tell who this device talks to.
    */
   sealed?: SealedNeighbours;
+  /** The statement that moved this device here from its old key (signed by both keys), carried to every device. */
+  rotatedFrom?: RotationStatement;
   updated: number;
   sig: string;
 }
@@ -107,7 +109,7 @@ export const BODY_ATTACHMENT = "body";
 const BOOKKEEPING = ["_id", "_rev", "_revisions", "_conflicts"];
 const MESSAGE_FIELDS = new Set([...BOOKKEEPING, "_attachments", "type", "from", "fromKey", "to", "recipients", "epk", "mode", "priority", "created", "expires", "bodyHash", "size", "sig"]);
 const ACK_FIELDS = new Set([...BOOKKEEPING, "type", "msg", "from", "fromKey", "to", "mode", "created", "expires", "sig"]);
-const DEVICE_FIELDS = new Set([...BOOKKEEPING, "type", "id", "key", "name", "neighbours", "onion", "sealed", "updated", "sig"]);
+const DEVICE_FIELDS = new Set([...BOOKKEEPING, "type", "id", "key", "name", "neighbours", "onion", "sealed", "rotatedFrom", "updated", "sig"]);
 const MESSAGE_ID = /^msg:[0-9a-f-]{36}$/;
 
 /** Nothing unsigned rides along: a relay could otherwise pad a document (quota) or smuggle data through it. */
@@ -239,10 +241,10 @@ export function verifyAck(input: unknown): AckDoc {
 /** What signs a device document: an identity, or anything with a device id, its public key and a signature. */
 export type DeviceSigner = Pick<Identity, "deviceId" | "publicKeySpki" | "sign">;
 
-export function makeDeviceDoc(device: DeviceSigner, neighbours: Record<string, number>, name?: string, now = Date.now(), onion?: string, readers?: Array<{ id: string; key: Buffer }>): DeviceDoc {
+export function makeDeviceDoc(device: DeviceSigner, neighbours: Record<string, number>, name?: string, now = Date.now(), onion?: string, readers?: Array<{ id: string; key: Buffer }>, rotatedFrom?: RotationStatement): DeviceDoc {
   const _id = deviceDocId(device.deviceId);
   const sealed = readers && sealNeighbours(device.deviceId, _id, now, neighbours, readers);
-  const unsigned: Omit<DeviceDoc, "sig"> = { _id, type: "mesh-device", id: device.deviceId, key: device.publicKeySpki.toString("base64"), ...(name ? { name } : {}), neighbours: sealed ? {} : neighbours, ...(onion ? { onion } : {}), ...(sealed ? { sealed } : {}), updated: now };
+  const unsigned: Omit<DeviceDoc, "sig"> = { _id, type: "mesh-device", id: device.deviceId, key: device.publicKeySpki.toString("base64"), ...(name ? { name } : {}), neighbours: sealed ? {} : neighbours, ...(onion ? { onion } : {}), ...(sealed ? { sealed } : {}), ...(rotatedFrom ? { rotatedFrom } : {}), updated: now };
   return { ...unsigned, sig: device.sign(deviceSignedBytes(unsigned)).toString("base64") };
 }
 
@@ -261,6 +263,15 @@ export function verifyDeviceDoc(input: unknown): DeviceDoc {
     const { epk, readers, data } = doc.sealed as Partial<SealedNeighbours>;
     const wellFormed = typeof epk === "string" && epk.length < 200 && typeof data === "string" && data.length < 100_000 && Array.isArray(readers) && readers.length <= MAX_NEIGHBOUR_READERS && readers.every((key) => typeof key === "string" && key.length < 200);
     if (!wellFormed || Object.keys(doc.neighbours).length > 0) throw new EnvelopeError(`${label} has malformed sealed neighbours`);
+  }
+  if (doc.rotatedFrom !== undefined) {
+    let statement: RotationStatement;
+    try {
+      statement = verifyRotation(doc.rotatedFrom);
+    } catch (err) {
+      throw new EnvelopeError(`${label} carries a key rotation that does not verify (${(err as Error).message})`);
+    }
+    if (statement.to !== doc.id) throw new EnvelopeError(`${label} carries a key rotation to another device`);
   }
   checkSigner(label, doc.id, doc.key, deviceSignedBytes(doc as DeviceDoc), doc.sig);
   return doc as DeviceDoc;
@@ -293,6 +304,7 @@ export function deviceSignedBytes(doc: Omit<DeviceDoc, "sig">): Buffer {
   // Appended only when present, so documents without one sign exactly as before.
   if (doc.onion !== undefined) signed.push(doc.onion);
   if (doc.sealed !== undefined) signed.push(["sealed", doc.sealed.epk, doc.sealed.readers, doc.sealed.data]);
+  if (doc.rotatedFrom !== undefined) signed.push(["rotatedFrom", doc.rotatedFrom.from, doc.rotatedFrom.sig]);
   return Buffer.from(JSON.stringify(signed));
 }
 

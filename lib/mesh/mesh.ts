@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import type PouchDB from "pouchdb-node";
 import { GroupDoc, GroupError, REVOKED_GROUP, verifyGroup } from "../acl/signed-group";
-import { type Identity, isDeviceId, matchDeviceIds } from "../identity";
+import { type Identity, isDeviceId, matchDeviceIds, type RotationStatement } from "../identity";
 import type { BulkResult, RefusalCode } from "../protocol/couch";
 import type { Database } from "../storage/database";
 import { interceptReplicatedWrites, StoreReplicated } from "../storage/replicated-writes";
@@ -59,6 +59,10 @@ export interface MeshOptions {
   maxGroupsPerOwner?: number;
   /** A revoked key (Acl.isRevoked): nothing it signs is taken or delivered, and nothing is sealed to it. */
   isRevoked?(id: string): boolean;
+  /** The statement that moved this device to its key, published in its device document. */
+  rotatedFrom?: RotationStatement;
+  /** The key a device id moved to (Acl.successorOf): a message to the old key is sealed to the new one. */
+  successorOf?(id: string): string;
   /**
    * Private identities: this device's neighbours are sealed to the devices this says may read them (the
    * ones allowed to relay for it) and to itself, instead of published for every relay.
@@ -98,6 +102,8 @@ export interface MeshEvents {
   stored: [info: { id: string }];
   /** A device document (this device's or another's, verified) says where Tor reaches that device. */
   onion: [info: { id: string; onion: string }];
+  /** A device document carries the statement of its device's move from an old key (verified). */
+  rotated: [statement: RotationStatement];
   /** The store was compacted: the bodies of removed and replaced documents are gone from disk. */
   compacted: [info: { changes: number }];
 }
@@ -690,6 +696,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.router.update({ ...device, neighbours: neighboursOf(device, this.identity) ?? {} });
       this.keys.set(device.id, Buffer.from(device.key, "base64"));
       this.sealAgainFor(device.id);
+      if (device.rotatedFrom && device.id !== this.id) this.emit("rotated", device.rotatedFrom);
       if (device.onion && this.onions.get(device.id) !== device.onion) {
         this.onions.set(device.id, device.onion);
         if (device.id !== this.id) this.emit("onion", { id: device.id, onion: device.onion });
@@ -851,13 +858,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** The canonical address and recipients of msg.to: a group (members other than this device), a device id, name or id prefix. */
   private findRecipients(to: string): { to: string; recipients: string[] } {
     const group = this.options.groupMembers(to);
+    const follow = (id: string): string => this.options.successorOf?.(id) ?? id;
     if (group) {
-      const recipients = group.members.filter((id) => id !== this.id);
+      const recipients = [...new Set(group.members.map(follow))].filter((id) => id !== this.id);
       if (recipients.length === 0) throw new WireError("UNKNOWN_PEER", `the group ${to} has no other members`);
       return { to: group.to, recipients };
     }
     const wanted = to.trim().toLowerCase();
-    if (isDeviceId(wanted)) return { to: wanted, recipients: [wanted] };
+    if (isDeviceId(wanted)) return { to: follow(wanted), recipients: [follow(wanted)] };
     const known = this.options.resolvePeer?.(to);
     if (known) return { to: known, recipients: [known] };
     // Names come from this device's own configuration only: a name a device announces about itself in
@@ -896,7 +904,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       // Peers take a device document only when its signed time is later than the one they hold: two
       // versions written in the same millisecond (two neighbours noted at once) must still differ.
       const updated = Math.max(now, (existing?.updated ?? 0) + 1);
-      const doc = makeDeviceDoc(this.identity, this.neighbours, this.options.name, updated, this.ownOnion, this.neighbourReaders());
+      const doc = makeDeviceDoc(this.identity, this.neighbours, this.options.name, updated, this.ownOnion, this.neighbourReaders(), this.options.rotatedFrom);
       await this.db.put({ ...doc, _rev: existing?._rev });
     };
     const next = this.writing.then(write, write);

@@ -4,6 +4,8 @@ export const STREAM_PATH = "/stream/";
 export const BATCH_PATH = "/batch";
 /** Pairing requests: the one route open to keys no rule allows yet, since pairing is how they get in. */
 export const PAIRING_PATH = "/pair";
+/** GET: the statement that moved this device to its key (404 when it never moved): public and self-proving. */
+export const ROTATION_PATH = "/rotation";
 /** Databases by name under /db/ (CouchDB protocol, e.g. https://host:port/db/readings); the mesh's own at /mesh. */
 export const DATABASE_PATH = "/db/";
 export const MESH_PATH = "/mesh";

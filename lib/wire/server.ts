@@ -5,7 +5,7 @@ import http2, { Http2SecureServer, Http2Session, IncomingHttpHeaders, ServerHttp
 import type { AddressInfo } from "node:net";
 import type { Readable } from "node:stream";
 import type { SecureContext, TLSSocket } from "node:tls";
-import { Identity, spkiOf, verifyPeerCertificate } from "../identity";
+import { Identity, type RotationStatement, spkiOf, verifyPeerCertificate } from "../identity";
 import { isServerNameFor } from "./server-name";
 import { WireError } from "../protocol/errors";
 import { BatchItem, BatchOutcome, decodeBatch, MAX_BATCH_ITEMS, MAX_BATCH_REQUEST_BYTES } from "./batch";
@@ -17,7 +17,7 @@ import { DEFAULT_LIMITS, FLOW_SETTINGS, WireLimits } from "./limits";
 import { decodePayload } from "./payload";
 import type { Socket } from "node:net";
 import { serveChannel } from "./channel";
-import { Ack, Authorizer, BATCH_PATH, CHANNEL_PATH, DatabaseTarget, databaseTarget, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, STREAM_PATH, topicFromPath, type Verb } from "../protocol/wire";
+import { Ack, Authorizer, BATCH_PATH, CHANNEL_PATH, DatabaseTarget, databaseTarget, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, ROTATION_PATH, STREAM_PATH, topicFromPath, type Verb } from "../protocol/wire";
 import { validateTopic } from "../protocol/topic";
 import { RecentIds } from "./recent-ids";
 
@@ -85,6 +85,8 @@ export interface WireServerOptions {
    * clients that know its id. Anyone else's handshake fails before a certificate is sent.
    */
   privateListener?: boolean;
+  /** The statement that moved this device to its key, served at ROTATION_PATH to the peers that knew the old one. */
+  rotation?: RotationStatement;
 }
 
 /** Why a request or connection was refused, as a label for counting (metrics): the reason says the rest. */
@@ -342,6 +344,11 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     const peerId = this.peerIds.get(stream.session as Http2Session);
     if (!peerId) throw new WireError("REFUSED", "the connection has no verified device id");
     const [path, query = ""] = (headers[":path"] ?? "").split("?");
+    // Public and proved by both keys: the peers that knew the old key may not know this one yet.
+    if (path === ROTATION_PATH && headers[":method"] === "GET") {
+      if (!this.options.rotation) throw new WireError("NOT_FOUND", "this device never moved to a new key");
+      return respondJson(stream, this.options.rotation);
+    }
     // A device no rule allows anything learns nothing here, not even which routes or databases exist.
     if (path !== PAIRING_PATH && !this.mayTry(peerId)) {
       this.emit("refused", { peerId, kind: "unknown-key", reason: `unknown key: ${headers[":method"]} ${path.slice(0, 80)}` });
