@@ -1,7 +1,7 @@
 import type { Request, Response } from "express";
 import type { NodeAPI } from "node-red";
 import QRCode from "qrcode";
-import { type Device, Identity } from "../../lib";
+import { type Device, Identity, signRotation } from "../../lib";
 import type { IdentityConfigNode } from "../shared/identity-node";
 
 /**
@@ -78,6 +78,16 @@ export function registerAdminApi(RED: NodeAPI): void {
   RED.httpAdmin.delete("/peer-mesh/identity/:id/pairings/:request", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) => {
     const device = deployed(req, res);
     if (device) res.json({ removed: device.pairing.reject(String(req.params.request)) });
+  });
+  // A new key for a deployed identity, with the statement its current key signs: the dialog keeps both in
+  // the credentials, and the deploy moves the identity (and its storage) to the new key.
+  RED.httpAdmin.post("/peer-mesh/identity/:id/rotate", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) => {
+    const device = deployed(req, res);
+    if (!device) return;
+    send(res, () => {
+      const next = Identity.generate();
+      return { ...describe(next), privateKey: next.privateKeyPem, rotation: JSON.stringify(signRotation(device.identity, next)) };
+    });
   });
   // PEM backup of a deployed identity (key and certificate).
   RED.httpAdmin.get("/peer-mesh/identity/:id/export", RED.auth.needsPermission("identity-config.write"), (req: Request, res: Response) => {

@@ -1,6 +1,7 @@
+import fs from "node:fs";
 import path from "node:path";
 import type { Node, NodeAPI, NodeDef } from "node-red";
-import { DEFAULT_PROBE_INTERVAL_MS, DEFAULT_RULES, Device, DiscoveryOptions, Identity, IdentityError, isAddress, isDeviceId, Rule, type TorStatus, validateKnownPeers } from "../../lib";
+import { closeIdleDatabases, DEFAULT_PROBE_INTERVAL_MS, DEFAULT_RULES, Device, DiscoveryOptions, Identity, IdentityError, isAddress, isDeviceId, Rule, type RotationStatement, type TorStatus, validateKnownPeers, verifyRotation } from "../../lib";
 import type { IdentityConfigNode } from "../shared/identity-node";
 import { runningIdentities } from "../shared/running-identities";
 import { registerAdminApi } from "./admin-api";
@@ -50,6 +51,8 @@ interface IdentityCredentials {
   certificate: unknown;
   /** The control port's password of a tor to attach to (HashedControlPassword); empty for cookie authentication. */
   torPassword?: unknown;
+  /** The statement (JSON) that moved this identity from its previous key ("Rotate key"). */
+  rotation?: unknown;
 }
 
 type Creds = { credentials?: Partial<IdentityCredentials> };
@@ -64,6 +67,33 @@ function loadIdentity(RED: NodeAPI, node: IdentityConfigNode & Creds, name: stri
   RED.nodes.addCredentials(node.id, { privateKey: identity.privateKeyPem, certificate: identity.certificatePem });
   node.warn(RED._("identity-config.warnings.generated", { id: identity.deviceId }));
   return identity;
+}
+
+/**
+ * The statement that moved this identity to its key, when its credentials hold one for exactly this key;
+ * one for another key (a key made or imported since) is left out with a warning.
+ */
+function loadRotation(RED: NodeAPI, node: IdentityConfigNode & Creds, identity: Identity): RotationStatement | undefined {
+  const text = node.credentials?.rotation;
+  if (typeof text !== "string" || text === "") return undefined;
+  try {
+    const statement = verifyRotation(JSON.parse(text));
+    if (statement.to === identity.deviceId) return statement;
+  } catch {
+    // reported below, as for one that names another key
+  }
+  node.warn(RED._("identity-config.warnings.stale-rotation"));
+  return undefined;
+}
+
+/**
+ * The storage follows a rotated identity: the directory of its old id becomes its new id's, once no
+ * database of the process holds it open (a full deploy's old device released them a moment ago).
+ */
+async function moveStorage(from: string, to: string): Promise<void> {
+  if (fs.existsSync(to) || !fs.existsSync(from)) return;
+  await closeIdleDatabases();
+  fs.renameSync(from, to);
 }
 
 function parseProbeInterval(value: unknown): number {
@@ -174,6 +204,7 @@ export = (RED: NodeAPI): void => {
       let leaveRunning = (): void => undefined;
       try {
         const identity = loadIdentity(RED, node, def.name);
+        const rotatedFrom = loadRotation(RED, node, identity);
         const { peers, problems } = validateKnownPeers(def.peers);
         for (const problem of problems) node.warn(problem);
         const storageDir = storageDirOf(RED, identity.deviceId);
@@ -184,14 +215,17 @@ export = (RED: NodeAPI): void => {
           acl: { rules: def.rules as Rule[], groups: parseGroups(def.groups), revoked: parseRevoked(RED, def.revoked) },
           storageDir,
           databases: storageDir ? databases : [],
+          rotatedFrom,
         });
         node.device.on("refused", ({ peerId, reason }) => node.debug(`refused ${peerId ?? "a connection"}: ${reason}`));
         node.device.on("warning", warnOnce(node));
         node.device.on("rejected", ({ id, reason }) => node.warn(RED._("identity-config.warnings.group-rejected", { id, reason })));
         node.device.on("storage-full", warnStorageFull(RED, node));
         node.device.on("tor", logTorProgress(RED, node));
+        node.device.on("rotated", ({ from, to, name }) => node.log(RED._("identity-config.log.rotated", { name: name ?? from.slice(0, 8), from: from.slice(0, 8), to: to.slice(0, 8) })));
         const device = node.device;
-        node.ready = device.start();
+        const oldStorage = rotatedFrom && storageDirOf(RED, rotatedFrom.from);
+        node.ready = (storageDir && oldStorage ? moveStorage(oldStorage, storageDir) : Promise.resolve()).then(() => device.start());
         node.ready.then(
           (port) => {
             node.log(RED._("identity-config.log.listening", { id: identity.deviceId, host: def.host || "127.0.0.1", port }));
@@ -211,7 +245,7 @@ export = (RED: NodeAPI): void => {
         stopping.then(done, done);
       });
     },
-    { credentials: { privateKey: { type: "password" }, certificate: { type: "text" }, torPassword: { type: "password" } } },
+    { credentials: { privateKey: { type: "password" }, certificate: { type: "text" }, torPassword: { type: "password" }, rotation: { type: "text" } } },
   );
 
   registerAdminApi(RED);

@@ -1,8 +1,10 @@
+import fs from "node:fs";
+import path from "node:path";
 import should from "should";
 import type { Node } from "node-red";
-import { Identity, REVOKED_GROUP } from "../../lib";
+import { Identity, REVOKED_GROUP, signRotation, verifyRotation } from "../../lib";
 import type { IdentityConfigNode } from "../../nodes/shared/identity-node";
-import { helper, identityConfig, loadFlow, useNodeRedHelper } from "../helpers/node-red";
+import { helper, identityConfig, loadFlow, useNodeRedHelper, useUserDir } from "../helpers/node-red";
 import { freePort } from "./fixtures";
 
 describe("identity-config node", () => {
@@ -133,6 +135,45 @@ describe("identity-config node", () => {
       const exported = await helper.request().get("/peer-mesh/identity/id1/export").expect(200);
       should(Identity.fromBundlePem(exported.text).deviceId).equal(identity.deviceId);
       await helper.request().get("/peer-mesh/identity/nope").expect(404);
+    });
+  });
+
+  describe("key rotation", () => {
+    useUserDir();
+
+    it("Rotate key gives the dialog a new key and a statement the current key signed; the deploy moves the identity and its storage to it", async () => {
+      const identity = Identity.generate();
+      const flow = [{ id: "id1", type: "identity-config", host: "127.0.0.1", port: 0, databases: "readings" }];
+      await loadFlow(identityConfig, flow, { id1: { privateKey: identity.privateKeyPem, certificate: identity.certificatePem } });
+      let node = helper.getNode("id1") as unknown as IdentityConfigNode;
+      await node.ready;
+      await node.device!.databases.open("readings").put({ _id: "kept", celsius: 21 });
+      const res = await helper.request().post("/peer-mesh/identity/id1/rotate").send({}).expect(200);
+      const next = Identity.fromPem(res.body.privateKey, res.body.certificate);
+      should(next.deviceId).equal(res.body.deviceId).and.not.equal(identity.deviceId);
+      should(verifyRotation(JSON.parse(res.body.rotation))).match({ from: identity.deviceId, to: next.deviceId });
+      await helper.request().post("/peer-mesh/identity/nope/rotate").send({}).expect(404);
+
+      // The dialog keeps the new key and the statement in the credentials; the user deploys.
+      await helper.unload();
+      await loadFlow(identityConfig, flow, { id1: { privateKey: res.body.privateKey, certificate: res.body.certificate, rotation: res.body.rotation } });
+      node = helper.getNode("id1") as unknown as IdentityConfigNode;
+      await node.ready;
+      should(node.device!.id).equal(next.deviceId);
+      const userDir = (helper as unknown as { settings(): { userDir: string } }).settings().userDir;
+      should(fs.existsSync(path.join(userDir, "peer-mesh", identity.deviceId))).be.false();
+      should((await node.device!.databases.open("readings").get<{ celsius: number }>("kept")).celsius).equal(21);
+    });
+
+    it("leaves out a stored rotation that names another key, with a warning", async () => {
+      const [old, next, other] = [Identity.generate(), Identity.generate(), Identity.generate()];
+      await loadFlow(identityConfig, [{ id: "id1", type: "identity-config", host: "127.0.0.1", port: 0 }], {
+        id1: { privateKey: other.privateKeyPem, certificate: other.certificatePem, rotation: JSON.stringify(signRotation(old, next)) },
+      });
+      const node = helper.getNode("id1") as unknown as IdentityConfigNode & { warn: { args: unknown[][] } };
+      await node.ready;
+      should(node.device!.id).equal(other.deviceId);
+      should((node as unknown as { warn: { calledWithMatch(text: string): boolean } }).warn.calledWithMatch("stale-rotation")).be.true();
     });
   });
 });
