@@ -7,7 +7,8 @@ import { serveCouch } from "../replication/couch-endpoint";
 import { refuseReplicatedDesignDocs } from "../replication/design-guard";
 import { type Direction, replicateOnce, type ReplicateOptions, type SyncReport } from "../replication/replicator";
 import { type ByteCounter, wireFetch } from "../replication/wire-fetch";
-import { type Database, reclaimSpace, remoteDatabase, validateDatabaseName } from "../storage/database";
+import { type Database, databaseBytes, reclaimSpace, remoteDatabase, validateDatabaseName } from "../storage/database";
+import type { PurgeReason } from "./traffic";
 import { acquireDatabase, type DatabaseLease } from "../storage/open-databases";
 import { purgeDocuments, type PurgeResult } from "../storage/purge";
 import { RetentionKeeper, type RetentionPolicy } from "../storage/retention";
@@ -33,6 +34,8 @@ export interface DatabaseHostOptions {
   maxRequestBytes(): number;
   onStorageFull(database: string, err: Error): void;
   onWarning(err: StorageError): void;
+  /** Documents purged from a database here (a cap, an age, or a flow). */
+  onPurged?(database: string, reason: PurgeReason, count: number): void;
 }
 
 /** The databases a device keeps, as it offers them (`device.databases`): opened, replicated, and a peer's over the wire. */
@@ -42,6 +45,8 @@ export interface DeviceDatabases {
   replicate(peer: string, name: string, direction: Direction, options?: ReplicateOptions): Promise<SyncReport>;
   /** Runs `work` on this device's databases; a stop waits for it (and refuses new work) before releasing them. */
   track<T>(work: Promise<T>): Promise<T>;
+  /** Bytes each open database of this device takes on disk. */
+  sizes(): Map<string, number>;
   /** A peer's database at `path` as a PouchDB, every request of it travelling over the wire. */
   remote(peerId: string, path: string, counter?: ByteCounter): Database;
   /** Removes documents from this device's copy only (peers keep theirs) and gives their space back. */
@@ -128,12 +133,19 @@ export class DatabaseHost implements DeviceDatabases {
     return remoteDatabase(`https://${first.address}${path}`, { fetch: wireFetch(this.options.pool, () => this.options.endpoint(peerId), counter) });
   }
 
+  sizes(): Map<string, number> {
+    return new Map([...this.leases].map(([name, lease]) => [name, databaseBytes(lease.db)]));
+  }
+
   purge(name: string, ids: readonly string[]): Promise<PurgeResult> {
     const db = this.open(name);
     return this.track(
       (async () => {
         const result = await purgeDocuments(db, ids);
-        if (result.purged.length > 0) await reclaimSpace(db);
+        if (result.purged.length > 0) {
+          this.options.onPurged?.(name, "flow", result.purged.length);
+          await reclaimSpace(db);
+        }
         return result;
       })(),
     );
@@ -143,6 +155,7 @@ export class DatabaseHost implements DeviceDatabases {
     const keeper = new RetentionKeeper(this.open(name), name, policy, (work) => this.track(work));
     this.keepers.add(keeper);
     keeper.once("stopped", () => this.keepers.delete(keeper));
+    keeper.on("purged", (event) => this.options.onPurged?.(name, event.reason, event.purged));
     keeper.start();
     return keeper;
   }

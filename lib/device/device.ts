@@ -182,6 +182,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       maxRequestBytes: () => this.server.limits.maxDatabaseRequestBytes,
       onStorageFull: (database, err) => this.emit("storage-full", database, err),
       onWarning: (err) => this.emit("warning", err, "storage"),
+      onPurged: (database, reason, count) => this.traffic.purged(database, reason, count),
     });
     this.databases = this.databaseHost;
   }

@@ -60,6 +60,10 @@ export function prometheusText(devices: MeteredDevice[], now = Date.now()): stri
         add("peer_mesh_replication_bytes_total", "counter", "Bytes the sync sessions moved, by direction.", { ...labels, direction: "out" }, sync.bytesOut);
       }
     }
+    for (const [database, byReason] of device.traffic.purgedByDatabase) {
+      for (const [reason, count] of byReason) add("peer_mesh_purged_documents_total", "counter", "Documents purged from a database on this device only (peers keep theirs), by reason: size cap, age, or a flow's msg.purge.", { ...own, database, reason }, count);
+    }
+    for (const [database, bytes] of device.databases.sizes()) add("peer_mesh_database_bytes", "gauge", "Bytes a database takes on this device's disk (its LevelDB files).", { ...own, database }, bytes);
     const mesh = meshOf(device);
     if (mesh) {
       add("peer_mesh_store_documents", "gauge", "Store-and-forward documents held, by kind.", { ...own, kind: "message" }, mesh.storedMessages);

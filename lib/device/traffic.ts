@@ -25,6 +25,9 @@ export interface SyncTraffic {
 /** Peers counted at most: past it, the least recently active is dropped (its counters restart if it comes back). */
 const MAX_PEERS = 2_000;
 
+/** Why documents were purged: a database's size cap or maximum age, or a flow's msg.purge. */
+export type PurgeReason = "size" | "age" | "flow";
+
 /**
  * What a device exchanged, counted since it started: per peer, messages and streams each way with their
  * bytes; refused requests by kind; and per peer and database, replication sessions. Read by the metrics
@@ -34,6 +37,8 @@ export class Traffic {
   private readonly peers = new Map<string, PeerTraffic>();
   private readonly refusals = new Map<RefusalKind, number>();
   private readonly syncs = new Map<string, Map<string, SyncTraffic>>();
+  /** Per database and reason (size, age, flow), documents purged here. */
+  private readonly purges = new Map<string, Map<PurgeReason, number>>();
 
   received(peerId: string, kind: "msg" | "stream", bytes: number): void {
     const peer = this.peer(peerId);
@@ -64,6 +69,16 @@ export class Traffic {
     sync.failures += report.failures;
     if (report.errors.length === 0) sync.lastAt = at;
     byDatabase.set(report.database, sync);
+  }
+
+  purged(database: string, reason: PurgeReason, count: number): void {
+    let byReason = this.purges.get(database);
+    if (!byReason) this.purges.set(database, (byReason = new Map()));
+    byReason.set(reason, (byReason.get(reason) ?? 0) + count);
+  }
+
+  get purgedByDatabase(): ReadonlyMap<string, ReadonlyMap<PurgeReason, number>> {
+    return this.purges;
   }
 
   get byPeer(): ReadonlyMap<string, Readonly<PeerTraffic>> {

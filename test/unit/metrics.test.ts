@@ -1,5 +1,6 @@
 import should from "should";
 import { Device, Identity, prometheusText, Traffic } from "../../lib";
+import { TempDirs } from "../helpers/storage";
 
 describe("metrics", () => {
   it("keeps the 2,000 most recently active peers: a peer counted again and again is never the one dropped", () => {
@@ -36,5 +37,21 @@ describe("metrics", () => {
     should(text).match(/peer_mesh_replication_lag_seconds\{[^}]*database="readings"\} 5\n/);
     should(text.match(/# TYPE peer_mesh_messages_total counter/g)).have.length(1);
     should(text).not.match(/peer_mesh_store_documents/); // not started: no mesh store to count
+  });
+
+  it("counts documents purged per database and reason, and each database's size on disk", async () => {
+    const dirs = new TempDirs();
+    const device = new Device({ identity: Identity.generate(), storageDir: dirs.make(), databases: ["readings"], discovery: { staticProbeIntervalMs: 0 } });
+    try {
+      await device.start();
+      await device.databases.open("readings").bulkDocs([{ _id: "a" }, { _id: "b" }, { _id: "c" }]);
+      should(await device.databases.purge("readings", ["a", "b", "nope"])).match({ purged: ["a", "b"], missing: ["nope"] });
+      const text = prometheusText([{ device }]);
+      should(text).containEql(`peer_mesh_purged_documents_total{device="${device.id}",database="readings",reason="flow"} 2`);
+      should(Number(/peer_mesh_database_bytes\{[^}]*database="readings"\} (\d+)/.exec(text)?.[1])).be.above(0);
+    } finally {
+      await device.stop();
+      dirs.removeAll();
+    }
   });
 });
