@@ -28,6 +28,8 @@ export interface IdentityOverview {
   introduced: Array<{ id: string; name?: string; owner: string; ownerName?: string; group: string }>;
   /** Keys refused here because an owner revoked them (this device, or one whose groups a rule names). */
   revoked: Array<{ id: string; name?: string; by: Array<{ owner: string; name?: string }> }>;
+  /** Peers that moved to a new key and are followed here (the old key is refused). */
+  rotated: Array<{ from: string; to: string; name?: string; at: number }>;
   /** Known peers at whose address another key answers ("key changed"), until their own answers again. */
   keyChanges: Array<{ peerId: string; name?: string; address: string; answeredBy: string; firstSeen: number }>;
   /** Tor's bootstrap progress and the onion address, when Tor is on. */
@@ -67,6 +69,7 @@ export function overview(identities: RunningIdentity[]): IdentityOverview[] {
     neighbours: neighboursOf(device),
     cloudSync: device.lastSyncs.get(CLOUD_PEER),
     introduced: device.acl.introduced().map(({ member, owner, group }) => ({ id: member, name: device.peers.nameOf(member), owner, ownerName: device.peers.nameOf(owner), group })),
+    rotated: device.acl.listRotations().map(({ from, to, at }) => ({ from, to, name: device.peers.nameOf(to), at })),
     revoked: device.acl.revocations().map(({ id, by }) => ({ id, name: device.peers.nameOf(id), by: by.map((owner) => ({ owner, name: owner === device.id ? name : device.peers.nameOf(owner) })) })),
     keyChanges: device.keyChanges.map(({ peerId, name, address, answeredBy, firstSeen }) => ({ peerId, name, address, answeredBy, firstSeen })),
     ...(device.torStatus ? { tor: device.torStatus } : {}),

@@ -3,6 +3,7 @@ import { Device, Identity, signRotation, verifyRotation, type MeshMessage } from
 import { waitFor } from "../helpers/events";
 import { freePort } from "../helpers/ports";
 import { useDevices } from "../helpers/devices";
+import { overview } from "../../plugins/peer-mesh-sidebar/overview";
 
 /**
  * A device moves to a new key: it signs a rotation statement with the old key (and the new), and the
@@ -65,6 +66,8 @@ describe("key rotation", function () {
     should(gatewayDevice.peers.has(oldKey.deviceId)).be.false();
     should(gatewayDevice.acl.group(gateway.deviceId, "line")!.members).eql([newKey.deviceId]);
     should(gatewayDevice.acl.group(gateway.deviceId, "line")!.version).equal(2);
+    const [picture] = overview([{ nodeId: "gw", name: "gateway", device: gatewayDevice, host: "127.0.0.1", port: gatewayPort }]);
+    should(picture.rotated).eql([{ from: oldKey.deviceId, to: newKey.deviceId, name: "press sensor", at: statement.at }]);
     should(await gatewayDevice.allows(oldKey.deviceId, "send", "msg/x")).be.false();
     should(await gatewayDevice.allows(newKey.deviceId, "send", "msg/x")).be.true();
     // The new key at the old address is the peer itself: no "key changed" warning stays.
