@@ -85,6 +85,8 @@ const BENCHMARKS: Benchmark[] = [
       return [
         result("stream-vs-raw-tls", stream.ours, stream.raw, "MB/s", `${mib} MiB, one stream vs one bare TLS 1.3 socket`),
         result("first-msg-vs-raw-tls", first.ours, first.raw, "ms", `median of ${runs}: new peer send→ack vs bare mutual-TLS handshake; lower is better`),
+        result("first-msg-vs-http2-floor", first.ours, first.http2, "ms", `median of ${runs}: new peer send→ack vs one POST on a new bare HTTP/2 connection over the same mutual TLS (the floor of any HTTP/2 protocol); lower is better`),
+        result("http2-floor-vs-raw-tls", first.http2, first.raw, "ms", `median of ${runs}: one POST on a new bare HTTP/2 connection vs a bare mutual-TLS handshake: how much of the first-message target HTTP/2 alone takes`),
       ];
     },
   },

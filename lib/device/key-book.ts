@@ -35,23 +35,28 @@ export class KeyBook {
     return this.keys.get(id);
   }
 
-  /** A key a handshake proved for `id`; kept when `id` is a peer this device wants keys of. */
+  /** A key a handshake proved for `id` (the id derived from this very key); kept when `id` is a peer this device wants keys of. */
   learn(id: string, spki: Buffer): void {
     if (!this.wanted(id) || this.keys.get(id)?.equals(spki)) return;
-    if (!this.take(id, spki)) return;
+    this.keep(id, spki);
     this.persist();
   }
 
+  /** A key read back from storage: checked against its id before it is kept. */
   private take(id: string, spki: Buffer): boolean {
     try {
       if (deviceIdOf(deviceKeyFromSpki(spki)) !== id) return false;
     } catch {
       return false;
     }
+    this.keep(id, spki);
+    return true;
+  }
+
+  private keep(id: string, spki: Buffer): void {
     this.keys.delete(id);
     this.keys.set(id, spki);
     while (this.keys.size > MAX_KEYS) this.keys.delete(this.keys.keys().next().value as string);
-    return true;
   }
 
   /** Coalesced: a burst of new keys is one write of the latest list. */

@@ -21,7 +21,11 @@ export function base32(bytes: Uint8Array): string {
 
 /** A device id is the SHA-256 of the DER SubjectPublicKeyInfo, in base32: 52 characters. */
 export function deviceIdOf(publicKey: KeyObject): string {
-  const spki = publicKey.export({ type: "spki", format: "der" });
+  return deviceIdOfSpki(publicKey.export({ type: "spki", format: "der" }));
+}
+
+/** The device id of a key already in DER SubjectPublicKeyInfo form. */
+export function deviceIdOfSpki(spki: Buffer): string {
   return base32(createHash("sha256").update(spki).digest());
 }
 

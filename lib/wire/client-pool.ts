@@ -3,7 +3,7 @@ import http2, { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, Outg
 import type { Duplex, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tls, { type TLSSocket } from "node:tls";
-import { Identity, spkiOf, verifyPeerCertificate } from "../identity";
+import { Identity, verifiedPeer } from "../identity";
 import { serverNameFor } from "./server-name";
 import { ChannelUnsupported, ClientChannel } from "./channel";
 import { BatchItem, BatchOutcome, encodeBatch, MAX_BATCH_BODY_BYTES, MAX_BATCH_ITEMS } from "./batch";
@@ -525,9 +525,9 @@ export class ClientPool {
         clearTimeout(timer);
         let actualId: string;
         try {
-          const certificate = (session.socket as TLSSocket).getPeerX509Certificate();
-          actualId = verifyPeerCertificate(certificate);
-          if (actualId === peer.id) this.options.onPeerKey?.(actualId, spkiOf(certificate!));
+          const verified = verifiedPeer((session.socket as TLSSocket).getPeerX509Certificate());
+          actualId = verified.id;
+          if (actualId === peer.id) this.options.onPeerKey?.(actualId, verified.spki);
         } catch (err) {
           fail(new WireError("REFUSED", `the peer at ${peer.address}: ${(err as Error).message}`));
           return;

@@ -5,7 +5,7 @@ import http2, { Http2SecureServer, Http2Session, IncomingHttpHeaders, ServerHttp
 import type { AddressInfo } from "node:net";
 import type { Readable } from "node:stream";
 import type { SecureContext, TLSSocket } from "node:tls";
-import { Identity, type RotationStatement, spkiOf, verifyPeerCertificate } from "../identity";
+import { Identity, type RotationStatement, verifiedPeer, verifyPeerCertificate } from "../identity";
 import { isServerNameFor } from "./server-name";
 import { WireError } from "../protocol/errors";
 import { BatchItem, BatchOutcome, decodeBatch, MAX_BATCH_ITEMS, MAX_BATCH_REQUEST_BYTES } from "./batch";
@@ -279,9 +279,9 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     session.once("goaway", () => session.destroy());
     let peerId: string;
     try {
-      const certificate = (session.socket as TLSSocket).getPeerX509Certificate();
-      peerId = verifyPeerCertificate(certificate);
-      this.options.onPeerKey?.(peerId, spkiOf(certificate!));
+      const peer = verifiedPeer((session.socket as TLSSocket).getPeerX509Certificate());
+      peerId = peer.id;
+      this.options.onPeerKey?.(peerId, peer.spki);
     } catch (err) {
       this.turnAway(session, "certificate", (err as Error).message);
       return;
