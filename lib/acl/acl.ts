@@ -126,13 +126,12 @@ export class Acl extends EventEmitter<AclEvents> {
 
   /** The key `id` moved to, following each rotation held here (and not revoked); `id` itself when none. */
   successorOf(id: string): string {
-    let current = id;
-    for (let hops = 0; hops < 16; hops++) {
-      const next = this.rotations.get(current);
-      if (!next || this.revoked.has(next.to)) return current;
-      current = next.to;
-    }
-    return current;
+    return this.successorsOf(id).at(-1) ?? id;
+  }
+
+  /** The key `id` rotated from most recently (a rotation that counts), if any. */
+  predecessorOf(id: string): string | undefined {
+    return this.predecessors.get(id)?.[0];
   }
 
   /** Whether `id` is an old key that moved on: it is refused everything, as a revoked one. */
@@ -240,8 +239,23 @@ export class Acl extends EventEmitter<AclEvents> {
 
   /** Whether a rule names a group of `owner`'s (group:<owner>/<name>): this device then keeps that owner's groups. */
   namesGroupOwner(owner: string): boolean {
-    return owner === this.selfId || this.rules.some((rule) => groupOfPrincipal(rule.principal, this.selfId)?.owner === owner);
+    const owners = [owner, ...(this.predecessors.get(owner) ?? [])];
+    return owner === this.selfId || this.rules.some((rule) => owners.includes(groupOfPrincipal(rule.principal, this.selfId)?.owner ?? ""));
   }
+
+  /** The keys `id` moved to, oldest first (each rotation held here that counts). */
+  successorsOf(id: string): string[] {
+    const chain: string[] = [];
+    for (let current = id; chain.length < 16; ) {
+      const next = this.rotations.get(current);
+      // A rotation from or to a revoked key counts for nothing: whoever stole a key can sign its rotation.
+      if (!next || this.revoked.has(next.from) || this.revoked.has(next.to) || next.to === id || chain.includes(next.to)) break;
+      chain.push(next.to);
+      current = next.to;
+    }
+    return chain;
+  }
+
 
   private decide(peerId: string, verb: Verb, resource: string): boolean {
     if (this.revoked.has(peerId) || this.rotations.has(peerId)) return false;
@@ -290,28 +304,38 @@ export class Acl extends EventEmitter<AclEvents> {
     this.rulesCache.clear();
     this.memberships.clear();
     this.revoked.clear();
+    // Which owners' revocation lists count may depend on a rotation (a rule names the owner's old key)…
     this.predecessors.clear();
+    this.chainRotations();
     for (const group of this.groups.values()) {
-      if (group.name === REVOKED_GROUP) {
-        if (!this.namesGroupOwner(group.owner)) continue;
-        for (const member of group.members) this.revoked.set(member, [...(this.revoked.get(member) ?? []), group.owner]);
-        continue;
-      }
-      const principals = group.owner === this.selfId ? [`${GROUP_PRINCIPAL_PREFIX}${group.name}`, groupPrincipal(group.owner, group.name)] : [groupPrincipal(group.owner, group.name)];
+      if (group.name !== REVOKED_GROUP || !this.namesGroupOwner(group.owner)) continue;
+      for (const member of group.members) this.revoked.set(member, [...(this.revoked.get(member) ?? []), group.owner]);
+    }
+    // …and a rotation from or to a revoked key gives the new key nothing.
+    this.predecessors.clear();
+    this.chainRotations();
+    for (const group of this.groups.values()) {
+      if (group.name === REVOKED_GROUP) continue;
+      // An owner that moved to a new key signs its groups with it: rules that named its old key's groups name these.
+      const owners = [group.owner, ...(this.predecessors.get(group.owner) ?? [])];
+      const principals = [...(group.owner === this.selfId ? [`${GROUP_PRINCIPAL_PREFIX}${group.name}`] : []), ...owners.map((owner) => groupPrincipal(owner, group.name))];
       for (const member of group.members) {
         let set = this.memberships.get(member);
         if (!set) this.memberships.set(member, (set = new Set()));
         for (const principal of principals) set.add(principal);
       }
     }
-    // After the revocations: a rotation from or to a revoked key gives the new key nothing.
+    this.emit("changed");
+  }
+
+  /** Per new key, the keys it rotated from (newest first), over the rotations that count now. */
+  private chainRotations(): void {
     const movedFrom = new Map<string, string>();
     for (const { from, to } of this.rotations.values()) if (!this.revoked.has(from) && !this.revoked.has(to)) movedFrom.set(to, from);
     for (const to of movedFrom.keys()) {
       const chain: string[] = [];
-      for (let old = movedFrom.get(to); old && chain.length < 16 && !chain.includes(old); old = movedFrom.get(old)) chain.push(old);
+      for (let old = movedFrom.get(to); old && chain.length < 16 && !chain.includes(old) && old !== to; old = movedFrom.get(old)) chain.push(old);
       this.predecessors.set(to, chain);
     }
-    this.emit("changed");
   }
 }

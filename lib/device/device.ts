@@ -68,7 +68,7 @@ export class Device extends EventEmitter<DeviceEvents> {
   readonly traffic = new Traffic();
   private readonly keyWarnings = new KeyChanges();
   /** Known and paired peers' keys, as handshakes proved them: private discovery's beacon secrets. */
-  private readonly keyBook = new KeyBook((id) => this.peers.has(id) || this.desk.isPaired(id) || this.inOwnGroup(id));
+  private readonly keyBook = new KeyBook((id) => this.isPeer(id) || this.inOwnGroup(id));
   /** Tor client authorisation: who may reach this device's onion service, and the keys for peers' services. */
   private readonly onionClients: OnionClients;
   private readonly pool: ClientPool;
@@ -143,6 +143,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       hasTor: !!options.discovery?.tor,
       torOnly: this.torOnly,
       mesh: () => this.meshStore,
+      predecessorOf: (id) => this.acl.predecessorOf(id),
     });
     this.desk = new PairingDesk({
       selfId: this.id,
@@ -216,7 +217,10 @@ export class Device extends EventEmitter<DeviceEvents> {
     if (this.options.acl?.revoked?.length || this.acl.group(this.identity.deviceId, REVOKED_GROUP)) await this.setRevoked(this.options.acl?.revoked ?? []);
     if (!this.system.database) return;
     await this.databaseHost.openAll();
-    await this.system.startMesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, groupMembers: (to) => this.groups.membersOf(to), checkGroup: (doc) => this.groups.check(doc), resolvePeer: (reference) => this.dialer.tryResolve(this.followed(reference)), successorOf: (id) => this.acl.successorOf(id), rotatedFrom: this.options.rotatedFrom, isRevoked: (id) => this.acl.isRevoked(id), ...(this.options.discovery?.privateDiscovery ? { mayReadNeighbours: (id: string) => this.acl.authorize(id, "relay", "mesh") } : {}) }, (mesh) => {
+    await this.system.startMesh({ ...this.options.mesh, identity: this.identity, name: this.options.name, groupMembers: (to) => this.groups.membersOf(to), checkGroup: (doc) => this.groups.check(doc), resolvePeer: (reference) => {
+      const id = this.dialer.tryResolve(this.followed(reference));
+      return id && this.acl.successorOf(id);
+    }, successorOf: (id) => this.acl.successorOf(id), rotatedFrom: this.options.rotatedFrom, isRevoked: (id) => this.acl.isRevoked(id), ...(this.options.discovery?.privateDiscovery ? { mayReadNeighbours: (id: string) => this.acl.authorize(id, "relay", "mesh") } : {}) }, (mesh) => {
       mesh.on("rejected", (info) => this.emit("rejected", info));
       mesh.on("rotated", (statement) => void this.follow(statement).catch((err: Error) => this.emit("warning", err, "mesh")));
       // A known peer's device document that names an onion address: Tor probes it from now on.
@@ -265,7 +269,8 @@ export class Device extends EventEmitter<DeviceEvents> {
    */
   setRevoked(ids: string[]): Promise<void> {
     for (const id of ids) if (!isDeviceId(id)) return Promise.reject(new WireError("BAD_REQUEST", `"${id}" is not a device id`));
-    return this.groups.set(REVOKED_GROUP, ids);
+    // Whoever held a revoked key could have signed its rotation: the keys it moved to (as known here) go too.
+    return this.groups.set(REVOKED_GROUP, [...new Set(ids.flatMap((id) => [id, ...this.acl.successorsOf(id)]))]);
   }
 
   set authorize(authorize: Authorizer) {
@@ -277,9 +282,15 @@ export class Device extends EventEmitter<DeviceEvents> {
     return this.keyBook.keyOf(peerId);
   }
 
+  /** A configured or paired peer, or the key one of them moved to. */
+  private isPeer(id: string): boolean {
+    const old = this.acl.predecessorOf(id);
+    return this.peers.has(id) || this.desk.isPaired(id) || (old !== undefined && (this.peers.has(old) || this.desk.isPaired(old)));
+  }
+
   /** Who private discovery announces beacons for and recognises: configured and paired peers, with the keys handshakes proved. */
   private beaconPeers(): BeaconPeer[] {
-    const ids = new Set([...this.peers.list().map((peer) => peer.id), ...(this.system.paired?.list() ?? []).map((peer) => peer.id)]);
+    const ids = new Set([...this.peers.list().map((peer) => peer.id), ...(this.system.paired?.list() ?? []).map((peer) => peer.id)].map((id) => this.acl.successorOf(id)));
     return [...ids].map((id) => ({ id, key: this.keyBook.keyOf(id) }));
   }
 
@@ -452,24 +463,28 @@ export class Device extends EventEmitter<DeviceEvents> {
 
   /** A configured peer by id, name or id prefix, else a peer in range or a paired one; a key that moved on, its new key. */
   resolvePeer(reference: string): string {
-    return this.dialer.resolve(this.followed(reference));
+    return this.acl.successorOf(this.dialer.resolve(this.followed(reference)));
   }
 
   private endpoint(reference: string): PeerEndpoint {
-    return this.dialer.endpoint(this.followed(reference));
-  }
-
-  /** A device id that rotated (a statement held here): its successor; any other reference as it is. */
-  private followed(reference: string): string {
-    const id = reference.trim().toLowerCase();
-    return isDeviceId(id) ? this.acl.successorOf(id) : reference;
+    return this.dialer.endpoint(this.resolvePeer(reference));
   }
 
   /**
-   * A peer's key rotation, from its device document: when the ACL takes it (it names a key this device
-   * follows), the new key takes the old one's place everywhere here. This device's own groups are signed
-   * again with it (and travel to the fleet), the configured or paired peer entry follows with its name
-   * and address (probed for the new key), and the old key is refused from now on.
+   * A device id that rotated (a statement held here) when the old id itself is known no more: its
+   * successor; any other reference as it is. (A configured peer's old id resolves to its entry, then on.)
+   */
+  private followed(reference: string): string {
+    const id = reference.trim().toLowerCase();
+    return isDeviceId(id) && !this.peers.has(id) && !this.desk.isPaired(id) ? this.acl.successorOf(id) : reference;
+  }
+
+  /**
+   * A peer's key rotation, from its device document or its answer at a known address: when the ACL takes
+   * it (it names a key this device follows), the new key stands in for the old one here. This device's
+   * own groups are signed again with it (and travel to the fleet); the configured or paired entry stays
+   * under the old key, and names, rules and "known" reach the new key through the rotation (so a later
+   * revocation of the old key undoes all of it); the new key is probed at the old one's addresses.
    */
   private async follow(statement: RotationStatement): Promise<void> {
     if (!this.acl.acceptRotation(statement)) return;
@@ -478,15 +493,12 @@ export class Device extends EventEmitter<DeviceEvents> {
       if (group.owner !== this.id || group.name === REVOKED_GROUP || !group.members.includes(from)) continue;
       await this.groups.set(group.name, group.members.map((member) => (member === from ? to : member)));
     }
-    const configured = this.peers.rename(from, to);
-    if (configured?.address) this.transports.probe({ address: configured.address, expectedId: to, name: configured.name });
+    const configured = this.peers.get(from);
     const paired = this.system.paired?.get(from);
-    if (paired) {
-      await this.system.paired!.add({ ...paired, id: to });
-      for (const address of this.dialer.usable(paired.addresses)) this.transports.probe({ address, expectedId: to, name: paired.name });
-    }
-    this.acl.knownPeersChanged();
-    this.emit("rotated", { from, to, name: configured?.name ?? paired?.name });
+    const name = configured?.name ?? paired?.name;
+    const addresses = [...(configured?.address ? [configured.address] : []), ...this.dialer.usable(paired?.addresses ?? [])];
+    for (const address of new Set(addresses)) this.transports.probe({ address, expectedId: to, name });
+    this.emit("rotated", { from, to, name });
   }
 }
 

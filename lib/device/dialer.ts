@@ -18,6 +18,8 @@ export interface DialerOptions {
   torOnly: boolean;
   /** Onion addresses peers published in the mesh. */
   mesh(): Mesh | undefined;
+  /** The key `id` rotated from (a rotation followed here): its configured and paired addresses are `id`'s too. */
+  predecessorOf?(id: string): string | undefined;
 }
 
 /**
@@ -83,7 +85,8 @@ export class Dialer {
       return this.endpointAt(id, seen.address);
     }
     // Not in range (or Tor only): a configured, paired or mesh-published address, onion ones only in Tor-only mode.
-    const candidates = [peerTable.route(id, "tor")?.address, peers.get(id)?.address, this.pairedAddresses.get(id), this.options.mesh()?.onionOf(id)];
+    const old = this.options.predecessorOf?.(id);
+    const candidates = [peerTable.route(id, "tor")?.address, peers.get(id)?.address, this.pairedAddresses.get(id), ...(old ? [peers.get(old)?.address, this.pairedAddresses.get(old)] : []), this.options.mesh()?.onionOf(id)];
     const address = candidates.find((candidate) => candidate && (!torOnly || isOnionHostPort(candidate)));
     if (!address) throw new WireError("UNREACHABLE", `peer ${peers.label(id)} is not in range and has no ${torOnly ? "onion address known to this device (Tor only)" : "configured address"}`);
     return this.endpointAt(id, address);

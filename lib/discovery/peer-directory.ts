@@ -48,16 +48,6 @@ export class PeerDirectory {
     this.byId.set(peer.id, peer);
   }
 
-  /** The peer `from` is now `to` (it moved to a new key): same name and address. */
-  rename(from: string, to: string): KnownPeer | undefined {
-    const peer = this.byId.get(from);
-    if (!peer) return undefined;
-    this.byId.delete(from);
-    const moved = { ...peer, id: to };
-    this.byId.set(to, moved);
-    return moved;
-  }
-
   get(id: string): KnownPeer | undefined {
     return this.byId.get(id);
   }

@@ -69,7 +69,7 @@ export function overview(identities: RunningIdentity[]): IdentityOverview[] {
     neighbours: neighboursOf(device),
     cloudSync: device.lastSyncs.get(CLOUD_PEER),
     introduced: device.acl.introduced().map(({ member, owner, group }) => ({ id: member, name: device.peers.nameOf(member), owner, ownerName: device.peers.nameOf(owner), group })),
-    rotated: device.acl.listRotations().map(({ from, to, at }) => ({ from, to, name: device.peers.nameOf(to), at })),
+    rotated: device.acl.listRotations().map(({ from, to, at }) => ({ from, to, name: device.peers.nameOf(to) ?? device.peers.nameOf(from), at })),
     revoked: device.acl.revocations().map(({ id, by }) => ({ id, name: device.peers.nameOf(id), by: by.map((owner) => ({ owner, name: owner === device.id ? name : device.peers.nameOf(owner) })) })),
     keyChanges: device.keyChanges.map(({ peerId, name, address, answeredBy, firstSeen }) => ({ peerId, name, address, answeredBy, firstSeen })),
     ...(device.torStatus ? { tor: device.torStatus } : {}),

@@ -60,10 +60,10 @@ describe("key rotation", function () {
     meshOnly(moved);
 
     // The gateway finds the new key at the sensor's address, asks it for its statement and follows it.
-    const followed = (): boolean => gatewayDevice.peers.has(newKey.deviceId);
+    const followed = (): boolean => gatewayDevice.acl.successorOf(oldKey.deviceId) === newKey.deviceId;
     if (!followed()) await waitFor(gatewayDevice, "rotated", followed, 30_000, "the gateway following the rotation");
-    should(gatewayDevice.peers.get(newKey.deviceId)).match({ name: "press sensor", address: `127.0.0.1:${sensorPort}` });
-    should(gatewayDevice.peers.has(oldKey.deviceId)).be.false();
+    // The configured entry stays under the old key; its name and "known" reach the new key through the rotation.
+    should(gatewayDevice.resolvePeer("press sensor")).equal(newKey.deviceId);
     should(gatewayDevice.acl.group(gateway.deviceId, "line")!.members).eql([newKey.deviceId]);
     should(gatewayDevice.acl.group(gateway.deviceId, "line")!.version).equal(2);
     const [picture] = overview([{ nodeId: "gw", name: "gateway", device: gatewayDevice, host: "127.0.0.1", port: gatewayPort }]);
@@ -107,6 +107,23 @@ describe("key rotation", function () {
     should(() => verifyRotation({ ...claimed, toKey: b.publicKeySpki.toString("base64"), to: b.deviceId })).throw();
     should(() => verifyRotation({ ...statement, extra: 1 })).throw(/not signed/);
     should(() => signRotation(a, a)).throw(/itself/);
+  });
+
+  it("revoking a stolen key voids its rotation: the key it moved to is revoked with it and inherits nothing", async () => {
+    const [owner, stolen, thief] = [Identity.generate(), Identity.generate(), Identity.generate()];
+    const device = new Device({ identity: owner, storageDir: dirs.make(), peers: [{ id: stolen.deviceId, name: "press" }], acl: { rules: [{ effect: "allow", principal: "known", verb: "*", resource: "*" }], groups: [{ name: "line", members: [stolen.deviceId] }] } });
+    devices.push(device);
+    await device.start();
+    // Whoever holds the stolen key can sign its rotation to a key of their own.
+    should(device.acl.acceptRotation(signRotation(stolen, thief))).be.true();
+    should(await device.allows(thief.deviceId, "send", "msg/x")).be.true();
+    should(device.resolvePeer("press")).equal(thief.deviceId);
+    await device.setRevoked([stolen.deviceId]);
+    should(device.acl.revocations().map((entry) => entry.id).sort()).eql([stolen.deviceId, thief.deviceId].sort());
+    should(await device.allows(thief.deviceId, "send", "msg/x")).be.false();
+    should(await device.allows(stolen.deviceId, "send", "msg/x")).be.false();
+    should(device.acl.successorOf(stolen.deviceId)).equal(stolen.deviceId);
+    should(device.resolvePeer("press")).equal(stolen.deviceId);
   });
 
   it("the first statement for a key stands, one from or to a revoked key gives nothing, and a key nobody here names is not followed", async () => {
