@@ -69,6 +69,8 @@ export class Dialer {
       // A paired peer not in range: by its whole id (it has no configured name).
       const wanted = reference.trim().toLowerCase();
       if (this.pairedAddresses.has(wanted)) return wanted;
+      // The key a known peer moved to, before any transport has found it: reached at the old key's addresses.
+      if (this.options.predecessorOf?.(wanted) !== undefined) return wanted;
       throw err;
     }
   }

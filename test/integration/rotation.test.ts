@@ -109,6 +109,22 @@ describe("key rotation", function () {
     should(() => signRotation(a, a)).throw(/itself/);
   });
 
+  it("a message to a peer that moved reaches its new key at the old key's address, before any transport has found the new key", async () => {
+    const [sender, oldKey, newKey] = [Identity.generate(), Identity.generate(), Identity.generate()];
+    const port = await freePort();
+    // No probing: the sender's transports never find the new key on their own.
+    const device = new Device({ identity: sender, peers: [{ id: oldKey.deviceId, name: "press", address: `127.0.0.1:${port}` }], discovery: { staticProbeIntervalMs: 0 } });
+    const moved = new Device({ identity: newKey, rotatedFrom: signRotation(oldKey, newKey), port, peers: [{ id: sender.deviceId, name: "sender" }], discovery: { staticProbeIntervalMs: 0 } });
+    devices.push(device, moved);
+    await Promise.all([device.start(), moved.start()]);
+    const heard: unknown[] = [];
+    moved.onMessage("#", (message) => void heard.push(message.payload));
+    should(device.acl.acceptRotation(signRotation(oldKey, newKey))).be.true();
+    should((await device.send("press", "config", 1)).receivers).equal(1);
+    should((await device.send(oldKey.deviceId, "config", 2)).receivers).equal(1);
+    should(heard).eql([1, 2]);
+  });
+
   it("revoking a stolen key voids its rotation: the key it moved to is revoked with it and inherits nothing", async () => {
     const [owner, stolen, thief] = [Identity.generate(), Identity.generate(), Identity.generate()];
     const device = new Device({ identity: owner, storageDir: dirs.make(), peers: [{ id: stolen.deviceId, name: "press" }], acl: { rules: [{ effect: "allow", principal: "known", verb: "*", resource: "*" }], groups: [{ name: "line", members: [stolen.deviceId] }] } });
