@@ -146,8 +146,7 @@ export class Acl extends EventEmitter<AclEvents> {
 
   /** Whether a rule, a group held here, the known peers or an earlier rotation names `id`. */
   private follows(id: string): boolean {
-    if (this.isKnown(id) || this.memberships.has(id) || this.predecessors.has(id) || this.rulesByPrincipal.has(`device:${id}`)) return true;
-    return [...this.groups.values()].some((group) => group.members.includes(id));
+    return this.isKnown(id) || this.memberships.has(id) || this.predecessors.has(id) || this.rulesByPrincipal.has(`device:${id}`);
   }
 
   /**

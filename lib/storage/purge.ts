@@ -188,9 +188,16 @@ function purgeWithLock(adapter: LevelAdapter, unique: string[]): Promise<PurgeRe
   return new Promise<PurgeResult>((resolve, reject) => {
     let result: PurgeResult | undefined;
     let batchHanded = false;
+    let documentRead = false;
     const transaction: CompactionTransaction = {
-      // The compaction below is asked to compact a revision no document has: it finds nothing to read.
-      get: (_store, _key, callback) => process.nextTick(callback, { name: "NotFoundError" }),
+      // The compaction is asked to compact a revision of the first id. Its first read, of the document, is
+      // told there is one with no revisions stored ("no such document" would end it early); the reads that
+      // follow, of stored revisions, find nothing.
+      get: (_store, key, callback) => {
+        if (documentRead) return process.nextTick(callback, { name: "NotFoundError" });
+        documentRead = true;
+        process.nextTick(callback, null, { id: key, rev_map: {}, rev_tree: [] });
+      },
       batch: () => {
         batchHanded = true;
       },
@@ -205,18 +212,9 @@ function purgeWithLock(adapter: LevelAdapter, unique: string[]): Promise<PurgeRe
         }, callback);
       },
     };
-    // The compaction's own document read: answered as "no such document" would end it early, so it is
-    // told there is one, with no revisions stored.
-    const first: CompactionTransaction = {
-      ...transaction,
-      get: (store, key, callback) => {
-        if (key === unique[0] && !batchHanded) return process.nextTick(callback, null, { id: key, rev_map: {}, rev_tree: [] });
-        transaction.get(store, key, callback);
-      },
-    };
     const opts = {
       get ctx(): CompactionTransaction | undefined {
-        return batchHanded ? undefined : first;
+        return batchHanded ? undefined : transaction;
       },
     };
     adapter._doCompaction(unique[0], ["0-peer-mesh-purge"], opts, (err) => {

@@ -1,4 +1,5 @@
 import crypto from "node:crypto";
+import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import should from "should";
 import { MIN_RETAINED_BYTES, RetentionKeeper, validateRetention, type PurgeEvent } from "../../lib";
@@ -82,13 +83,11 @@ describe("retention: a database kept within its size and age", function () {
     ]);
     const keeper = new RetentionKeeper(db, "readings", { maxAgeMs: 2 * 3_600_000, timeField: "at" });
     keepers.push(keeper);
-    const events: PurgeEvent[] = [];
-    keeper.on("purged", (event) => events.push(event));
+    const purged = once(keeper, "purged") as Promise<[PurgeEvent]>;
     keeper.start(); // the first check runs at start
-    for (let i = 0; i < 100 && events.length === 0; i++) await sleep(50);
+    const [event] = await purged;
     should((await db.allDocs()).rows.map((row) => row.id)).eql(["recent", "settings"]);
-    should(events).have.length(1);
-    should(events[0]).match({ database: "readings", reason: "age", purged: 2 });
+    should(event).match({ database: "readings", reason: "age", purged: 2 });
   });
 
   it("refuses a policy it could not keep, saying why", () => {
