@@ -4,6 +4,7 @@ import { GroupDoc, GroupError, REVOKED_GROUP, verifyGroup } from "../acl/signed-
 import { type Identity, isDeviceId, matchDeviceIds, type RotationStatement } from "../identity";
 import type { BulkResult, RefusalCode } from "../protocol/couch";
 import type { Database } from "../storage/database";
+import { purgeDocuments } from "../storage/purge";
 import { interceptReplicatedWrites, StoreReplicated } from "../storage/replicated-writes";
 import { ACK_DOC_PREFIX, CLOUD_PEER, DEVICE_DOC_PREFIX, GROUP_DOC_PREFIX, MESSAGE_DOC_PREFIX } from "../protocol/doc-ids";
 import { WireError } from "../protocol/errors";
@@ -104,8 +105,11 @@ export interface MeshEvents {
   onion: [info: { id: string; onion: string }];
   /** A device document carries the statement of its device's move from an old key (verified). */
   rotated: [statement: RotationStatement];
-  /** The store was compacted: the bodies of removed and replaced documents are gone from disk. */
-  compacted: [info: { changes: number }];
+  /**
+   * The store was compacted: the bodies of removed and replaced documents are gone from disk, and so are
+   * the tombstones of removed ones (`purged` of them).
+   */
+  compacted: [info: { changes: number; purged: number }];
 }
 
 interface Entry {
@@ -141,6 +145,11 @@ type Disposition =
   | "replace"
   /** The very copy held already: nothing to write. */
   | "held";
+
+/** Tombstones looked for and purged in one go (one changes read, one LevelDB batch). */
+const TOMBSTONE_PAGE = 500;
+
+const isMeshDocId = (id: string): boolean => [MESSAGE_DOC_PREFIX, ACK_DOC_PREFIX, DEVICE_DOC_PREFIX, GROUP_DOC_PREFIX].some((prefix) => id.startsWith(prefix));
 
 const DEFAULTS = { docs: MESH_SYNC_DEFAULTS.quotaDocs, bytes: MESH_SYNC_DEFAULTS.quotaMb * 1024 * 1024, fallbackMs: MESH_SYNC_DEFAULTS.fallback * 1000, routeFreshMs: 24 * 3_600_000, maxTtlMs: 30 * 86_400_000, maxDevices: 2_000, sweepIntervalMs: 30_000, compactEveryChanges: 1_000, clockSkewMs: 5 * 60_000, maxGroupsPerOwner: 64 };
 /** A device document is rewritten when a neighbour is new or was last recorded this long ago. */
@@ -190,6 +199,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private readonly revs = new Map<string, string>();
   /** Revisions being removed here: the changes feed, which runs behind, must not bring them back. */
   private readonly removing = new Set<string>();
+  /** Mesh documents removed here whose tombstones the next compaction purges. */
+  private readonly tombstones = new Set<string>();
+  /** Whether the tombstones left by earlier runs (and earlier releases, which kept them) have been looked for. */
+  private olderTombstonesFound = false;
   private neighbours: Record<string, number> = {};
   /** Who the neighbours were last sealed to (private identities). */
   private sealedFor = new Set<string>();
@@ -248,6 +261,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       if (change.deleted) {
         this.forget(change.id);
         for (const key of this.removing) if (key.startsWith(`${change.id}@`)) this.removing.delete(key);
+        if (isMeshDocId(change.id)) this.tombstones.add(change.id);
       } else if (change.doc && !this.removing.has(`${change.id}@${change.doc._rev}`)) {
         this.observe(change.doc);
       }
@@ -295,21 +309,51 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * message and ack ever removed, and every replaced device document, stay on disk: PouchDB deletes by
    * writing a tombstone revision and keeps the old one until a compaction. (A 12-minute soak grew each
    * device's store from 1.8 to 8 MB; LevelDB maps what it reads of those files into memory.)
+   * The tombstones themselves are purged too: each kept about 210 bytes on disk for good after the
+   * compaction, so a device that relays a message a second grew by tens of MB a day, without end. The
+   * mesh needs none of them: a removed document's deletion is never passed on (a neighbour ignores it),
+   * and a copy offered again is refused by its acks ("delivered") or its expiry, not by the tombstone.
    */
   private async maybeCompact(): Promise<void> {
     if (this.closed || this.compacting) return;
     const seq = Number((await this.db.info().catch(() => undefined))?.update_seq);
     const changes = seq - this.compactedSeq;
-    if (this.closed || !Number.isFinite(changes) || changes < (this.options.compactEveryChanges ?? DEFAULTS.compactEveryChanges)) return;
-    this.compacting = this.db.compact().then(
-      () => {
-        this.compactedSeq = seq;
-        this.emit("compacted", { changes });
-      },
-      () => undefined, // the database closed under it (a stop), or a full disk: the next sweep tries again
-    );
+    const due = Number.isFinite(changes) && changes >= (this.options.compactEveryChanges ?? DEFAULTS.compactEveryChanges);
+    if (this.closed || (!due && this.olderTombstonesFound)) return;
+    this.compacting = (async () => {
+      await this.db.compact();
+      if (!this.olderTombstonesFound) await this.findOlderTombstones();
+      // Deleted in LevelDB: its own compactions, as the store grows, take them off disk.
+      const purged = await this.purgeTombstones();
+      this.compactedSeq = seq;
+      this.emit("compacted", { changes, purged });
+    })().catch(() => undefined); // the database closed under it (a stop), or a full disk: the next sweep tries again
     await this.compacting;
     this.compacting = undefined;
+  }
+
+  /** Tombstones of mesh documents removed before this start (by an earlier run, or a release that kept them). */
+  private async findOlderTombstones(): Promise<void> {
+    let since: number | string = 0;
+    for (;;) {
+      const page: { results: Array<{ id: string; deleted?: boolean }>; last_seq: number | string } = await this.db.changes({ since, limit: TOMBSTONE_PAGE });
+      for (const change of page.results) if (change.deleted && isMeshDocId(change.id)) this.tombstones.add(change.id);
+      if (page.results.length < TOMBSTONE_PAGE || this.closed) break;
+      since = page.last_seq;
+    }
+    this.olderTombstonesFound = true;
+  }
+
+  /** Purges the tombstones collected, a page at a time; a document written again since its removal stays. */
+  private async purgeTombstones(): Promise<number> {
+    let purged = 0;
+    while (this.tombstones.size > 0 && !this.closed) {
+      const ids = [...this.tombstones].slice(0, TOMBSTONE_PAGE);
+      const result = await purgeDocuments(this.db, ids, { onlyDeleted: true });
+      for (const id of ids) this.tombstones.delete(id);
+      purged += result.purged.length;
+    }
+    return purged;
   }
 
   /** Seals a message to a device id or group and stores it; sync sessions carry it from here. */

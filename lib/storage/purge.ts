@@ -168,23 +168,33 @@ export interface PurgeResult {
   purged: string[];
   /** Ids this database did not hold. */
   missing: string[];
+  /** With `onlyDeleted`: documents left as they are because they are live (written again since their deletion). */
+  live: string[];
+}
+
+export interface PurgeOptions {
+  /**
+   * Purge a document only while it is deleted (its winning revision a tombstone), decided under the
+   * write lock: a tombstone that a replication brought back to life in the meantime stays.
+   */
+  onlyDeleted?: boolean;
 }
 
 /**
  * Removes the documents `ids` from `db` entirely (all revisions, conflicts included), locally only.
  * The space is given back by reclaimSpace (database.ts) once LevelDB compacts.
  */
-export async function purgeDocuments(db: Database, ids: readonly string[]): Promise<PurgeResult> {
+export async function purgeDocuments(db: Database, ids: readonly string[], options: PurgeOptions = {}): Promise<PurgeResult> {
   const unique = [...new Set(ids)];
-  if (unique.length === 0) return { purged: [], missing: [] };
+  if (unique.length === 0) return { purged: [], missing: [], live: [] };
   if (unique.some((id) => typeof id !== "string" || id.startsWith("_local/") || id === "")) throw new Error("purge takes document ids (strings, not _local documents)");
   const adapter = db as unknown as Partial<LevelAdapter>;
   if (typeof adapter._doCompaction !== "function" || typeof adapter._changes !== "function") throw new Error(`purge needs PouchDB's LevelDB adapter; ${db.name} uses another`);
   if (!gates.has(adapter)) throw new Error(`purge: ${db.name} was not opened with openDatabase, which counts its changes reads`);
-  return withChangesReadsHeld(adapter as LevelAdapter, () => purgeWithLock(adapter as LevelAdapter, unique));
+  return withChangesReadsHeld(adapter as LevelAdapter, () => purgeWithLock(adapter as LevelAdapter, unique, options));
 }
 
-function purgeWithLock(adapter: LevelAdapter, unique: string[]): Promise<PurgeResult> {
+function purgeWithLock(adapter: LevelAdapter, unique: string[], options: PurgeOptions): Promise<PurgeResult> {
   return new Promise<PurgeResult>((resolve, reject) => {
     let result: PurgeResult | undefined;
     let batchHanded = false;
@@ -206,7 +216,7 @@ function purgeWithLock(adapter: LevelAdapter, unique: string[]): Promise<PurgeRe
           callback(new Error("purge: PouchDB's LevelDB adapter is not the one this code knows (pouchdb-node 9)"));
           return;
         }
-        purgeUnderLock(root, unique).then((done) => {
+        purgeUnderLock(root, unique, options).then((done) => {
           result = done;
           callback();
         }, callback);
@@ -235,7 +245,7 @@ function read<T>(store: Sublevel, key: string): Promise<T | undefined> {
   );
 }
 
-async function purgeUnderLock(root: RootStore, ids: string[]): Promise<PurgeResult> {
+async function purgeUnderLock(root: RootStore, ids: string[], options: PurgeOptions): Promise<PurgeResult> {
   const docStore = root.sublevel(DOC_STORE);
   const bySeqStore = root.sublevel(BY_SEQ_STORE);
   const attachmentStore = root.sublevel(ATTACHMENT_STORE);
@@ -244,6 +254,7 @@ async function purgeUnderLock(root: RootStore, ids: string[]): Promise<PurgeResu
   const ops: LevelOp[] = [];
   const purged: string[] = [];
   const missing: string[] = [];
+  const live: string[] = [];
   /** Attachment digest → the references (`<doc id>@<rev>`) that go. */
   const droppedRefs = new Map<string, Set<string>>();
   let liveRemoved = 0;
@@ -254,6 +265,10 @@ async function purgeUnderLock(root: RootStore, ids: string[]): Promise<PurgeResu
     const metadata = metadatas[i];
     if (!metadata) {
       missing.push(id);
+      return;
+    }
+    if (options.onlyDeleted && metadata.deleted !== true) {
+      live.push(id);
       return;
     }
     purged.push(id);
@@ -278,12 +293,12 @@ async function purgeUnderLock(root: RootStore, ids: string[]): Promise<PurgeResu
     if (kept.length > 0) ops.push({ type: "put", key: digest, value: { refs: Object.fromEntries(kept.map((ref) => [ref, true])) }, prefix: attachmentStore });
     else ops.push({ type: "del", key: digest, prefix: attachmentStore }, { type: "del", key: digest, prefix: binaryStore });
   }
-  if (purged.length === 0) return { purged, missing };
+  if (purged.length === 0) return { purged, missing, live };
   const docCount = Math.max(0, root._docCount - liveRemoved);
   ops.push({ type: "put", key: DOC_COUNT_KEY, value: docCount, prefix: metaStore });
   await new Promise<void>((resolve, reject) => root.batch(ops, (err) => (err ? reject(err) : resolve())));
   root._docCount = docCount;
-  return { purged, missing };
+  return { purged, missing, live };
 }
 
 /** The adapter's key for a sequence number (16 digits). */

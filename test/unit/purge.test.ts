@@ -13,6 +13,20 @@ describe("purge (PouchDB's LevelDB adapter)", function () {
   const dirs = new TempDirs();
   afterEach(() => dirs.removeAll());
 
+  it("with onlyDeleted, purges tombstones only: a live document, and a tombstone a replication brought back to life, stay", async () => {
+    const db = database();
+    const [gone, live, revived] = await db.bulkDocs([{ _id: "gone" }, { _id: "live" }, { _id: "revived" }]);
+    await db.remove({ _id: "gone", _rev: (gone as { rev: string }).rev });
+    await db.remove({ _id: "revived", _rev: (revived as { rev: string }).rev });
+    // A replicated copy on another branch: the document is live again, its winner no longer the tombstone.
+    await db.bulkDocs([{ _id: "revived", _rev: "1-0123456789abcdef0123456789abcdef", n: 2 }], { new_edits: false });
+    should(live).have.property("ok", true);
+    should(await purgeDocuments(db, ["gone", "live", "revived"], { onlyDeleted: true })).eql({ purged: ["gone"], missing: [], live: ["live", "revived"] });
+    should(await db.get("revived")).have.property("n", 2);
+    should((await db.info()).doc_count).equal(2);
+    await should(db.get("gone")).be.rejectedWith({ status: 404, reason: "missing" });
+  });
+
   it("removes a document with every revision, leaving no tombstone, no change and the right count, also after a reopen", async () => {
     const dir = dirs.make();
     let db = openDatabase(dir, "db");
@@ -20,7 +34,7 @@ describe("purge (PouchDB's LevelDB adapter)", function () {
     const b = await db.get("b");
     await db.put({ ...b, n: 22 });
     const result = await purgeDocuments(db, ["b", "nope"]);
-    should(result).eql({ purged: ["b"], missing: ["nope"] });
+    should(result).eql({ purged: ["b"], missing: ["nope"], live: [] });
     const err = await db.get("b").then(() => undefined, (e: { status?: number; reason?: string }) => e);
     should(err?.status).equal(404);
     should(err?.reason).equal("missing"); // "deleted" would mean a tombstone
@@ -71,7 +85,7 @@ describe("purge (PouchDB's LevelDB adapter)", function () {
     const db = database();
     await db.bulkDocs({ docs: [{ _id: "x", _rev: "1-aaa", v: "here" }, { _id: "x", _rev: "1-bbb", v: "there" }], new_edits: false });
     should((await db.get("x", { conflicts: true }) as { _conflicts?: string[] })._conflicts).have.length(1);
-    should(await purgeDocuments(db, ["x"])).eql({ purged: ["x"], missing: [] });
+    should(await purgeDocuments(db, ["x"])).eql({ purged: ["x"], missing: [], live: [] });
     should((await db.allDocs()).rows).have.length(0);
     // Written again later (a peer's new edit), it is a document like any other.
     await db.bulkDocs({ docs: [{ _id: "x", _rev: "2-ccc", _revisions: { start: 2, ids: ["ccc", "aaa"] }, v: "again" }], new_edits: false });
