@@ -3,49 +3,84 @@ import { Device, MeshMode, MeshSync } from "../lib";
 import { TempDirs } from "../test/helpers/storage";
 import { devicesLinked } from "./replication";
 
-const COLUMNS = 6;
-const ROWS = 5;
-const MAX_ROUNDS = 40;
+const MAX_ROUNDS = 60;
 
-/** Sender and recipient (grid indexes): 9, 4, 3, 7 and 2 hops apart. */
-const PAIRS: Array<[number, number]> = [
-  [0, 29],
-  [3, 20],
-  [7, 10],
-  [25, 4],
-  [14, 21],
-];
+export interface Grid {
+  columns: number;
+  rows: number;
+  /** Sender and recipient (grid indexes). */
+  pairs: Array<[number, number]>;
+}
 
-/** Bytes moved by one message in a 30-device mesh, per mode (mean over PAIRS), beyond what idle rounds cost. */
+/** 30 devices, 6×5; pairs 9, 4, 3, 7 and 2 hops apart. */
+export const GRID_30: Grid = {
+  columns: 6,
+  rows: 5,
+  pairs: [
+    [0, 29],
+    [3, 20],
+    [7, 10],
+    [25, 4],
+    [14, 21],
+  ],
+};
+
+/** 100 devices, 10×10; pairs 18, 9, 10, 6 and 2 hops apart. */
+export const GRID_100: Grid = {
+  columns: 10,
+  rows: 10,
+  pairs: [
+    [0, 99],
+    [5, 95],
+    [90, 9],
+    [33, 66],
+    [44, 55],
+  ],
+};
+
+/** What one message costs in a mode (mean over the grid's pairs), beyond what idle rounds cost. */
+export interface MeshCost {
+  bytes: number;
+  /** Devices that stored a copy, the recipient included. */
+  copies: number;
+  /** Sync rounds until the message was delivered (every device syncs with its neighbours once a round). */
+  roundsToDeliver: number;
+  /** Wall time from send to delivery, all devices in this one process. */
+  msToDeliver: number;
+  /** Sync rounds until its ack was back at the sender and nothing moved any more. */
+  roundsToSettle: number;
+}
+
 export interface MeshBytes {
-  directed: number;
-  flood: number;
-  /** Devices that stored a copy, the recipient included (mean over PAIRS). */
-  directedCopies: number;
-  floodCopies: number;
+  devices: number;
+  directed: MeshCost;
+  flood: MeshCost;
   idleRoundBytes: number;
+  /** Wall time of one idle round of the whole grid. */
+  idleRoundMs: number;
 }
 
 /**
- * 30 devices on a 6×5 grid (each knows the addresses of up to 4 neighbours), syncing in lock-step rounds
- * so the traffic of one message can be told apart: a 4 KB message between each pair in PAIRS, then
+ * Devices on a grid (each knows the addresses of up to 4 neighbours), syncing in lock-step rounds so the
+ * traffic of one message can be told apart: a 4 KB message between each of the grid's pairs, then
  * rounds until it was delivered, its ack is back at the sender and nothing moves any more; the bytes of
  * as many idle rounds are subtracted. Flood stops where the ack overtakes it (relays purge acked copies),
  * which is the real behaviour, so the ratio is what a deployment sees.
  */
-export async function meshBytes(): Promise<MeshBytes> {
-  const count = COLUMNS * ROWS;
+export async function meshBytes(grid: Grid = GRID_30, progress: (line: string) => void = () => undefined): Promise<MeshBytes> {
+  const { columns, rows } = grid;
+  const count = columns * rows;
   const neighbours = (i: number): number[] => {
-    const x = i % COLUMNS;
-    const y = Math.floor(i / COLUMNS);
+    const x = i % columns;
+    const y = Math.floor(i / columns);
     return [
       [x - 1, y],
       [x + 1, y],
       [x, y - 1],
       [x, y + 1],
     ]
-      .filter(([nx, ny]) => nx >= 0 && nx < COLUMNS && ny >= 0 && ny < ROWS)
-      .map(([nx, ny]) => ny * COLUMNS + nx);
+      .filter(([nx, ny]) => nx >= 0 && nx < columns && ny >= 0 && ny < rows)
+      .map(([nx, ny]) => ny * columns + nx);
   };
   const dirs = new TempDirs();
   const devices = await devicesLinked(count, neighbours, dirs);
@@ -72,11 +107,14 @@ export async function meshBytes(): Promise<MeshBytes> {
     for (let rounds = 0; ; rounds++) {
       if (rounds > 3 * MAX_ROUNDS) throw new Error("device documents never settled across the grid");
       const moved = await round();
+      progress(`${count} devices: settling round ${rounds + 1}, ${moved.docs} documents moved`);
       if (moved.docs === 0 && devices.every((device) => devices.every((other) => device.mesh.has(`dev:${other.id}`)))) break;
     }
+    const idleStarted = performance.now();
     const idle = Math.max((await round()).bytes, (await round()).bytes);
+    const idleRoundMs = (performance.now() - idleStarted) / 2;
 
-    const measure = async (mode: MeshMode, [fromIndex, toIndex]: [number, number]): Promise<{ bytes: number; copies: number }> => {
+    const measure = async (mode: MeshMode, [fromIndex, toIndex]: [number, number]): Promise<MeshCost> => {
       const [from, to] = [devices[fromIndex], devices[toIndex]];
       const holders = new Set<string>();
       let sent: { id: string } | undefined;
@@ -87,31 +125,40 @@ export async function meshBytes(): Promise<MeshBytes> {
       });
       let delivered = false;
       let acked = false;
-      const offMessage = to.mesh.onMessage(() => (delivered = true));
+      let deliveredAt = 0;
+      let roundsToDeliver = 0;
+      const offMessage = to.mesh.onMessage(() => {
+        delivered = true;
+        deliveredAt = performance.now();
+      });
       const onAcked = (): void => void (acked = true);
       from.mesh.on("acked", onAcked);
       const start = bytes;
+      const sentAt = performance.now();
       sent = await from.mesh.send(to.id, randomBytes(4096), { mode });
       let rounds = 0;
       for (;;) {
         const moved = await round();
         rounds++;
+        if (delivered && roundsToDeliver === 0) roundsToDeliver = rounds;
         if ((delivered && acked && moved.docs === 0) || rounds >= MAX_ROUNDS) break;
       }
       offMessage();
       from.mesh.off("acked", onAcked);
       onStored.forEach((off) => off());
       if (!delivered || !acked) throw new Error(`${mode}: the message was not delivered and acknowledged within ${MAX_ROUNDS} rounds`);
-      return { bytes: bytes - start - idle * rounds, copies: holders.size };
+      progress(`${count} devices, ${mode} ${fromIndex}→${toIndex}: delivered in ${roundsToDeliver} rounds, settled in ${rounds}`);
+      return { bytes: bytes - start - idle * rounds, copies: holders.size, roundsToDeliver, msToDeliver: deliveredAt - sentAt, roundsToSettle: rounds };
     };
-    const mean = async (mode: MeshMode): Promise<{ bytes: number; copies: number }> => {
-      const all: Array<{ bytes: number; copies: number }> = [];
-      for (const pair of PAIRS) all.push(await measure(mode, pair));
-      return { bytes: Math.round(all.reduce((sum, one) => sum + one.bytes, 0) / all.length), copies: all.reduce((sum, one) => sum + one.copies, 0) / all.length };
+    const mean = async (mode: MeshMode): Promise<MeshCost> => {
+      const all: MeshCost[] = [];
+      for (const pair of grid.pairs) all.push(await measure(mode, pair));
+      const average = (pick: (one: MeshCost) => number): number => all.reduce((sum, one) => sum + pick(one), 0) / all.length;
+      return { bytes: Math.round(average((one) => one.bytes)), copies: average((one) => one.copies), roundsToDeliver: average((one) => one.roundsToDeliver), msToDeliver: Math.round(average((one) => one.msToDeliver)), roundsToSettle: average((one) => one.roundsToSettle) };
     };
     const directed = await mean("directed");
     const flood = await mean("flood");
-    return { directed: directed.bytes, flood: flood.bytes, directedCopies: directed.copies, floodCopies: flood.copies, idleRoundBytes: idle };
+    return { devices: count, directed, flood, idleRoundBytes: idle, idleRoundMs: Math.round(idleRoundMs) };
   } finally {
     await Promise.all(syncs.map((sync) => sync.stop()));
     await Promise.all(devices.map((device) => device.stop()));
@@ -128,7 +175,8 @@ async function inRange(device: Device, neighbours: number): Promise<void> {
 }
 
 if (require.main === module) {
-  meshBytes().then((figures) => console.log(figures), (err: unknown) => {
+  const grid = process.argv.includes("--100") ? GRID_100 : GRID_30;
+  meshBytes(grid, (line) => console.error(line)).then((figures) => console.log(JSON.stringify(figures)), (err: unknown) => {
     console.error(err);
     process.exit(1);
   });

@@ -9,7 +9,7 @@ import { aclCost } from "./acl-cost";
 import { bleThroughput } from "./ble-throughput";
 import { discoveryTimes, type DiscoveryTimes } from "./discovery-in-netns";
 import { identityMemory } from "./identity-memory";
-import { meshBytes } from "./mesh-bytes";
+import { GRID_100, GRID_30, meshBytes } from "./mesh-bytes";
 import { meshLatency, replicationRate } from "./replication";
 import { messagesInNodeRed } from "./messages-in-node-red";
 import { libraryMessages } from "./messages-library";
@@ -125,11 +125,20 @@ const BENCHMARKS: Benchmark[] = [
     },
   },
   {
-    name: "directed vs flood mesh bytes on a 30-device grid",
+    name: "directed vs flood mesh on 30- and 100-device grids",
     fullOnly: true,
     async run() {
-      const bytes = await meshBytes();
-      return [result("mesh-directed-vs-flood-bytes", bytes.directed, bytes.flood, "bytes", `one 4 KB message on a 30-device grid, mean of 5 sender/recipient pairs (2–9 hops), idle rounds subtracted; copies stored ${bytes.directedCopies} vs ${bytes.floodCopies}; target ≤ 0.2`)];
+      const small = await meshBytes(GRID_30);
+      const large = await meshBytes(GRID_100, (line) => process.stdout.write(`    ${line}\r`));
+      process.stdout.write("\n");
+      const costs = (grid: typeof large): string => `directed ${grid.directed.copies} copies, delivered in ${grid.directed.roundsToDeliver} rounds (${grid.directed.msToDeliver} ms); flood ${grid.flood.copies} copies, ${grid.flood.roundsToDeliver} rounds (${grid.flood.msToDeliver} ms); an idle round of the whole grid ${grid.idleRoundMs} ms`;
+      return [
+        result("mesh-directed-vs-flood-bytes", small.directed.bytes, small.flood.bytes, "bytes", `one 4 KB message on a 30-device grid, mean of 5 sender/recipient pairs (2–9 hops), idle rounds subtracted; copies stored ${small.directed.copies} vs ${small.flood.copies}; target ≤ 0.2`),
+        result("mesh100-directed-vs-flood-bytes", large.directed.bytes, large.flood.bytes, "bytes", `one 4 KB message on a 10×10 grid, mean of 5 pairs (2–18 hops), idle rounds subtracted; ${costs(large)}; target ≤ 0.2`),
+        result("mesh100-vs-30-directed-bytes", large.directed.bytes, small.directed.bytes, "bytes", `directed: what a message costs on 100 devices vs on 30 (the path grows with the hops: mean 10 vs 5); 30 devices: ${costs(small)}`),
+        result("mesh100-vs-30-flood-bytes", large.flood.bytes, small.flood.bytes, "bytes", "flood: what a message costs on 100 devices vs on 30 (a flood reaches every device)"),
+        result("mesh100-directed-vs-flood-ms", large.directed.msToDeliver, large.flood.msToDeliver, "ms", "time from send to delivery on the 10×10 grid in lock-step sync rounds, all devices in one process"),
+      ];
     },
   },
   {
