@@ -94,7 +94,16 @@ export function growthFromMinuteFive(samples: SoakReport["rssMb"], seconds: numb
 const STREAM_BYTES = 256 * 1024;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-export async function soak(seconds: number): Promise<SoakReport> {
+export interface SoakOptions {
+  /**
+   * Time to live of the store-and-forward messages (the mesh's default is a day). Each device keeps a
+   * message's ack as long as the message could still be around, up to 10,000: with the default, a 30-minute
+   * soak measures those acks filling up (~8,500 a device at the soak's rate), not a steady state.
+   */
+  meshTtlMs?: number;
+}
+
+export async function soak(seconds: number, options: SoakOptions = {}): Promise<SoakReport> {
   const dirs = ["a", "b", "c"].map((name) => fs.mkdtempSync(path.join(os.tmpdir(), `peer-mesh-soak-${name}-`)));
   const identities = [Identity.generate({ name: "a" }), Identity.generate({ name: "b" }), Identity.generate({ name: "c" })];
   const devices = identities.map((identity, i) => new Device({ identity, name: ["a", "b", "c"][i], storageDir: dirs[i], discovery: { staticProbeIntervalMs: 500 } }));
@@ -172,7 +181,7 @@ export async function soak(seconds: number): Promise<SoakReport> {
     const meshWorker = (async () => {
       for (let seq = 0; running(); seq++) {
         try {
-          await a.mesh.send(c.id, { seq }, { topic: "soak" });
+          await a.mesh.send(c.id, { seq }, { topic: "soak", ttlMs: options.meshTtlMs });
           report.mesh.sent++;
         } catch {
           report.mesh.failed++;
@@ -211,7 +220,13 @@ if (require.main === module) {
     console.error("--seconds must be between 1 and 3600");
     process.exit(2);
   }
-  soak(seconds).then(
+  const ttlFlag = process.argv.indexOf("--mesh-ttl-minutes");
+  const meshTtlMs = ttlFlag >= 0 ? Number(process.argv[ttlFlag + 1]) * 60_000 : undefined;
+  if (meshTtlMs !== undefined && !(meshTtlMs >= 60_000)) {
+    console.error("--mesh-ttl-minutes takes a number of minutes, at least 1");
+    process.exit(2);
+  }
+  soak(seconds, { meshTtlMs }).then(
     (report) => {
       for (const kind of ["messages", "streams", "mesh"] as const) {
         const t = report[kind];
