@@ -11,7 +11,7 @@ function readings(count: number): Array<{ _id: string; sensor: string; value: nu
 }
 
 /** Devices on loopback with storage, each knowing the addresses of the ones `links` names for it. */
-export async function devicesLinked(count: number, links: (i: number) => number[], dirs: TempDirs, databases: string[] = []): Promise<Device[]> {
+export async function devicesLinked(count: number, links: (i: number) => number[], dirs: TempDirs, databases: string[] = [], probeIntervalMs = 500): Promise<Device[]> {
   const identities = Array.from({ length: count }, () => Identity.generate());
   const ports = await Promise.all(identities.map(() => freePort()));
   const devices = identities.map((identity, i) => new Device({
@@ -20,7 +20,7 @@ export async function devicesLinked(count: number, links: (i: number) => number[
     storageDir: dirs.make("peer-mesh-bench-"),
     databases,
     peers: links(i).map((j) => ({ id: identities[j].deviceId, address: `127.0.0.1:${ports[j]}` })),
-    discovery: { staticProbeIntervalMs: 500 },
+    discovery: { staticProbeIntervalMs: probeIntervalMs },
   }));
   await Promise.all(devices.map((device) => device.start()));
   return devices;
