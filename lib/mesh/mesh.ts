@@ -152,8 +152,13 @@ const TOMBSTONE_PAGE = 500;
 const isMeshDocId = (id: string): boolean => [MESSAGE_DOC_PREFIX, ACK_DOC_PREFIX, DEVICE_DOC_PREFIX, GROUP_DOC_PREFIX].some((prefix) => id.startsWith(prefix));
 
 const DEFAULTS = { docs: MESH_SYNC_DEFAULTS.quotaDocs, bytes: MESH_SYNC_DEFAULTS.quotaMb * 1024 * 1024, fallbackMs: MESH_SYNC_DEFAULTS.fallback * 1000, routeFreshMs: 24 * 3_600_000, maxTtlMs: 30 * 86_400_000, maxDevices: 2_000, sweepIntervalMs: 30_000, compactEveryChanges: 1_000, clockSkewMs: 5 * 60_000, maxGroupsPerOwner: 64 };
-/** A device document is rewritten when a neighbour is new or was last recorded this long ago. */
-const NEIGHBOUR_REFRESH_MS = 60_000;
+/**
+ * A device document is rewritten when a neighbour is new or its link was last published this long ago
+ * (a quarter of routeFreshMs at most). Every version floods to every device: with a rewrite a minute per
+ * link, a 100-device grid moved about 17,000 device documents a minute and never fell quiet (bench,
+ * mesh on a 100-device grid). Links count for routing for 24 h by default, so an hour keeps them fresh.
+ */
+const NEIGHBOUR_REFRESH_MS = 3_600_000;
 export const MAX_PRIORITY = 9;
 
 class IgnoredDeletion extends Error {}
@@ -203,7 +208,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private readonly tombstones = new Set<string>();
   /** Whether the tombstones left by earlier runs (and earlier releases, which kept them) have been looked for. */
   private olderTombstonesFound = false;
+  /** The neighbours' times as published in this device's document. */
   private neighbours: Record<string, number> = {};
+  /** When each neighbour was last seen, published with the next rewrite of the device document. */
+  private readonly neighboursSeen = new Map<string, number>();
   /** Who the neighbours were last sealed to (private identities). */
   private sealedFor = new Set<string>();
   private feed?: PouchDB.Changes<object>;
@@ -402,9 +410,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /** Records that documents were exchanged with `peer`; the device document says so (for directed routing). */
   async noteNeighbour(peer: string, now = Date.now()): Promise<void> {
+    this.neighboursSeen.set(peer, now);
     const last = this.neighbours[peer];
-    if (last !== undefined && now - last < NEIGHBOUR_REFRESH_MS) return;
-    this.neighbours[peer] = now;
+    const refreshMs = Math.min(NEIGHBOUR_REFRESH_MS, (this.options.routeFreshMs ?? DEFAULTS.routeFreshMs) / 4);
+    if (last !== undefined && now - last < refreshMs) return;
+    // One rewrite brings every neighbour's time up to date: the others' refreshes are then not due for a
+    // while, instead of each costing a version of its own.
+    for (const [id, seen] of this.neighboursSeen) this.neighbours[id] = Math.max(this.neighbours[id] ?? 0, seen);
     await this.publishDeviceDoc(now);
   }
 
@@ -932,7 +944,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /**
    * A device allowed to read this one's neighbours whose key arrived after they were sealed: sealed
-   * again, or it would route without this device's links until the next refresh (a minute).
+   * again, or it would route without this device's links until the next refresh (an hour).
    */
   private sealAgainFor(id: string): void {
     if (!this.options.mayReadNeighbours || this.sealedFor.has(id) || id === this.id || Object.keys(this.neighbours).length === 0) return;

@@ -95,6 +95,32 @@ describe("Mesh on its own", function () {
     should((await db.changes({ since: 0 })).results.filter((change) => change.deleted)).be.empty();
   });
 
+  it("rewrites its device document for a new neighbour at once, for a known one once an hour, and then with every neighbour's latest time", async () => {
+    // Every version floods to every device: a rewrite a minute per link kept a 100-device grid busy with
+    // ~17,000 device documents a minute.
+    const { mesh: own, identity } = await mesh();
+    const db = own.database;
+    const version = async (): Promise<{ generation: number; neighbours: Record<string, number> }> => {
+      const doc = await db.get<{ neighbours: Record<string, number> }>(`dev:${identity.deviceId}`);
+      return { generation: Number(doc._rev.split("-")[0]), neighbours: doc.neighbours };
+    };
+    const [p1, p2] = [Identity.generate().deviceId, Identity.generate().deviceId];
+    const t0 = Date.now();
+    const start = (await version()).generation;
+    await own.noteNeighbour(p1, t0);
+    await own.noteNeighbour(p2, t0 + 1_000);
+    should((await version()).generation).equal(start + 2); // each new neighbour at once
+    await own.noteNeighbour(p1, t0 + 120_000);
+    await own.noteNeighbour(p2, t0 + 1_800_000);
+    should((await version()).generation).equal(start + 2); // known links: not yet
+    await own.noteNeighbour(p1, t0 + 3_600_000);
+    const refreshed = await version();
+    should(refreshed.generation).equal(start + 3);
+    should(refreshed.neighbours).eql({ [p1]: t0 + 3_600_000, [p2]: t0 + 1_800_000 });
+    await own.noteNeighbour(p2, t0 + 3_600_000 + 60_000);
+    should((await version()).generation).equal(start + 3); // p2's time went out with p1's refresh
+  });
+
   it("keeps working past its ack quota: the oldest acks of messages it no longer holds make room, never its own receipt of a message still held", async () => {
     // An ack lives as long as its message could (a day by default), so a device that sends one mesh
     // message every 8.6 s or faster fills 10,000 acks in a day: new acks were then refused, its sent
