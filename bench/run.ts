@@ -9,7 +9,7 @@ import { aclCost } from "./acl-cost";
 import { bleThroughput } from "./ble-throughput";
 import { discoveryTimes, type DiscoveryTimes } from "./discovery-in-netns";
 import { identityMemory } from "./identity-memory";
-import { GRID_100, GRID_30, meshBytes } from "./mesh-bytes";
+import { GRID_100, GRID_30, meshBytes, type MeshBytes } from "./mesh-bytes";
 import { meshLatency, replicationRate } from "./replication";
 import { messagesInNodeRed } from "./messages-in-node-red";
 import { libraryMessages } from "./messages-library";
@@ -19,6 +19,11 @@ import { BenchResult, result } from "./stats";
 import { firstMessage, streamThroughput } from "./streams-and-handshakes";
 import { torVsDirect } from "./tor";
 
+/** Copies, rounds and time to delivery of each mode on a grid, for a result's note. */
+function gridCosts(grid: MeshBytes): string {
+  return `directed ${grid.directed.copies} copies, delivered in ${grid.directed.roundsToDeliver} rounds (${grid.directed.msToDeliver} ms); flood ${grid.flood.copies} copies, ${grid.flood.roundsToDeliver} rounds (${grid.flood.msToDeliver} ms); an idle round of the whole grid ${grid.idleRoundMs} ms`;
+}
+
 /** One benchmark: what it needs that may be missing here, and how to run it in the quick or the full set. */
 interface Benchmark {
   name: string;
@@ -26,6 +31,8 @@ interface Benchmark {
   missing?: () => string | undefined;
   /** Left out of `--quick` (it needs more than a few seconds whatever its size). */
   fullOnly?: boolean;
+  /** Run only when this flag is given (it would take the full set past 10 minutes). */
+  optIn?: string;
   run(quick: boolean): Promise<BenchResult[]>;
 }
 
@@ -125,18 +132,25 @@ const BENCHMARKS: Benchmark[] = [
     },
   },
   {
-    name: "directed vs flood mesh on 30- and 100-device grids",
+    name: "directed vs flood mesh bytes on a 30-device grid",
     fullOnly: true,
+    async run() {
+      const grid = await meshBytes(GRID_30);
+      return [result("mesh-directed-vs-flood-bytes", grid.directed.bytes, grid.flood.bytes, "bytes", `one 4 KB message on a 30-device grid, mean of 5 sender/recipient pairs (2–9 hops), idle rounds subtracted; ${gridCosts(grid)}; target ≤ 0.2`)];
+    },
+  },
+  {
+    name: "directed vs flood mesh on a 100-device grid, and growth from 30 devices",
+    fullOnly: true,
+    optIn: "--mesh100",
     async run() {
       const small = await meshBytes(GRID_30);
       const large = await meshBytes(GRID_100, (line) => process.stdout.write(`    ${line}\r`));
       process.stdout.write("\n");
-      const costs = (grid: typeof large): string => `directed ${grid.directed.copies} copies, delivered in ${grid.directed.roundsToDeliver} rounds (${grid.directed.msToDeliver} ms); flood ${grid.flood.copies} copies, ${grid.flood.roundsToDeliver} rounds (${grid.flood.msToDeliver} ms); an idle round of the whole grid ${grid.idleRoundMs} ms`;
       return [
-        result("mesh-directed-vs-flood-bytes", small.directed.bytes, small.flood.bytes, "bytes", `one 4 KB message on a 30-device grid, mean of 5 sender/recipient pairs (2–9 hops), idle rounds subtracted; copies stored ${small.directed.copies} vs ${small.flood.copies}; target ≤ 0.2`),
-        result("mesh100-directed-vs-flood-bytes", large.directed.bytes, large.flood.bytes, "bytes", `one 4 KB message on a 10×10 grid, mean of 5 pairs (2–18 hops), idle rounds subtracted; ${costs(large)}; target ≤ 0.2`),
-        result("mesh100-vs-30-directed-bytes", large.directed.bytes, small.directed.bytes, "bytes", `directed: what a message costs on 100 devices vs on 30 (the path grows with the hops: mean 10 vs 5); 30 devices: ${costs(small)}`),
-        result("mesh100-vs-30-flood-bytes", large.flood.bytes, small.flood.bytes, "bytes", "flood: what a message costs on 100 devices vs on 30 (a flood reaches every device)"),
+        result("mesh100-directed-vs-flood-bytes", large.directed.bytes, large.flood.bytes, "bytes", `one 4 KB message on a 10×10 grid, mean of 5 pairs (2–18 hops), idle rounds subtracted; ${gridCosts(large)}; target ≤ 0.2`),
+        result("mesh100-vs-30-directed-bytes", large.directed.bytes, small.directed.bytes, "bytes", `directed: what a message costs on 100 devices vs on 30 (mean hops 10.6 vs 5); 30 devices: ${gridCosts(small)}`),
+        result("mesh100-vs-30-flood-bytes", large.flood.bytes, small.flood.bytes, "bytes", "flood: what a message costs on 100 devices vs on 30 (a flood reaches nearly every device)"),
         result("mesh100-directed-vs-flood-ms", large.directed.msToDeliver, large.flood.msToDeliver, "ms", "time from send to delivery on the 10×10 grid in lock-step sync rounds, all devices in one process"),
       ];
     },
@@ -215,8 +229,9 @@ async function main(): Promise<void> {
   const results: BenchResult[] = [];
   const skipped: Array<{ name: string; why: string }> = [];
   const failed: Array<{ name: string; error: string }> = [];
-  const chosen = BENCHMARKS.filter((benchmark) => !(quick && benchmark.fullOnly));
-  console.log(`${quick ? "quick" : "full"} set: ${chosen.length} benchmarks${quick ? ` (${BENCHMARKS.length - chosen.length} left out; run without --quick for all)` : ""}`);
+  const chosen = BENCHMARKS.filter((benchmark) => !(quick && benchmark.fullOnly) && (!benchmark.optIn || process.argv.includes(benchmark.optIn)));
+  const optIns = BENCHMARKS.filter((benchmark) => benchmark.optIn && !chosen.includes(benchmark)).map((benchmark) => `${benchmark.optIn} for "${benchmark.name}"`);
+  console.log(`${quick ? "quick" : "full"} set: ${chosen.length} benchmarks${quick ? ` (${BENCHMARKS.length - chosen.length} left out; run without --quick for all)` : ""}${optIns.length > 0 ? `; add ${optIns.join(", ")}` : ""}`);
   for (const [i, benchmark] of chosen.entries()) {
     const label = `[${i + 1}/${chosen.length}] ${benchmark.name}`;
     const why = benchmark.missing?.();
