@@ -64,3 +64,17 @@ export async function startEmbeddedNodeRed(flows: Array<Record<string, unknown>>
     },
   };
 }
+
+export type InputListener<T> = (msg: T) => void;
+
+/**
+ * Listens to the msgs a node receives; returns the detach. It detaches with removeListener, not off:
+ * Node-RED keeps input listeners outside EventEmitter and overrides only removeListener, and
+ * EventEmitter's off is bound to the original. A bench that detached with off left every earlier
+ * round's listener running on each later msg (the floor's sink ran 11 of them by its last round).
+ */
+export function onInput<T>(node: Node, listener: InputListener<T>): () => void {
+  const emitter = node as unknown as { on(event: "input", listener: InputListener<T>): void; removeListener(event: "input", listener: InputListener<T>): void };
+  emitter.on("input", listener);
+  return () => emitter.removeListener("input", listener);
+}

@@ -2,7 +2,7 @@ import type { Node, NodeMessage } from "node-red";
 import { Identity } from "../lib";
 import { freePort } from "../test/nodes/fixtures";
 import type { IdentityConfigNode } from "../nodes/shared/identity-node";
-import { startEmbeddedNodeRed } from "./embedded-node-red";
+import { onInput, startEmbeddedNodeRed } from "./embedded-node-red";
 import type { Broker } from "./mosquitto";
 import { median, percentile } from "./stats";
 
@@ -19,10 +19,7 @@ type Probe = NodeMessage & { payload: { t: number; seq: number } };
  * Sends `count` messages through `entry`, keeping `window` in flight, and times each from entry to sink.
  * The same driver runs for both paths, so the comparison is the path and nothing else.
  */
-type Sink = { on(event: "input", listener: (msg: Probe) => void): void; off(event: "input", listener: (msg: Probe) => void): void };
-
-function drive(entry: Node, sinkNode: Node, topic: string, count: number, window: number): Promise<MessageFigures> {
-  const sink = sinkNode as unknown as Sink;
+function drive(entry: Node, sink: Node, topic: string, count: number, window: number): Promise<MessageFigures> {
   return new Promise((resolve) => {
     const latencies: number[] = [];
     let sent = 0;
@@ -30,16 +27,15 @@ function drive(entry: Node, sinkNode: Node, topic: string, count: number, window
     const sendOne = (): void => {
       entry.receive({ topic, payload: { t: performance.now(), seq: sent++ } } as NodeMessage);
     };
-    const onInput = (msg: Probe): void => {
+    const detach = onInput(sink, (msg: Probe): void => {
       latencies.push(performance.now() - msg.payload.t);
       if (sent < count) sendOne();
       if (latencies.length === count) {
-        sink.off("input", onInput);
+        detach();
         const seconds = (performance.now() - started) / 1000;
         resolve({ rate: count / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) });
       }
-    };
-    sink.on("input", onInput);
+    });
     for (let i = 0; i < Math.min(window, count); i++) sendOne();
   });
 }

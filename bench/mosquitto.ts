@@ -8,6 +8,8 @@ import { Identity } from "../lib";
 export interface Broker {
   port: number;
   caPem: string;
+  /** The broker's CPU time so far (user and system), in ms, from /proc; undefined where there is none. */
+  cpuMs(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -51,6 +53,7 @@ export async function startMosquitto(port: number): Promise<Broker> {
   return {
     port,
     caPem: identity.certificatePem,
+    cpuMs: () => processCpuMs(child.pid),
     async stop() {
       process.off("exit", killOnExit);
       child.kill("SIGTERM");
@@ -58,4 +61,18 @@ export async function startMosquitto(port: number): Promise<Broker> {
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** utime + stime of a process, from /proc/<pid>/stat (fields 14 and 15, in clock ticks of 10 ms on Linux). */
+function processCpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may hold spaces; the fields after it start past its closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ticksPerSecond = 100;
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
+  } catch {
+    return undefined;
+  }
 }

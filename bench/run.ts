@@ -12,6 +12,7 @@ import { identityMemory } from "./identity-memory";
 import { GRID_100, GRID_30, meshBytes, type MeshBytes } from "./mesh-bytes";
 import { meshLatency, replicationRate } from "./replication";
 import { messagesInNodeRed } from "./messages-in-node-red";
+import { messagesBetweenRuntimes } from "./two-runtimes";
 import { libraryMessages } from "./messages-library";
 import { gatewayScale } from "./gateway-scale";
 import { mosquittoAvailable, startMosquitto } from "./mosquitto";
@@ -50,6 +51,27 @@ const BENCHMARKS: Benchmark[] = [
           result("msg-p50-vs-mqtt-tls", figures.ours.p50, figures.mqtt.p50, "ms", `one message at a time, median of ${rounds} rounds; lower is better`),
           result("msg-p99-vs-mqtt-tls", figures.ours.p99, figures.mqtt.p99, "ms", `one message at a time, median of ${rounds} rounds; lower is better`),
           result("msg-rate-vs-node-red-floor", figures.ours.rate, figures.floor.rate, "msg/s", `peer-send→peer-receive vs the same entry and sink joined by link out→link in (no network: what Node-RED itself allows), 32 in flight; median of ${rounds} rounds; target ≥ 0.7`),
+        ];
+      } finally {
+        await broker.stop();
+      }
+    },
+  },
+  {
+    name: "messages between two Node-RED runtimes (one a device) vs MQTT through mosquitto",
+    missing: () => (mosquittoAvailable() ? undefined : "needs mosquitto: apt-get install mosquitto"),
+    async run(quick) {
+      const broker = await startMosquitto(await freePort());
+      try {
+        const rounds = quick ? 3 : 5;
+        const { ours, mqtt } = await messagesBetweenRuntimes(broker, { count: quick ? 5_000 : 20_000, window: 32, rounds });
+        const perMessage = (f: typeof ours) => `sender ${f.senderCpuUs.toFixed(1)} µs, receiver ${f.receiverCpuUs.toFixed(1)} µs, broker ${f.brokerCpuUs.toFixed(1)} µs`;
+        const how = `each end in a Node-RED process of its own, 32 in flight counted at the receiver, median of ${rounds}`;
+        return [
+          result("msg-rate-2-runtimes-vs-mqtt", ours.rate, mqtt.rate, "msg/s", `peer-send→peer-receive vs mqtt out→mosquitto(TLS)→mqtt in, QoS 1, ${how}; target ≥ 2.0`),
+          result("msg-cpu-sender-vs-mqtt", ours.senderCpuUs, mqtt.senderCpuUs, "µs", `CPU a message in the sending runtime (peer send vs mqtt out), ${how}; lower is better`),
+          result("msg-cpu-receiver-vs-mqtt", ours.receiverCpuUs, mqtt.receiverCpuUs, "µs", `CPU a message in the receiving runtime (peer receive vs mqtt in), ${how}; lower is better`),
+          result("msg-cpu-all-vs-mqtt", ours.senderCpuUs + ours.receiverCpuUs, mqtt.senderCpuUs + mqtt.receiverCpuUs + mqtt.brokerCpuUs, "µs", `CPU a message in all processes (ours: ${perMessage(ours)}; MQTT: ${perMessage(mqtt)}), ${how}; lower is better`),
         ];
       } finally {
         await broker.stop();
