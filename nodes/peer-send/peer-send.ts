@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import { Readable } from "node:stream";
-import { MAX_REPLY_WAIT_MS, OutgoingSequences, WireError, type Ack } from "../../lib";
+import { MAX_REPLY_WAIT_MS, OutgoingSequences, WireError, type Ack, type Device } from "../../lib";
 import { migrate, type Migration } from "../shared/migrations";
 import { errorStatus, useIdentity } from "../shared/identity-node";
 import { ThrottledStatus } from "../shared/throttled-status";
@@ -61,41 +61,50 @@ export = (RED: NodeAPI): void => {
     const sequences = new OutgoingSequences<Ack>(SEQUENCE_IDLE_MS);
     const status = new ThrottledStatus(node);
     let delivered = 0;
-    ready.then(() => status.now({ fill: "grey", shape: "ring", text: RED._("peer-mesh.status.idle") }), () => undefined);
+    // Once the identity is up, messages go straight to it instead of waiting a turn on `ready`.
+    let started: Device | undefined;
+    ready.then(
+      (device) => {
+        started = device;
+        status.now({ fill: "grey", shape: "ring", text: RED._("peer-mesh.status.idle") });
+      },
+      () => undefined,
+    );
+    // Node-RED builds a msg id, a metric and a hook call for every send, even from an output with no wire.
+    const outputWired = (node as Node & { wires?: string[][] }).wires?.some((wire) => wire.length > 0) ?? true;
 
     node.on("input", (msg, send, done) => {
       const topic = def.topic || msg.topic;
-      ready
-        .then(async (device) => {
-          const peer = peerOf(msg, def.peer);
-          const parts = def.partsAsStream !== false ? partsOf(msg) : undefined;
-          status.update(() => ({ fill: "yellow", shape: "ring", text: RED._("peer-mesh.status.sending", { peer: shortLabel(peer) }) }));
-          let ack: Ack | undefined;
-          if (def.waitReply) {
-            if (msg.payload instanceof Readable || parts) throw new WireError("BAD_REQUEST", RED._("peer-send.errors.request-stream"));
-            const answer = await device.request(peer, String(topic ?? ""), msg.payload, { timeoutMs, replyWithinMs, id: messageIdOf(msg) });
-            delivered += 1;
-            status.update(() => ({ fill: "green", shape: "dot", text: RED._("peer-send.status.replied", { count: delivered }) }));
-            send({ ...msg, payload: answer.reply, ack: answer.ack });
-            done();
-            return;
-          }
-          if (msg.payload instanceof Readable) ack = await device.sendStream(peer, String(topic ?? ""), msg.payload, { idleMs: timeoutMs });
-          else if (parts) {
-            const start = (body: Readable) => device.sendStream(peer, String(topic ?? ""), body, { idleMs: timeoutMs });
-            ack = await sequences.push(parts.id, parts.index, chunkOf(msg.payload), parts.count, start);
-          } else ack = await device.send(peer, String(topic ?? ""), msg.payload, { timeoutMs, id: messageIdOf(msg) });
-          if (ack) {
-            delivered += 1;
-            status.update(() => ({ fill: "green", shape: "dot", text: RED._("peer-mesh.status.delivered", { count: delivered }) }));
-            send({ ...msg, payload: ack });
-          }
+      const handle = async (device: Device): Promise<void> => {
+        const peer = peerOf(msg, def.peer);
+        const parts = def.partsAsStream !== false ? partsOf(msg) : undefined;
+        status.update(() => ({ fill: "yellow", shape: "ring", text: RED._("peer-mesh.status.sending", { peer: shortLabel(peer) }) }));
+        let ack: Ack | undefined;
+        if (def.waitReply) {
+          if (msg.payload instanceof Readable || parts) throw new WireError("BAD_REQUEST", RED._("peer-send.errors.request-stream"));
+          const answer = await device.request(peer, String(topic ?? ""), msg.payload, { timeoutMs, replyWithinMs, id: messageIdOf(msg) });
+          delivered += 1;
+          status.update(() => ({ fill: "green", shape: "dot", text: RED._("peer-send.status.replied", { count: delivered }) }));
+          if (outputWired) send({ ...msg, payload: answer.reply, ack: answer.ack });
           done();
-        })
-        .catch((err: Error) => {
-          status.now(errorStatus(err));
-          done(err);
-        });
+          return;
+        }
+        if (msg.payload instanceof Readable) ack = await device.sendStream(peer, String(topic ?? ""), msg.payload, { idleMs: timeoutMs });
+        else if (parts) {
+          const start = (body: Readable) => device.sendStream(peer, String(topic ?? ""), body, { idleMs: timeoutMs });
+          ack = await sequences.push(parts.id, parts.index, chunkOf(msg.payload), parts.count, start);
+        } else ack = await device.send(peer, String(topic ?? ""), msg.payload, { timeoutMs, id: messageIdOf(msg) });
+        if (ack) {
+          delivered += 1;
+          status.update(() => ({ fill: "green", shape: "dot", text: RED._("peer-mesh.status.delivered", { count: delivered }) }));
+          if (outputWired) send({ ...msg, payload: ack });
+        }
+        done();
+      };
+      (started ? handle(started) : ready.then(handle)).catch((err: Error) => {
+        status.now(errorStatus(err));
+        done(err);
+      });
     });
 
     node.on("close", (_removed: boolean, done: () => void) => {
@@ -113,7 +122,7 @@ const MESSAGE_ID = /^[\x21-\x7e]{1,128}$/;
  * (Catch → delay → this node) then carries the same id, and the receiver delivers it once.
  */
 function messageIdOf(msg: NodeMessageInFlow & { messageId?: unknown }): string {
-  if (msg.messageId === undefined) msg.messageId = randomUUID();
+  if (msg.messageId === undefined) return (msg.messageId = randomUUID());
   if (typeof msg.messageId !== "string" || !MESSAGE_ID.test(msg.messageId)) throw new Error("msg.messageId must be 1 to 128 printable ASCII characters without spaces");
   return msg.messageId;
 }

@@ -199,6 +199,61 @@ describe("peer-send and peer-receive nodes", () => {
     should(hooks.has("preDeliver.peer-mesh-receipts")).be.false("the hooks outlived the last peer receive");
   });
 
+  it("keeps its Node-RED hooks in only while a msg is on its way (they run on every msg of every flow), and still sees a drop once they are back", async () => {
+    const hooks = runtimeHooks();
+    const { acks, out } = await deploy([], {}, withHooks(allNodes, hooks));
+    const send = helper.getNode("send");
+    const hooked = (): boolean => hooks.has("preDeliver.peer-mesh-receipts");
+    const until = async (condition: () => boolean, what: string): Promise<void> => {
+      const deadline = Date.now() + 5_000;
+      while (!condition()) {
+        if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    };
+    send.receive({ topic: "sensors/one", payload: 1 } as Msg);
+    should((await out.next())[0].payload).equal(1);
+    await acks.next();
+    await until(() => !hooked(), "the hooks stayed in with nothing on its way and peer receive still deployed");
+    // Back for the next msg, in time to see a deploy stop the next node between send and delivery.
+    hooks.add("preDeliver.peer-mesh-test", (event: { destination: { id: string; node?: Node }; msg: Msg }) => {
+      if (event.destination.id === "out" && event.msg.topic === "sensors/two") void event.destination.node?.close(false);
+    });
+    try {
+      send.receive({ topic: "sensors/two", payload: 2, messageId: "two-1" } as Msg);
+      await acks.next();
+    } finally {
+      hooks.remove("*.peer-mesh-test");
+    }
+    const restarted = collector("out");
+    should((await restarted.next())[0]).containEql({ messageId: "two-1", payload: 2 });
+    await until(() => !hooked(), "the hooks stayed in after the redelivery");
+  });
+
+  it("a peer send with nothing wired to its output hands Node-RED no ack msg to route", async () => {
+    await deploy([
+      { id: "unwired", type: "peer-send", identity: "idA", peer: "B", timeout: 5, wires: [[]] },
+      { id: "completed", type: "complete", scope: ["unwired", "send"], uncaught: false, wires: [["completions"]] },
+      { id: "completions", type: "helper" },
+    ]);
+    const completions = collector("completions");
+    const sends: string[] = [];
+    for (const id of ["send", "unwired"]) {
+      const node = helper.getNode(id) as unknown as { send(...args: unknown[]): void };
+      const send = node.send;
+      node.send = (...args) => {
+        sends.push(id);
+        send.apply(node, args);
+      };
+    }
+    helper.getNode("unwired").receive({ topic: "sensors/unwired", payload: 1 } as Msg);
+    helper.getNode("send").receive({ topic: "sensors/wired", payload: 2 } as Msg);
+    // done() comes after the ack's send in both: once both completed, every send they made is counted.
+    should((await completions.next(2)).map((msg) => msg.topic).sort()).eql(["sensors/unwired", "sensors/wired"]);
+    await new Promise((resolve) => setImmediate(resolve));
+    should(sends).eql(["send"]);
+  });
+
   it("refuses to send to a peer that is not configured or not known", async () => {
     await deploy([{ id: "loose", type: "peer-send", identity: "idA", timeout: 5, wires: [[]] }]);
     const caught = collector("caught");
