@@ -15,7 +15,7 @@ import { messagesInNodeRed } from "./messages-in-node-red";
 import { messagesBetweenRuntimes } from "./two-runtimes";
 import { libraryMessages } from "./messages-library";
 import { gatewayScale } from "./gateway-scale";
-import { mosquittoAvailable, startMosquitto } from "./mosquitto";
+import { mosquittoAvailable, startMosquitto, type Broker } from "./mosquitto";
 import { BenchResult, result } from "./stats";
 import { firstMessage, streamThroughput } from "./streams-and-handshakes";
 import { torVsDirect } from "./tor";
@@ -23,6 +23,18 @@ import { torVsDirect } from "./tor";
 /** Copies, rounds and time to delivery of each mode on a grid, for a result's note. */
 function gridCosts(grid: MeshBytes): string {
   return `directed ${grid.directed.copies} copies, delivered in ${grid.directed.roundsToDeliver} rounds (${grid.directed.msToDeliver} ms); flood ${grid.flood.copies} copies, ${grid.flood.roundsToDeliver} rounds (${grid.flood.msToDeliver} ms); an idle round of the whole grid ${grid.idleRoundMs} ms`;
+}
+
+const needsMosquitto = (): string | undefined => (mosquittoAvailable() ? undefined : "needs mosquitto: apt-get install mosquitto");
+
+/** Runs `use` with a mosquitto of its own on a free loopback port, stopped afterwards whatever happens. */
+async function withMosquitto<T>(use: (broker: Broker) => Promise<T>): Promise<T> {
+  const broker = await startMosquitto(await freePort());
+  try {
+    return await use(broker);
+  } finally {
+    await broker.stop();
+  }
 }
 
 /** One benchmark: what it needs that may be missing here, and how to run it in the quick or the full set. */
@@ -40,10 +52,9 @@ interface Benchmark {
 const BENCHMARKS: Benchmark[] = [
   {
     name: "messages in Node-RED vs MQTT through mosquitto",
-    missing: () => (mosquittoAvailable() ? undefined : "needs mosquitto: apt-get install mosquitto"),
-    async run(quick) {
-      const broker = await startMosquitto(await freePort());
-      try {
+    missing: needsMosquitto,
+    run: (quick) =>
+      withMosquitto(async (broker) => {
         const rounds = quick ? 3 : 5;
         const figures = await messagesInNodeRed(broker, { count: quick ? 2_000 : 10_000, window: 32, latencyCount: quick ? 500 : 2_000, rounds });
         return [
@@ -52,17 +63,13 @@ const BENCHMARKS: Benchmark[] = [
           result("msg-p99-vs-mqtt-tls", figures.ours.p99, figures.mqtt.p99, "ms", `one message at a time, median of ${rounds} rounds; lower is better`),
           result("msg-rate-vs-node-red-floor", figures.ours.rate, figures.floor.rate, "msg/s", `peer-send→peer-receive vs the same entry and sink joined by link out→link in (no network: what Node-RED itself allows), 32 in flight; median of ${rounds} rounds; target ≥ 0.7`),
         ];
-      } finally {
-        await broker.stop();
-      }
-    },
+      }),
   },
   {
     name: "messages between two Node-RED runtimes (one a device) vs MQTT through mosquitto",
-    missing: () => (mosquittoAvailable() ? undefined : "needs mosquitto: apt-get install mosquitto"),
-    async run(quick) {
-      const broker = await startMosquitto(await freePort());
-      try {
+    missing: needsMosquitto,
+    run: (quick) =>
+      withMosquitto(async (broker) => {
         const rounds = quick ? 3 : 5;
         const { ours, mqtt } = await messagesBetweenRuntimes(broker, { count: quick ? 5_000 : 20_000, window: 32, rounds });
         const perMessage = (f: typeof ours) => `sender ${f.senderCpuUs.toFixed(1)} µs, receiver ${f.receiverCpuUs.toFixed(1)} µs, broker ${f.brokerCpuUs.toFixed(1)} µs`;
@@ -73,10 +80,7 @@ const BENCHMARKS: Benchmark[] = [
           result("msg-cpu-receiver-vs-mqtt", ours.receiverCpuUs, mqtt.receiverCpuUs, "µs", `CPU a message in the receiving runtime (peer receive vs mqtt in), ${how}; lower is better`),
           result("msg-cpu-all-vs-mqtt", ours.senderCpuUs + ours.receiverCpuUs, mqtt.senderCpuUs + mqtt.receiverCpuUs + mqtt.brokerCpuUs, "µs", `CPU a message in all processes (ours: ${perMessage(ours)}; MQTT: ${perMessage(mqtt)}), ${how}; lower is better`),
         ];
-      } finally {
-        await broker.stop();
-      }
-    },
+      }),
   },
   {
     name: "messages at the library level vs framed messages on a bare TLS socket",
