@@ -43,6 +43,11 @@ export class Router {
     return best?.id;
   }
 
+  /** Hops from `from` to `to` over fresh links; undefined while no path is known. */
+  hops(from: string, to: string, now = Date.now()): number | undefined {
+    return this.distancesTo(to, now).get(from);
+  }
+
   /** Links of `id` either end reported as fresh, with the latest time either end saw them. */
   private freshLinksOf(id: string, now: number): Map<string, number> {
     const links = new Map<string, number>();

@@ -98,6 +98,8 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     const onFound = (peer: { id: string }): void => this.syncPeer(peer.id);
     this.host.peerTable.on("found", onFound);
     this.unsubscribe.push(() => this.host.peerTable.off("found", onFound));
+    // A hop takes up to one interval here: the mesh waits that long per hop for an ack before flooding.
+    if (this.options.mesh) this.host.mesh.configure({ hopMs: this.options.policy.intervalMs });
     if (this.options.mesh && this.options.policy.intervalMs === 0) {
       const onStored = (): void => this.soon();
       this.host.mesh.on("stored", onStored);

@@ -23,6 +23,7 @@ class FakeHost implements SyncHost {
       markPresent: () => undefined,
       revisionsOf: () => new Map(),
       noteNeighbour: async () => undefined,
+      configure: () => undefined,
     }) as unknown as Mesh;
   }
 

@@ -197,6 +197,29 @@ describe("Mesh on its own", function () {
     should(owner.selectFor(neighbour)).containEql(groupId);
   });
 
+  it("waits for a directed message's ack as long as its known path takes there and back (a sync interval a hop) before flooding it", async () => {
+    // sender – relay – next – far – target; `aside` is the relay's other neighbour, on no path.
+    const { mesh: relay } = await mesh();
+    const [sender, next, far, target, aside] = Array.from({ length: 5 }, () => Identity.generate());
+    const t0 = Date.now();
+    const links: Array<[Identity, Identity[]]> = [[sender, []], [next, [far]], [far, [next, target]], [target, [far]], [aside, []]];
+    await relay.ingest(links.map(([device, neighbours]) => withRev(makeDeviceDoc(device, Object.fromEntries(neighbours.map((n) => [n.deviceId, t0]))))) as never);
+    for (const neighbour of [sender, next, aside]) await relay.noteNeighbour(neighbour.deviceId, t0);
+    should(relay.router.hops(sender.deviceId, target.deviceId, t0)).equal(4);
+    const message = sealMessage(sender, { to: target.deviceId, recipients: [{ id: target.deviceId, key: target.publicKeySpki }], plaintext: Buffer.from("x"), mode: "directed", priority: 4, ttlMs: 3_600_000, now: t0 });
+    should((await relay.ingest([withRev(message)] as never))[0]).have.property("ok");
+    const offered = (neighbour: Identity, at: number): boolean => relay.selectFor(neighbour.deviceId, {}, at).includes(message._id);
+    should(offered(next, t0 + 1_000)).be.true();
+    should(offered(aside, t0 + 1_000)).be.false();
+    // Syncing every 30 s, 4 hops there and 4 back take up to 4 minutes: not flooded after the bare 60 s.
+    relay.configure({ fallbackMs: 60_000, hopMs: 30_000 });
+    should(offered(aside, t0 + 61_000)).be.false();
+    should(offered(aside, t0 + 60_000 + 240_000 + 1_000)).be.true();
+    // Syncing on change, hops take no time to count: the fallback alone.
+    relay.configure({ hopMs: 0 });
+    should(offered(aside, t0 + 61_000)).be.true();
+  });
+
   it("hands a neighbour the highest priority first, within the session's limit, and not again once it holds them", async () => {
     const { mesh: relay } = await mesh();
     const [sender, target, neighbour] = [Identity.generate(), Identity.generate(), Identity.generate().deviceId];
