@@ -12,6 +12,8 @@ export type ChildCommand =
   | { type: "count"; sink: string; expect: number }
   | { type: "drive"; entry: string; topic: string; count: number; window: number }
   | { type: "credit"; n: number }
+  /** Ends a round that stalled (a path lost messages): stops counting and sending. */
+  | { type: "reset" }
   | { type: "cpu" }
   | { type: "stop" };
 
@@ -21,6 +23,7 @@ export type ChildReport =
   | { type: "got"; n: number }
   | { type: "counted"; count: number }
   | { type: "driven" }
+  | { type: "reset" }
   | { type: "cpu"; ms: number }
   | { type: "failed"; error: string };
 
@@ -50,6 +53,7 @@ async function main(): Promise<void> {
   let red: EmbeddedNodeRed | undefined;
   let credit = 0;
   let pump: (() => void) | undefined;
+  let stopCounting: (() => void) | undefined;
 
   process.on("message", (command: ChildCommand) => {
     void (async () => {
@@ -72,12 +76,14 @@ async function main(): Promise<void> {
             unreported += 1;
             if (count === command.expect) {
               detach();
+              stopCounting = undefined;
               report({ type: "counted", count });
             } else if (unreported === REPORT_EVERY) {
               report({ type: "got", n: unreported });
               unreported = 0;
             }
           });
+          stopCounting = detach;
           report({ type: "counting" });
         } else if (command.type === "drive") {
           const entry = red!.getNode(command.entry);
@@ -97,6 +103,12 @@ async function main(): Promise<void> {
         } else if (command.type === "credit") {
           credit += command.n;
           pump?.();
+        } else if (command.type === "reset") {
+          stopCounting?.();
+          stopCounting = undefined;
+          pump = undefined;
+          credit = 0;
+          report({ type: "reset" });
         } else if (command.type === "cpu") {
           const usage = process.cpuUsage();
           report({ type: "cpu", ms: (usage.user + usage.system) / 1000 });

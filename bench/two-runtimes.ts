@@ -78,23 +78,44 @@ class Runtime {
  * Sends `count` messages from the sender's entry to the receiver's sink with `window` in flight (the
  * receiver's counts come back as the sender's credit) and returns the rate and each side's CPU time.
  */
-async function drive(sender: Runtime, receiver: Runtime, broker: Broker | undefined, path: { entry: string; sink: string }, topic: string, count: number, window: number): Promise<PathFigures> {
+/** No arrival for this long ends a round as stalled: the path lost messages, and their credit with them. */
+const STALL_MS = 10_000;
+
+/** A round that stalled: how many of its messages arrived. */
+export interface Stall {
+  stalled: true;
+  arrived: number;
+  count: number;
+}
+
+async function drive(sender: Runtime, receiver: Runtime, broker: Broker | undefined, path: { entry: string; sink: string }, topic: string, count: number, window: number): Promise<PathFigures | Stall> {
   await receiver.ask({ type: "count", sink: path.sink, expect: count }, "counting");
   let arrived = 0;
+  let lastArrival = performance.now();
   const relay = receiver.on((report) => {
     if (report.type !== "got") return;
     arrived += report.n;
+    lastArrival = performance.now();
     sender.send({ type: "credit", n: report.n });
   });
+  let watchdog: NodeJS.Timeout | undefined;
   try {
     const [senderBefore, receiverBefore] = await Promise.all([sender.cpuMs(), receiver.cpuMs()]);
     const brokerBefore = broker?.cpuMs() ?? 0;
     const started = performance.now();
-    const counted = receiver.expect("counted", 120_000);
-    sender.send({ type: "drive", entry: path.entry, topic, count, window });
-    await counted.catch((err: Error) => {
-      throw new Error(`${path.entry} → ${path.sink}: ${err.message} (${arrived} of ${count} arrived)`);
+    lastArrival = started;
+    const stalled = new Promise<Stall>((resolve) => {
+      watchdog = setInterval(() => {
+        if (performance.now() - lastArrival > STALL_MS) resolve({ stalled: true, arrived, count });
+      }, 1_000);
     });
+    const counted = receiver.expect("counted", 3_600_000);
+    sender.send({ type: "drive", entry: path.entry, topic, count, window });
+    const outcome = await Promise.race([counted, stalled]);
+    if ("stalled" in outcome) {
+      await Promise.all([receiver.ask({ type: "reset" }, "reset"), sender.ask({ type: "reset" }, "reset")]);
+      return outcome;
+    }
     const seconds = (performance.now() - started) / 1000;
     const [senderAfter, receiverAfter] = await Promise.all([sender.cpuMs(), receiver.cpuMs()]);
     const brokerAfter = broker?.cpuMs() ?? 0;
@@ -106,6 +127,7 @@ async function drive(sender: Runtime, receiver: Runtime, broker: Broker | undefi
       brokerCpuUs: perMessageUs(brokerAfter - brokerBefore),
     };
   } finally {
+    clearInterval(watchdog);
     relay();
   }
 }
@@ -114,7 +136,7 @@ async function drive(sender: Runtime, receiver: Runtime, broker: Broker | undefi
  * peer send → peer receive and mqtt out → mosquitto (TLS) → mqtt in with each end in a Node-RED process
  * of its own, as two devices would be: both paths live in the same two runtimes and take turns.
  */
-export async function messagesBetweenRuntimes(broker: Broker, options: { count: number; window: number; rounds: number }): Promise<{ ours: PathFigures; mqtt: PathFigures }> {
+export async function messagesBetweenRuntimes(broker: Broker, options: { count: number; window: number; rounds: number }): Promise<{ ours: PathFigures; mqtt: PathFigures; stalls: { ours: Stall[]; mqtt: Stall[] } }> {
   const a = Identity.generate();
   const b = Identity.generate();
   const bPort = await freePort();
@@ -169,9 +191,13 @@ export async function messagesBetweenRuntimes(broker: Broker, options: { count: 
     // Warm up connections, subscriptions and the JIT on both paths before measuring.
     for (const p of Object.values(paths)) await drive(sender, receiver, p.broker, p, "bench/warm", 3_000, options.window);
     const rounds: Record<"ours" | "mqtt", PathFigures[]> = { ours: [], mqtt: [] };
+    // A round that stalls (its path lost messages) is reported, not measured: the medians are of the others.
+    const stalls: Record<"ours" | "mqtt", Stall[]> = { ours: [], mqtt: [] };
     for (let round = 0; round < options.rounds; round++) {
       for (const key of ["ours", "mqtt"] as const) {
-        rounds[key].push(await drive(sender, receiver, paths[key].broker, paths[key], "bench/rate", options.count, options.window));
+        const figures = await drive(sender, receiver, paths[key].broker, paths[key], "bench/rate", options.count, options.window);
+        if ("stalled" in figures) stalls[key].push(figures);
+        else rounds[key].push(figures);
       }
     }
     const summary = (list: PathFigures[]): PathFigures => ({
@@ -180,7 +206,7 @@ export async function messagesBetweenRuntimes(broker: Broker, options: { count: 
       receiverCpuUs: median(list.map((f) => f.receiverCpuUs)),
       brokerCpuUs: median(list.map((f) => f.brokerCpuUs)),
     });
-    return { ours: summary(rounds.ours), mqtt: summary(rounds.mqtt) };
+    return { ours: summary(rounds.ours), mqtt: summary(rounds.mqtt), stalls };
   } finally {
     await Promise.all([sender.stop(), receiver.stop()]);
   }
