@@ -78,3 +78,12 @@ export function onInput<T>(node: Node, listener: InputListener<T>): () => void {
   emitter.on("input", listener);
   return () => emitter.removeListener("input", listener);
 }
+
+/** Polls `condition` until it holds; throws naming `what` after `timeoutMs`. */
+export async function until(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

@@ -151,10 +151,11 @@ export async function meshBytes(grid: Grid = GRID_30, progress: (line: string) =
       from.mesh.off("acked", onAcked);
       onStored.forEach((off) => off());
       if (!delivered || !acked) throw new Error(`${mode}: the message was not delivered and acknowledged within ${MAX_ROUNDS} rounds`);
+      const cost = bytes - start - idle * rounds;
       // Bytes are counted per sync, not per document: a document that moves beside the message (a device
       // document) is charged to it, and shows here as more documents than the message and its ack.
-      progress(`${count} devices, ${mode} ${fromIndex}→${toIndex}: delivered in ${roundsToDeliver} rounds, settled in ${rounds}, ${docsMoved} document writes, ${Math.round((bytes - start - idle * rounds) / 1024)} KB`);
-      return { bytes: bytes - start - idle * rounds, copies: holders.size, roundsToDeliver, msToDeliver: deliveredAt - sentAt, roundsToSettle: rounds };
+      progress(`${count} devices, ${mode} ${fromIndex}→${toIndex}: delivered in ${roundsToDeliver} rounds, settled in ${rounds}, ${docsMoved} document writes, ${Math.round(cost / 1024)} KB`);
+      return { bytes: cost, copies: holders.size, roundsToDeliver, msToDeliver: deliveredAt - sentAt, roundsToSettle: rounds };
     };
     const mean = async (mode: MeshMode): Promise<MeshCost> => {
       const all: MeshCost[] = [];

@@ -2,7 +2,7 @@ import type { Node, NodeMessage } from "node-red";
 import { Identity } from "../lib";
 import { freePort } from "../test/nodes/fixtures";
 import type { IdentityConfigNode } from "../nodes/shared/identity-node";
-import { onInput, startEmbeddedNodeRed } from "./embedded-node-red";
+import { onInput, startEmbeddedNodeRed, until } from "./embedded-node-red";
 import type { Broker } from "./mosquitto";
 import { median, percentile } from "./stats";
 
@@ -38,14 +38,6 @@ function drive(entry: Node, sink: Node, topic: string, count: number, window: nu
     });
     for (let i = 0; i < Math.min(window, count); i++) sendOne();
   });
-}
-
-async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Node, NodeMessage } from "node-red";
-import { onInput, startEmbeddedNodeRed, type EmbeddedNodeRed } from "./embedded-node-red";
+import { onInput, startEmbeddedNodeRed, until, type EmbeddedNodeRed } from "./embedded-node-red";
 
 /**
  * One Node-RED runtime of the two-runtime message benchmark, in a process of its own as a device would
@@ -22,7 +22,6 @@ export type ChildReport =
   | { type: "counting" }
   | { type: "got"; n: number }
   | { type: "counted"; count: number }
-  | { type: "driven" }
   | { type: "reset" }
   | { type: "cpu"; ms: number }
   | { type: "failed"; error: string };
@@ -32,14 +31,6 @@ const REPORT_EVERY = 16;
 
 function report(message: ChildReport): void {
   process.send?.(message);
-}
-
-async function until(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** What a node must be before the parent may drive traffic through it. */
@@ -94,10 +85,7 @@ async function main(): Promise<void> {
               credit -= 1;
               entry.receive({ topic: command.topic, payload: { seq: sent++ } } as NodeMessage);
             }
-            if (sent === command.count) {
-              pump = undefined;
-              report({ type: "driven" });
-            }
+            if (sent === command.count) pump = undefined;
           };
           pump();
         } else if (command.type === "credit") {

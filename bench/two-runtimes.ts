@@ -74,10 +74,6 @@ class Runtime {
   }
 }
 
-/**
- * Sends `count` messages from the sender's entry to the receiver's sink with `window` in flight (the
- * receiver's counts come back as the sender's credit) and returns the rate and each side's CPU time.
- */
 /** No arrival for this long ends a round as stalled: the path lost messages, and their credit with them. */
 const STALL_MS = 10_000;
 
@@ -88,6 +84,11 @@ export interface Stall {
   count: number;
 }
 
+/**
+ * Sends `count` messages from the sender's entry to the receiver's sink with `window` in flight (the
+ * receiver's counts come back as the sender's credit) and returns the rate and each side's CPU time,
+ * or, when it stalls, how many arrived.
+ */
 async function drive(sender: Runtime, receiver: Runtime, broker: Broker | undefined, path: { entry: string; sink: string }, topic: string, count: number, window: number): Promise<PathFigures | Stall> {
   await receiver.ask({ type: "count", sink: path.sink, expect: count }, "counting");
   let arrived = 0;

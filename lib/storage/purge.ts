@@ -186,7 +186,7 @@ export interface PurgeOptions {
  */
 export async function purgeDocuments(db: Database, ids: readonly string[], options: PurgeOptions = {}): Promise<PurgeResult> {
   const unique = [...new Set(ids)];
-  if (unique.length === 0) return options.onlyDeleted ? { purged: [], missing: [], live: [] } : { purged: [], missing: [] };
+  if (unique.length === 0) return purgeResult([], [], [], options);
   if (unique.some((id) => typeof id !== "string" || id.startsWith("_local/") || id === "")) throw new Error("purge takes document ids (strings, not _local documents)");
   const adapter = db as unknown as Partial<LevelAdapter>;
   if (typeof adapter._doCompaction !== "function" || typeof adapter._changes !== "function") throw new Error(`purge needs PouchDB's LevelDB adapter; ${db.name} uses another`);
@@ -293,13 +293,17 @@ async function purgeUnderLock(root: RootStore, ids: string[], options: PurgeOpti
     if (kept.length > 0) ops.push({ type: "put", key: digest, value: { refs: Object.fromEntries(kept.map((ref) => [ref, true])) }, prefix: attachmentStore });
     else ops.push({ type: "del", key: digest, prefix: attachmentStore }, { type: "del", key: digest, prefix: binaryStore });
   }
-  const result = (): PurgeResult => (options.onlyDeleted ? { purged, missing, live } : { purged, missing });
-  if (purged.length === 0) return result();
+  if (purged.length === 0) return purgeResult(purged, missing, live, options);
   const docCount = Math.max(0, root._docCount - liveRemoved);
   ops.push({ type: "put", key: DOC_COUNT_KEY, value: docCount, prefix: metaStore });
   await new Promise<void>((resolve, reject) => root.batch(ops, (err) => (err ? reject(err) : resolve())));
   root._docCount = docCount;
-  return result();
+  return purgeResult(purged, missing, live, options);
+}
+
+/** What a purge reports: `live` only when `onlyDeleted` asked, as it is meaningless otherwise. */
+function purgeResult(purged: string[], missing: string[], live: string[], options: PurgeOptions): PurgeResult {
+  return options.onlyDeleted ? { purged, missing, live } : { purged, missing };
 }
 
 /** The adapter's key for a sequence number (16 digits). */
