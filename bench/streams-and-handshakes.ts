@@ -30,9 +30,9 @@ async function rawTlsServer(onSocket: (socket: tls.TLSSocket) => void): Promise<
   };
 }
 
-function rawConnect(port: number, client: Identity): Promise<tls.TLSSocket> {
+function rawConnect(port: number, client: Identity, ticket?: Buffer): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ port, host: "127.0.0.1", secureContext: client.tlsContext(), rejectUnauthorized: false }, () => resolve(socket));
+    const socket = tls.connect({ port, host: "127.0.0.1", secureContext: client.tlsContext(), rejectUnauthorized: false, session: ticket }, () => resolve(socket));
     socket.once("error", reject);
   });
 }
@@ -105,6 +105,54 @@ export async function firstMessage(runs: number): Promise<{ ours: number; raw: n
   }
   await server.close();
   return { ours: median(ours), raw: median(raw), http2: await firstHttp2Request(runs) };
+}
+
+/**
+ * Milliseconds from send() to the ack for a known peer whose connection was closed since (the sender
+ * resumes its TLS session), vs a bare mutual-TLS handshake, full and resumed; the three alternate run by run.
+ */
+export async function knownPeerMessage(runs: number): Promise<{ ours: number; rawFull: number; rawResumed: number }> {
+  const target = new Device({ identity: Identity.generate(), peers: [] });
+  target.authorize = () => true;
+  const port = await target.start();
+  target.onMessage("hello", () => undefined);
+  const sender = new Device({ identity: Identity.generate(), peers: [{ id: target.id, name: "t", address: `127.0.0.1:${port}` }], idleConnectionMs: 20 });
+  const server = await rawTlsServer((socket) => socket.on("error", () => undefined));
+  const ours: number[] = [];
+  const rawFull: number[] = [];
+  const rawResumed: number[] = [];
+  const closed = async (): Promise<void> => {
+    const deadline = Date.now() + 5_000;
+    while (sender.connections.out > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+  };
+  try {
+    await sender.send("t", "hello", -1); // the full handshake that proves the peer (and brings its ticket)
+    let ticket: Buffer | undefined;
+    const first = await rawConnect(server.port, server.client);
+    first.once("session", (session: Buffer) => (ticket = session));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    first.destroy();
+    for (let i = 0; i < runs; i++) {
+      await closed();
+      let started = performance.now();
+      await sender.send("t", "hello", i);
+      ours.push(performance.now() - started);
+      started = performance.now();
+      const full = await rawConnect(server.port, server.client);
+      rawFull.push(performance.now() - started);
+      full.destroy();
+      started = performance.now();
+      const resumed = await rawConnect(server.port, server.client, ticket);
+      rawResumed.push(performance.now() - started);
+      if (!resumed.isSessionReused()) throw new Error("the bare TLS baseline did not resume its session");
+      resumed.destroy();
+    }
+  } finally {
+    await sender.stop();
+    await target.stop();
+    await server.close();
+  }
+  return { ours: median(ours), rawFull: median(rawFull), rawResumed: median(rawResumed) };
 }
 
 /** A new HTTP/2 connection over mutual TLS 1.3 (same keys), one POST and its answer read to the end. */

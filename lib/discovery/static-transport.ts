@@ -2,7 +2,8 @@ import { EventEmitter } from "node:events";
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
-import { Identity, verifyPeerCertificate } from "../identity";
+import { Identity, verifiedPeer } from "../identity";
+import { SessionTickets } from "../wire/session-tickets";
 import { serverNameFor } from "../wire/server-name";
 import { isAddress, isOnionHostPort, splitAddress } from "../protocol/address";
 import { dialTcp } from "./tcp";
@@ -23,15 +24,21 @@ export interface StaticTransportOptions {
 
 export const DEFAULT_PROBE_INTERVAL_MS = 5_000;
 const DEFAULT_PROBE_TIMEOUT_MS = 3_000;
+/** How long a probe's connection stays open after its handshake for the listener's session ticket. */
+const TICKET_WAIT_MS = 1_000;
 
 /**
  * Opens a mutual-TLS handshake to a wire listener and returns the device id its certificate proves.
  * The handshake is the whole probe: no request is sent, so it needs no permission at the peer.
  */
-export function probeDevice(identity: Identity, address: string, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS, dial?: (address: string) => Duplex, expectedId?: string): Promise<string> {
+export function probeDevice(identity: Identity, address: string, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS, dial?: (address: string) => Duplex, expectedId?: string, tickets?: SessionTickets): Promise<string> {
   const { host, port } = splitAddress(address);
+  // A probe that resumes the session of an earlier verified one is answered by that same listener
+  // (see session-tickets.ts): its id is the one verified then, with no certificate work on either side.
+  const offered = tickets?.take(address);
   return new Promise((resolve, reject) => {
     const socket = tls.connect({
+      session: offered?.ticket,
       ...(dial ? { socket: dial(address) } : { host, port }),
       secureContext: identity.tlsContext(),
       ALPNProtocols: ["h2"],
@@ -50,13 +57,33 @@ export function probeDevice(identity: Identity, address: string, timeoutMs = DEF
     socket.once("error", fail);
     socket.once("secureConnect", () => {
       clearTimeout(timer);
+      const done = (): void => {
+        socket.end();
+        socket.destroy();
+      };
       try {
-        resolve(verifyPeerCertificate(socket.getPeerX509Certificate()));
+        if (offered && socket.isSessionReused()) {
+          resolve(offered.id);
+        } else {
+          const certificate = socket.getPeerX509Certificate();
+          const verified = verifiedPeer(certificate);
+          resolve(verified.id);
+          if (tickets) {
+            // The listener's ticket follows its handshake: the probe waits a moment for it, no longer.
+            const given = setTimeout(done, TICKET_WAIT_MS);
+            socket.once("session", (ticket: Buffer) => {
+              tickets.remember(address, ticket, { id: verified.id, spki: verified.spki, validToMs: Date.parse(certificate?.validTo ?? "") });
+              clearTimeout(given);
+              done();
+            });
+            socket.once("close", () => clearTimeout(given));
+            return;
+          }
+        }
       } catch (err) {
         reject(err);
       }
-      socket.end();
-      socket.destroy();
+      done();
     });
   });
 }
@@ -75,6 +102,8 @@ export class StaticTransport extends EventEmitter<TransportEvents> implements Tr
   private readonly answering = new Map<string, string>();
   /** Addresses where a key other than the configured one answered, until the configured one does again. */
   private readonly otherKeyAt = new Set<string>();
+  /** Each address's last verified listener: a probe every few seconds resumes rather than redoing the handshake. */
+  private readonly tickets = new SessionTickets();
   private timer?: NodeJS.Timeout;
   private running = false;
   private round?: Promise<void>;
@@ -149,7 +178,7 @@ export class StaticTransport extends EventEmitter<TransportEvents> implements Tr
   private async probe(entry: StaticEntry): Promise<void> {
     let id: string | undefined;
     try {
-      id = await probeDevice(this.options.identity, entry.address, this.timeoutMs, this.options.dial, entry.expectedId);
+      id = await probeDevice(this.options.identity, entry.address, this.timeoutMs, this.options.dial, entry.expectedId, this.tickets);
     } catch {
       id = undefined;
     }

@@ -5,6 +5,7 @@ import { pipeline } from "node:stream/promises";
 import tls, { type TLSSocket } from "node:tls";
 import { Identity, verifiedPeer } from "../identity";
 import { serverNameFor } from "./server-name";
+import { SessionTickets, TicketProof } from "./session-tickets";
 import { ChannelUnsupported, ClientChannel } from "./channel";
 import { BatchItem, BatchOutcome, encodeBatch, MAX_BATCH_BODY_BYTES, MAX_BATCH_ITEMS } from "./batch";
 import { WireError, wireErrorFromResponse } from "../protocol/errors";
@@ -139,6 +140,7 @@ export class ClientPool {
   private readonly withoutChannel = new Set<string>();
   private readonly idleMs: number;
   private readonly connectTimeoutMs: number;
+  private readonly tickets = new SessionTickets();
   private closed = false;
 
   constructor(private readonly identity: Identity, private readonly options: ClientPoolOptions = {}) {
@@ -495,14 +497,29 @@ export class ClientPool {
         checkServerIdentity: () => undefined,
         // What a private listener asks before it shows its certificate: proof that this side knows its id.
         servername: serverNameFor(peer.id),
+        ALPNProtocols: ["h2"],
+        minVersion: "TLSv1.3" as const,
       };
+      const offered = this.tickets.take(peer.id);
       const dial = peer.dial;
+      let socket: TLSSocket | undefined;
+      // Tickets come after the handshake, often before "connect": kept once the peer's id is proven.
+      let proof: TicketProof | undefined;
+      let arrived: Buffer | undefined;
+      const onTicket = (ticket: Buffer): void => {
+        if (proof) this.tickets.remember(peer.id, ticket, proof);
+        else arrived = ticket;
+      };
       const session = http2.connect(`https://${dial ? "peer.invalid" : peer.address}`, {
-        ...tlsOptions,
         // No server push: a PUSH_PROMISE on a closing session would take the same path as a request
         // crossing a GOAWAY (see retireSession), and nothing here uses pushed streams.
         settings: { ...FLOW_SETTINGS, enablePush: false },
-        ...(dial ? { createConnection: () => tls.connect({ ...tlsOptions, socket: dial(), ALPNProtocols: ["h2"], minVersion: "TLSv1.3" }) } : {}),
+        createConnection: (authority: URL) => {
+          const target = dial ? { socket: dial() } : { host: authority.hostname.replace(/^\[|\]$/g, ""), port: Number(authority.port || 443) };
+          socket = tls.connect({ ...tlsOptions, ...target, session: offered?.ticket });
+          socket.on("session", onTicket);
+          return socket;
+        },
       });
       const pooled: PooledSession = { session, used: false };
       const fail = (err: Error): void => {
@@ -524,19 +541,32 @@ export class ClientPool {
       session.once("connect", () => {
         clearTimeout(timer);
         let actualId: string;
-        try {
-          const verified = verifiedPeer((session.socket as TLSSocket).getPeerX509Certificate());
-          actualId = verified.id;
-          if (actualId === peer.id) this.options.onPeerKey?.(actualId, verified.spki);
-        } catch (err) {
-          fail(new WireError("REFUSED", `the peer at ${peer.address}: ${(err as Error).message}`));
-          return;
+        let shown: TicketProof;
+        if (offered && socket?.isSessionReused()) {
+          // Resumed: no certificate on this connection; the ticket stands for the one verified before.
+          actualId = peer.id;
+          shown = offered;
+        } else {
+          try {
+            const certificate = (session.socket as TLSSocket).getPeerX509Certificate();
+            const verified = verifiedPeer(certificate);
+            actualId = verified.id;
+            shown = { id: verified.id, spki: verified.spki, validToMs: Date.parse(certificate?.validTo ?? "") };
+          } catch (err) {
+            this.tickets.forget(peer.id);
+            fail(new WireError("REFUSED", `the peer at ${peer.address}: ${(err as Error).message}`));
+            return;
+          }
         }
         if (actualId !== peer.id) {
+          this.tickets.forget(peer.id);
           this.options.onIdentityMismatch?.(peer, actualId);
           fail(new WireError("IDENTITY_MISMATCH", `the device at ${peer.address} is ${actualId}, not ${peer.id}`));
           return;
         }
+        this.options.onPeerKey?.(actualId, shown.spki);
+        proof = shown;
+        if (arrived) this.tickets.remember(peer.id, arrived, proof);
         session.off("error", fail);
         session.on("error", () => this.forget(peer.id, pooled));
         // close(), not retireSession: the pool must see the session closed at once, or it would send more

@@ -7,6 +7,7 @@ import type { Readable } from "node:stream";
 import type { SecureContext, TLSSocket } from "node:tls";
 import { Identity, type RotationStatement, verifiedPeer, verifyPeerCertificate } from "../identity";
 import { isServerNameFor } from "./server-name";
+import { SESSION_TICKET_LIFETIME_S } from "./session-tickets";
 import { WireError } from "../protocol/errors";
 import { BatchItem, BatchOutcome, decodeBatch, MAX_BATCH_ITEMS, MAX_BATCH_REQUEST_BYTES } from "./batch";
 import { BodyBudget } from "./body-budget";
@@ -138,6 +139,9 @@ export class WireServer extends EventEmitter<WireServerEvents> {
         ? { SNICallback: (servername: string, done: (err: Error | null, context?: SecureContext) => void) => (isServerNameFor(selfId, servername) ? done(null, options.identity.tlsContext()) : done(new Error("no such server name"))) }
         : { key: options.identity.privateKeyPem, cert: options.identity.certificatePem }),
       minVersion: "TLSv1.3",
+      // Tickets let a known peer's next connection resume (see session-tickets.ts); the client's
+      // certificate is in the ticket, so admit() checks it on a resumed connection as on a new one.
+      sessionTimeout: SESSION_TICKET_LIFETIME_S,
       requestCert: true,
       // Self-signed certificates are the point: trust is decided by device id, not by a CA.
       rejectUnauthorized: false,
