@@ -3,7 +3,7 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import { Identity, verifiedPeer } from "../identity";
-import { SessionTickets } from "../wire/session-tickets";
+import { SessionTickets, type TicketProof } from "../wire/session-tickets";
 import { serverNameFor } from "../wire/server-name";
 import { isAddress, isOnionHostPort, splitAddress } from "../protocol/address";
 import { dialTcp } from "./tcp";
@@ -24,7 +24,7 @@ export interface StaticTransportOptions {
 
 export const DEFAULT_PROBE_INTERVAL_MS = 5_000;
 const DEFAULT_PROBE_TIMEOUT_MS = 3_000;
-/** How long a probe's connection stays open after its handshake for the listener's session ticket. */
+/** How long a probe's connection stays open after a full handshake for the listener's session tickets. */
 const TICKET_WAIT_MS = 1_000;
 
 /**
@@ -62,23 +62,27 @@ export function probeDevice(identity: Identity, address: string, timeoutMs = DEF
         socket.destroy();
       };
       try {
+        let proof: TicketProof;
         if (offered && socket.isSessionReused()) {
-          resolve(offered.id);
+          proof = offered;
         } else {
           const certificate = socket.getPeerX509Certificate();
           const verified = verifiedPeer(certificate);
-          resolve(verified.id);
-          if (tickets) {
-            // The listener's ticket follows its handshake: the probe waits a moment for it, no longer.
-            const given = setTimeout(done, TICKET_WAIT_MS);
-            socket.once("session", (ticket: Buffer) => {
-              tickets.remember(address, ticket, { id: verified.id, spki: verified.spki, validToMs: Date.parse(certificate?.validTo ?? "") });
-              clearTimeout(given);
-              done();
-            });
-            socket.once("close", () => clearTimeout(given));
-            return;
-          }
+          proof = { id: verified.id, spki: verified.spki, validToMs: Date.parse(certificate?.validTo ?? "") };
+        }
+        resolve(proof.id);
+        if (tickets && !socket.isSessionReused()) {
+          // A full handshake's tickets (Node's listener sends two) follow it: the probe waits a moment for them.
+          const given = setTimeout(done, TICKET_WAIT_MS);
+          let count = 0;
+          socket.on("session", (ticket: Buffer) => {
+            tickets.remember(address, ticket, proof);
+            if (++count < 2) return;
+            clearTimeout(given);
+            done();
+          });
+          socket.once("close", () => clearTimeout(given));
+          return;
         }
       } catch (err) {
         reject(err);

@@ -505,10 +505,10 @@ export class ClientPool {
       let socket: TLSSocket | undefined;
       // Tickets come after the handshake, often before "connect": kept once the peer's id is proven.
       let proof: TicketProof | undefined;
-      let arrived: Buffer | undefined;
+      const arrived: Buffer[] = [];
       const onTicket = (ticket: Buffer): void => {
         if (proof) this.tickets.remember(peer.id, ticket, proof);
-        else arrived = ticket;
+        else arrived.push(ticket);
       };
       const session = http2.connect(`https://${dial ? "peer.invalid" : peer.address}`, {
         // No server push: a PUSH_PROMISE on a closing session would take the same path as a request
@@ -566,7 +566,7 @@ export class ClientPool {
         }
         this.options.onPeerKey?.(actualId, shown.spki);
         proof = shown;
-        if (arrived) this.tickets.remember(peer.id, arrived, proof);
+        for (const ticket of arrived.splice(0)) this.tickets.remember(peer.id, ticket, proof);
         session.off("error", fail);
         session.on("error", () => this.forget(peer.id, pooled));
         // close(), not retireSession: the pool must see the session closed at once, or it would send more

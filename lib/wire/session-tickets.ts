@@ -1,8 +1,8 @@
 /**
  * TLS 1.3 session tickets from peers this device dialled and verified, so that its next connection to the
- * same peer resumes (no certificates, signatures or certificate checks on either side) instead of a full
- * mutual-TLS handshake: what a sensor that sends every few minutes pays each time its idle connection was
- * closed.
+ * same peer resumes (no certificates or signatures on the wire, no certificate check at the dialling end)
+ * instead of a full mutual-TLS handshake: what a sensor that sends every few minutes pays each time its idle
+ * connection was closed. The listener still checks the dialler's certificate, which the ticket carries.
  *
  * On a resumed connection Node's client sees no server certificate, so the pin check cannot be made again.
  * It need not be: only the server that completed the verified handshake the ticket came from can decrypt
@@ -20,41 +20,55 @@ export interface TicketProof {
 }
 
 interface Held extends TicketProof {
-  ticket: Buffer;
+  /** Unused tickets, oldest first. */
+  tickets: Buffer[];
 }
 
 /** How long a listener's tickets let a known peer resume (seconds; Node's default is 300). */
 export const SESSION_TICKET_LIFETIME_S = 3_600;
 
-/** Peers remembered at most, least recently dialled forgotten first (a ticket is about 1.5 KB). */
-const MAX_TICKETS = 1_000;
+/** Peers remembered at most, the one whose ticket is oldest forgotten first (a ticket is about 1.5 KB). */
+const MAX_PEERS = 1_000;
+/**
+ * Tickets kept per peer. A Node listener sends two after a full handshake and none after a resumed one, and
+ * each is offered once: two resumed connections for every full one.
+ */
+const MAX_TICKETS_PER_PEER = 2;
 
 export class SessionTickets {
   private readonly held = new Map<string, Held>();
 
-  constructor(private readonly max = MAX_TICKETS) {}
+  constructor(private readonly maxPeers = MAX_PEERS) {}
 
-  /** The ticket to offer `peerId` (a device id, or an address for a probe) and what it proves, or nothing (never seen, or its certificate expired). */
-  take(peerId: string, now = Date.now()): Held | undefined {
+  /**
+   * A ticket to offer `peerId` (a device id, or an address for a probe) and what it proves, or nothing
+   * (none left, or the certificate it stands for expired). Each ticket is offered once: it travels in the
+   * clear in the ClientHello, so one offered again would let an observer link this device's connections,
+   * across a BLE address rotation too (RFC 8446, appendix C.4).
+   */
+  take(peerId: string, now = Date.now()): (TicketProof & { ticket: Buffer }) | undefined {
     const held = this.held.get(peerId);
     if (!held) return undefined;
-    this.held.delete(peerId);
-    if (now >= held.validToMs) return undefined;
-    this.held.set(peerId, held); // most recent last
-    return held;
+    const ticket = held.tickets.shift();
+    if (held.tickets.length === 0 || now >= held.validToMs) this.held.delete(peerId);
+    if (!ticket || now >= held.validToMs) return undefined;
+    return { ticket, id: held.id, spki: held.spki, validToMs: held.validToMs };
   }
 
-  /** Keeps the newest ticket from `peerId`, whose id `proof` verified. */
+  /** Keeps a ticket from `peerId`, whose id `proof` verified; one from another key replaces what was held. */
   remember(peerId: string, ticket: Buffer, proof: TicketProof): void {
-    this.held.delete(peerId);
-    this.held.set(peerId, { ticket, id: proof.id, spki: proof.spki, validToMs: proof.validToMs });
-    if (this.held.size > this.max) this.held.delete(this.held.keys().next().value as string);
+    const held = this.held.get(peerId);
+    this.held.delete(peerId); // most recent last
+    const tickets = held && held.id === proof.id ? [...held.tickets, ticket].slice(-MAX_TICKETS_PER_PEER) : [ticket];
+    this.held.set(peerId, { tickets, id: proof.id, spki: proof.spki, validToMs: proof.validToMs });
+    if (this.held.size > this.maxPeers) this.held.delete(this.held.keys().next().value as string);
   }
 
   forget(peerId: string): void {
     this.held.delete(peerId);
   }
 
+  /** Peers with a ticket held. */
   get size(): number {
     return this.held.size;
   }
