@@ -108,8 +108,9 @@ export async function firstMessage(runs: number): Promise<{ ours: number; raw: n
 }
 
 /**
- * Milliseconds from send() to the ack for a known peer whose connection was closed since (the sender
- * resumes its TLS session), vs a bare mutual-TLS handshake, full and resumed; the three alternate run by run.
+ * Milliseconds from send() to the ack for a known peer whose connection was closed since (two reconnects
+ * of three resume the TLS session: a full handshake brings two tickets, each offered once), vs a bare
+ * mutual-TLS handshake, full and resumed; the three alternate run by run.
  */
 export async function knownPeerMessage(runs: number): Promise<{ ours: number; rawFull: number; rawResumed: number }> {
   const target = new Device({ identity: Identity.generate(), peers: [] });
