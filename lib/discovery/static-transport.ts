@@ -34,7 +34,7 @@ const TICKET_WAIT_MS = 1_000;
 export function probeDevice(identity: Identity, address: string, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS, dial?: (address: string) => Duplex, expectedId?: string, tickets?: SessionTickets): Promise<string> {
   const { host, port } = splitAddress(address);
   // A probe that resumes the session of an earlier verified one is answered by that same listener
-  // (see session-tickets.ts): its id is the one verified then, with no certificate work on either side.
+  // (see session-tickets.ts): its id is the one verified then, and no certificate crosses the wire.
   const offered = tickets?.take(address);
   return new Promise((resolve, reject) => {
     const socket = tls.connect({

@@ -60,6 +60,18 @@ describe("ClientPool", function () {
     should(p.connectionCount).equal(0);
   });
 
+  it("dials an IPv6 address, host in brackets", async () => {
+    const v6 = new WireServer({ identity: server, host: "::1", port: 0, authorize: () => true, receiver: { acceptMessage: async (message) => (received.push(message.topic), 1), acceptStream: async () => ({ receivers: 0, bytes: 0 }) } });
+    try {
+      const { port } = await v6.listen();
+      const ack = await pool().message({ id: server.deviceId, address: `[::1]:${port}` }, "over-v6", 1);
+      should(ack.receivers).equal(1);
+      should(received).eql(["over-v6"]);
+    } finally {
+      await v6.close();
+    }
+  });
+
   it("says UNREACHABLE for an address nobody listens on, and CLOSED once closed", async () => {
     const p = pool();
     await should(p.message({ id: server.deviceId, address: `127.0.0.1:${await freePort()}` }, "t", 1)).be.rejectedWith({ code: "UNREACHABLE" });
