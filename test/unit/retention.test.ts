@@ -23,23 +23,42 @@ describe("retention: a database kept within its size and age", function () {
     const keeper = new RetentionKeeper(db, "readings", { maxBytes: cap });
     keepers.push(keeper);
     const events: PurgeEvent[] = [];
-    keeper.on("purged", (event) => events.push(event));
+    const started = Date.now();
+    // When each purge ended and the largest size in each second: what a failure needs to tell whether the
+    // keeper fell behind the writes (few, late purges) or a purge did not free what it should have.
+    const purgedAt: string[] = [];
+    const bySecond: number[] = [];
+    keeper.on("purged", (event) => {
+      events.push(event);
+      purgedAt.push(`${((Date.now() - started) / 1000).toFixed(1)} s: ${(event.bytesBefore / 1e6).toFixed(1)} → ${(event.bytesAfter / 1e6).toFixed(1)} MB`);
+    });
     keeper.on("error", (err) => should.fail(err, undefined, err.message));
     keeper.start();
     let largest = 0;
+    const sample = (): void => {
+      const bytes = databaseBytes(db);
+      largest = Math.max(largest, bytes);
+      const second = Math.floor((Date.now() - started) / 1000);
+      bySecond[second] = Math.max(bySecond[second] ?? 0, bytes);
+    };
     // Measured between the writes too: LevelDB's own files come and go in the background.
-    const sampler = setInterval(() => (largest = Math.max(largest, databaseBytes(db))), 5);
+    const sampler = setInterval(sample, 5);
     const total = 30_000;
     // About 2 MB a second, in replication-sized batches.
     for (let at = 0; at < total; at += 100) {
       await db.bulkDocs(Array.from({ length: 100 }, (_, i) => reading(at + i)));
-      largest = Math.max(largest, databaseBytes(db));
+      sample();
       await sleep(50);
     }
+    const written = Date.now() - started;
     await keeper.check();
     clearInterval(sampler);
-    largest = Math.max(largest, databaseBytes(db));
+    sample();
     console.log(`      largest ${(largest / 1e6).toFixed(1)} MB of ${(cap / 1e6).toFixed(1)} MB; ${events.length} purges, ${events.reduce((sum, event) => sum + event.purged, 0)} documents`);
+    if (largest > cap) {
+      console.log(`      written in ${(written / 1000).toFixed(1)} s; purges ended at ${purgedAt.join(", ")}`);
+      console.log(`      largest size each second (MB): ${bySecond.map((bytes) => (bytes / 1e6).toFixed(1)).join(" ")}`);
+    }
     should(largest).be.belowOrEqual(cap);
     should(events.length).be.above(0);
     should(events.every((event) => event.reason === "size" && event.purged > 0)).be.true();
