@@ -3,6 +3,7 @@ import http2 from "node:http2";
 import tls from "node:tls";
 import { Device, Identity } from "../lib";
 import { byteSource } from "../test/helpers/devices";
+import { until } from "./embedded-node-red";
 import { median } from "./stats";
 
 async function pair(): Promise<{ a: Device; b: Device }> {
@@ -122,19 +123,14 @@ export async function knownPeerMessage(runs: number): Promise<{ ours: number; ra
   const ours: number[] = [];
   const rawFull: number[] = [];
   const rawResumed: number[] = [];
-  const closed = async (): Promise<void> => {
-    const deadline = Date.now() + 5_000;
-    while (sender.connections.out > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
-  };
   try {
     await sender.send("t", "hello", -1); // the full handshake that proves the peer (and brings its ticket)
-    let ticket: Buffer | undefined;
+    // The listener's tickets follow the client's end of the handshake, in a later read.
     const first = await rawConnect(server.port, server.client);
-    first.once("session", (session: Buffer) => (ticket = session));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    const [ticket] = (await once(first, "session")) as [Buffer];
     first.destroy();
     for (let i = 0; i < runs; i++) {
-      await closed();
+      await until(() => sender.connections.out === 0, "the sender's idle connection to close", 5_000);
       let started = performance.now();
       await sender.send("t", "hello", i);
       ours.push(performance.now() - started);

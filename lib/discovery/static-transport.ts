@@ -3,7 +3,7 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import { Identity, verifiedPeer } from "../identity";
-import { SessionTickets, type TicketProof } from "../wire/session-tickets";
+import { SessionTickets, TICKETS_PER_FULL_HANDSHAKE, type TicketProof } from "../wire/session-tickets";
 import { serverNameFor } from "../wire/server-name";
 import { isAddress, isOnionHostPort, splitAddress } from "../protocol/address";
 import { dialTcp } from "./tcp";
@@ -72,12 +72,12 @@ export function probeDevice(identity: Identity, address: string, timeoutMs = DEF
         }
         resolve(proof.id);
         if (tickets && !socket.isSessionReused()) {
-          // A full handshake's tickets (Node's listener sends two) follow it: the probe waits a moment for them.
+          // A full handshake's tickets follow it: the probe waits a moment for them.
           const given = setTimeout(done, TICKET_WAIT_MS);
           let count = 0;
           socket.on("session", (ticket: Buffer) => {
             tickets.remember(address, ticket, proof);
-            if (++count < 2) return;
+            if (++count < TICKETS_PER_FULL_HANDSHAKE) return;
             clearTimeout(given);
             done();
           });

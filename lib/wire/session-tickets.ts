@@ -30,10 +30,10 @@ export const SESSION_TICKET_LIFETIME_S = 3_600;
 /** Peers remembered at most, the one whose ticket is oldest forgotten first (a ticket is about 1.5 KB). */
 const MAX_PEERS = 1_000;
 /**
- * Tickets kept per peer. A Node listener sends two after a full handshake and none after a resumed one, and
- * each is offered once: two resumed connections for every full one.
+ * Tickets a Node listener sends after a full handshake (none after a resumed one), and so the tickets kept
+ * per peer: each is offered once, two resumed connections for every full one.
  */
-const MAX_TICKETS_PER_PEER = 2;
+export const TICKETS_PER_FULL_HANDSHAKE = 2;
 
 export class SessionTickets {
   private readonly held = new Map<string, Held>();
@@ -59,7 +59,7 @@ export class SessionTickets {
   remember(peerId: string, ticket: Buffer, proof: TicketProof): void {
     const held = this.held.get(peerId);
     this.held.delete(peerId); // most recent last
-    const tickets = held && held.id === proof.id ? [...held.tickets, ticket].slice(-MAX_TICKETS_PER_PEER) : [ticket];
+    const tickets = held && held.id === proof.id ? [...held.tickets, ticket].slice(-TICKETS_PER_FULL_HANDSHAKE) : [ticket];
     this.held.set(peerId, { tickets, id: proof.id, spki: proof.spki, validToMs: proof.validToMs });
     if (this.held.size > this.maxPeers) this.held.delete(this.held.keys().next().value as string);
   }
