@@ -3,6 +3,7 @@ import type PouchDB from "pouchdb-node";
 import { compactStore, type Database, databaseBytes, LEVELDB_WRITE_BUFFER_BYTES } from "./database";
 import { timeOf } from "./documents";
 import { purgeDocuments } from "./purge";
+import { holdWrites, type WriteHold } from "./write-hold";
 
 /** How much of a database a device keeps; documents beyond it are purged here only (peers keep theirs). */
 export interface RetentionPolicy {
@@ -36,6 +37,8 @@ const MAX_ROUNDS = 5;
 const SETTLE_MS = 200;
 /** PouchDB's compaction of old revisions runs at most this often. */
 const REVISION_COMPACTION_MS = 60_000;
+/** After a change, the directory is measured again at most this often (a few stat calls), to hold writes as soon as it is over. */
+const MEASURE_MS = 20;
 /** Changes read per page when choosing what to purge. */
 const CANDIDATE_PAGE = 500;
 /** Age is checked this often at most (and as often as a tenth of the age allows). */
@@ -103,6 +106,9 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
   private running?: Promise<void>;
   private again = false;
   private revisionsCompactedAt = Date.now();
+  /** While the database is over its high water: the hold on its writes (write-hold.ts). */
+  private writeHold?: WriteHold;
+  private measuredAt = 0;
   private started = false;
   private stopped = false;
 
@@ -160,6 +166,7 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
     clearTimeout(this.settle);
     clearInterval(this.ageTimer);
     await this.running;
+    this.releaseWrites();
   }
 
   /** Checks now (and resolves when done), starting the keeper if it was not. */
@@ -182,7 +189,15 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
   }
 
   private soon(): void {
-    if (this.stopped || this.settle) return;
+    if (this.stopped) return;
+    // Over the high water, waiting for a batch to settle would let a fast writer through: hold and check now.
+    if (Date.now() - this.measuredAt >= MEASURE_MS && this.holdIfOver()) {
+      clearTimeout(this.settle);
+      this.settle = undefined;
+      void this.check();
+      return;
+    }
+    if (this.settle) return;
     this.settle = setTimeout(() => {
       this.settle = undefined;
       if (!this.stopped) void this.check();
@@ -191,14 +206,37 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
   }
 
   private async checkOnce(): Promise<void> {
-    if (this.policy.maxAgeMs !== undefined) await this.purgeAged(this.policy.maxAgeMs);
-    if (this.policy.maxBytes !== undefined) await this.purgeToSize(this.policy.maxBytes);
+    try {
+      if (this.policy.maxAgeMs !== undefined) await this.purgeAged(this.policy.maxAgeMs);
+      if (this.policy.maxBytes !== undefined) await this.purgeToSize(this.policy.maxBytes);
+    } finally {
+      // Whatever is still over (nothing left to purge, a stop) must not keep writes waiting: the next change measures again.
+      this.releaseWrites();
+    }
     // A document changed again and again keeps every old revision's body until PouchDB compacts it; that
     // visits each document changed since it last ran, one at a time, so it runs now and then, not per check.
     if (Date.now() - this.revisionsCompactedAt >= REVISION_COMPACTION_MS && !this.stopped) {
       this.revisionsCompactedAt = Date.now();
       await this.db.compact();
     }
+  }
+
+  /**
+   * Measures the directory; over the high water, writes into the database wait (write-hold.ts) until the
+   * purge under way or next has brought it back under. Writes faster than a check would outrun it.
+   */
+  private holdIfOver(): boolean {
+    const { maxBytes } = this.policy;
+    if (maxBytes === undefined) return false;
+    this.measuredAt = Date.now();
+    if (databaseBytes(this.db) <= highWater(maxBytes)) return false;
+    if (!this.writeHold?.active) this.writeHold = holdWrites(this.db);
+    return true;
+  }
+
+  private releaseWrites(): void {
+    this.writeHold?.release();
+    this.writeHold = undefined;
   }
 
   private async purgeAged(maxAgeMs: number): Promise<void> {
@@ -212,9 +250,9 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
   }
 
   private async purgeToSize(maxBytes: number): Promise<void> {
+    if (!this.holdIfOver()) return;
     const bytesBefore = databaseBytes(this.db);
     const high = highWater(maxBytes);
-    if (bytesBefore <= high) return;
     // Deleted entries (purged, compacted) may be all that is over: compacting comes first.
     await compactStore(this.db);
     let bytes = databaseBytes(this.db);

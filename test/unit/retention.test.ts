@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import should from "should";
 import { MIN_RETAINED_BYTES, RetentionKeeper, validateRetention, type PurgeEvent } from "../../lib";
 import { databaseBytes } from "../../lib/storage/database";
+import { heldWrites } from "../../lib/storage/write-hold";
 import { useTempDatabases } from "../helpers/storage";
 
 /** A reading of about 1 KB that LevelDB cannot compress away. */
@@ -69,6 +70,45 @@ describe("retention: a database kept within its size and age", function () {
     // What stayed is one unbroken run up to the newest: nothing newer went before something older.
     const kept = ids.map((id) => Number(id.slice(2)));
     should(Math.max(...kept) - Math.min(...kept) + 1).equal(kept.length);
+  });
+
+  it("holds a writer faster than its checks under the cap, and loses none of its writes", async () => {
+    // Four writers with nothing between their batches, as a replication catching up a backlog writes: the
+    // checks once ran after the writes, and the database reached 135 MB of this 16.8 MB cap before the first purge ended.
+    const db = database();
+    const cap = MIN_RETAINED_BYTES;
+    const keeper = new RetentionKeeper(db, "readings", { maxBytes: cap });
+    keepers.push(keeper);
+    let purges = 0;
+    keeper.on("purged", () => purges++);
+    keeper.on("error", (err) => should.fail(err, undefined, err.message));
+    keeper.start();
+    let largest = 0;
+    const sample = (): void => void (largest = Math.max(largest, databaseBytes(db)));
+    const sampler = setInterval(sample, 5);
+    const total = 40_000;
+    let next = 0;
+    const failures: unknown[] = [];
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (next < total) {
+          const at = next;
+          next += 100;
+          const results = await db.bulkDocs(Array.from({ length: 100 }, (_, i) => reading(at + i)));
+          failures.push(...results.filter((result) => "error" in result));
+          sample();
+        }
+      }),
+    );
+    await keeper.check();
+    clearInterval(sampler);
+    sample();
+    console.log(`      largest ${(largest / 1e6).toFixed(1)} MB of ${(cap / 1e6).toFixed(1)} MB; ${purges} purges`);
+    should(failures).eql([]);
+    should(largest).be.belowOrEqual(cap);
+    should(heldWrites(db)).equal(0);
+    const ids = (await db.allDocs()).rows.map((row) => row.id);
+    should(ids).containEql(`r-${String(total - 1).padStart(6, "0")}`);
   });
 
   it("purges lower priority before older, and keeps design documents", async () => {
