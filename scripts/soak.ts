@@ -92,6 +92,11 @@ export function growthFromMinuteFive(samples: SoakReport["rssMb"], seconds: numb
 }
 
 const STREAM_BYTES = 256 * 1024;
+
+/** The soak's stream, STREAM_BYTES of `seq`'s low byte, in pieces of `pieceBytes`, each allocated as it is read. */
+function* streamSource(seq: number, pieceBytes: number): Generator<Buffer> {
+  for (let offset = 0; offset < STREAM_BYTES; offset += pieceBytes) yield Buffer.alloc(Math.min(pieceBytes, STREAM_BYTES - offset), seq & 0xff);
+}
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface SoakOptions {
@@ -101,6 +106,12 @@ export interface SoakOptions {
    * soak measures those acks filling up (~8,500 a device at the soak's rate), not a steady state.
    */
   meshTtlMs?: number;
+  /**
+   * The stream's source hands it over in pieces of this many bytes (default: the whole 256 KB at once). A
+   * file read with fs.createReadStream comes in 64 KiB pieces; glibc serves a block over its mmap threshold
+   * (128 KiB at first) differently, so the piece size is what tells whether the native growth follows it.
+   */
+  streamChunkBytes?: number;
 }
 
 export async function soak(seconds: number, options: SoakOptions = {}): Promise<SoakReport> {
@@ -169,7 +180,7 @@ export async function soak(seconds: number, options: SoakOptions = {}): Promise<
     const streamWorker = (async () => {
       for (let seq = 0; running(); seq++) {
         try {
-          await a.sendStream(b.id, `soak/s/${seq}`, Readable.from([Buffer.alloc(STREAM_BYTES, seq & 0xff)]));
+          await a.sendStream(b.id, `soak/s/${seq}`, Readable.from(streamSource(seq, options.streamChunkBytes ?? STREAM_BYTES)));
           report.streams.sent++;
           report.streams.bytes += STREAM_BYTES;
         } catch {
@@ -226,7 +237,13 @@ if (require.main === module) {
     console.error("--mesh-ttl-minutes takes a number of minutes, at least 1");
     process.exit(2);
   }
-  soak(seconds, { meshTtlMs }).then(
+  const chunkFlag = process.argv.indexOf("--stream-chunk-kb");
+  const streamChunkBytes = chunkFlag >= 0 ? Number(process.argv[chunkFlag + 1]) * 1024 : undefined;
+  if (streamChunkBytes !== undefined && !(Number.isInteger(streamChunkBytes) && streamChunkBytes >= 1024 && streamChunkBytes <= STREAM_BYTES)) {
+    console.error(`--stream-chunk-kb takes a whole number of KB from 1 to ${STREAM_BYTES / 1024}`);
+    process.exit(2);
+  }
+  soak(seconds, { meshTtlMs, streamChunkBytes }).then(
     (report) => {
       for (const kind of ["messages", "streams", "mesh"] as const) {
         const t = report[kind];

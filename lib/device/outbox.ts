@@ -20,7 +20,8 @@ export class Outbox {
 
   async send(endpoint: () => PeerEndpoint, topic: string, payload: unknown, options?: SendOptions): Promise<Ack> {
     const target = endpoint();
-    await this.ensureMayReceive(target.id, `msg/${topic}`);
+    const decided = this.ensureMayReceive(target.id, `msg/${topic}`);
+    if (decided) await decided;
     const ack = await this.pool.message(target, topic, payload, options);
     if (!ack.duplicate) this.traffic?.sent(target.id, "msg", ack.bytes);
     return ack;
@@ -63,8 +64,14 @@ export class Outbox {
     }
   }
 
-  private async ensureMayReceive(peerId: string, resource: string): Promise<void> {
-    if (await this.authorize(peerId, "receive", resource)) return;
-    throw new WireError("REFUSED", `this device's ACL does not let ${this.label(peerId)} receive ${resource}`);
+  /** Throws when the ACL refuses; synchronously when it decides synchronously (the ACL does), which spares a message a turn of the microtask queue. */
+  private ensureMayReceive(peerId: string, resource: string): void | Promise<void> {
+    const allowed = this.authorize(peerId, "receive", resource);
+    if (typeof allowed === "boolean") return this.refuseUnless(allowed, peerId, resource);
+    return allowed.then((decided) => this.refuseUnless(decided, peerId, resource));
+  }
+
+  private refuseUnless(allowed: boolean, peerId: string, resource: string): void {
+    if (!allowed) throw new WireError("REFUSED", `this device's ACL does not let ${this.label(peerId)} receive ${resource}`);
   }
 }
