@@ -34,9 +34,11 @@ export function validateKnownPeers(input: unknown): { peers: KnownPeer[]; proble
  */
 export class PeerDirectory {
   private readonly byId = new Map<string, KnownPeer>();
+  /** Each configured name's peers (two peers may share one; resolving it then fails): a send by name looks up, not through every peer. */
+  private readonly byName = new Map<string, KnownPeer[]>();
 
   constructor(peers: KnownPeer[] = []) {
-    for (const peer of peers) this.byId.set(peer.id, peer);
+    for (const peer of peers) this.add(peer);
   }
 
   has(id: string): boolean {
@@ -45,7 +47,14 @@ export class PeerDirectory {
 
   /** Adds a peer, or replaces the one with the same id. */
   add(peer: KnownPeer): void {
+    const replaced = this.byId.get(peer.id);
+    if (replaced?.name !== undefined) {
+      const rest = (this.byName.get(replaced.name) ?? []).filter((named) => named !== replaced);
+      if (rest.length > 0) this.byName.set(replaced.name, rest);
+      else this.byName.delete(replaced.name);
+    }
     this.byId.set(peer.id, peer);
+    if (peer.name !== undefined) this.byName.set(peer.name, [...(this.byName.get(peer.name) ?? []), peer]);
   }
 
   get(id: string): KnownPeer | undefined {
@@ -65,7 +74,7 @@ export class PeerDirectory {
     const wanted = reference.trim();
     const exact = this.byId.get(wanted.toLowerCase());
     if (exact) return exact;
-    const named = this.list().filter((peer) => peer.name === wanted);
+    const named = this.byName.get(wanted) ?? [];
     if (named.length === 1) return named[0];
     if (named.length > 1) throw new WireError("UNKNOWN_PEER", `more than one known peer is named "${wanted}"; use its device id`);
     const prefixed = matchDeviceIds(wanted, this.byId.keys());

@@ -16,6 +16,18 @@ describe("PeerDirectory", () => {
     should(directory.resolve(gateway.slice(0, 8)).id).equal(gateway);
   });
 
+  it("resolves a peer by the name it has now, after it was added again under another", () => {
+    const renamed = new PeerDirectory([{ id: press, name: "press" }, { id: gateway, name: "twin" }]);
+    renamed.add({ id: press, name: "stamp" });
+    should(renamed.resolve("stamp").id).equal(press);
+    should(() => renamed.resolve("press")).throw(WireError, { code: "UNKNOWN_PEER" });
+    renamed.add({ id: press, name: "twin" });
+    should(() => renamed.resolve("twin")).throw(WireError, { message: /more than one/ });
+    renamed.add({ id: gateway });
+    should(renamed.resolve("twin").id).equal(press);
+    should(renamed.list()).have.length(2);
+  });
+
   it("says which peer is unknown, and refuses short prefixes", () => {
     should(() => directory.resolve("nobody")).throw(WireError, { code: "UNKNOWN_PEER", message: /"nobody"/ });
     should(() => directory.resolve(gateway.slice(0, 4))).throw(WireError, { code: "UNKNOWN_PEER" });
