@@ -57,7 +57,9 @@ export class Inbox {
     const listeners = this.messageListeners.match(message.topic);
     if (listeners.length === 0) throw new WireError("NO_RECEIVER", `nothing on ${this.selfShortId} receives messages on "${message.topic}"`);
     const received: ReceivedMessage = { ...message, from: this.peerRef(message.from) };
-    await Promise.all(listeners.map((listener) => listener(received)));
+    // One listener (the usual case) needs no array of promises to wait on.
+    if (listeners.length === 1) await listeners[0](received);
+    else await Promise.all(listeners.map((listener) => listener(received)));
     return listeners.length;
   }
 

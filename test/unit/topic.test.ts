@@ -35,9 +35,20 @@ describe("topics", () => {
     subscriptions.subscribe("a/#", "all of a");
     const off = subscriptions.subscribe("a/+", "one level");
     subscriptions.subscribe("b", "b only");
-    should(subscriptions.match("a/x").sort()).eql(["all of a", "one level"]);
+    should([...subscriptions.match("a/x")].sort()).eql(["all of a", "one level"]);
     off();
     should(subscriptions.match("a/x")).eql(["all of a"]);
     should(subscriptions.match("c")).eql([]);
+    off(); // a second unsubscribe changes nothing
+    should(subscriptions.match("a/x")).eql(["all of a"]);
+  });
+
+  it("finds a subscription made after the topic was matched (matches are remembered per topic)", () => {
+    const subscriptions = new TopicSubscriptions<string>();
+    subscriptions.subscribe("a/+", "one level");
+    should(subscriptions.match("a/x")).eql(["one level"]);
+    subscriptions.subscribe("#", "everything");
+    should(subscriptions.match("a/x")).eql(["one level", "everything"]);
+    should(subscriptions.match("c")).eql(["everything"]);
   });
 });
