@@ -196,6 +196,7 @@ export class DatabaseHost implements DeviceDatabases {
         void mesh.noteNeighbour(peerId);
         return mesh.selectFor(peerId);
       },
+      sequenceFloor: (ids) => mesh.sequenceFloor(ids),
     });
   }
 

@@ -16,6 +16,13 @@ export interface CouchHooks {
    * what others rely on, or touch this device's own records.
    */
   visibleIds?(): Promise<string[]> | string[];
+  /**
+   * With visibleIds: a sequence below each of `ids`' latest writes (Mesh.sequenceFloor). A _changes read
+   * for them starts there instead of at what the client asked, when that is lower: a mesh session asks
+   * from 0 (it keeps no checkpoint) for the few documents routed to it, and reading the whole store for
+   * them made dozens of full reads a second.
+   */
+  sequenceFloor?(ids: readonly string[]): number;
   /** The largest request body taken. */
   maxBodyBytes: number;
   /** Told when a write failed because the disk is full (the peer gets a 507 that names no path). */
@@ -206,8 +213,10 @@ async function changes(db: Database, request: CouchRequest, body: Record<string,
   const visible = hooks.visibleIds ? new Set(await hooks.visibleIds()) : undefined;
   if (visible) docIds = (docIds ?? [...visible]).filter((id) => visible.has(id));
   const since = query.get("since") ?? "0";
+  const asked = since === "now" ? "now" : Number.isNaN(Number(since)) ? since : Number(since);
+  const floor = visible && docIds && hooks.sequenceFloor && typeof asked === "number" ? hooks.sequenceFloor(docIds) : 0;
   const options: PouchDB.ChangesOptions = {
-    since: since === "now" ? "now" : Number.isNaN(Number(since)) ? since : Number(since),
+    since: typeof asked === "number" ? Math.max(asked, floor) : asked,
     limit: Math.min(numberParam(query, "limit") ?? MAX_CHANGES_LIMIT, MAX_CHANGES_LIMIT),
     style: query.get("style") === "all_docs" ? "all_docs" : "main_only",
     include_docs: flag(query, "include_docs"),

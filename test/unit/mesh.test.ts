@@ -2,6 +2,7 @@ import should from "should";
 import { Identity, Mesh } from "../../lib";
 import { makeDeviceDoc, sealMessage } from "../../lib/mesh/envelope";
 import { signGroup } from "../../lib/acl/signed-group";
+import { serveCouch } from "../../lib/replication/couch-endpoint";
 import { withRev } from "../helpers/docs";
 import { useTempDatabases } from "../helpers/storage";
 
@@ -218,6 +219,48 @@ describe("Mesh on its own", function () {
     // Syncing on change, hops take no time to count: the fallback alone.
     relay.configure({ hopMs: 0 });
     should(offered(aside, t0 + 61_000)).be.true();
+  });
+
+  it("answers a neighbour's changes read from the oldest document routed to it, not from sequence 0, with the same answer", async () => {
+    const { mesh: relay } = await mesh();
+    const [sender, target] = [Identity.generate(), Identity.generate()];
+    await relay.ingest([withRev(makeDeviceDoc(target, {}))] as never);
+    const messages = Array.from({ length: 40 }, () => seal(sender, target, 5));
+    // One at a time, so that the last is also the newest in the store (a batch is stored in id order).
+    for (const message of messages) await relay.ingest([withRev(message)] as never);
+    const last = messages[messages.length - 1]._id;
+    // The store's changes feed brings each document's sequence a moment after the write.
+    for (let i = 0; i < 100 && relay.sequenceFloor([last]) === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    // The neighbour holds everything but the newest message (it was there for the earlier sessions).
+    relay.markPresent(target.deviceId, relay.selectFor(target.deviceId).filter((id) => id !== last));
+    should(relay.selectFor(target.deviceId)).eql([last]);
+    const db = relay.database;
+    const asked: unknown[] = [];
+    const changes = db.changes.bind(db);
+    db.changes = ((options?: { since?: unknown; live?: boolean }) => {
+      if (!options?.live) asked.push(options?.since);
+      return changes(options as never);
+    }) as typeof db.changes;
+    const reply = (await serveCouch(
+      db,
+      { method: "GET", segments: ["_changes"], query: new URLSearchParams("since=0&style=all_docs"), readBody: async () => Buffer.alloc(0), signal: new AbortController().signal },
+      { read: true, write: false },
+      { name: "mesh", maxBodyBytes: 1 << 20, visibleIds: () => relay.selectFor(target.deviceId), sequenceFloor: (ids) => relay.sequenceFloor(ids) },
+    )) as { status: number; json: { results: Array<{ id: string }>; last_seq: number } };
+    db.changes = changes;
+    should(reply.json.results.map((change) => change.id)).eql([last]);
+    // 41 documents were written before the newest: the relay's own device document, the target's and 39 messages.
+    should(asked).have.length(1);
+    should(asked[0]).be.above(40);
+    const fromZero = await db.changes({ since: 0, doc_ids: [last], style: "all_docs", return_docs: true });
+    should(fromZero.results.map((change) => change.id)).eql([last]);
+    should(reply.json.last_seq).equal(fromZero.last_seq);
+  });
+
+  it("knows no sequence floor for a document whose write it has not seen, and none below 0", async () => {
+    const { mesh: own } = await mesh();
+    should(own.sequenceFloor([])).equal(0);
+    should(own.sequenceFloor(["msg:unknown"])).equal(0);
   });
 
   it("hands a neighbour the highest priority first, within the session's limit, and not again once it holds them", async () => {
