@@ -1,6 +1,6 @@
 import type { Readable } from "node:stream";
 import { WireError } from "../protocol/errors";
-import type { Ack, Authorizer } from "../protocol/wire";
+import { onDecision, type Ack, type Authorizer } from "../protocol/wire";
 import type { Traffic } from "./traffic";
 import type { Answer, ClientPool, PeerEndpoint, RequestOptions, SendOptions, StreamOptions } from "../wire/client-pool";
 
@@ -64,14 +64,10 @@ export class Outbox {
     }
   }
 
-  /** Throws when the ACL refuses; synchronously when it decides synchronously (the ACL does), which spares a message a turn of the microtask queue. */
+  /** Throws when the ACL refuses; synchronously when it decides synchronously (onDecision). */
   private ensureMayReceive(peerId: string, resource: string): void | Promise<void> {
-    const allowed = this.authorize(peerId, "receive", resource);
-    if (typeof allowed === "boolean") return this.refuseUnless(allowed, peerId, resource);
-    return allowed.then((decided) => this.refuseUnless(decided, peerId, resource));
-  }
-
-  private refuseUnless(allowed: boolean, peerId: string, resource: string): void {
-    if (!allowed) throw new WireError("REFUSED", `this device's ACL does not let ${this.label(peerId)} receive ${resource}`);
+    return onDecision(this.authorize(peerId, "receive", resource), (allowed) => {
+      if (!allowed) throw new WireError("REFUSED", `this device's ACL does not let ${this.label(peerId)} receive ${resource}`);
+    });
   }
 }

@@ -42,6 +42,14 @@ export type Verb = "send" | "receive" | "read" | "write" | "relay";
 /** Decides whether a verified device may perform a verb on a resource (e.g. "msg/factory/line-3"). */
 export type Authorizer = (peerId: string, verb: Verb, resource: string) => boolean | Promise<boolean>;
 
+/**
+ * Runs `then` on an authorizer's decision: at once when it decided synchronously (the ACL does), else
+ * when its promise settles. Awaiting a synchronous decision cost each message a microtask turn.
+ */
+export function onDecision<T>(decision: boolean | Promise<boolean>, then: (allowed: boolean) => T): T | Promise<T> {
+  return typeof decision === "boolean" ? then(decision) : decision.then(then);
+}
+
 export interface Ack {
   /** The sender's id for this message; the receiver drops repeats of it. */
   id: string;

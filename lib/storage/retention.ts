@@ -191,7 +191,7 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
   private soon(): void {
     if (this.stopped) return;
     // Over the high water, waiting for a batch to settle would let a fast writer through: hold and check now.
-    if (Date.now() - this.measuredAt >= MEASURE_MS && this.holdIfOver()) {
+    if (Date.now() - this.measuredAt >= MEASURE_MS && this.holdIfOver() !== undefined) {
       clearTimeout(this.settle);
       this.settle = undefined;
       void this.check();
@@ -223,15 +223,17 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
 
   /**
    * Measures the directory; over the high water, writes into the database wait (write-hold.ts) until the
-   * purge under way or next has brought it back under. Writes faster than a check would outrun it.
+   * purge under way or next has brought it back under, and the bytes measured are returned. Writes faster
+   * than a check would outrun it.
    */
-  private holdIfOver(): boolean {
+  private holdIfOver(): number | undefined {
     const { maxBytes } = this.policy;
-    if (maxBytes === undefined) return false;
+    if (maxBytes === undefined) return undefined;
     this.measuredAt = Date.now();
-    if (databaseBytes(this.db) <= highWater(maxBytes)) return false;
+    const bytes = databaseBytes(this.db);
+    if (bytes <= highWater(maxBytes)) return undefined;
     if (!this.writeHold?.active) this.writeHold = holdWrites(this.db);
-    return true;
+    return bytes;
   }
 
   private releaseWrites(): void {
@@ -250,8 +252,8 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
   }
 
   private async purgeToSize(maxBytes: number): Promise<void> {
-    if (!this.holdIfOver()) return;
-    const bytesBefore = databaseBytes(this.db);
+    const bytesBefore = this.holdIfOver();
+    if (bytesBefore === undefined) return;
     const high = highWater(maxBytes);
     // Deleted entries (purged, compacted) may be all that is over: compacting comes first.
     await compactStore(this.db);

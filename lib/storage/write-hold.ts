@@ -2,7 +2,7 @@ import type { Database } from "./database";
 
 /**
  * A retention keeper measures after writes arrive and purges after it has measured; a writer faster than
- * its check (a replication catching up a backlog, a flow in a loop) filled a 16.8 MB database to 135 MB
+ * its check (a replication catching up a backlog, a flow in a loop) filled a 16.8 MB database to 93–143 MB
  * before the first purge ended (test/unit/retention.test.ts). So while the keeper purges a database that
  * is over its cap, writes into it wait.
  *
@@ -72,7 +72,7 @@ export function holdWrites(db: Database, maxMs = MAX_WRITE_HOLD_MS): WriteHold {
   };
 }
 
-/** Writes waiting for a hold to end (for status and tests). */
+/** Writes waiting for a hold to end (for tests: none may be left waiting). */
 export function heldWrites(db: Database): number {
   return (db as unknown as Holdable)[STATE]?.waiting.length ?? 0;
 }

@@ -20,7 +20,7 @@ export class RecentIds {
     let ids = this.bySender.get(sender);
     if (ids?.has(id)) return false;
     const evictedSender = this.ringSenders[this.next];
-    if (evictedSender !== undefined) this.remove(evictedSender, this.ringIds[this.next]!);
+    if (evictedSender !== undefined) this.delete(evictedSender, this.ringIds[this.next]!);
     // New sender, or the eviction emptied and dropped this very sender's set.
     if (!ids || ids.size === 0) {
       ids ??= new Set<string>();
@@ -33,19 +33,15 @@ export class RecentIds {
     return true;
   }
 
-  /** Forgets an id (its ring slot is reused later; removing a missing id then is harmless). */
+  /** Forgets an id (its ring slot is reused later; deleting a missing id then is harmless). */
   delete(sender: string, id: string): void {
-    this.remove(sender, id);
+    const ids = this.bySender.get(sender);
+    if (!ids?.delete(id)) return;
+    if (ids.size === 0) this.bySender.delete(sender);
   }
 
   /** Senders with ids remembered (for tests: an evicted sender's set must not linger). */
   get senders(): number {
     return this.bySender.size;
-  }
-
-  private remove(sender: string, id: string): void {
-    const ids = this.bySender.get(sender);
-    if (!ids?.delete(id)) return;
-    if (ids.size === 0) this.bySender.delete(sender);
   }
 }

@@ -18,7 +18,7 @@ import { DEFAULT_LIMITS, FLOW_SETTINGS, WireLimits } from "./limits";
 import { decodePayload } from "./payload";
 import type { Socket } from "node:net";
 import { serveChannel } from "./channel";
-import { Ack, Authorizer, BATCH_PATH, CHANNEL_PATH, DatabaseTarget, databaseTarget, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, ROTATION_PATH, STREAM_PATH, topicFromPath, type Verb } from "../protocol/wire";
+import { Ack, Authorizer, BATCH_PATH, onDecision, CHANNEL_PATH, DatabaseTarget, databaseTarget, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, ROTATION_PATH, STREAM_PATH, topicFromPath, type Verb } from "../protocol/wire";
 import { validateTopic } from "../protocol/topic";
 import { RecentIds } from "./recent-ids";
 
@@ -504,20 +504,13 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     throw new WireError("REFUSED", `device ${peerId} is not allowed to send messages here`);
   }
 
-  /**
-   * Throws when the ACL refuses. The ACL decides synchronously, and then so does this: awaiting each of a
-   * batch's messages in turn cost a turn of the microtask queue per message.
-   */
+  /** Throws when the ACL refuses; synchronously when it decides synchronously (onDecision), so a batch's messages are not awaited one by one. */
   private ensureAllowed(peerId: string, kind: "msg" | "stream", topic: string): void | Promise<void> {
-    const allowed = this.authorize(peerId, "send", `${kind}/${topic}`);
-    if (typeof allowed === "boolean") return this.refuseUnless(allowed, peerId, kind, topic);
-    return allowed.then((decided) => this.refuseUnless(decided, peerId, kind, topic));
-  }
-
-  private refuseUnless(allowed: boolean, peerId: string, kind: "msg" | "stream", topic: string): void {
-    if (allowed) return;
-    this.emit("refused", { peerId, kind: "acl", reason: `not allowed to send to ${kind}/${topic}` });
-    throw new WireError("REFUSED", `device ${peerId} is not allowed to send to ${kind}/${topic}`);
+    return onDecision(this.authorize(peerId, "send", `${kind}/${topic}`), (allowed) => {
+      if (allowed) return;
+      this.emit("refused", { peerId, kind: "acl", reason: `not allowed to send to ${kind}/${topic}` });
+      throw new WireError("REFUSED", `device ${peerId} is not allowed to send to ${kind}/${topic}`);
+    });
   }
 
   /** Hands one message to the receiver once per id; a failed delivery forgets the id so a retry can succeed. */

@@ -3,6 +3,7 @@ import { Identity, Mesh } from "../../lib";
 import { makeDeviceDoc, sealMessage } from "../../lib/mesh/envelope";
 import { signGroup } from "../../lib/acl/signed-group";
 import { serveCouch } from "../../lib/replication/couch-endpoint";
+import { until } from "../../bench/embedded-node-red";
 import { withRev } from "../helpers/docs";
 import { useTempDatabases } from "../helpers/storage";
 
@@ -229,8 +230,8 @@ describe("Mesh on its own", function () {
     // One at a time, so that the last is also the newest in the store (a batch is stored in id order).
     for (const message of messages) await relay.ingest([withRev(message)] as never);
     const last = messages[messages.length - 1]._id;
-    // The store's changes feed brings each document's sequence a moment after the write.
-    for (let i = 0; i < 100 && relay.sequenceFloor([last]) === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    // The store's changes feed brings each document's sequence a moment after the write (no event says so).
+    await until(() => relay.sequenceFloor([last]) > 0, "the newest message's sequence", 5_000);
     // The neighbour holds everything but the newest message (it was there for the earlier sessions).
     relay.markPresent(target.deviceId, relay.selectFor(target.deviceId).filter((id) => id !== last));
     should(relay.selectFor(target.deviceId)).eql([last]);

@@ -89,19 +89,22 @@ describe("retention: a database kept within its size and age", function () {
     const total = 40_000;
     let next = 0;
     const failures: unknown[] = [];
-    await Promise.all(
-      Array.from({ length: 4 }, async () => {
-        while (next < total) {
-          const at = next;
-          next += 100;
-          const results = await db.bulkDocs(Array.from({ length: 100 }, (_, i) => reading(at + i)));
-          failures.push(...results.filter((result) => "error" in result));
-          sample();
-        }
-      }),
-    );
-    await keeper.check();
-    clearInterval(sampler);
+    try {
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          while (next < total) {
+            const at = next;
+            next += 100;
+            const results = await db.bulkDocs(Array.from({ length: 100 }, (_, i) => reading(at + i)));
+            failures.push(...results.filter((result) => "error" in result));
+            sample();
+          }
+        }),
+      );
+      await keeper.check();
+    } finally {
+      clearInterval(sampler);
+    }
     sample();
     console.log(`      largest ${(largest / 1e6).toFixed(1)} MB of ${(cap / 1e6).toFixed(1)} MB; ${purges} purges`);
     should(failures).eql([]);
