@@ -207,8 +207,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** What each neighbour is known to hold already (id@rev), so a session does not offer it again. */
   private readonly presentAt = new Map<string, Set<string>>();
   private readonly revs = new Map<string, string>();
-  /** Each document's sequence in the store, as the changes feed reported its latest write (unknown for what the store held at start). */
+  /** Each document's sequence in the store, as the changes feed reported its latest write (0 for what the store held at start). */
   private readonly seqs = new Map<string, number>();
+  /** The sequence of the last change the feed brought: a document it has no sequence for was written after. */
+  private feedSeq = 0;
   /** Revisions being removed here: the changes feed, which runs behind, must not bring them back. */
   private readonly removing = new Set<string>();
   /** Mesh documents removed here whose tombstones the next compaction purges. */
@@ -273,16 +275,22 @@ export class Mesh extends EventEmitter<MeshEvents> {
   async start(): Promise<void> {
     const { update_seq } = await this.db.info();
     const all = await this.db.allDocs<object>({ include_docs: true });
-    for (const row of all.rows) if (row.doc) this.observe(row.doc);
+    for (const row of all.rows) {
+      if (!row.doc) continue;
+      this.observe(row.doc);
+      this.seqs.set(row.id, 0);
+    }
+    this.feedSeq = Number(update_seq) || 0;
     this.feed = this.db.changes({ since: update_seq, live: true, include_docs: true });
     this.feed.on("change", (change) => {
+      const seq = Number(change.seq);
+      if (Number.isFinite(seq)) this.feedSeq = seq;
       if (change.deleted) {
         this.forget(change.id);
         for (const key of this.removing) if (key.startsWith(`${change.id}@`)) this.removing.delete(key);
         if (isMeshDocId(change.id)) this.tombstones.add(change.id);
       } else if (change.doc && !this.removing.has(`${change.id}@${change.doc._rev}`)) {
         this.observe(change.doc);
-        const seq = Number(change.seq);
         if (Number.isFinite(seq)) this.seqs.set(change.id, seq);
       }
     });
@@ -476,17 +484,17 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /**
-   * A sequence below every one of `ids`' latest writes here (0 when one's is not known): a changes read
-   * for these documents may start there and miss none. A session looks for the few documents routed to
-   * a neighbour, and reading the store from sequence 0 for them made 41 full reads a second in the soak.
+   * A sequence below every one of `ids`' latest writes here: a changes read for these documents may
+   * start there and miss none. A session looks for the few documents routed to a neighbour, and reading
+   * the store from sequence 0 for them made 41 full reads a second in the soak. A document held at start
+   * has 0; one the feed has not brought yet (just stored, or never) was written after the feed's position.
    */
   sequenceFloor(ids: readonly string[]): number {
     if (ids.length === 0) return 0;
-    let lowest = Infinity;
+    let lowest = this.feedSeq + 1;
     for (const id of ids) {
       const seq = this.seqs.get(id);
-      if (seq === undefined) return 0;
-      if (seq < lowest) lowest = seq;
+      if (seq !== undefined && seq < lowest) lowest = seq;
     }
     return Math.max(0, lowest - 1);
   }

@@ -236,7 +236,7 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     const counter: ByteCounter = { sent: 0, received: 0 };
     const remote = this.host.databases.remote(peer, MESH_PATH, counter);
     try {
-      const report = await this.host.databases.track(replicateOnce(mesh.database, remote, "both", { peer, database: "mesh" }, counter, { docIds: ids, checkpoint: false }));
+      const report = await this.host.databases.track(replicateOnce(mesh.database, remote, "both", { peer, database: "mesh" }, counter, { docIds: ids, checkpoint: false, pushFrom: mesh.sequenceFloor(ids) }));
       const refused = new Set(report.refused.map((refusal) => refusal.id));
       mesh.markPresent(peer, ids.filter((id) => !refused.has(id)), sentRevs);
       await mesh.noteNeighbour(peer);
@@ -267,7 +267,7 @@ export class MeshSync extends EventEmitter<MeshSyncEvents> {
     const sentRevs = mesh.revisionsOf(ids);
     const { remote, counter } = this.cloudDatabaseNamed(cloud.meshDatabase ?? "peer-mesh");
     try {
-      const report = await this.host.databases.track(replicateOnce(mesh.database, remote, "both", { peer: CLOUD_PEER, database: "mesh" }, counter, { docIds: ids, checkpoint: false, collectPulled: true }));
+      const report = await this.host.databases.track(replicateOnce(mesh.database, remote, "both", { peer: CLOUD_PEER, database: "mesh" }, counter, { docIds: ids, checkpoint: false, collectPulled: true, pushFrom: mesh.sequenceFloor(ids) }));
       // What the pull wrote, not what is new here since the session began: a message this device stored
       // meanwhile (a flow's send, a peer's relay) is not on the server yet.
       mesh.markPresent(CLOUD_PEER, ids, sentRevs);

@@ -38,6 +38,12 @@ export interface ReplicateOptions {
   batchSize?: number;
   /** Report which documents the pull wrote (pulledIds): what the other side is known to hold. */
   collectPulled?: boolean;
+  /**
+   * With docIds and no checkpoint: a local sequence below each of docIds' latest writes
+   * (Mesh.sequenceFloor). The push reads the local changes from there; without it PouchDB reads the
+   * whole store from 0 for a handful of documents, every session.
+   */
+  pushFrom?: number;
 }
 
 /**
@@ -67,11 +73,30 @@ export async function replicateOnce(local: Database, remote: Database, direction
     result.failures += outcome.doc_write_failures;
   };
   try {
-    if (direction !== "pull") await run(local, remote, options.docIds);
+    if (direction !== "pull") await run(options.pushFrom ? changesFrom(local, options.pushFrom) : local, remote, options.docIds);
     if (direction !== "push") await run(remote, local, undefined, options.collectPulled ? (result.pulledIds = []) : undefined);
   } finally {
     result.bytesSent = counter.sent - before.sent;
     result.bytesReceived = counter.received - before.received;
   }
   return result;
+}
+
+/**
+ * `db` whose changes reads start no lower than `floor`. PouchDB's replicator starts its read at its
+ * checkpoint (0 without one) and ignores a `since` option, so the floor goes in through the source. Every
+ * other member is the database's own, bound to it, so the replicator's events and tasks land on it.
+ */
+function changesFrom(db: Database, floor: number): Database {
+  const changes: Database["changes"] = (options) => {
+    const since: unknown = options?.since ?? 0;
+    return db.changes({ ...options, since: typeof since === "number" ? Math.max(since, floor) : since } as never);
+  };
+  return new Proxy(db, {
+    get(target, property) {
+      if (property === "changes") return changes;
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
 }

@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import should from "should";
-import { type Database, type Mesh, MeshSync, type SyncHost, type SyncReport } from "../../lib";
-import { useTempDatabases } from "../helpers/storage";
+import { type Database, type Mesh, MeshSync, openDatabase, type SyncHost, type SyncReport } from "../../lib";
+import { TempDirs, useTempDatabases } from "../helpers/storage";
 
 const PEER = "p".repeat(52);
 
@@ -22,6 +22,7 @@ class FakeHost implements SyncHost {
       selectFor: () => [],
       markPresent: () => undefined,
       revisionsOf: () => new Map(),
+      sequenceFloor: () => 0,
       noteNeighbour: async () => undefined,
       configure: () => undefined,
     }) as unknown as Mesh;
@@ -54,6 +55,8 @@ class FakeHost implements SyncHost {
 describe("mesh sync sessions", function () {
   this.timeout(20_000); // LevelDB opens
   const database = useTempDatabases();
+  const dirs = new TempDirs();
+  afterEach(() => dirs.removeAll());
 
   it("moves mesh documents while a long database replication with the same peer is still under way", async () => {
     const host = new FakeHost(database(), () => database());
@@ -77,6 +80,44 @@ describe("mesh sync sessions", function () {
       host.finishDatabases();
       await sync.stop();
     }
+  });
+
+  it("pushes a neighbour's few routed documents reading the store from the oldest of them, not from sequence 0", async () => {
+    const local = database();
+    const remoteDir = dirs.make();
+    for (let i = 0; i < 40; i++) await local.put({ _id: `msg:${String(i).padStart(3, "0")}` });
+    const newest = "msg:039";
+    const floor = (await local.info()).update_seq as number;
+    // Each session opens the remote and closes it after.
+    const host = new FakeHost(local, () => openDatabase(remoteDir, "db"));
+    // The mesh routes only the newest document to the peer, and knows the sequence it was written at.
+    Object.assign(host.mesh, { selectFor: () => [newest], sequenceFloor: (ids: readonly string[]) => (ids.length === 1 && ids[0] === newest ? floor - 1 : 0) });
+    const asked: unknown[] = [];
+    const changes = local.changes.bind(local);
+    local.changes = ((options?: { since?: unknown; live?: boolean }) => {
+      if (!options?.live) asked.push(options?.since);
+      return changes(options as never);
+    }) as typeof local.changes;
+    const sync = new MeshSync(host, { databases: [], direction: "both", mesh: true, policy: { intervalMs: 60_000 } });
+    const meshSessions: SyncReport[] = [];
+    sync.on("sync", (report) => void (report.database === "mesh" && meshSessions.push(report)));
+    sync.start();
+    try {
+      await waitUntil(() => meshSessions.length === 1);
+    } finally {
+      await sync.stop();
+      local.changes = changes;
+    }
+    should(meshSessions[0].docsWritten).equal(1);
+    const remote = openDatabase(remoteDir, "db");
+    try {
+      should((await remote.allDocs()).rows.map((row) => row.id)).eql([newest]);
+    } finally {
+      await remote.close();
+    }
+    // The push's changes reads (the first, and the one that finds nothing more) start at the floor.
+    should(asked.length).be.above(0);
+    for (const since of asked) should(since).be.aboveOrEqual(floor - 1);
   });
 });
 

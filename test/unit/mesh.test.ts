@@ -258,10 +258,25 @@ describe("Mesh on its own", function () {
     should(reply.json.last_seq).equal(fromZero.last_seq);
   });
 
-  it("knows no sequence floor for a document whose write it has not seen, and none below 0", async () => {
-    const { mesh: own } = await mesh();
+  it("starts a read for a document its changes feed has not brought yet at the feed's position, and for one held at start at 0", async () => {
+    const identity = Identity.generate();
+    const db = database();
+    const [sender, target] = [Identity.generate(), Identity.generate()];
+    const held = seal(sender, target, 5);
+    await db.bulkDocs([withRev(held)] as never, { new_edits: false });
+    const own = new Mesh({ identity, db, groupMembers: () => undefined, sweepIntervalMs: 60_000 });
+    meshes.push(own);
+    await own.start();
     should(own.sequenceFloor([])).equal(0);
-    should(own.sequenceFloor(["msg:unknown"])).equal(0);
+    // Stored before start: its sequence was never reported.
+    should(own.sequenceFloor([held._id])).equal(0);
+    // Written after everything the feed has brought: the feed's position is below it (the old answer was 0).
+    const feedAt = (await db.info()).update_seq as number;
+    const fresh = "msg:not-yet-seen";
+    should(own.sequenceFloor([fresh])).equal(feedAt);
+    await db.put({ _id: fresh });
+    const found = await db.changes({ since: own.sequenceFloor([fresh]), doc_ids: [fresh], return_docs: true });
+    should(found.results.map((change) => change.id)).eql([fresh]);
   });
 
   it("hands a neighbour the highest priority first, within the session's limit, and not again once it holds them", async () => {
