@@ -1,4 +1,5 @@
 import net from "node:net";
+import tls from "node:tls";
 import { Duplex } from "node:stream";
 import should from "should";
 import { ClientPool, Identity, WireServer } from "../../lib";
@@ -51,6 +52,26 @@ describe("ClientPool", function () {
     should(acks.every((ack) => ack.receivers === 1)).be.true();
     should(received.sort()).eql(Array.from({ length: 200 }, (_, i) => `t/${i}`).sort());
     should(p.connectionCount).equal(1);
+  });
+
+  it("loads its key into a TLS context when it is made, so that a device's first message does not wait for it", async () => {
+    const fresh = Identity.generate();
+    const made = new ClientPool(fresh);
+    pools.push(made);
+    // Loading a key and certificate into OpenSSL took 1.1–1.4 ms of a first message's 6.6–8.0 ms.
+    const contexts = tls.createSecureContext;
+    let built = 0;
+    tls.createSecureContext = ((options) => {
+      built += 1;
+      return contexts(options);
+    }) as typeof tls.createSecureContext;
+    try {
+      await made.message({ id: server.deviceId, address }, "first", 1);
+    } finally {
+      tls.createSecureContext = contexts;
+    }
+    should(built).equal(0);
+    should(received).eql(["first"]);
   });
 
   it("refuses a listener whose key is not the device it expected (IDENTITY_MISMATCH), and sends it nothing", async () => {
