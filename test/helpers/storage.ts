@@ -35,3 +35,17 @@ export function useTempDatabases(): () => Database {
     return db;
   };
 }
+
+/**
+ * Records where each of `db`'s one-off changes reads starts (its `since`; live feeds are left out), until
+ * `restore` puts the database's own `changes` back.
+ */
+export function recordChangesReads(db: Database): { since: unknown[]; restore(): void } {
+  const since: unknown[] = [];
+  const changes = db.changes.bind(db);
+  db.changes = ((options?: { since?: unknown; live?: boolean }) => {
+    if (!options?.live) since.push(options?.since);
+    return changes(options as never);
+  }) as typeof db.changes;
+  return { since, restore: () => void (db.changes = changes) };
+}

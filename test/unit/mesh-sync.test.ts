@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import should from "should";
 import { type Database, type Mesh, MeshSync, openDatabase, type SyncHost, type SyncReport } from "../../lib";
-import { TempDirs, useTempDatabases } from "../helpers/storage";
+import { recordChangesReads, TempDirs, useTempDatabases } from "../helpers/storage";
 
 const PEER = "p".repeat(52);
 
@@ -92,12 +92,7 @@ describe("mesh sync sessions", function () {
     const host = new FakeHost(local, () => openDatabase(remoteDir, "db"));
     // The mesh routes only the newest document to the peer, and knows the sequence it was written at.
     Object.assign(host.mesh, { selectFor: () => [newest], sequenceFloor: (ids: readonly string[]) => (ids.length === 1 && ids[0] === newest ? floor - 1 : 0) });
-    const asked: unknown[] = [];
-    const changes = local.changes.bind(local);
-    local.changes = ((options?: { since?: unknown; live?: boolean }) => {
-      if (!options?.live) asked.push(options?.since);
-      return changes(options as never);
-    }) as typeof local.changes;
+    const reads = recordChangesReads(local);
     const sync = new MeshSync(host, { databases: [], direction: "both", mesh: true, policy: { intervalMs: 60_000 } });
     const meshSessions: SyncReport[] = [];
     sync.on("sync", (report) => void (report.database === "mesh" && meshSessions.push(report)));
@@ -106,7 +101,7 @@ describe("mesh sync sessions", function () {
       await waitUntil(() => meshSessions.length === 1);
     } finally {
       await sync.stop();
-      local.changes = changes;
+      reads.restore();
     }
     should(meshSessions[0].docsWritten).equal(1);
     const remote = openDatabase(remoteDir, "db");
@@ -116,8 +111,8 @@ describe("mesh sync sessions", function () {
       await remote.close();
     }
     // The push's changes reads (the first, and the one that finds nothing more) start at the floor.
-    should(asked.length).be.above(0);
-    for (const since of asked) should(since).be.aboveOrEqual(floor - 1);
+    should(reads.since.length).be.above(0);
+    for (const since of reads.since) should(since).be.aboveOrEqual(floor - 1);
   });
 });
 
