@@ -1,6 +1,6 @@
 import { isDeviceId } from "../identity";
 import type { Verb } from "../protocol/wire";
-import { topicMatches, validatePattern } from "../protocol/topic";
+import { topicMatchesAt, validatePattern } from "../protocol/topic";
 import { parseGroupReference } from "./signed-group";
 
 export const VERBS: readonly Verb[] = ["send", "receive", "read", "write", "relay"];
@@ -68,7 +68,7 @@ export function resourceMatches(pattern: string, resource: string): boolean {
   if (pattern === "*") return true;
   if (pattern === "db/*") return resource.startsWith("db/");
   for (const prefix of ["msg/", "stream/"]) {
-    if (pattern.startsWith(prefix)) return resource.startsWith(prefix) && topicMatches(pattern.slice(prefix.length), resource.slice(prefix.length));
+    if (pattern.startsWith(prefix)) return resource.startsWith(prefix) && topicMatchesAt(pattern, prefix.length, resource, prefix.length);
   }
   return pattern === resource;
 }

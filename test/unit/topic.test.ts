@@ -20,6 +20,33 @@ describe("topics", () => {
     for (const [pattern, topic, expected] of cases) should(topicMatches(pattern, topic)).equal(expected, `${pattern} vs ${topic}`);
   });
 
+  it("matches as splitting both into levels would, on 100,000 random patterns and topics (empty levels too)", () => {
+    // The specification: the plain split-and-compare that topicMatches replaced (in place, for speed).
+    const bySplitting = (pattern: string, topic: string): boolean => {
+      const want = pattern.split("/");
+      const have = topic.split("/");
+      for (let i = 0; i < want.length; i++) {
+        if (want[i] === "#") return true;
+        if (i >= have.length) return false;
+        if (want[i] !== "+" && want[i] !== have[i]) return false;
+      }
+      return want.length === have.length;
+    };
+    let seed = 7;
+    const random = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n);
+    const levels = (pick: string[]): string => Array.from({ length: 1 + random(5) }, () => pick[random(pick.length)]).join("/");
+    let matched = 0;
+    for (let i = 0; i < 100_000; i++) {
+      const pattern = levels(["a", "b", "ab", "", "+", "#"]);
+      const topic = levels(["a", "b", "ab", "ba", ""]);
+      const expected = bySplitting(pattern, topic);
+      if (topicMatches(pattern, topic) !== expected) should.fail(topicMatches(pattern, topic), expected, `${JSON.stringify(pattern)} vs ${JSON.stringify(topic)}`);
+      if (expected) matched += 1;
+    }
+    // Both outcomes were exercised plenty.
+    should(matched).be.within(1_000, 99_000);
+  });
+
   it("refuses wildcards, control characters and empty or huge topics for sending", () => {
     should(validateTopic("factory/line-3/alarm")).equal("factory/line-3/alarm");
     for (const bad of ["", "a/+", "a/#", "a\nb", "x".repeat(513), undefined, 5]) should(() => validateTopic(bad)).throw(WireError);
