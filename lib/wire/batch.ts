@@ -25,16 +25,21 @@ export const MAX_BATCH_REQUEST_BYTES = MAX_BATCH_BODY_BYTES + MAX_BATCH_ITEMS * 
  * Used only when messages queue up behind requests already in flight to the same peer.
  */
 export function encodeBatch(items: BatchItem[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const item of items) {
-    const header = Buffer.from(JSON.stringify({ id: item.id, topic: item.topic, contentType: item.contentType }));
-    const lengths = Buffer.allocUnsafe(4);
-    lengths.writeUInt32BE(header.length);
-    const bodyLength = Buffer.allocUnsafe(4);
-    bodyLength.writeUInt32BE(item.body.length);
-    parts.push(lengths, header, bodyLength, item.body);
+  // One buffer written in place: a header buffer, two length buffers and a concat per message cost more
+  // than the message's own encoding.
+  const headers = items.map((item) => JSON.stringify({ id: item.id, topic: item.topic, contentType: item.contentType }));
+  const headerBytes = headers.map((header) => Buffer.byteLength(header));
+  let total = 0;
+  for (let i = 0; i < items.length; i++) total += 8 + headerBytes[i] + items[i].body.length;
+  const batch = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (let i = 0; i < items.length; i++) {
+    at = batch.writeUInt32BE(headerBytes[i], at);
+    at += batch.write(headers[i], at, "utf8");
+    at = batch.writeUInt32BE(items[i].body.length, at);
+    at += items[i].body.copy(batch, at);
   }
-  return Buffer.concat(parts);
+  return batch;
 }
 
 export function decodeBatch(buffer: Buffer, maxItems: number): BatchItem[] {
