@@ -99,15 +99,25 @@ async function start(command: StartCommand): Promise<void> {
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const RETRY_PAUSE_MS = 200;
 
-/** Runs `attempt` until it succeeds or the deadline passes, counting failures by code. */
+/**
+ * Runs `attempt` until it succeeds or the deadline passes, counting failures by code. Past the deadline
+ * it throws the last error with every attempt's outcome and time, so a run that ran out of time says
+ * where the time went.
+ */
 async function untilDone<T>(deadline: number, failures: FailureCounts, attempt: () => Promise<T>): Promise<T> {
+  const attempts: string[] = [];
   for (;;) {
+    const started = Date.now();
     try {
       return await attempt();
     } catch (err) {
       const code = (err as { code?: string }).code ?? "ERROR";
       failures[code] = (failures[code] ?? 0) + 1;
-      if (Date.now() > deadline) throw err;
+      attempts.push(`${code} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      if (Date.now() > deadline) {
+        const message = `${(err as Error).message} (attempts: ${attempts.join(", ")})`;
+        throw Object.assign(new Error(message), { code });
+      }
       await pause(RETRY_PAUSE_MS);
     }
   }
