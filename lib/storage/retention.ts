@@ -43,6 +43,12 @@ const MEASURE_MS = 20;
 const CANDIDATE_PAGE = 500;
 /** Age is checked this often at most (and as often as a tenth of the age allows). */
 const AGE_CHECK_MS = 60_000;
+/**
+ * One step of a check (a compaction, a purge, a read) that has not ended after this long is reported and
+ * ends the check. A check that never ended once kept the keeper's stop, and so a deploy, waiting for good
+ * (CI, Node 22); each step takes well under a second here.
+ */
+export const CHECK_STEP_DEADLINE_MS = 60_000;
 
 export interface PurgeEvent {
   database: string;
@@ -118,6 +124,7 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
     private readonly policy: RetentionPolicy,
     /** Registers work with the database's owner, which waits for it before closing the database. */
     private readonly track: <T>(work: Promise<T>) => Promise<T> = (work) => work,
+    private readonly stepDeadlineMs = CHECK_STEP_DEADLINE_MS,
   ) {
     super();
     validateRetention(policy);
@@ -217,7 +224,7 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
     // visits each document changed since it last ran, one at a time, so it runs now and then, not per check.
     if (Date.now() - this.revisionsCompactedAt >= REVISION_COMPACTION_MS && !this.stopped) {
       this.revisionsCompactedAt = Date.now();
-      await this.db.compact();
+      await this.step("compacting old revisions", this.db.compact());
     }
   }
 
@@ -236,6 +243,19 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
     return bytes;
   }
 
+  /** `work`, or an error naming it once it has run for CHECK_STEP_DEADLINE_MS. */
+  private async step<T>(what: string, work: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`keeping ${this.database} within its policy: ${what} has not ended after ${this.stepDeadlineMs / 1000} s; the check stopped there and the next change starts another`)), this.stepDeadlineMs);
+    });
+    try {
+      return await Promise.race([work, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   private releaseWrites(): void {
     this.writeHold?.release();
     this.writeHold = undefined;
@@ -243,11 +263,11 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
 
   private async purgeAged(maxAgeMs: number): Promise<void> {
     const cutoff = Date.now() - maxAgeMs;
-    const aged = (await this.indexedCandidates()).filter((candidate) => candidate.time < cutoff).map((candidate) => candidate.id);
+    const aged = (await this.step("reading the index", this.indexedCandidates())).filter((candidate) => candidate.time < cutoff).map((candidate) => candidate.id);
     if (aged.length === 0 || this.stopped) return;
     const bytesBefore = databaseBytes(this.db);
     await this.purge(aged);
-    await compactStore(this.db);
+    await this.step("compacting LevelDB", compactStore(this.db));
     this.emit("purged", { database: this.database, reason: "age", purged: aged.length, bytesBefore, bytesAfter: databaseBytes(this.db) });
   }
 
@@ -256,27 +276,27 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
     if (bytesBefore === undefined) return;
     const high = highWater(maxBytes);
     // Deleted entries (purged, compacted) may be all that is over: compacting comes first.
-    await compactStore(this.db);
+    await this.step("compacting LevelDB", compactStore(this.db));
     let bytes = databaseBytes(this.db);
     let purged = 0;
     // The index is read afresh each round: what arrived meanwhile may be older than what is left.
     const next = this.index ? async (count: number) => (await this.indexedCandidates()).slice(0, count).map((candidate) => candidate.id) : this.oldestFirst();
-    let documents = (await this.db.info()).doc_count;
+    let documents = (await this.step("reading the document count", this.db.info())).doc_count;
     for (let round = 0; round < MAX_ROUNDS && bytes > high * LOW_WATER && documents > 0 && !this.stopped; round++) {
       const count = Math.max(1, Math.ceil((bytes - high * LOW_WATER) / (bytes / documents)));
-      const ids = await next(count);
+      const ids = await this.step("choosing what to purge", next(count));
       if (ids.length === 0) break;
       const gone = await this.purge(ids);
       purged += gone;
       documents -= gone;
-      await compactStore(this.db);
+      await this.step("compacting LevelDB", compactStore(this.db));
       bytes = databaseBytes(this.db);
     }
     if (purged > 0) this.emit("purged", { database: this.database, reason: "size", purged, bytesBefore, bytesAfter: bytes });
   }
 
   private async purge(ids: string[]): Promise<number> {
-    const { purged } = await purgeDocuments(this.db, ids);
+    const { purged } = await this.step(`purging ${ids.length} documents`, purgeDocuments(this.db, ids));
     for (const id of purged) this.index?.delete(id);
     return purged.length;
   }
