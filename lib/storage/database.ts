@@ -76,6 +76,12 @@ export async function compactStore(db: Database): Promise<void> {
   await new Promise<void>((resolve, reject) => store.compactRange(Buffer.alloc(0), PAST_LAST_KEY, (err) => (err ? reject(err) : resolve())));
 }
 
+/** The LevelDB handle under a database opened here (undefined once closed): for tests that must hold a read open. */
+export function levelStore(db: Database): ReturnType<typeof leveldown> | undefined {
+  const store = storeAt.get(db.name);
+  return store?.status === "open" ? store : undefined;
+}
+
 /** Bytes a database's directory takes on disk (its LevelDB files). */
 export function databaseBytes(db: Database): number {
   let total = 0;

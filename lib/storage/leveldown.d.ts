@@ -5,6 +5,8 @@ declare module "leveldown" {
     readonly status: string;
     /** A LevelDB property, such as "leveldb.approximate-memory-usage" (bytes, as text). */
     getProperty(property: string): string;
+    /** An iterator over every key; it holds the tables it reads from on disk until it ends. */
+    iterator(): { next(callback: (err?: Error | null) => void): void; end(callback: (err?: Error) => void): void };
     /** Compacts the keys from start to end: deleted entries leave the files. */
     compactRange(start: Buffer, end: Buffer, callback: (err?: Error) => void): void;
   }

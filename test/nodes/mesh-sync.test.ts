@@ -272,7 +272,7 @@ describe("mesh-sync node", () => {
       const kept = new Set(atB);
       const newestGone = Array.from({ length: 100 }, (_, i) => id(total - 1 - i)).filter((newest) => !kept.has(newest));
       // What a failure needs: whether a purge took more than its share, or the newest had not arrived.
-      if (newestGone.length > 0) console.log(`      B holds ${atB.length}; purges: ${purges.map((m) => JSON.stringify(m.payload)).join(" ")}`);
+      if (newestGone.length > 0) console.log(`      B holds ${atB.length}, the newest ${atB.filter((doc) => doc.startsWith("r-")).sort().at(-1)}; purges: ${purges.map((m) => JSON.stringify(m.payload)).join(" ")}`);
       should(newestGone).eql([]);
       should(atB.length).be.below(total / 4);
       // A kept everything: nothing B purged travelled as a deletion.
