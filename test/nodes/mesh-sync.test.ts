@@ -272,7 +272,17 @@ describe("mesh-sync node", () => {
       const kept = new Set(atB);
       const newestGone = Array.from({ length: 100 }, (_, i) => id(total - 1 - i)).filter((newest) => !kept.has(newest));
       // What a failure needs: whether a purge took more than its share, or the newest had not arrived.
-      if (newestGone.length > 0) console.log(`      B holds ${atB.length}, the newest ${atB.filter((doc) => doc.startsWith("r-")).sort().at(-1)}; purges: ${purges.map((m) => JSON.stringify(m.payload)).join(" ")}`);
+      if (newestGone.length > 0) {
+        console.log(`      B holds ${atB.length}, the newest ${atB.filter((doc) => doc.startsWith("r-")).sort().at(-1)}; purges: ${purges.map((m) => JSON.stringify(m.payload)).join(" ")}`);
+        // Late or stalled: whether the last reading still comes, and when.
+        const since = Date.now();
+        let arrived = false;
+        for (let i = 0; i < 600 && !arrived; i++) {
+          arrived = await dbB.get(id(total - 1)).then(() => true, () => false);
+          if (!arrived) await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        console.log(`      the last reading ${arrived ? `arrived ${((Date.now() - since) / 1000).toFixed(1)} s later` : "had not arrived 60 s later"}; sync events: ${events.filter((m) => m.topic === "sync").length}`);
+      }
       should(newestGone).eql([]);
       should(atB.length).be.below(total / 4);
       // A kept everything: nothing B purged travelled as a deletion.
