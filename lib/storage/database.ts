@@ -71,12 +71,12 @@ export async function reclaimSpace(db: Database): Promise<void> {
  * PouchDB's compaction visits every document changed since it last ran, one at a time.
  */
 export async function compactStore(db: Database): Promise<void> {
-  const store = storeAt.get(db.name);
-  if (!store || store.status !== "open") return;
+  const store = levelStore(db);
+  if (!store) return;
   await new Promise<void>((resolve, reject) => store.compactRange(Buffer.alloc(0), PAST_LAST_KEY, (err) => (err ? reject(err) : resolve())));
 }
 
-/** The LevelDB handle under a database opened here (undefined once closed): for tests that must hold a read open. */
+/** The LevelDB handle under a database opened here (undefined once closed): for compaction, and for tests that must hold a read open. */
 export function levelStore(db: Database): ReturnType<typeof leveldown> | undefined {
   const store = storeAt.get(db.name);
   return store?.status === "open" ? store : undefined;

@@ -167,7 +167,7 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
     if (this.stopped) return;
     this.indexedThrough = end;
     this.watch(end, true);
-    await this.readIndex(end);
+    await this.readIndex(0, end);
   }
 
   /** Stops watching; waits for a check under way. */
@@ -354,22 +354,19 @@ export class RetentionKeeper extends EventEmitter<RetentionEvents> {
    * and kept only those it had not seen (test/unit/retention.test.ts).
    */
   private async catchUpIndex(): Promise<void> {
-    for (;;) {
-      const page: ChangesPage = await this.db.changes<Record<string, unknown>>({ since: this.indexedThrough, limit: CANDIDATE_PAGE, include_docs: true, return_docs: true });
-      for (const change of page.results) this.note(change);
-      this.indexedThrough = Math.max(this.indexedThrough, Number(page.last_seq));
-      if (page.results.length < CANDIDATE_PAGE || this.stopped) return;
-    }
+    this.indexedThrough = Math.max(this.indexedThrough, await this.readIndex(this.indexedThrough));
   }
 
-  /** Reads every document's entry once, up to what is stored now; the live feed adds what comes after. */
-  private async readIndex(end: number): Promise<void> {
-    let since: number | string = 0;
+  /**
+   * Notes every document's entry changed after `since`, up to `end` (at start: what was stored then; the
+   * live feed adds what comes after). Returns where the read ended.
+   */
+  private async readIndex(since: number, end = Infinity): Promise<number> {
     for (;;) {
       const page: ChangesPage = await this.db.changes<Record<string, unknown>>({ since, limit: CANDIDATE_PAGE, include_docs: true, return_docs: true });
       for (const change of page.results) if (Number(change.seq) <= end) this.note(change);
-      if (page.results.length < CANDIDATE_PAGE || Number(page.last_seq) >= end || this.stopped) return;
-      since = page.last_seq;
+      since = Math.max(since, Number(page.last_seq));
+      if (page.results.length < CANDIDATE_PAGE || since >= end || this.stopped) return since;
     }
   }
 

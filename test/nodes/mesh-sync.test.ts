@@ -245,6 +245,14 @@ describe("mesh-sync node", () => {
       const dbA = deviceOf("idA").databases.open("readings");
       const total = 30_000;
       const id = (n: number): string => `r-${String(n).padStart(6, "0")}`;
+      /** Whether the last reading is at B within 60 s. */
+      const lastReachesB = async (dbB: Database): Promise<boolean> => {
+        for (let i = 0; i < 600; i++) {
+          if (await dbB.get(id(total - 1)).then(() => true, () => false)) return true;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        return false;
+      };
       try {
         // 30 MB of readings (random, so LevelDB cannot compress them), written at A as they come.
         for (let at = 0; at < total; at += 500) {
@@ -252,8 +260,7 @@ describe("mesh-sync node", () => {
           await new Promise((resolve) => setTimeout(resolve, 100));
         }
         // Until B has the last one (interval 0: A syncs as soon as something changes).
-        const dbB = deviceOf("idB").databases.open("readings");
-        for (let i = 0; i < 600 && !(await dbB.get(id(total - 1)).then(() => true, () => false)); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+        await lastReachesB(deviceOf("idB").databases.open("readings"));
         await new Promise((resolve) => setTimeout(resolve, 1_000)); // the purge the last batch set off
       } finally {
         clearInterval(sampler);
@@ -276,11 +283,7 @@ describe("mesh-sync node", () => {
         console.log(`      B holds ${atB.length}, the newest ${atB.filter((doc) => doc.startsWith("r-")).sort().at(-1)}; purges: ${purges.map((m) => JSON.stringify(m.payload)).join(" ")}`);
         // Late or stalled: whether the last reading still comes, and when.
         const since = Date.now();
-        let arrived = false;
-        for (let i = 0; i < 600 && !arrived; i++) {
-          arrived = await dbB.get(id(total - 1)).then(() => true, () => false);
-          if (!arrived) await new Promise((resolve) => setTimeout(resolve, 100));
-        }
+        const arrived = await lastReachesB(dbB);
         console.log(`      the last reading ${arrived ? `arrived ${((Date.now() - since) / 1000).toFixed(1)} s later` : "had not arrived 60 s later"}; sync events: ${events.filter((m) => m.topic === "sync").length}`);
       }
       should(newestGone).eql([]);
