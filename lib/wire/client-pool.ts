@@ -12,7 +12,7 @@ import { WireError, wireErrorFromResponse } from "../protocol/errors";
 import { ackFromResponse, errorFromResponse, readResponse, setIdleTimeout, ClientResponse } from "./http2-io";
 import { decodePayload, encodePayload } from "./payload";
 import { Ack, BATCH_CONTENT_TYPE, BATCH_PATH, CHANNEL_CONTENT_TYPE, CHANNEL_PATH, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, STREAM_PATH, topicPath } from "../protocol/wire";
-import { FLOW_SETTINGS } from "./limits";
+import { CONNECTION_WINDOW_BYTES, FLOW_SETTINGS } from "./limits";
 import { validateTopic } from "../protocol/topic";
 
 export interface PeerEndpoint {
@@ -572,6 +572,8 @@ export class ClientPool {
         for (const ticket of arrived.splice(0)) this.tickets.remember(peer.id, ticket, proof);
         session.off("error", fail);
         session.on("error", () => this.forget(peer.id, pooled));
+        // Answers (a replication pull, a channel's outcomes) come in at the connection's window.
+        session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
         // close(), not retireSession: the pool must see the session closed at once, or it would send more
         // requests after its own GOAWAY. (With push off, nothing can start a stream from the other side.)
         setIdleTimeout(session, this.idleMs, () => session.close());

@@ -50,3 +50,11 @@ export const DEFAULT_LIMITS: WireLimits = {
  * loopback or LAN round trip. (64 KiB frames were tried and measured no faster.)
  */
 export const FLOW_SETTINGS = { initialWindowSize: 1024 * 1024 };
+
+/**
+ * The connection's own receive window (HTTP/2 keeps one beside each stream's, 64 KiB unless raised),
+ * given to the devices this one dials and to known peers, not to strangers. At 64 KiB it held a stream
+ * to about half a bare TLS socket's rate whatever the stream's window. It bounds what a peer may have in
+ * flight on one connection and not yet read here.
+ */
+export const CONNECTION_WINDOW_BYTES = 2 * 1024 * 1024;

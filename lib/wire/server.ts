@@ -14,7 +14,7 @@ import { BodyBudget } from "./body-budget";
 import { markHeadRequest, readBody, respondAck, respondCouch, respondError, respondJson, respondReply, retireSession, setIdleTimeout } from "./http2-io";
 import { ReplySlots, type Reply } from "./reply-slots";
 import type { CouchReply, CouchRequest } from "../protocol/couch";
-import { DEFAULT_LIMITS, FLOW_SETTINGS, WireLimits } from "./limits";
+import { CONNECTION_WINDOW_BYTES, DEFAULT_LIMITS, FLOW_SETTINGS, WireLimits } from "./limits";
 import { decodePayload } from "./payload";
 import type { Socket } from "node:net";
 import { serveChannel } from "./channel";
@@ -295,6 +295,8 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       this.turnAway(session, "strangers", "too many connections from devices this device does not know; try again later", peerId);
       return;
     }
+    // A stranger keeps the 64 KiB default: it may hold only that much unread on this device.
+    if (!stranger) session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
     this.peerIds.set(session, peerId);
     this.sessions.add(session);
     session.once("close", () => this.sessions.delete(session));

@@ -1,3 +1,4 @@
+import type { Http2Session } from "node:http2";
 import should from "should";
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
@@ -176,6 +177,32 @@ describe("wire: streams", () => {
   afterEach(async () => {
     await stopAll(a, b);
     a = b = undefined;
+  });
+
+  it("opens each connection's own window to 2 MiB at both ends for known peers (at HTTP/2's 64 KiB a stream moved at half a bare socket's rate), and leaves a stranger at 64 KiB", async () => {
+    const aIdentity = Identity.generate();
+    b = new Device({ identity: Identity.generate(), peers: [{ id: aIdentity.deviceId, name: "a" }] });
+    const port = await b.start();
+    a = new Device({ identity: aIdentity, peers: [{ id: b.id, name: "b", address: `127.0.0.1:${port}` }] });
+    await a.start();
+    b.onMessage("hi", () => undefined);
+    await a.send("b", "hi", 1);
+    // The dialler's window, as the listener sees it: what the listener may send before a WINDOW_UPDATE.
+    const listenerSides = [...(b as unknown as { server: { sessions: Set<Http2Session> } }).server.sessions];
+    should(listenerSides).have.length(1);
+    should(listenerSides[0].state.remoteWindowSize).be.aboveOrEqual(2 * 1024 * 1024 - 64 * 1024);
+    // The listener's window, as a raw client with the known key and one with a stranger's key see it.
+    const windowFor = async (identity: Identity): Promise<number> => {
+      const session = await rawSession(port, { key: identity.privateKeyPem, cert: identity.certificatePem });
+      try {
+        await rawRequest(session, { ":method": "GET", ":path": "/" }); // the listener's WINDOW_UPDATE has come by its answer
+        return session.state.remoteWindowSize ?? 0;
+      } finally {
+        session.close();
+      }
+    };
+    should(await windowFor(aIdentity)).be.aboveOrEqual(2 * 1024 * 1024 - 64 * 1024);
+    should(await windowFor(Identity.generate())).be.belowOrEqual(64 * 1024);
   });
 
   it("carries 100 MB with backpressure, in order and intact, without buffering it", async function () {
