@@ -60,6 +60,22 @@ describe("replication over the wire", () => {
     should(again.docsWritten).equal(0); // checkpoints: nothing moves twice
   });
 
+  it("pushes in full batches of 100: a local read's changes reach the replicator as one page (it sent 1,000 documents in ~50 batches of ~20, four requests each)", async () => {
+    const [a, b] = await mesh({}, {});
+    await a.databases.open("readings").bulkDocs(Array.from({ length: 1_000 }, (_, i) => ({ _id: `r-${String(i).padStart(4, "0")}`, value: i, note: "x".repeat(60) })));
+    const target = b.databases.open("readings");
+    const batches: number[] = [];
+    const bulkDocs = target.bulkDocs.bind(target);
+    target.bulkDocs = ((request: { docs: unknown[]; new_edits?: boolean }, ...rest: unknown[]) => {
+      if (request.new_edits === false) batches.push(request.docs.length); // what a replication writes
+      return bulkDocs(request as never, ...(rest as []));
+    }) as typeof target.bulkDocs;
+    const report = await a.databases.replicate("d1", "readings", "push");
+    should(report.docsWritten).equal(1_000);
+    should((await target.info()).doc_count).equal(1_000);
+    should(batches).eql(Array.from({ length: 10 }, () => 100));
+  });
+
   it("lets a peer with read access pull but refuses its replicated and its direct writes", async () => {
     const readOnly = (ids: string[]): Rule[] => [{ effect: "allow", principal: `device:${ids[0]}`, verb: "read", resource: "db/readings" }];
     const [reader, owner] = await mesh({}, { rules: readOnly });
