@@ -178,6 +178,43 @@ export interface PurgeOptions {
    * write lock: a tombstone that a replication brought back to life in the meantime stays.
    */
   onlyDeleted?: boolean;
+  /**
+   * Work done once the purge is written and before changes reads go on: LevelDB's compaction
+   * (compactStore). A read under way while LevelDB compacts keeps the tables the compaction replaced on
+   * disk until LevelDB's next compaction, so a size measured after it would count them (the retention
+   * keeper then purged past its target).
+   */
+  whileReadsHeld?: () => Promise<void>;
+}
+
+/**
+ * Runs `compact` (LevelDB's compaction, compactStore) with no changes read of `db` under way or starting:
+ * a read that overlaps a compaction keeps the tables it replaced on disk until LevelDB's next compaction,
+ * and a size measured then counts them twice. Reads wait at most READS_WAIT_MS for it; a compaction
+ * that takes longer goes on without holding them.
+ */
+export function compactWithReadsHeld(db: Database, compact: () => Promise<void>): Promise<void> {
+  return withChangesReadsHeld(gatedAdapter(db), () => boundedHold(compact()));
+}
+
+/** `work`, or its end left to run on its own once the reads have waited READS_WAIT_MS for it. */
+async function boundedHold(work: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const released = new Promise<void>((resolve) => (timer = setTimeout(resolve, READS_WAIT_MS).unref()));
+  // A failure after the release is not reported: the reads went on, and the next compaction meets the same fault.
+  work.catch(() => undefined);
+  try {
+    await Promise.race([work, released]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function gatedAdapter(db: Database): LevelAdapter {
+  const adapter = db as unknown as Partial<LevelAdapter>;
+  if (typeof adapter._doCompaction !== "function" || typeof adapter._changes !== "function") throw new Error(`purge needs PouchDB's LevelDB adapter; ${db.name} uses another`);
+  if (!gates.has(adapter)) throw new Error(`purge: ${db.name} was not opened with openDatabase, which counts its changes reads`);
+  return adapter as LevelAdapter;
 }
 
 /**
@@ -188,10 +225,12 @@ export async function purgeDocuments(db: Database, ids: readonly string[], optio
   const unique = [...new Set(ids)];
   if (unique.length === 0) return purgeResult([], [], [], options);
   if (unique.some((id) => typeof id !== "string" || id.startsWith("_local/") || id === "")) throw new Error("purge takes document ids (strings, not _local documents)");
-  const adapter = db as unknown as Partial<LevelAdapter>;
-  if (typeof adapter._doCompaction !== "function" || typeof adapter._changes !== "function") throw new Error(`purge needs PouchDB's LevelDB adapter; ${db.name} uses another`);
-  if (!gates.has(adapter)) throw new Error(`purge: ${db.name} was not opened with openDatabase, which counts its changes reads`);
-  return withChangesReadsHeld(adapter as LevelAdapter, () => purgeWithLock(adapter as LevelAdapter, unique, options));
+  const adapter = gatedAdapter(db);
+  return withChangesReadsHeld(adapter, async () => {
+    const result = await purgeWithLock(adapter, unique, options);
+    if (result.purged.length > 0 && options.whileReadsHeld) await boundedHold(options.whileReadsHeld());
+    return result;
+  });
 }
 
 function purgeWithLock(adapter: LevelAdapter, unique: string[], options: PurgeOptions): Promise<PurgeResult> {
