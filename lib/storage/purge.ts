@@ -82,6 +82,8 @@ const gates = new WeakMap<object, ReadGate>();
 
 /** How long a purge waits for the changes reads under way before it gives up (and changes nothing). */
 const READS_WAIT_MS = 30_000;
+/** The wait above, which tests shorten (they cannot hold a changes read open for 30 s). */
+export const readsWait = { ms: READS_WAIT_MS };
 
 function gateOf(adapter: LevelAdapter): ReadGate {
   const existing = gates.get(adapter);
@@ -129,8 +131,11 @@ export function countChangesReads(db: Database): void {
   if (typeof adapter._changes === "function") gateOf(adapter as LevelAdapter);
 }
 
-/** Runs `work` with no changes read under way or starting. */
-async function withChangesReadsHeld<T>(adapter: LevelAdapter, work: () => Promise<T>): Promise<T> {
+/**
+ * Runs `work` with no changes read under way or starting. Reads still under way after READS_WAIT_MS
+ * make it refuse (a purge must not run under one), or, with `whenReadsLast` "start anyway", start with them.
+ */
+async function withChangesReadsHeld<T>(adapter: LevelAdapter, work: () => Promise<T>, whenReadsLast: "refuse" | "start anyway" = "refuse"): Promise<T> {
   const gate = gateOf(adapter);
   // One purge at a time: a second waits for the first to open the gate again.
   while (gate.closed) await new Promise<void>((resolve) => gate.held.push(resolve));
@@ -140,10 +145,10 @@ async function withChangesReadsHeld<T>(adapter: LevelAdapter, work: () => Promis
       let timer: NodeJS.Timeout | undefined;
       const idle = new Promise<void>((resolve) => gate.idle.push(resolve));
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`purge: the database's changes feed was read for over ${READS_WAIT_MS / 1000} s; nothing was purged, try again`)), READS_WAIT_MS);
+        timer = setTimeout(() => reject(new Error(`purge: the database's changes feed was read for over ${readsWait.ms / 1000} s; nothing was purged, try again`)), readsWait.ms);
       });
       try {
-        await Promise.race([idle, timeout]);
+        await Promise.race([idle, whenReadsLast === "refuse" ? timeout : timeout.catch(() => undefined)]);
       } finally {
         clearTimeout(timer);
       }
@@ -190,17 +195,18 @@ export interface PurgeOptions {
 /**
  * Runs `compact` (LevelDB's compaction, compactStore) with no changes read of `db` under way or starting:
  * a read that overlaps a compaction keeps the tables it replaced on disk until LevelDB's next compaction,
- * and a size measured then counts them twice. Reads wait at most READS_WAIT_MS for it; a compaction
- * that takes longer goes on without holding them.
+ * and a size measured then counts them twice. It waits at most READS_WAIT_MS for the reads under way,
+ * and new reads wait at most as long for it; past that, each goes on beside the other.
  */
 export function compactWithReadsHeld(db: Database, compact: () => Promise<void>): Promise<void> {
-  return withChangesReadsHeld(gatedAdapter(db), () => boundedHold(compact()));
+  // Reads that outlast READS_WAIT_MS do not stop the compaction, which ran beside them before.
+  return withChangesReadsHeld(gatedAdapter(db), () => boundedHold(compact()), "start anyway");
 }
 
 /** `work`, or its end left to run on its own once the reads have waited READS_WAIT_MS for it. */
 async function boundedHold(work: Promise<void>): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  const released = new Promise<void>((resolve) => (timer = setTimeout(resolve, READS_WAIT_MS).unref()));
+  const released = new Promise<void>((resolve) => (timer = setTimeout(resolve, readsWait.ms).unref()));
   // A failure after the release is not reported: the reads went on, and the next compaction meets the same fault.
   work.catch(() => undefined);
   try {

@@ -4,7 +4,8 @@ import should from "should";
 import PouchDB from "pouchdb-node";
 import { openDatabase } from "../../lib";
 import { databaseBytes, reclaimSpace } from "../../lib/storage/database";
-import { purgeDocuments } from "../../lib/storage/purge";
+import { compactStore } from "../../lib/storage/database";
+import { compactWithReadsHeld, purgeDocuments, readsWait } from "../../lib/storage/purge";
 import { TempDirs, useTempDatabases } from "../helpers/storage";
 
 describe("purge (PouchDB's LevelDB adapter)", function () {
@@ -130,6 +131,36 @@ describe("purge (PouchDB's LevelDB adapter)", function () {
     should(first.results).have.length(3_000); // it saw the database as it was
     should(result.purged).have.length(2_500);
     should(second.results).have.length(500); // and this one as it is after
+  });
+
+  it("compacts with changes reads held back, and beside a read that outlasts its wait, where a purge refuses", async () => {
+    const db = database();
+    await db.bulkDocs(Array.from({ length: 8_000 }, (_, i) => ({ _id: `doc-${String(i).padStart(5, "0")}`, pad: "x".repeat(100) })));
+    const order: string[] = [];
+    const compact = async (): Promise<void> => {
+      await compactStore(db);
+      order.push("compacted");
+    };
+    // Held back: a read asked for while the compaction runs starts after it.
+    const compacting = compactWithReadsHeld(db, compact);
+    const read = db.changes({ since: 0, limit: 10 }).then(() => void order.push("read"));
+    await Promise.all([compacting, read]);
+    should(order).eql(["compacted", "read"]);
+    // A read from the start with every document is still under way when the wait (shortened here) runs out.
+    const wait = readsWait.ms;
+    readsWait.ms = 20;
+    try {
+      order.length = 0;
+      const long = db.changes({ since: 0, include_docs: true }).then(() => void order.push("long read"));
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      await should(purgeDocuments(db, ["doc-00000"])).be.rejectedWith(/changes feed was read for over/);
+      await compactWithReadsHeld(db, compact);
+      await long;
+      should(order).eql(["compacted", "long read"]);
+      should((await db.get("doc-00000"))._id).equal("doc-00000"); // the refused purge changed nothing
+    } finally {
+      readsWait.ms = wait;
+    }
   });
 
   it("gives the space back once reclaimed", async () => {
