@@ -573,7 +573,7 @@ export class ClientPool {
         session.off("error", fail);
         session.on("error", () => this.forget(peer.id, pooled));
         // Answers (a replication pull, a channel's outcomes) come in at the connection's window.
-        session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+        if (!session.destroyed) session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
         // close(), not retireSession: the pool must see the session closed at once, or it would send more
         // requests after its own GOAWAY. (With push off, nothing can start a stream from the other side.)
         setIdleTimeout(session, this.idleMs, () => session.close());

@@ -296,7 +296,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       return;
     }
     // A stranger keeps the 64 KiB default: it may hold only that much unread on this device.
-    if (!stranger) session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+    if (!stranger && !session.destroyed) session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
     this.peerIds.set(session, peerId);
     this.sessions.add(session);
     session.once("close", () => this.sessions.delete(session));
