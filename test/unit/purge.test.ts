@@ -3,8 +3,7 @@ import path from "node:path";
 import should from "should";
 import PouchDB from "pouchdb-node";
 import { openDatabase } from "../../lib";
-import { databaseBytes, reclaimSpace } from "../../lib/storage/database";
-import { compactStore } from "../../lib/storage/database";
+import { compactStore, databaseBytes, reclaimSpace } from "../../lib/storage/database";
 import { compactWithReadsHeld, purgeDocuments, readsWait } from "../../lib/storage/purge";
 import { TempDirs, useTempDatabases } from "../helpers/storage";
 
