@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
-import { Device, Identity, levelDbMemory, MeshSync } from "../lib";
+import { Device, Identity, levelDbMemory, memoryTrimStatus, MeshSync, type MemoryTrimStatus } from "../lib";
 
 /**
  * npm run soak: three devices on loopback (A, relay B, C) under steady load for a bounded time:
@@ -29,6 +29,8 @@ export interface SoakReport {
    * MB that a single sample would read as growth or shrinkage.
    */
   growthMb?: number;
+  /** What the memory trimmer did (README, Memory): how often, how much it gave back, its longest call. */
+  memoryTrim?: MemoryTrimStatus;
 }
 
 interface Tally {
@@ -112,12 +114,14 @@ export interface SoakOptions {
    * (128 KiB at first) differently, so the piece size is what tells whether the native growth follows it.
    */
   streamChunkBytes?: number;
+  /** The devices' memoryTrimIntervalMs (0: off, to compare; default: the Device's). */
+  memoryTrimIntervalMs?: number;
 }
 
 export async function soak(seconds: number, options: SoakOptions = {}): Promise<SoakReport> {
   const dirs = ["a", "b", "c"].map((name) => fs.mkdtempSync(path.join(os.tmpdir(), `peer-mesh-soak-${name}-`)));
   const identities = [Identity.generate({ name: "a" }), Identity.generate({ name: "b" }), Identity.generate({ name: "c" })];
-  const devices = identities.map((identity, i) => new Device({ identity, name: ["a", "b", "c"][i], storageDir: dirs[i], discovery: { staticProbeIntervalMs: 500 } }));
+  const devices = identities.map((identity, i) => new Device({ identity, name: ["a", "b", "c"][i], storageDir: dirs[i], discovery: { staticProbeIntervalMs: 500 }, memoryTrimIntervalMs: options.memoryTrimIntervalMs }));
   const [a, b, c] = devices;
   const report: SoakReport = { seconds, messages: tally(), streams: { ...tally(), bytes: 0 }, mesh: tally(), rssMb: [] };
   const seen = { messages: new Arrivals(), streams: new Arrivals(), mesh: new Arrivals() };
@@ -216,6 +220,7 @@ export async function soak(seconds: number, options: SoakOptions = {}): Promise<
     settle(report.streams, seen.streams);
     settle(report.mesh, seen.mesh);
     report.growthMb = growthFromMinuteFive(report.rssMb, seconds);
+    report.memoryTrim = memoryTrimStatus();
     return report;
   } finally {
     await Promise.all(syncs.map((sync) => sync.stop()));
@@ -243,7 +248,13 @@ if (require.main === module) {
     console.error(`--stream-chunk-kb takes a whole number of KB from 1 to ${STREAM_BYTES / 1024}`);
     process.exit(2);
   }
-  soak(seconds, { meshTtlMs, streamChunkBytes }).then(
+  const trimFlag = process.argv.indexOf("--memory-trim-seconds");
+  const memoryTrimIntervalMs = trimFlag >= 0 ? Number(process.argv[trimFlag + 1]) * 1000 : undefined;
+  if (memoryTrimIntervalMs !== undefined && !(memoryTrimIntervalMs >= 0)) {
+    console.error("--memory-trim-seconds takes a number of seconds (0: off)");
+    process.exit(2);
+  }
+  soak(seconds, { meshTtlMs, streamChunkBytes, memoryTrimIntervalMs }).then(
     (report) => {
       for (const kind of ["messages", "streams", "mesh"] as const) {
         const t = report[kind];
@@ -251,6 +262,8 @@ if (require.main === module) {
       }
       console.log(`rss / heap used / heap reserved / external / anonymous / mapped files / LevelDB (MB) / acks held by the three devices over time: ${report.rssMb.map((s) => `${s.at}s:${s.mb}/${s.heapMb}/${s.heapTotalMb}/${s.externalMb}/${s.anonMb ?? "?"}/${s.fileMb ?? "?"}/${s.levelDbMb}/${s.acksHeld}`).join(" ")}`);
       if (report.growthMb !== undefined) console.log(`RSS growth from minute 5 to the end (lowest in the minute around each): ${report.growthMb} MB`);
+      const trim = report.memoryTrim;
+      if (trim) console.log(trim.available ? `memory trim: ${trim.trims} trims gave back ${(trim.releasedBytes / 1048576).toFixed(1)} MB in all, the longest took ${trim.longestMs.toFixed(1)} ms` : `memory trim unavailable: ${trim.reason}`);
       console.log(JSON.stringify(report));
       const bad = (["messages", "streams", "mesh"] as const).some((kind) => report[kind].lost > 0 || report[kind].duplicated > 0);
       process.exit(bad ? 1 : 0);

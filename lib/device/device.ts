@@ -31,6 +31,7 @@ import { Inbox, type MessageListener, type ReceivedMessage, type ReceivedStream,
 import type { DeviceEvents } from "./events";
 import { checkDeviceOptions, type DeviceOptions, type DiscoveryOptions, type TorOptions } from "./options";
 import { DeviceTransports } from "./transports";
+import { DEFAULT_MEMORY_TRIM_INTERVAL_MS, holdMemoryTrim } from "./memory-trim";
 import { Authorization } from "./authorization";
 
 export type { PeerRef, PendingPairing, MessageListener, ReceivedMessage, ReceivedStream, StreamListener, DeviceOptions, DiscoveryOptions, TorOptions, DeviceEvents };
@@ -77,6 +78,7 @@ export class Device extends EventEmitter<DeviceEvents> {
   private readonly inbox: Inbox;
   private started?: Promise<number>;
   private stopping?: Promise<void>;
+  private releaseMemoryTrim: () => void = () => undefined;
 
   constructor(private readonly options: DeviceOptions) {
     super();
@@ -198,6 +200,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       const { identity, options } = this;
       const context = { identity, host: options.host ?? "127.0.0.1", port, name: options.name, storageDir: options.storageDir, discovery: options.discovery ?? {}, beaconPeers: () => this.beaconPeers(), onionClients: this.onionClients };
       await this.transports.start(context, this.peerTable, this.knownAddresses());
+      this.releaseMemoryTrim = holdMemoryTrim(options.memoryTrimIntervalMs ?? DEFAULT_MEMORY_TRIM_INTERVAL_MS);
       return port;
     });
     return this.started;
@@ -426,6 +429,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     this.pool.close();
     // A stop that overtakes a start must wait for the listener to exist, or it would outlive the device.
     await this.started?.catch(() => undefined);
+    this.releaseMemoryTrim();
     // Goodbyes go out while the listener still answers.
     await this.transports.stop();
     await this.server.close();

@@ -36,6 +36,12 @@ export interface DeviceOptions {
   databases?: string[];
   limits?: Partial<WireLimits>;
   idleConnectionMs?: number;
+  /**
+   * How often the process's freed C-heap memory is handed back to the system while this device runs
+   * (glibc's malloc_trim through the optional koffi package; Linux only). 0 turns it off for this device;
+   * one timer serves every device in the process, at the shortest interval any of them asks.
+   */
+  memoryTrimIntervalMs?: number;
   /** Announced to other devices alongside the id. */
   name?: string;
   discovery?: DiscoveryOptions;
@@ -80,6 +86,8 @@ export function checkDeviceOptions(options: DeviceOptions): void {
   if (options.discovery?.mdns && isLoopback(options.host ?? "127.0.0.1")) {
     throw new Error(`LAN discovery would announce this device to the network, but its listener accepts connections only from this machine (host ${options.host ?? "127.0.0.1"}); listen on 0.0.0.0 or a LAN address`);
   }
+  const trimMs = options.memoryTrimIntervalMs;
+  if (trimMs !== undefined && !(Number.isFinite(trimMs) && trimMs >= 0)) throw new Error(`memoryTrimIntervalMs must be 0 (off) or a positive number of milliseconds, not ${trimMs}`);
   checkTorOptions(options);
 }
 
