@@ -59,6 +59,8 @@ function trimFunction(): TrimCall | undefined {
 const holders = new Map<symbol, number>();
 let timer: NodeJS.Timeout | undefined;
 let timerIntervalMs: number | undefined;
+/** When the last trim started (or the first device asked for one): the next is due an interval later. */
+let lastTrimAt: number | undefined;
 let running: Promise<number | undefined> | undefined;
 const counts = { trims: 0, releasedBytes: 0, lastReleasedBytes: undefined as number | undefined, longestMs: 0 };
 
@@ -83,6 +85,7 @@ export function trimMemoryNow(): Promise<number | undefined> {
   running ??= new Promise<number | undefined>((resolve) => {
     const before = residentAnonymousBytes();
     const started = performance.now();
+    lastTrimAt = started;
     trim.async(0, () => {
       const ms = performance.now() - started;
       const after = residentAnonymousBytes();
@@ -98,14 +101,21 @@ export function trimMemoryNow(): Promise<number | undefined> {
   return running;
 }
 
-function reschedule(): void {
-  const intervalMs = holders.size > 0 ? Math.min(...holders.values()) : undefined;
-  if (intervalMs === timerIntervalMs) return;
-  if (timer) clearInterval(timer);
+/**
+ * Arms the one timer for the next trim, due an interval after the last: a Node-RED deploy stops every
+ * device and starts it again a moment later, and that must not put the next trim off each time.
+ */
+function arm(): void {
+  if (timer) clearTimeout(timer);
   timer = undefined;
-  timerIntervalMs = intervalMs;
-  if (intervalMs === undefined) return;
-  timer = setInterval(() => void trimMemoryNow(), intervalMs);
+  timerIntervalMs = holders.size > 0 ? Math.min(...holders.values()) : undefined;
+  if (timerIntervalMs === undefined) return;
+  const now = performance.now();
+  lastTrimAt ??= now;
+  timer = setTimeout(() => {
+    timer = undefined;
+    void trimMemoryNow().then(arm);
+  }, Math.max(0, lastTrimAt + timerIntervalMs - now));
   // A process with nothing else to do still exits.
   timer.unref();
 }
@@ -119,9 +129,9 @@ export function holdMemoryTrim(intervalMs = DEFAULT_MEMORY_TRIM_INTERVAL_MS): ()
   if (intervalMs === 0 || !trimFunction()) return () => undefined;
   const key = Symbol("memory trim holder");
   holders.set(key, intervalMs);
-  reschedule();
+  arm();
   return () => {
-    if (holders.delete(key)) reschedule();
+    if (holders.delete(key)) arm();
   };
 }
 

@@ -3,6 +3,7 @@ import v8 from "node:v8";
 import vm from "node:vm";
 import should from "should";
 import { Device, Identity, memoryTrimStatus, residentAnonymousBytes, trimMemoryNow } from "../../lib";
+import { holdMemoryTrim } from "../../lib/device/memory-trim";
 
 const MB = 1024 * 1024;
 
@@ -61,11 +62,28 @@ describe("memory trim: the C heap's freed memory goes back to the system", funct
       await device.stop();
       await other.stop();
     }
+    should(memoryTrimStatus().holders).equal(0);
+    should(memoryTrimStatus().intervalMs).be.undefined();
+    await pause(200); // a trim under way when the device stopped ends on its own
     const status = memoryTrimStatus();
-    should(status.holders).equal(0);
-    should(status.intervalMs).be.undefined();
     await pause(400);
     should(memoryTrimStatus().trims).equal(status.trims, "trims went on after the last device stopped");
+  });
+
+  it("keeps its pace through a Node-RED deploy's stop and start: the next trim is due an interval after the last", async () => {
+    const before = memoryTrimStatus().trims;
+    let release = holdMemoryTrim(300);
+    try {
+      // Released and held again every 100 ms, as devices are on each deploy, for 1.5 s: five trims are due.
+      for (const until = Date.now() + 1_500; Date.now() < until; ) {
+        await pause(100);
+        release();
+        release = holdMemoryTrim(300);
+      }
+    } finally {
+      release();
+    }
+    should(memoryTrimStatus().trims - before).be.aboveOrEqual(3);
   });
 
   it("refuses an interval that is not 0 or a positive number, before the device starts", () => {
