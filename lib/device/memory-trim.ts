@@ -6,10 +6,10 @@ import fs from "node:fs";
  * glibc's malloc keeps what is freed in the middle of its arenas: it returns memory to the system only
  * from an arena's top, and LevelDB, OpenSSL, HTTP/2 and dead Buffers free all over them. Under the soak's
  * steady traffic that slack was 4–16 MB at a time and built up again within minutes (README, Memory).
- * glibc's malloc_trim(0) gives back every whole free page in every
- * arena; nothing in Node calls it, so it is called here, through koffi (an optional FFI package with
- * prebuilt binaries), on a worker thread so the event loop does not wait for it. Where koffi or glibc is
- * missing (musl, macOS, Windows), trimming is "unavailable" and nothing else changes.
+ * glibc's malloc_trim(0) gives back every whole free page in every arena; nothing in Node calls it, so
+ * it is called here, through koffi (an optional FFI package with prebuilt binaries), on a worker thread
+ * so that the event loop does not wait for it. Where koffi or glibc is missing (musl, macOS, Windows),
+ * trimming is "unavailable" and nothing else changes.
  */
 
 export const DEFAULT_MEMORY_TRIM_INTERVAL_MS = 60_000;
