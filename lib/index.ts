@@ -4,7 +4,7 @@ export * from "./wire";
 export * from "./discovery";
 export { BUILT_IN_TRANSPORTS, type TransportContext, type TransportFactory, type TransportSource } from "./device/transports";
 export { Device, type DeviceOptions, type DiscoveryOptions, type PendingPairing, type PeerRef, type ReceivedMessage, type ReceivedStream, type MessageListener, type StreamListener } from "./device/device";
-export { DEFAULT_MEMORY_TRIM_INTERVAL_MS, memoryTrimStatus, residentAnonymousBytes, trimMemoryNow, type MemoryTrimStatus } from "./device/memory-trim";
+export { DEFAULT_MEMORY_TRIM_INTERVAL_MS, memoryTrimStatus, residentSplit, trimMemoryNow, type MemoryTrimStatus } from "./device/memory-trim";
 export { prometheusText, type MeteredDevice } from "./device/prometheus";
 export { Traffic, type PeerTraffic, type SyncTraffic } from "./device/traffic";
 export { type KeyChange } from "./device/key-changes";

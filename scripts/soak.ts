@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
-import { Device, Identity, levelDbMemory, memoryTrimStatus, MeshSync, type MemoryTrimStatus } from "../lib";
+import { Device, Identity, levelDbMemory, memoryTrimStatus, MeshSync, residentSplit, type MemoryTrimStatus } from "../lib";
 
 /**
  * npm run soak: three devices on loopback (A, relay B, C) under steady load for a bounded time:
@@ -73,17 +73,10 @@ class Arrivals {
   }
 }
 /** RSS as anonymous memory and mapped files, in MB, where /proc says (Linux). */
-function residentSplit(): { anonMb?: number; fileMb?: number } {
-  try {
-    const status = fs.readFileSync("/proc/self/status", "utf8");
-    const kb = (field: string): number | undefined => {
-      const found = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
-      return found ? Math.round(Number(found[1]) / 1024) : undefined;
-    };
-    return { anonMb: kb("RssAnon"), fileMb: kb("RssFile") };
-  } catch {
-    return {};
-  }
+function residentMb(): { anonMb?: number; fileMb?: number } {
+  const { anonymousBytes, fileBytes } = residentSplit();
+  const mb = (bytes: number | undefined): number | undefined => (bytes === undefined ? undefined : Math.round(bytes / 1048576));
+  return { anonMb: mb(anonymousBytes), fileMb: mb(fileBytes) };
 }
 
 /** See SoakReport.growthMb. */
@@ -161,7 +154,7 @@ export async function soak(seconds: number, options: SoakOptions = {}): Promise<
       (globalThis as { gc?: () => void }).gc?.();
       const memory = process.memoryUsage();
       const mb = (bytes: number): number => Math.round(bytes / 1048576);
-      report.rssMb.push({ at: Math.round((Date.now() - started) / 1000), mb: mb(memory.rss), heapMb: mb(memory.heapUsed), heapTotalMb: mb(memory.heapTotal), externalMb: mb(memory.external), ...residentSplit(), levelDbMb: mb(levelDbMemory().bytes), acksHeld: devices.reduce((sum, device) => sum + device.mesh.storedAcks, 0) });
+      report.rssMb.push({ at: Math.round((Date.now() - started) / 1000), mb: mb(memory.rss), heapMb: mb(memory.heapUsed), heapTotalMb: mb(memory.heapTotal), externalMb: mb(memory.external), ...residentMb(), levelDbMb: mb(levelDbMemory().bytes), acksHeld: devices.reduce((sum, device) => sum + device.mesh.storedAcks, 0) });
     };
     sample();
     const sampler = setInterval(sample, Math.min(15_000, Math.max(1_000, (seconds * 1000) / 20)));

@@ -58,20 +58,36 @@ function trimFunction(): TrimCall | undefined {
 
 const holders = new Map<symbol, number>();
 let timer: NodeJS.Timeout | undefined;
-let timerIntervalMs: number | undefined;
 /** When the last trim started (or the first device asked for one): the next is due an interval later. */
 let lastTrimAt: number | undefined;
 let running: Promise<number | undefined> | undefined;
 const counts = { trims: 0, releasedBytes: 0, lastReleasedBytes: undefined as number | undefined, longestMs: 0 };
 
-/** Resident anonymous memory of this process, in bytes (Linux), or undefined where /proc does not say. */
-export function residentAnonymousBytes(): number | undefined {
+/** The shortest interval any holder asks for; undefined with none. */
+function intervalMs(): number | undefined {
+  return holders.size > 0 ? Math.min(...holders.values()) : undefined;
+}
+
+/**
+ * This process's resident memory in bytes, split into anonymous memory and mapped files (LevelDB maps its
+ * table files), from Linux's /proc; empty where /proc does not say.
+ */
+export function residentSplit(): { anonymousBytes?: number; fileBytes?: number } {
   try {
-    const match = /^RssAnon:\s+(\d+) kB$/m.exec(fs.readFileSync("/proc/self/status", "utf8"));
-    return match ? Number(match[1]) * 1024 : undefined;
+    const status = fs.readFileSync("/proc/self/status", "utf8");
+    const bytes = (field: string): number | undefined => {
+      const found = new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(status);
+      return found ? Number(found[1]) * 1024 : undefined;
+    };
+    return { anonymousBytes: bytes("RssAnon"), fileBytes: bytes("RssFile") };
   } catch {
-    return undefined;
+    return {};
   }
+}
+
+/** Resolves when the trim under way (if any) has ended. */
+export function trimUnderWay(): Promise<void> {
+  return running ? running.then(() => undefined) : Promise.resolve();
 }
 
 /**
@@ -83,12 +99,12 @@ export function trimMemoryNow(): Promise<number | undefined> {
   const trim = trimFunction();
   if (!trim) return Promise.resolve(undefined);
   running ??= new Promise<number | undefined>((resolve) => {
-    const before = residentAnonymousBytes();
+    const before = residentSplit().anonymousBytes;
     const started = performance.now();
     lastTrimAt = started;
     trim.async(0, () => {
       const ms = performance.now() - started;
-      const after = residentAnonymousBytes();
+      const after = residentSplit().anonymousBytes;
       const released = before !== undefined && after !== undefined ? Math.max(0, before - after) : 0;
       counts.trims++;
       counts.releasedBytes += released;
@@ -108,27 +124,27 @@ export function trimMemoryNow(): Promise<number | undefined> {
 function arm(): void {
   if (timer) clearTimeout(timer);
   timer = undefined;
-  timerIntervalMs = holders.size > 0 ? Math.min(...holders.values()) : undefined;
-  if (timerIntervalMs === undefined) return;
+  const every = intervalMs();
+  if (every === undefined) return;
   const now = performance.now();
   lastTrimAt ??= now;
   timer = setTimeout(() => {
     timer = undefined;
     void trimMemoryNow().then(arm);
-  }, Math.max(0, lastTrimAt + timerIntervalMs - now));
+  }, Math.max(0, lastTrimAt + every - now));
   // A process with nothing else to do still exits.
   timer.unref();
 }
 
 /**
  * Keeps the trimmer running (one timer per process, at the shortest interval any holder asks) until the
- * returned release is called; a release called twice counts once. 0 holds nothing.
+ * returned release is called; a release called twice counts once. 0 holds nothing. The interval is
+ * checked with the device's options (checkDeviceOptions).
  */
-export function holdMemoryTrim(intervalMs = DEFAULT_MEMORY_TRIM_INTERVAL_MS): () => void {
-  if (!Number.isFinite(intervalMs) || intervalMs < 0) throw new RangeError(`memoryTrimIntervalMs must be 0 (off) or a positive number of milliseconds, not ${intervalMs}`);
-  if (intervalMs === 0 || !trimFunction()) return () => undefined;
+export function holdMemoryTrim(every = DEFAULT_MEMORY_TRIM_INTERVAL_MS): () => void {
+  if (every === 0 || !trimFunction()) return () => undefined;
   const key = Symbol("memory trim holder");
-  holders.set(key, intervalMs);
+  holders.set(key, every);
   arm();
   return () => {
     if (holders.delete(key)) arm();
@@ -137,5 +153,6 @@ export function holdMemoryTrim(intervalMs = DEFAULT_MEMORY_TRIM_INTERVAL_MS): ()
 
 export function memoryTrimStatus(): MemoryTrimStatus {
   const available = trimFunction() !== undefined;
-  return { available, ...(unavailable ? { reason: unavailable } : {}), holders: holders.size, ...(timerIntervalMs !== undefined ? { intervalMs: timerIntervalMs } : {}), ...counts };
+  const every = intervalMs();
+  return { available, ...(unavailable ? { reason: unavailable } : {}), holders: holders.size, ...(every !== undefined ? { intervalMs: every } : {}), ...counts };
 }

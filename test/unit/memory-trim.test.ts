@@ -2,8 +2,8 @@ import { setTimeout as pause } from "node:timers/promises";
 import v8 from "node:v8";
 import vm from "node:vm";
 import should from "should";
-import { Device, Identity, memoryTrimStatus, residentAnonymousBytes, trimMemoryNow } from "../../lib";
-import { holdMemoryTrim } from "../../lib/device/memory-trim";
+import { Device, Identity, memoryTrimStatus, residentSplit, trimMemoryNow } from "../../lib";
+import { holdMemoryTrim, trimUnderWay } from "../../lib/device/memory-trim";
 
 const MB = 1024 * 1024;
 
@@ -35,10 +35,10 @@ describe("memory trim: the C heap's freed memory goes back to the system", funct
     const pinned = blocks.filter((_, i) => i % 10 === 0);
     blocks = undefined;
     await collectGarbage();
-    const kept = residentAnonymousBytes()!;
+    const kept = residentSplit().anonymousBytes!;
     await pause(200);
     // glibc on its own gives none of the ~70 MB back: resident memory stays where the collection left it.
-    should(kept - residentAnonymousBytes()!).be.below(10 * MB);
+    should(kept - residentSplit().anonymousBytes!).be.below(10 * MB);
     const released = await trimMemoryNow();
     should(released).be.aboveOrEqual(40 * MB, `only ${((released ?? 0) / MB).toFixed(1)} MB of ~70 MB freed went back`);
     should(memoryTrimStatus().trims).be.aboveOrEqual(1);
@@ -64,7 +64,7 @@ describe("memory trim: the C heap's freed memory goes back to the system", funct
     }
     should(memoryTrimStatus().holders).equal(0);
     should(memoryTrimStatus().intervalMs).be.undefined();
-    await pause(200); // a trim under way when the device stopped ends on its own
+    await trimUnderWay(); // one under way when the device stopped ends on its own
     const status = memoryTrimStatus();
     await pause(400);
     should(memoryTrimStatus().trims).equal(status.trims, "trims went on after the last device stopped");
