@@ -19,3 +19,16 @@ export function result(name: string, ours: number, baseline: number, unit: strin
   const round = (n: number) => Math.round(n * 1000) / 1000;
   return { name, ours: round(ours), baseline: round(baseline), unit, ratio: round(ours / baseline), ...(note ? { note } : {}) };
 }
+
+/**
+ * For measures taken in pairs, ours and the baseline one right after the other: the ratio is the median of
+ * the pairs' ratios, which a slow spell of a shared machine moves less than a ratio of the two medians
+ * (a pair shares the spell). ours and baseline are each side's median, for the table.
+ */
+export function pairedResult(name: string, pairs: Array<{ ours: number; baseline: number }>, unit: string, note?: string): BenchResult {
+  const round = (n: number) => Math.round(n * 1000) / 1000;
+  const ours = median(pairs.map((pair) => pair.ours));
+  const baseline = median(pairs.map((pair) => pair.baseline));
+  const ratio = median(pairs.map((pair) => pair.ours / pair.baseline));
+  return { name, ours: round(ours), baseline: round(baseline), unit, ratio: round(ratio), ...(note ? { note } : {}) };
+}

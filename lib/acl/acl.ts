@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { Verb } from "../protocol/wire";
-import { groupOfPrincipal, resourceMatches, Rule, validateRules } from "./rules";
+import { compileResource, type CompiledResource, groupOfPrincipal, Rule, validateRules, VERBS } from "./rules";
 import { type Identity, type RotationStatement, RotationError, verifyRotation } from "../identity";
 import { GROUP_PRINCIPAL_PREFIX, GroupDoc, groupDocId, GroupError, groupPrincipal, REVOKED_GROUP, signGroup, verifyGroup } from "./signed-group";
 
@@ -28,6 +28,22 @@ const DEFAULT_DECISION_CACHE = 10_000;
 /** Up to this many rules that can name a device, its requests are decided without the decision cache. */
 const DIRECT_DECISION_RULES = 16;
 
+/** A rule as a decision weighs it. */
+interface WeighedRule extends CompiledResource {
+  deny: boolean;
+}
+
+/**
+ * What deciding for one device takes, gathered once until the next change: whether it is refused
+ * outright (revoked or retired), and per verb the rules that can name it for that verb.
+ */
+interface DeviceRules {
+  refused: boolean;
+  /** How many rules can name it, any verb. */
+  count: number;
+  byVerb: Map<Verb, WeighedRule[]>;
+}
+
 /**
  * Decides who may do what: rules over principals (a device, a group of public keys, the known peers, any
  * authenticated device), verbs and resources. Deny beats allow; nothing matching means deny, so unknown
@@ -39,8 +55,10 @@ export class Acl extends EventEmitter<AclEvents> {
   private rules: Rule[] = [];
   /** Rules by principal: a decision looks only at the rules that can name the device. */
   private rulesByPrincipal = new Map<string, Rule[]>();
+  /** Each rule's resource pattern, compiled with the rules. */
+  private resources = new Map<Rule, CompiledResource>();
   /** Per device, the rules of its principals (emptied with the principals). */
-  private readonly rulesCache = new Map<string, Rule[]>();
+  private readonly rulesCache = new Map<string, DeviceRules>();
   private readonly groups = new Map<string, GroupDoc>();
   private readonly memberships = new Map<string, Set<string>>();
   /** Revoked keys, each with the owners that revoked it (this device, or an owner whose groups a rule names). */
@@ -65,6 +83,7 @@ export class Acl extends EventEmitter<AclEvents> {
   setRules(rules: unknown): void {
     this.rules = validateRules(rules);
     this.rulesByPrincipal = new Map();
+    this.resources = new Map(this.rules.map((rule) => [rule, compileResource(rule.resource)]));
     for (const rule of this.rules) {
       const list = this.rulesByPrincipal.get(rule.principal);
       if (list) list.push(rule);
@@ -208,14 +227,25 @@ export class Acl extends EventEmitter<AclEvents> {
   authorize(peerId: string, verb: Verb, resource: string): boolean {
     // A device that few rules can name is decided on the spot: cheaper than building a cache key and
     // keeping it (each new topic would add one, and the cache is emptied when full).
-    if (this.rulesFor(peerId).length <= DIRECT_DECISION_RULES) return this.decide(peerId, verb, resource);
+    const rules = this.rulesFor(peerId);
+    if (rules.count <= DIRECT_DECISION_RULES) return decide(rules, verb, resource);
     const key = `${peerId}\u0000${verb}\u0000${resource}`;
     const cached = this.decisions.get(key);
     if (cached !== undefined) return cached;
-    const decision = this.decide(peerId, verb, resource);
+    const decision = decide(rules, verb, resource);
     if (this.decisions.size >= this.cacheSize) this.decisions.clear();
     this.decisions.set(key, decision);
     return decision;
+  }
+
+  /**
+   * authorize(peerId, verb, `${kind}/${topic}`), without joining the two: the wire asks this at both ends
+   * of every message, and the joined string would be built and copied only for the ACL to read.
+   */
+  authorizeTopic(peerId: string, verb: Verb, kind: "msg" | "stream", topic: string): boolean {
+    const rules = this.rulesFor(peerId);
+    if (rules.count <= DIRECT_DECISION_RULES) return decideTopic(rules, verb, kind, topic);
+    return this.authorize(peerId, verb, `${kind}/${topic}`);
   }
 
   /**
@@ -256,23 +286,17 @@ export class Acl extends EventEmitter<AclEvents> {
   }
 
 
-  private decide(peerId: string, verb: Verb, resource: string): boolean {
-    if (this.revoked.has(peerId) || this.rotations.has(peerId)) return false;
-    let allowed = false;
-    for (const rule of this.rulesFor(peerId)) {
-      if (rule.verb !== "*" && rule.verb !== verb) continue;
-      if (!resourceMatches(rule.resource, resource)) continue;
-      if (rule.effect === "deny") return false;
-      allowed = true;
-    }
-    return allowed;
-  }
-
   /** The rules that can name a device: those of each principal it answers to (remembered with them). */
-  private rulesFor(peerId: string): Rule[] {
+  private rulesFor(peerId: string): DeviceRules {
     let rules = this.rulesCache.get(peerId);
     if (rules) return rules;
-    rules = this.principalsOf(peerId).flatMap((principal) => this.rulesByPrincipal.get(principal) ?? []);
+    const naming = this.principalsOf(peerId).flatMap((principal) => this.rulesByPrincipal.get(principal) ?? []);
+    const byVerb = new Map<Verb, WeighedRule[]>();
+    for (const verb of VERBS) {
+      const weighed = naming.filter((rule) => rule.verb === "*" || rule.verb === verb).map((rule) => ({ ...this.resources.get(rule)!, deny: rule.effect === "deny" }));
+      byVerb.set(verb, weighed);
+    }
+    rules = { refused: this.revoked.has(peerId) || this.rotations.has(peerId), count: naming.length, byVerb };
     if (this.rulesCache.size >= this.cacheSize) this.rulesCache.clear();
     this.rulesCache.set(peerId, rules);
     return rules;
@@ -337,4 +361,28 @@ export class Acl extends EventEmitter<AclEvents> {
       this.predecessors.set(to, chain);
     }
   }
+}
+
+/** decide() for a message or stream topic. */
+function decideTopic(rules: DeviceRules, verb: Verb, kind: "msg" | "stream", topic: string): boolean {
+  if (rules.refused) return false;
+  let allowed = false;
+  for (const rule of rules.byVerb.get(verb) ?? []) {
+    if ((rule.topicKind !== kind && rule.topicKind !== "*") || !rule.coversTopic(topic)) continue;
+    if (rule.deny) return false;
+    allowed = true;
+  }
+  return allowed;
+}
+
+/** Deny beats allow; nothing that covers the resource means deny. */
+function decide(rules: DeviceRules, verb: Verb, resource: string): boolean {
+  if (rules.refused) return false;
+  let allowed = false;
+  for (const rule of rules.byVerb.get(verb) ?? []) {
+    if (!rule.covers(resource)) continue;
+    if (rule.deny) return false;
+    allowed = true;
+  }
+  return allowed;
 }

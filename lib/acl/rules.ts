@@ -1,6 +1,6 @@
 import { isDeviceId } from "../identity";
 import type { Verb } from "../protocol/wire";
-import { topicMatchesAt, validatePattern } from "../protocol/topic";
+import { topicMatches, topicMatchesAt, validatePattern } from "../protocol/topic";
 import { parseGroupReference } from "./signed-group";
 
 export const VERBS: readonly Verb[] = ["send", "receive", "read", "write", "relay"];
@@ -71,6 +71,56 @@ export function resourceMatches(pattern: string, resource: string): boolean {
     if (pattern.startsWith(prefix)) return resource.startsWith(prefix) && topicMatchesAt(pattern, prefix.length, resource, prefix.length);
   }
   return pattern === resource;
+}
+
+/** A rule's resource pattern as a test of concrete resources ("msg/factory/line-3/temp", "db/readings"). */
+export type ResourceTest = (resource: string) => boolean;
+/** A message or stream topic pattern as a test of concrete topics. */
+export type TopicTest = (topic: string) => boolean;
+
+/**
+ * A rule's resource pattern, compiled: the test of a whole resource, and for the resources a topic names
+ * (messages and streams), which kind it covers ("*" both) and the test of the topic alone, so that the
+ * wire need not join "msg/" to every topic it asks about. Means the same as resourceMatches.
+ */
+export interface CompiledResource {
+  covers: ResourceTest;
+  topicKind?: "msg" | "stream" | "*";
+  coversTopic: TopicTest;
+}
+
+const never = (): boolean => false;
+const always = (): boolean => true;
+
+export function compileResource(pattern: string): CompiledResource {
+  if (pattern === "*") return { covers: always, topicKind: "*", coversTopic: always };
+  if (pattern === "db/*") return { covers: (resource) => resource.startsWith("db/"), coversTopic: never };
+  const prefix = pattern.startsWith("msg/") ? "msg/" : pattern.startsWith("stream/") ? "stream/" : undefined;
+  if (prefix === undefined) return { covers: (resource) => resource === pattern, coversTopic: never };
+  const coversTopic = topicTest(pattern.slice(prefix.length));
+  return {
+    covers: (resource) => resource.startsWith(prefix) && coversTopic(resource.slice(prefix.length)),
+    topicKind: prefix === "msg/" ? "msg" : "stream",
+    coversTopic,
+  };
+}
+
+/**
+ * The cheapest test that means the same as topicMatches(pattern, ·): most patterns name one topic or
+ * everything under a level ("factory/#"), which a string comparison decides.
+ */
+export function topicTest(pattern: string): TopicTest {
+  if (!pattern.includes("+")) {
+    if (pattern === "#") return always;
+    // "a/#" covers "a" itself and every level under it.
+    if (pattern.endsWith("/#")) {
+      const level = pattern.slice(0, -2);
+      const under = pattern.slice(0, -1);
+      return (topic) => topic === level || topic.startsWith(under);
+    }
+    if (!pattern.includes("#")) return (topic) => topic === pattern;
+  }
+  return (topic) => topicMatches(pattern, topic);
 }
 
 /** The owner and name of the group a principal names ("group:<name>" is one of `selfId`'s own). */

@@ -91,7 +91,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     this.acl = new Acl({ selfId: options.identity.deviceId, rules: options.acl?.rules, isKnown: (id) => this.peers.has(id) });
     this.acl.on("rejected", (info) => this.emit("rejected", info));
     this.authorization = new Authorization(this.acl, options.authorize);
-    const { authorize } = this.authorization;
+    const { authorize, authorizeTopic } = this.authorization;
     this.peerTable = new PeerTable({
       maxPeers: options.discovery?.maxPeers,
       isTrusted: (id) => this.peers.has(id),
@@ -103,6 +103,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       port: options.port,
       limits: options.limits,
       authorize,
+      authorizeTopic,
       permits: (peerId, verb, prefix) => this.authorization.permits(peerId, verb, prefix),
       receiver: {
         acceptMessage: (message) => this.inbox.acceptMessage(message),
@@ -126,7 +127,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       void this.outbox.recheck();
     });
     this.pool = new ClientPool(options.identity, { idleMs: options.idleConnectionMs, onIdentityMismatch: (peer, answeredBy) => this.keyChanged(peer.id, peer.address, answeredBy), onPeerKey: (peerId, spki) => this.keyBook.learn(peerId, spki) });
-    this.outbox = new Outbox(this.pool, authorize, (id) => this.peers.label(id), this.traffic);
+    this.outbox = new Outbox(this.pool, authorize, authorizeTopic, (id) => this.peers.label(id), this.traffic);
     this.system = new SystemStorage(options.storageDir, (err) => this.emit("warning", err, "storage"));
     this.groups = new DeviceGroups({ identity: options.identity, acl: this.acl, knows: (owner) => this.peers.has(owner) || this.desk.isPaired(owner), save: (doc) => this.system.saveGroup(doc) });
     this.transports = new DeviceTransports({
@@ -276,7 +277,8 @@ export class Device extends EventEmitter<DeviceEvents> {
     return this.groups.set(REVOKED_GROUP, [...new Set(ids.flatMap((id) => [id, ...this.acl.successorsOf(id)]))]);
   }
 
-  set authorize(authorize: Authorizer) {
+  /** A function that decides instead of the ACL (a flow's); undefined gives the decisions back to the ACL. */
+  set authorize(authorize: Authorizer | undefined) {
     this.authorization.replace(authorize);
   }
 

@@ -1,6 +1,6 @@
 import type { Readable } from "node:stream";
 import { WireError } from "../protocol/errors";
-import { onDecision, type Ack, type Authorizer } from "../protocol/wire";
+import { onDecision, type Ack, type Authorizer, type TopicAuthorizer } from "../protocol/wire";
 import type { Traffic } from "./traffic";
 import type { Answer, ClientPool, PeerEndpoint, RequestOptions, SendOptions, StreamOptions } from "../wire/client-pool";
 
@@ -14,13 +14,15 @@ export class Outbox {
   constructor(
     private readonly pool: ClientPool,
     private readonly authorize: Authorizer,
+    /** The same decisions, for a topic with its kind apart. */
+    private readonly authorizeTopic: TopicAuthorizer,
     private readonly label: (id: string) => string,
     private readonly traffic?: Traffic,
   ) {}
 
   async send(endpoint: () => PeerEndpoint, topic: string, payload: unknown, options?: SendOptions): Promise<Ack> {
     const target = endpoint();
-    const decided = this.ensureMayReceive(target.id, `msg/${topic}`);
+    const decided = this.ensureMayReceive(target.id, "msg", topic);
     if (decided) await decided;
     const ack = await this.pool.message(target, topic, payload, options);
     if (!ack.duplicate) this.traffic?.sent(target.id, "msg", ack.bytes);
@@ -29,7 +31,7 @@ export class Outbox {
 
   async request(endpoint: () => PeerEndpoint, topic: string, payload: unknown, options?: RequestOptions): Promise<Answer> {
     const target = endpoint();
-    await this.ensureMayReceive(target.id, `msg/${topic}`);
+    await this.ensureMayReceive(target.id, "msg", topic);
     const answer = await this.pool.ask(target, topic, payload, options);
     if (!answer.ack.duplicate) this.traffic?.sent(target.id, "msg", answer.ack.bytes);
     return answer;
@@ -39,7 +41,7 @@ export class Outbox {
     let target: PeerEndpoint;
     try {
       target = endpoint();
-      await this.ensureMayReceive(target.id, `stream/${topic}`);
+      await this.ensureMayReceive(target.id, "stream", topic);
     } catch (err) {
       body.destroy();
       throw err;
@@ -65,9 +67,9 @@ export class Outbox {
   }
 
   /** Throws when the ACL refuses; synchronously when it decides synchronously (onDecision). */
-  private ensureMayReceive(peerId: string, resource: string): void | Promise<void> {
-    return onDecision(this.authorize(peerId, "receive", resource), (allowed) => {
-      if (!allowed) throw new WireError("REFUSED", `this device's ACL does not let ${this.label(peerId)} receive ${resource}`);
+  private ensureMayReceive(peerId: string, kind: "msg" | "stream", topic: string): void | Promise<void> {
+    return onDecision(this.authorizeTopic(peerId, "receive", kind, topic), (allowed) => {
+      if (!allowed) throw new WireError("REFUSED", `this device's ACL does not let ${this.label(peerId)} receive ${kind}/${topic}`);
     });
   }
 }

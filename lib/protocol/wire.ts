@@ -43,6 +43,13 @@ export type Verb = "send" | "receive" | "read" | "write" | "relay";
 export type Authorizer = (peerId: string, verb: Verb, resource: string) => boolean | Promise<boolean>;
 
 /**
+ * An Authorizer asked about a message or stream topic with its kind apart: it must answer as the
+ * Authorizer does for `${kind}/${topic}`. Asked at both ends of every message, and cheaper than
+ * building the joined string for each.
+ */
+export type TopicAuthorizer = (peerId: string, verb: Verb, kind: "msg" | "stream", topic: string) => boolean | Promise<boolean>;
+
+/**
  * Runs `then` on an authorizer's decision: at once when it decided synchronously (the ACL does), else
  * when its promise settles. Awaiting a synchronous decision cost each message a microtask turn.
  */

@@ -18,7 +18,7 @@ import { CONNECTION_WINDOW_BYTES, DEFAULT_LIMITS, FLOW_SETTINGS, WireLimits } fr
 import { decodePayload } from "./payload";
 import type { Socket } from "node:net";
 import { serveChannel } from "./channel";
-import { Ack, Authorizer, BATCH_PATH, onDecision, CHANNEL_PATH, DatabaseTarget, databaseTarget, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, ROTATION_PATH, STREAM_PATH, topicFromPath, type Verb } from "../protocol/wire";
+import { Ack, Authorizer, BATCH_PATH, onDecision, CHANNEL_PATH, type TopicAuthorizer, DatabaseTarget, databaseTarget, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, ROTATION_PATH, STREAM_PATH, topicFromPath, type Verb } from "../protocol/wire";
 import { validateTopic } from "../protocol/topic";
 import { RecentIds } from "./recent-ids";
 
@@ -71,6 +71,8 @@ export interface WireServerOptions {
   host?: string;
   port?: number;
   authorize: Authorizer;
+  /** The same decisions for message and stream topics, asked with the kind apart (joiningTopic(authorize) when left out). */
+  authorizeTopic?: TopicAuthorizer;
   /**
    * Whether some rule could let the peer do `verb` on a resource under `prefix` (any verb, any resource
    * when left out). Asked before a body is read and when a connection arrives, so that a device no rule
@@ -508,7 +510,8 @@ export class WireServer extends EventEmitter<WireServerEvents> {
 
   /** Throws when the ACL refuses; synchronously when it decides synchronously (onDecision), so a batch's messages are not awaited one by one. */
   private ensureAllowed(peerId: string, kind: "msg" | "stream", topic: string): void | Promise<void> {
-    return onDecision(this.authorize(peerId, "send", `${kind}/${topic}`), (allowed) => {
+    const decision = this.options.authorizeTopic ? this.options.authorizeTopic(peerId, "send", kind, topic) : this.authorize(peerId, "send", `${kind}/${topic}`);
+    return onDecision(decision, (allowed) => {
       if (allowed) return;
       this.emit("refused", { peerId, kind: "acl", reason: `not allowed to send to ${kind}/${topic}` });
       throw new WireError("REFUSED", `device ${peerId} is not allowed to send to ${kind}/${topic}`);

@@ -61,6 +61,27 @@ describe("ACL enforced on the wire", () => {
     return created;
   }
 
+  it("decides messages and streams at both ends without joining kind and topic into a resource, and an authorize function set to undefined gives the decisions back to the ACL", async () => {
+    const a = Identity.generate();
+    const b = await device(Identity.generate(), { rules: [{ effect: "allow", principal: `device:${a.deviceId}`, verb: "send", resource: "msg/door/#" }, { effect: "allow", principal: `device:${a.deviceId}`, verb: "send", resource: "stream/camera/#" }] });
+    b.onMessage("#", () => undefined);
+    b.onStream("#", async (stream) => void (await stream.body.toArray()));
+    const sender = await device(a, { peers: [b], rules: [{ effect: "allow", principal: `device:${b.id}`, verb: "receive", resource: "*" }] });
+    const joined: string[] = [];
+    for (const end of [sender, b]) {
+      const authorize = end.acl.authorize.bind(end.acl);
+      end.acl.authorize = (peerId, verb, resource) => (joined.push(resource), authorize(peerId, verb, resource));
+    }
+    should((await sender.send(b.id, "door/front", "open")).receivers).equal(1);
+    await should(sender.send(b.id, "window/front", "open")).be.rejectedWith({ code: "REFUSED", message: /not allowed to send to msg\/window\/front/ });
+    should((await sender.sendStream(b.id, "camera/1", Readable.from([Buffer.alloc(1000)]))).bytes).equal(1000);
+    should(joined).eql([]);
+    b.authorize = () => true;
+    should((await sender.send(b.id, "window/front", "open")).receivers).equal(1);
+    b.authorize = undefined;
+    await should(sender.send(b.id, "window/front", "open")).be.rejectedWith({ code: "REFUSED" });
+  });
+
   it("allows and denies send on messages and on streams per topic pattern, through real TLS", async () => {
     const a = Identity.generate();
     const b = await device(Identity.generate(), {

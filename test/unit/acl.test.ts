@@ -1,5 +1,6 @@
 import should from "should";
-import { Acl, AclError, GroupError, Identity, signGroup, verifyGroup } from "../../lib";
+import { Acl, AclError, GroupError, Identity, resourceMatches, REVOKED_GROUP, signGroup, verifyGroup, VERBS } from "../../lib";
+import { compileResource } from "../../lib/acl/rules";
 
 describe("Acl rules", () => {
   const self = Identity.generate();
@@ -92,6 +93,56 @@ describe("Acl rules", () => {
     acl.acceptGroup(signGroup(other, "family", [stranger], 1));
     should(acl.authorize(stranger, "send", "msg/x")).be.false(); // not in *our* family
     should(acl.authorize(stranger, "read", "db/x")).be.true();
+  });
+
+  it("compiles each resource pattern to tests that agree with resourceMatches, on 100,000 random patterns and resources", () => {
+    let seed = 11;
+    const random = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n);
+    const pick = <T>(from: T[]): T => from[random(from.length)];
+    const levels = (from: string[]): string => Array.from({ length: 1 + random(4) }, () => pick(from)).join("/");
+    let covered = 0;
+    for (let i = 0; i < 100_000; i++) {
+      const pattern = pick(["*", "db/*", "mesh", "db/a", `msg/${levels(["a", "b", "ab", "+", "#"])}`, `stream/${levels(["a", "b", "+", "#"])}`]);
+      const kind = pick(["msg", "stream", "db"]);
+      const topic = levels(["a", "b", "ab", "ba", ""]);
+      const resource = `${kind}/${topic}`;
+      const expected = resourceMatches(pattern, resource);
+      const compiled = compileResource(pattern);
+      if (compiled.covers(resource) !== expected) should.fail(compiled.covers(resource), expected, `${pattern} covers ${resource}`);
+      if (kind !== "db") {
+        const byTopic = (compiled.topicKind === kind || compiled.topicKind === "*") && compiled.coversTopic(topic);
+        if (byTopic !== expected) should.fail(byTopic, expected, `${pattern} covers the ${kind} topic ${topic}`);
+      }
+      if (expected) covered++;
+    }
+    should(covered).be.within(5_000, 95_000);
+  });
+
+  it("decides a topic given apart from its kind as it decides the joined resource, with few rules naming the device and many, and for a revoked key", () => {
+    let seed = 5;
+    const random = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n);
+    const pick = <T>(from: T[]): T => from[random(from.length)];
+    const topics = ["door", "door/front", "door/front/lock", "room/1", "room/2/temp", "a"];
+    for (let policy = 0; policy < 200; policy++) {
+      const rules = Array.from({ length: 1 + random(policy % 2 ? 30 : 8) }, () => ({
+        effect: pick(["allow", "allow", "deny"]),
+        principal: pick(["group:family", `device:${alice}`, "known", "any", `device:${bob}`]),
+        verb: pick([...VERBS, "*"]),
+        resource: pick(["*", "db/*", "mesh", "msg/#", "msg/door/#", "msg/door/front", "msg/+/1", "stream/#", "stream/room/#", "msg/room/+/temp"]),
+      }));
+      const acl = aclWith(rules, [alice]);
+      if (policy % 5 === 0) should(acl.acceptGroup(signGroup(self, REVOKED_GROUP, [alice], 1))).be.true();
+      for (const peer of [alice, bob, stranger]) {
+        for (const verb of VERBS) {
+          for (const kind of ["msg", "stream"] as const) {
+            for (const topic of topics) {
+              const joined = acl.authorize(peer, verb, `${kind}/${topic}`);
+              should(acl.authorizeTopic(peer, verb, kind, topic)).equal(joined, `${JSON.stringify(rules)}: ${verb} ${kind}/${topic}`);
+            }
+          }
+        }
+      }
+    }
   });
 
   it("refuses malformed rules, naming each problem", () => {
