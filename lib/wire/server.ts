@@ -126,7 +126,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
   /** Incoming streams in progress, so that a revoked permission can end them. */
   private readonly openStreams = new Set<{ peerId: string; resource: string; stream: ServerHttp2Stream }>();
   readonly limits: WireLimits;
-  authorize: Authorizer;
+  readonly authorize: Authorizer;
 
   constructor(private readonly options: WireServerOptions) {
     super();
