@@ -11,7 +11,7 @@ export interface BatchItem {
 
 export type BatchOutcome = { ack: Ack } | { error: WireErrorCode; reason: string; status: number };
 
-const MAX_ITEM_HEADER_BYTES = 2048;
+export const MAX_ITEM_HEADER_BYTES = 2048;
 
 /** Bodies the client puts in one batch at most (a larger message goes on its own). */
 export const MAX_BATCH_BODY_BYTES = 256 * 1024;

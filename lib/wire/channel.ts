@@ -2,14 +2,16 @@ import http2, { type ClientHttp2Stream, type ServerHttp2Stream } from "node:http
 import { WireError } from "../protocol/errors";
 import { CHANNEL_CONTENT_TYPE } from "../protocol/wire";
 import { errorFromResponse } from "./http2-io";
-import { type BatchOutcome, MAX_BATCH_REQUEST_BYTES } from "./batch";
+import { type BatchItem, type BatchOutcome, MAX_BATCH_REQUEST_BYTES } from "./batch";
+import { decodeOutcomes, encodeItems, encodeOutcomes } from "./channel-codec";
 
 /**
  * The message channel: one long-lived HTTP/2 stream per peer that carries batches of messages one way
  * and their outcomes the other, as frames of [u32 length][u32 frame id][body]. A request per message
  * costs Node's http2 a stream, headers both ways and several objects; a frame costs a few bytes. The
- * frames' bodies are exactly the /batch request's and answer's, so ids, dedupe, per-message ACL
- * decisions and refusal reasons are those of /batch.
+ * frames carry what a /batch request and its answer carry, in binary (lib/wire/channel-codec.ts), and
+ * each batch is handled as a /batch request is, so ids, dedupe, per-message ACL decisions and refusal
+ * reasons are those of /batch.
  */
 
 const FRAME_HEADER = 8;
@@ -105,7 +107,7 @@ export function serveChannel(stream: ServerHttp2Stream, host: ChannelHost): Prom
       pending -= 1;
       host.release(frame.body.length);
       charged -= frame.body.length;
-      if (!stream.destroyed) stream.write(encodeFrame(frame.id, Buffer.from(JSON.stringify(outcomes))));
+      if (!stream.destroyed) stream.write(encodeFrame(frame.id, encodeOutcomes(outcomes)));
       if (pending < MAX_CHANNEL_FRAMES_PENDING && stream.isPaused()) stream.resume();
       if (ended && pending === 0 && !stream.destroyed) stream.end();
     };
@@ -152,6 +154,8 @@ export class ChannelUnsupported extends WireError {
 }
 
 interface Waiting {
+  /** The batch sent, which its answer's acks are read against. */
+  sent: BatchItem[];
   resolve(outcomes: BatchOutcome[]): void;
   reject(err: Error): void;
   timer: NodeJS.Timeout;
@@ -215,9 +219,9 @@ export class ClientChannel {
       this.waiting.delete(frame.id);
       clearTimeout(waiter.timer);
       try {
-        waiter.resolve(JSON.parse(frame.body.toString("utf8")) as BatchOutcome[]);
-      } catch {
-        waiter.reject(new WireError("REMOTE_ERROR", "the peer's answer on the message channel is not JSON"));
+        waiter.resolve(decodeOutcomes(frame.body, waiter.sent));
+      } catch (err) {
+        waiter.reject(err as Error);
       }
     }
     this.armIdle();
@@ -229,8 +233,9 @@ export class ClientChannel {
   }
 
   /** Sends one batch; resolves with its outcomes, rejects with TIMEOUT or when the channel breaks. */
-  exchange(body: Buffer, timeoutMs: number): Promise<BatchOutcome[]> {
+  exchange(sent: BatchItem[], timeoutMs: number): Promise<BatchOutcome[]> {
     if (this.failure) return Promise.reject(this.failure);
+    const body = encodeItems(sent);
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
     clearTimeout(this.idleTimer);
@@ -240,7 +245,7 @@ export class ClientChannel {
         reject(new WireError("TIMEOUT", `no answer within ${timeoutMs} ms`));
         this.armIdle();
       }, timeoutMs);
-      this.waiting.set(id, { resolve, reject, timer });
+      this.waiting.set(id, { sent, resolve, reject, timer });
       this.stream.write(encodeFrame(id, body));
     });
   }

@@ -212,13 +212,12 @@ export class ClientPool {
     const { peer } = lane;
     lane.inFlight += 1;
     const timeoutMs = Math.max(...batch.map((item) => item.timeoutMs));
-    const body = encodeBatch(batch);
     try {
       let outcomes: BatchOutcome[];
       for (let attempt = 1; ; attempt++) {
         const pooled = await this.session(peer);
         try {
-          outcomes = await this.channelOn(peer, pooled).exchange(body, timeoutMs);
+          outcomes = await this.channelOn(peer, pooled).exchange(batch, timeoutMs);
           break;
         } catch (err) {
           if (err instanceof ChannelUnsupported) throw err;

@@ -18,6 +18,7 @@ import { CONNECTION_WINDOW_BYTES, DEFAULT_LIMITS, FLOW_SETTINGS, WireLimits } fr
 import { decodePayload } from "./payload";
 import type { Socket } from "node:net";
 import { serveChannel } from "./channel";
+import { decodeItems } from "./channel-codec";
 import { Ack, Authorizer, BATCH_PATH, onDecision, CHANNEL_PATH, type TopicAuthorizer, DatabaseTarget, databaseTarget, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, ROTATION_PATH, STREAM_PATH, topicFromPath, type Verb } from "../protocol/wire";
 import { validateTopic } from "../protocol/topic";
 import { RecentIds } from "./recent-ids";
@@ -495,7 +496,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
   private async serveChannel(stream: ServerHttp2Stream, peerId: string): Promise<void> {
     this.ensureMaySendMessages(peerId);
     await serveChannel(stream, {
-      handle: (body) => this.startBatch(peerId, decodeBatch(body, MAX_BATCH_ITEMS)),
+      handle: (body) => this.startBatch(peerId, decodeItems(body, MAX_BATCH_ITEMS)),
       charge: (bytes) => this.budget.take(peerId, bytes),
       release: (bytes) => this.budget.release(peerId, bytes),
     });

@@ -4,6 +4,7 @@ import { Device } from "../../lib";
 import { WireError } from "../../lib/protocol/errors";
 import { encodeBatch } from "../../lib/wire/batch";
 import { encodeFrame, FrameReader } from "../../lib/wire/channel";
+import { decodeOutcomes, encodeItems } from "../../lib/wire/channel-codec";
 import { devicePair, stopAll } from "../helpers/devices";
 import { rawRequest, rawSession } from "../helpers/raw-client";
 
@@ -114,16 +115,18 @@ describe("wire: the message channel (one stream per peer, batches as frames)", (
     should(await resetWith(oversized)).equal(http2.constants.NGHTTP2_PROTOCOL_ERROR);
     const unreadable = open();
     unreadable.on("error", () => undefined);
-    unreadable.write(encodeFrame(1, Buffer.from([0, 0, 0, 3, 0x7b, 0x7b, 0x7b])));
+    // An id of 2 bytes, a topic said to be 3 bytes long, then nothing: cut short.
+    unreadable.write(encodeFrame(1, Buffer.from([0, 2, 0x6d, 0x31, 0, 3])));
     should(await resetWith(unreadable)).equal(http2.constants.NGHTTP2_PROTOCOL_ERROR);
     // The same connection still carries a good frame, answered with its outcome.
     let got = 0;
     b.onMessage("t", () => void got++);
     const good = open();
     const reader = new FrameReader();
-    const answer = new Promise<unknown>((resolve) => good.on("data", (chunk: Buffer) => reader.push(chunk).forEach((frame) => resolve(JSON.parse(frame.body.toString())))));
-    good.write(encodeFrame(7, encodeBatch([{ id: "m1", topic: "t", contentType: "application/json", body: Buffer.from("1") }])));
-    should(await answer).match([{ ack: { id: "m1", receivers: 1 } }]);
+    const sent = [{ id: "m1", topic: "t", contentType: "application/json", body: Buffer.from("1") }];
+    const answer = new Promise<unknown>((resolve) => good.on("data", (chunk: Buffer) => reader.push(chunk).forEach((frame) => resolve(decodeOutcomes(frame.body, sent)))));
+    good.write(encodeFrame(7, encodeItems(sent)));
+    should(await answer).eql([{ ack: { id: "m1", topic: "t", receivers: 1, bytes: 1 } }]);
     should(got).equal(1);
     good.end();
     session.destroy();
