@@ -14,6 +14,8 @@ export const BATCH_CONTENT_TYPE = "application/x-peer-mesh-batch";
 export const CHANNEL_PATH = "/channel";
 export const CHANNEL_CONTENT_TYPE = "application/x-peer-mesh-channel";
 export const HEADER_MESSAGE_ID = "x-peer-mesh-id";
+/** A message id is 1 to this many characters (a flow may give its own, e.g. to send again after a restart). */
+export const MAX_MESSAGE_ID_CHARS = 128;
 export const HEADER_ERROR_CODE = "x-peer-mesh-error";
 /** A successful answer is headers only: the ack travels as JSON in this header, with no DATA frame. */
 export const HEADER_ACK = "x-peer-mesh-ack";

@@ -1,5 +1,5 @@
 import { WireError, type WireErrorCode } from "../protocol/errors";
-import type { Ack } from "../protocol/wire";
+import { type Ack, MAX_MESSAGE_ID_CHARS } from "../protocol/wire";
 
 /** One message inside a batch request: what a single /msg request carries in its path and headers. */
 export interface BatchItem {
@@ -63,7 +63,7 @@ export function decodeBatch(buffer: Buffer, maxItems: number): BatchItem[] {
       throw new WireError("BAD_REQUEST", `item ${items.length + 1} has an unreadable header`);
     }
     const { id, topic, contentType } = header ?? {};
-    if (typeof id !== "string" || !id || id.length > 128 || typeof topic !== "string" || typeof contentType !== "string") {
+    if (typeof id !== "string" || !id || id.length > MAX_MESSAGE_ID_CHARS || typeof topic !== "string" || typeof contentType !== "string") {
       throw new WireError("BAD_REQUEST", `item ${items.length + 1} lacks an id, topic or content type`);
     }
     const body = take(take(4, "body length").readUInt32BE(), "body");

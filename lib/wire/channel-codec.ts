@@ -1,5 +1,5 @@
 import { WireError, type WireErrorCode } from "../protocol/errors";
-import type { Ack } from "../protocol/wire";
+import { type Ack, MAX_MESSAGE_ID_CHARS } from "../protocol/wire";
 import { type BatchItem, type BatchOutcome, MAX_ITEM_HEADER_BYTES } from "./batch";
 
 /**
@@ -19,7 +19,6 @@ const ACK = 0;
 const FAILURE = 1;
 /** A refusal's reason is cut to this many characters (at most 3 bytes each in UTF-8: under u16). */
 const MAX_REASON_CHARS = 4096;
-const MAX_ID_CHARS = 128;
 
 export function encodeItems(items: BatchItem[]): Buffer {
   const lengths = new Array<number>(items.length * 3);
@@ -60,7 +59,7 @@ export function decodeItems(buffer: Buffer, maxItems: number): BatchItem[] {
     const contentType = reader.text(reader.u8("content type length"), "content type");
     // The same bound as a /batch item's JSON header, so that a frame's size limit bounds its messages.
     if (reader.at - headerStart > MAX_ITEM_HEADER_BYTES) throw new WireError("BAD_REQUEST", `item ${items.length + 1} has a header of ${reader.at - headerStart} bytes`);
-    if (id.length === 0 || id.length > MAX_ID_CHARS) throw new WireError("BAD_REQUEST", `item ${items.length + 1} lacks an id, topic or content type`);
+    if (id.length === 0 || id.length > MAX_MESSAGE_ID_CHARS) throw new WireError("BAD_REQUEST", `item ${items.length + 1} lacks an id, topic or content type`);
     const body = reader.bytes(reader.u32("body length"), "body");
     items.push({ id, topic, contentType, body });
   }

@@ -11,7 +11,7 @@ import { BatchItem, BatchOutcome, encodeBatch, MAX_BATCH_BODY_BYTES, MAX_BATCH_I
 import { WireError, wireErrorFromResponse } from "../protocol/errors";
 import { ackFromResponse, errorFromResponse, readResponse, setIdleTimeout, ClientResponse } from "./http2-io";
 import { decodePayload, encodePayload } from "./payload";
-import { Ack, BATCH_CONTENT_TYPE, BATCH_PATH, CHANNEL_CONTENT_TYPE, CHANNEL_PATH, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, STREAM_PATH, topicPath } from "../protocol/wire";
+import { Ack, BATCH_CONTENT_TYPE, BATCH_PATH, CHANNEL_CONTENT_TYPE, CHANNEL_PATH, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_MESSAGE_ID_CHARS, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, STREAM_PATH, topicPath } from "../protocol/wire";
 import { CONNECTION_WINDOW_BYTES, FLOW_SETTINGS } from "./limits";
 import { validateTopic } from "../protocol/topic";
 
@@ -102,6 +102,16 @@ const MAX_CHANNEL_FRAMES_IN_FLIGHT = 4;
 /** A channel with nothing in flight ends after this (the listener would cut it at its 30 s stream timeout). */
 const CHANNEL_IDLE_MS = 10_000;
 
+/**
+ * The id a flow gave (checked here: the listener refuses a whole batch that holds a bad one, so one bad
+ * id would take the messages sent with it down too), or a new one.
+ */
+function messageId(given: string | undefined): string {
+  if (given === undefined) return randomUUID();
+  if (typeof given !== "string" || given.length === 0 || given.length > MAX_MESSAGE_ID_CHARS) throw new WireError("BAD_REQUEST", `a message id is 1 to ${MAX_MESSAGE_ID_CHARS} characters`);
+  return given;
+}
+
 /** The first messages of a queue that fit one batch (one at least, however large). */
 function takeBatch(queue: Queued[]): Queued[] {
   let bytes = 0;
@@ -163,7 +173,7 @@ export class ClientPool {
   async message(peer: PeerEndpoint, topic: string, payload: unknown, options: SendOptions = {}): Promise<Ack> {
     validateTopic(topic);
     const { body, contentType } = encodePayload(payload);
-    const item: Outgoing = { id: options.id ?? randomUUID(), topic, contentType, body, timeoutMs: options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS };
+    const item: Outgoing = { id: messageId(options.id), topic, contentType, body, timeoutMs: options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS };
     if (this.closed) throw new WireError("CLOSED", "the device is stopping");
     if (body.length <= MAX_BATCH_BODY_BYTES && !this.withoutChannel.has(peer.id)) return this.viaChannel(peer, item);
     return this.viaRequests(peer, item);
@@ -275,7 +285,7 @@ export class ClientPool {
       ":path": topicPath(MESSAGE_PATH, topic),
       "content-type": contentType,
       "content-length": body.length,
-      [HEADER_MESSAGE_ID]: options.id ?? randomUUID(),
+      [HEADER_MESSAGE_ID]: messageId(options.id),
       [HEADER_REPLY_WITHIN]: String(replyWithinMs),
     };
     const response = await this.post(peer, headers, body, (options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS) + replyWithinMs);
@@ -363,7 +373,14 @@ export class ClientPool {
 
   /** Sends a Readable as one stream; HTTP/2 flow control holds the source back when the peer is slower. */
   async stream(peer: PeerEndpoint, topic: string, body: Readable, options: StreamOptions = {}): Promise<Ack> {
-    validateTopic(topic);
+    let id: string;
+    try {
+      validateTopic(topic);
+      id = messageId(options.id);
+    } catch (err) {
+      body.destroy();
+      throw err;
+    }
     const pooled = await this.session(peer).catch((err: unknown) => {
       body.destroy();
       throw this.describe(err, peer);
@@ -372,7 +389,7 @@ export class ClientPool {
       ":method": "POST",
       ":path": topicPath(STREAM_PATH, topic),
       "content-type": "application/octet-stream",
-      [HEADER_MESSAGE_ID]: options.id ?? randomUUID(),
+      [HEADER_MESSAGE_ID]: id,
     });
     const idleMs = options.idleMs ?? DEFAULT_STREAM_IDLE_MS;
     const response = readResponse(request);

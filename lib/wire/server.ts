@@ -19,7 +19,7 @@ import { decodePayload } from "./payload";
 import type { Socket } from "node:net";
 import { serveChannel } from "./channel";
 import { decodeItems } from "./channel-codec";
-import { Ack, Authorizer, BATCH_PATH, onDecision, CHANNEL_PATH, type TopicAuthorizer, DatabaseTarget, databaseTarget, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, ROTATION_PATH, STREAM_PATH, topicFromPath, type Verb } from "../protocol/wire";
+import { Ack, Authorizer, BATCH_PATH, onDecision, CHANNEL_PATH, type TopicAuthorizer, DatabaseTarget, databaseTarget, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_MESSAGE_ID_CHARS, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, ROTATION_PATH, STREAM_PATH, topicFromPath, type Verb } from "../protocol/wire";
 import { validateTopic } from "../protocol/topic";
 import { RecentIds } from "./recent-ids";
 
@@ -381,7 +381,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       throw err instanceof WireError ? err : new WireError("BAD_REQUEST", "the topic in the path is not valid percent-encoding");
     }
     const id = headers[HEADER_MESSAGE_ID];
-    if (typeof id !== "string" || id.length === 0 || id.length > 128) throw new WireError("BAD_REQUEST", `the ${HEADER_MESSAGE_ID} header is missing or too long`);
+    if (typeof id !== "string" || id.length === 0 || id.length > MAX_MESSAGE_ID_CHARS) throw new WireError("BAD_REQUEST", `the ${HEADER_MESSAGE_ID} header is missing or too long`);
     if (prefix === STREAM_PATH) {
       await this.ensureAllowed(peerId, "stream", topic);
       return this.serveStream(stream, { id, from: peerId, topic });

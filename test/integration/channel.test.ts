@@ -1,4 +1,5 @@
 import http2, { type Http2SecureServer, type ServerHttp2Stream } from "node:http2";
+import { Readable } from "node:stream";
 import should from "should";
 import { Device } from "../../lib";
 import { WireError } from "../../lib/protocol/errors";
@@ -102,6 +103,21 @@ describe("wire: the message channel (one stream per peer, batches as frames)", (
     should(server.pendingBodies.bytes).equal(before);
     for (const release of held) release();
     await Promise.all([first, second]);
+  });
+
+  it("refuses a message id longer than 128 characters at the sender, and the messages sent in the same turn still arrive", async () => {
+    ({ a, b } = await devicePair());
+    const delivered: string[] = [];
+    b.onMessage("t", (message) => void delivered.push(message.id));
+    await a.send("b", "t", 0); // the channel is open: the next sends of this turn leave as one frame
+    const sends = ["ok-1", "x".repeat(129), "ok-2", ""].map((id) => a!.send("b", "t", 1, { id }));
+    const settled = await Promise.allSettled(sends);
+    should(settled.map((outcome) => outcome.status)).eql(["fulfilled", "rejected", "fulfilled", "rejected"]);
+    should((settled[1] as PromiseRejectedResult).reason).match({ code: "BAD_REQUEST", message: /1 to 128 characters/ });
+    should(delivered.slice(1)).eql(["ok-1", "ok-2"]);
+    const body = new Readable({ read() {} });
+    await should(a.sendStream("b", "t", body, { id: "y".repeat(129) })).be.rejectedWith({ code: "BAD_REQUEST" });
+    should(body.destroyed).be.true();
   });
 
   it("ends a channel that sends an oversized or unreadable frame, not the connection, and serves the next", async () => {

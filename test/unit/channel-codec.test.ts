@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import should from "should";
 import { WireError } from "../../lib";
 import { type BatchItem, type BatchOutcome, decodeBatch, encodeBatch } from "../../lib/wire/batch";
@@ -59,6 +60,24 @@ describe("the message channel's binary frames", () => {
     should(() => decodeItems(encodeItems([items[0], { ...items[1], id: "x".repeat(129) }]), 256)).throw({ code: "BAD_REQUEST", message: /item 2 lacks an id/ });
     should(() => decodeItems(encodeItems([items[0], items[1], items[0]]), 2)).throw({ code: "BAD_REQUEST", message: /at most 2 messages/ });
     should(() => decodeItems(encodeItems([{ ...items[0], topic: "t".repeat(3_000) }]), 256)).throw({ code: "BAD_REQUEST", message: /item 1 has a header of 30\d\d bytes/ });
+  });
+
+  it("reads 5,000 random and mutated frames either as messages and outcomes or as a WireError, never anything else", () => {
+    const valid = encodeItems([item(), item(), item()]);
+    const answer = encodeOutcomes([{ ack: { id: "a", topic: "t", receivers: 1, bytes: 1 } }, { error: "REFUSED", reason: "no", status: 403 }]);
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.tuple(fc.nat(valid.length - 1), fc.nat(255)).map(([at, byte]) => Uint8Array.from(valid).fill(byte, at, at + 1)), fc.tuple(fc.nat(answer.length - 1), fc.nat(255)).map(([at, byte]) => Uint8Array.from(answer).fill(byte, at, at + 1))), (bytes) => {
+        const buffer = Buffer.from(bytes);
+        for (const read of [() => decodeItems(buffer, 256), () => decodeOutcomes(buffer, [item(), item(), item()])]) {
+          try {
+            read();
+          } catch (err) {
+            if (!(err instanceof WireError)) throw err;
+          }
+        }
+      }),
+      { numRuns: 5_000, seed: 42 },
+    );
   });
 
   it("refuses an answer cut short, with an unknown outcome or with more outcomes than messages, as the peer's fault", () => {
