@@ -33,6 +33,11 @@ export class RecentIds {
     return true;
   }
 
+  /** Whether `sender`'s id is remembered. */
+  has(sender: string, id: string): boolean {
+    return this.bySender.get(sender)?.has(id) ?? false;
+  }
+
   /** Forgets an id (its ring slot is reused later; deleting a missing id then is harmless). */
   delete(sender: string, id: string): void {
     const ids = this.bySender.get(sender);

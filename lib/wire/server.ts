@@ -66,6 +66,8 @@ const MAX_PAIRING_BODY = 4096;
 const MAX_HEADER_LIST_BYTES = 16 * 1024;
 const MAX_HEADER_PAIRS = 64;
 const MAX_PEER_RESETS_PER_SECOND = 100;
+/** Stream ids remembered (streams are fewer than messages, each remembered for its repeats). */
+const REMEMBERED_STREAM_IDS = 1_000;
 
 export interface WireServerOptions {
   identity: Identity;
@@ -123,6 +125,10 @@ export class WireServer extends EventEmitter<WireServerEvents> {
   private readonly budget: BodyBudget;
   private readonly resets = new WeakMap<Http2Session, { since: number; count: number }>();
   private readonly seen: RecentIds;
+  /** Ids of the streams each peer sent that reached the flow whole (a repeat is drained and acked as a duplicate). */
+  private readonly streamsDone = new RecentIds(REMEMBERED_STREAM_IDS);
+  /** Streams being received, by sender and id: a repeat that arrives meanwhile waits for the outcome. */
+  private readonly streamsUnderWay = new Map<string, Promise<unknown>>();
   private readonly replies = new ReplySlots();
   /** Incoming streams in progress, so that a revoked permission can end them. */
   private readonly openStreams = new Set<{ peerId: string; resource: string; stream: ServerHttp2Stream }>();
@@ -559,6 +565,27 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     stream.setTimeout(this.limits.streamIdleMs, () => {
       stream.destroy(new WireError("TIMEOUT", `the stream sent nothing for ${this.limits.streamIdleMs} ms`));
     });
+    // A sender whose ack was lost sends the stream again under its id: the flow has it once. A repeat
+    // that comes while the first is still being received waits for it to end, whole or not.
+    const key = `${meta.from}\u0000${meta.id}`;
+    for (let earlier = this.streamsUnderWay.get(key); earlier; earlier = this.streamsUnderWay.get(key)) await earlier.catch(() => undefined);
+    if (this.streamsDone.has(meta.from, meta.id)) {
+      let bytes = 0;
+      for await (const chunk of stream) bytes += (chunk as Buffer).length;
+      respondAck(stream, { id: meta.id, topic: meta.topic, receivers: 0, bytes, duplicate: true });
+      return;
+    }
+    const receiving = this.receiveStream(stream, meta);
+    this.streamsUnderWay.set(key, receiving);
+    try {
+      await receiving;
+      this.streamsDone.add(meta.from, meta.id);
+    } finally {
+      this.streamsUnderWay.delete(key);
+    }
+  }
+
+  private async receiveStream(stream: ServerHttp2Stream, meta: { id: string; from: string; topic: string }): Promise<void> {
     const open = { peerId: meta.from, resource: `stream/${meta.topic}`, stream };
     this.openStreams.add(open);
     try {

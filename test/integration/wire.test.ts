@@ -263,6 +263,34 @@ describe("wire: streams", () => {
     should(totals).eql([1_000_000, 1_000_000]);
   });
 
+  it("hands a stream sent again under the same id (its ack lost) to the flow once, a repeat sent meanwhile too, and one that failed the first time again", async () => {
+    ({ a, b } = await devicePair());
+    const whole: string[] = [];
+    let failNext = false;
+    b.onStream("camera/#", async (stream) => {
+      let bytes = 0;
+      for await (const chunk of stream.body) bytes += (chunk as Buffer).length;
+      if (failNext) {
+        failNext = false;
+        throw new WireError("REMOTE_ERROR", "the flow failed this one");
+      }
+      whole.push(`${stream.id}:${bytes}`);
+    });
+    const first = await a.sendStream("b", "camera/1", byteSource(300_000), { id: "frame-1" });
+    should(first).match({ receivers: 1, bytes: 300_000 });
+    should(first.duplicate).be.undefined();
+    // The sender did not get that ack (say the link went down) and sends it again: drained, acked as a repeat.
+    should(await a.sendStream("b", "camera/1", byteSource(300_000), { id: "frame-1" })).match({ id: "frame-1", receivers: 0, bytes: 300_000, duplicate: true });
+    // Two copies at once: the second waits for the first, then is a repeat.
+    const [x, y] = await Promise.all(["frame-2", "frame-2"].map((id) => a!.sendStream("b", "camera/1", byteSource(2_000_000), { id })));
+    should([x.duplicate, y.duplicate].filter(Boolean)).have.length(1);
+    // A stream the flow failed is no repeat: sent again, the flow gets it.
+    failNext = true;
+    await should(a.sendStream("b", "camera/1", byteSource(1_000), { id: "frame-3" })).be.rejectedWith({ message: /the flow failed this one/ });
+    should(await a.sendStream("b", "camera/1", byteSource(1_000), { id: "frame-3" })).match({ receivers: 1, bytes: 1_000 });
+    should(whole).eql(["frame-1:300000", "frame-2:2000000", "frame-3:1000"]);
+  });
+
   it("fails the sender when the receiver fails mid-stream, with the receiver's reason", async () => {
     ({ a, b } = await devicePair());
     b.onStream("fragile", async (stream) => {
