@@ -74,7 +74,7 @@ export interface WireServerOptions {
   host?: string;
   port?: number;
   authorize: Authorizer;
-  /** The same decisions for message and stream topics, asked with the kind apart (joiningTopic(authorize) when left out). */
+  /** The same decisions for message and stream topics, asked with the kind apart (left out: authorize gets `${kind}/${topic}`). */
   authorizeTopic?: TopicAuthorizer;
   /**
    * Whether some rule could let the peer do `verb` on a resource under `prefix` (any verb, any resource
