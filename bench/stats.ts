@@ -15,8 +15,10 @@ export interface BenchResult {
   note?: string;
 }
 
+/** Three decimals, as the results are kept. */
+const round = (n: number): number => Math.round(n * 1000) / 1000;
+
 export function result(name: string, ours: number, baseline: number, unit: string, note?: string): BenchResult {
-  const round = (n: number) => Math.round(n * 1000) / 1000;
   return { name, ours: round(ours), baseline: round(baseline), unit, ratio: round(ours / baseline), ...(note ? { note } : {}) };
 }
 
@@ -26,9 +28,6 @@ export function result(name: string, ours: number, baseline: number, unit: strin
  * (a pair shares the spell). ours and baseline are each side's median, for the table.
  */
 export function pairedResult(name: string, pairs: Array<{ ours: number; baseline: number }>, unit: string, note?: string): BenchResult {
-  const round = (n: number) => Math.round(n * 1000) / 1000;
-  const ours = median(pairs.map((pair) => pair.ours));
-  const baseline = median(pairs.map((pair) => pair.baseline));
-  const ratio = median(pairs.map((pair) => pair.ours / pair.baseline));
-  return { name, ours: round(ours), baseline: round(baseline), unit, ratio: round(ratio), ...(note ? { note } : {}) };
+  const medians = result(name, median(pairs.map((pair) => pair.ours)), median(pairs.map((pair) => pair.baseline)), unit, note);
+  return { ...medians, ratio: round(median(pairs.map((pair) => pair.ours / pair.baseline))) };
 }

@@ -134,11 +134,14 @@ export class WireServer extends EventEmitter<WireServerEvents> {
   private readonly openStreams = new Set<{ peerId: string; resource: string; stream: ServerHttp2Stream }>();
   readonly limits: WireLimits;
   readonly authorize: Authorizer;
+  /** The option's, or authorize asked with kind and topic joined. */
+  private readonly authorizeTopic: TopicAuthorizer;
 
   constructor(private readonly options: WireServerOptions) {
     super();
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.authorize = options.authorize;
+    this.authorizeTopic = options.authorizeTopic ?? ((peerId, verb, kind, topic) => options.authorize(peerId, verb, `${kind}/${topic}`));
     this.seen = new RecentIds(this.limits.rememberedMessageIds);
     this.budget = new BodyBudget(this.limits.maxPendingBytesPerPeer, this.limits.maxPendingBytes);
     const selfId = options.identity.deviceId;
@@ -517,8 +520,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
 
   /** Throws when the ACL refuses; synchronously when it decides synchronously (onDecision), so a batch's messages are not awaited one by one. */
   private ensureAllowed(peerId: string, kind: "msg" | "stream", topic: string): void | Promise<void> {
-    const decision = this.options.authorizeTopic ? this.options.authorizeTopic(peerId, "send", kind, topic) : this.authorize(peerId, "send", `${kind}/${topic}`);
-    return onDecision(decision, (allowed) => {
+    return onDecision(this.authorizeTopic(peerId, "send", kind, topic), (allowed) => {
       if (allowed) return;
       this.emit("refused", { peerId, kind: "acl", reason: `not allowed to send to ${kind}/${topic}` });
       throw new WireError("REFUSED", `device ${peerId} is not allowed to send to ${kind}/${topic}`);
