@@ -481,6 +481,7 @@ export class Device extends EventEmitter<DeviceEvents> {
    * successor; any other reference as it is. (A configured peer's old id resolves to its entry, then on.)
    */
   private followed(reference: string): string {
+    if (this.peers.has(reference)) return reference;
     const id = reference.trim().toLowerCase();
     return isDeviceId(id) && !this.peers.has(id) && !this.desk.isPaired(id) ? this.acl.successorOf(id) : reference;
   }

@@ -79,7 +79,7 @@ export class Dialer {
   endpoint(reference: string): PeerEndpoint {
     const { peers, peerTable, torOnly } = this.options;
     const id = this.resolve(reference);
-    const seen = peerTable.get(id);
+    const seen = peerTable.bestRoute(id);
     if (seen && !torOnly) {
       const via = this.options.transports().find((transport) => transport.name === seen.transport && !transport.carriesIp);
       // A radio's own address (BLE) is dialled by the radio; an address some transport takes, as any other.

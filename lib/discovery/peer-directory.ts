@@ -71,6 +71,9 @@ export class PeerDirectory {
 
   /** By whole id, then by the name configured for it (exact), then by id prefix (see matchDeviceIds). */
   resolve(reference: string): KnownPeer {
+    // A whole id as stored (what the device passes on for every message once it has resolved a name).
+    const stored = this.byId.get(reference);
+    if (stored) return stored;
     const wanted = reference.trim();
     const exact = this.byId.get(wanted.toLowerCase());
     if (exact) return exact;

@@ -117,6 +117,18 @@ export class PeerTable extends EventEmitter<PeerTableEvents> {
     return routes ? this.describe(id, routes) : undefined;
   }
 
+  /**
+   * The route a peer is dialled by: the first in describe's order. Looked up for every message sent, so
+   * it picks by one pass instead of describing the peer (a sort and five arrays a message).
+   */
+  bestRoute(id: string): { readonly transport: string; readonly address: string } | undefined {
+    const routes = this.routes.get(id);
+    if (!routes) return undefined;
+    let best: Route | undefined;
+    for (const route of routes.values()) if (!best || routeOrder(route, best) < 0) best = route;
+    return best;
+  }
+
   /** The route a given transport has to a peer, for dialling through that transport. */
   route(id: string, transport: string): { address: string } | undefined {
     const route = this.routes.get(id)?.get(transport);
@@ -148,9 +160,7 @@ export class PeerTable extends EventEmitter<PeerTableEvents> {
   }
 
   private describe(id: string, routes: Map<string, Route>): PeerInfo {
-    // A route whose id a TLS handshake proved beats any mere claim of it (an mDNS announcement anyone can
-    // make with a known peer's id), whatever the ranks; among equals, the better transport, then the freshest.
-    const ordered = [...routes.values()].sort((a, b) => Number(b.verified) - Number(a.verified) || a.rank - b.rank || b.lastSeen - a.lastSeen);
+    const ordered = [...routes.values()].sort(routeOrder);
     const best = ordered[0];
     return {
       id,
@@ -163,6 +173,15 @@ export class PeerTable extends EventEmitter<PeerTableEvents> {
       verified: ordered.some((route) => route.verified),
     };
   }
+}
+
+/**
+ * Routes best first. A route whose id a TLS handshake proved beats any mere claim of it (an mDNS
+ * announcement anyone can make with a known peer's id), whatever the ranks; among equals, the better
+ * transport, then the freshest.
+ */
+function routeOrder(a: Route, b: Route): number {
+  return Number(b.verified) - Number(a.verified) || a.rank - b.rank || b.lastSeen - a.lastSeen;
 }
 
 /** Whether two descriptions of a peer differ in anything a user would see change. */

@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import http2, { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http2";
 import type { Duplex, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -14,6 +13,7 @@ import { decodePayload, encodePayload } from "./payload";
 import { Ack, BATCH_CONTENT_TYPE, BATCH_PATH, CHANNEL_CONTENT_TYPE, CHANNEL_PATH, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_MESSAGE_ID_CHARS, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, STREAM_PATH, topicPath } from "../protocol/wire";
 import { CONNECTION_WINDOW_BYTES, FLOW_SETTINGS } from "./limits";
 import { validateTopic } from "../protocol/topic";
+import { newMessageId } from "./message-ids";
 
 export interface PeerEndpoint {
   id: string;
@@ -107,7 +107,7 @@ const CHANNEL_IDLE_MS = 10_000;
  * id would take the messages sent with it down too), or a new one.
  */
 function messageId(given: string | undefined): string {
-  if (given === undefined) return randomUUID();
+  if (given === undefined) return newMessageId();
   if (typeof given !== "string" || given.length === 0 || given.length > MAX_MESSAGE_ID_CHARS) throw new WireError("BAD_REQUEST", `a message id is 1 to ${MAX_MESSAGE_ID_CHARS} characters`);
   return given;
 }

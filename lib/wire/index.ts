@@ -3,4 +3,5 @@ export { ClientPool, DEFAULT_REPLY_WITHIN_MS, type Answer, type PeerEndpoint, ty
 export { DEFAULT_LIMITS, type WireLimits } from "./limits";
 export { TopicSubscriptions } from "./subscriptions";
 export { encodePayload, decodePayload } from "./payload";
+export { newMessageId } from "./message-ids";
 export { serverNameFor, isServerNameFor } from "./server-name";

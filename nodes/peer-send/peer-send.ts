@@ -1,7 +1,6 @@
-import { randomUUID } from "node:crypto";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import { Readable } from "node:stream";
-import { MAX_REPLY_WAIT_MS, OutgoingSequences, WireError, type Ack, type Device } from "../../lib";
+import { MAX_REPLY_WAIT_MS, newMessageId, OutgoingSequences, WireError, type Ack, type Device } from "../../lib";
 import { migrate, type Migration } from "../shared/migrations";
 import { errorStatus, useIdentity } from "../shared/identity-node";
 import { ThrottledStatus } from "../shared/throttled-status";
@@ -122,7 +121,7 @@ const MESSAGE_ID = /^[\x21-\x7e]{1,128}$/;
  * (Catch → delay → this node) then carries the same id, and the receiver delivers it once.
  */
 function messageIdOf(msg: NodeMessageInFlow & { messageId?: unknown }): string {
-  if (msg.messageId === undefined) return (msg.messageId = randomUUID());
+  if (msg.messageId === undefined) return (msg.messageId = newMessageId());
   if (typeof msg.messageId !== "string" || !MESSAGE_ID.test(msg.messageId)) throw new Error("msg.messageId must be 1 to 128 printable ASCII characters without spaces");
   return msg.messageId;
 }

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import should from "should";
 import { PeerInfo, PeerTable, PeerView } from "../../lib";
 import { MemoryEther, MemoryTransport } from "../helpers/memory-transport";
@@ -40,6 +41,28 @@ describe("PeerTable", () => {
     table.report("tor", 50, { id: ID(6), address: "x.onion:443", verified: true });
     table.report("static", 20, { id: ID(6), address: "10.0.0.6:7000", verified: true });
     should(table.get(ID(6))).containEql({ transport: "static", address: "10.0.0.6:7000" });
+  });
+
+  it("bestRoute, the dialler's pick, is the route get() describes first, over random routes and sightings", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ transport: fc.constantFrom("static", "mdns", "ble", "tor", "cloud"), rank: fc.integer({ min: 0, max: 3 }), verified: fc.boolean(), at: fc.integer({ min: 0, max: 3 }), withdraw: fc.boolean() }), { minLength: 1, maxLength: 12 }),
+        (sightings) => {
+          let now = 0;
+          const table = new PeerTable({ now: () => now });
+          for (const [i, sighting] of sightings.entries()) {
+            now = sighting.at;
+            if (sighting.withdraw && i % 3 === 0) table.withdraw(sighting.transport, ID(7));
+            else table.report(sighting.transport, sighting.rank, { id: ID(7), address: `h:${i}`, verified: sighting.verified });
+          }
+          const described = table.get(ID(7));
+          const best = table.bestRoute(ID(7));
+          if (!described) should(best).be.undefined();
+          else should(best).containEql({ transport: described.transport, address: described.address });
+        },
+      ),
+      { numRuns: 2_000 },
+    );
   });
 
   it("refreshes lastSeen on a repeated sighting without an event", () => {
