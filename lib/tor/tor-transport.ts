@@ -3,6 +3,7 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import type { Duplex } from "node:stream";
 import { SocksClient } from "socks";
+import { DescriptorUploads } from "./descriptor-uploads";
 import { DeferredDuplex } from "../discovery/deferred-duplex";
 import { StaticTransport, type StaticEntry } from "../discovery/static-transport";
 import { RANK, type Sighting, type Transport, type TransportEvents } from "../discovery/transport";
@@ -20,6 +21,8 @@ export interface TorTransportOptions {
   /** Start a tor of this device's own (the default), or attach to a running tor through its control port. */
   launch?: { binary?: string; dataDir: string; torrc?: string[] };
   attach?: { controlAddress: string; password?: string };
+  /** How long other directories may take once one took a new descriptor (default 10 s; see UPLOADS_SETTLE_MS). */
+  uploadsSettleMs?: number;
   /** Where the onion service's key is kept, so the onion address survives restarts; without it, a new address each start. */
   keyFile?: string;
   /** Onion addresses of peers to probe (and report as found when their handshake proves their id). */
@@ -55,6 +58,11 @@ export interface OnionClientAuth {
 export const MAX_ONION_CLIENTS = 352;
 /** How often the admitted clients are compared with those published. */
 const CLIENTS_CHECK_MS = 1_000;
+/**
+ * After the first directory took a new descriptor, how long the others may take before the service
+ * counts as published anyway. All twelve uploads of the test network take under half a second.
+ */
+const UPLOADS_SETTLE_MS = 10_000;
 /** A pairing code's key opens the service for this long after the guest's device was given it. */
 const PAIRING_CREDENTIAL_MS = 30 * 60_000;
 
@@ -100,6 +108,10 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
   /** The count of admitted clients last warned about (beyond what a service holds). */
   private omitted?: number;
   private publishing?: Promise<void>;
+  /** The uploads of the descriptor last added: "published" waits for every directory (DescriptorUploads). */
+  private uploads?: DescriptorUploads;
+  /** Counts the service published when some upload is never answered (tor does not say when its connection dies). */
+  private uploadsSettle?: NodeJS.Timeout;
   /** Which peer answers at an onion service (from the entries probed and pairing codes). */
   private readonly peerAtService = new Map<string, string>();
   /** Keys pairing codes gave for a service, and until when they are worth trying. */
@@ -176,6 +188,7 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
     this.stalled.stop();
     clearInterval(this.clientsTimer);
     this.clientsTimer = undefined;
+    this.followUploads(undefined);
     await this.connecting;
     await this.publishing;
     await this.prober.stop();
@@ -354,6 +367,7 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
     if (this.tor) {
       this.tor.serviceId = serviceId;
       this.tor.clients = admitted?.join();
+      this.followUploads(new DescriptorUploads(serviceId));
     }
     this.update({ onion: `${serviceId}.onion:${ONION_PORT}`, ...(admitted ? { admitted: admitted.length } : {}) });
   }
@@ -380,6 +394,7 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
     // (No service: publishing it anew failed last time, and is tried again.)
     if (tor.serviceId && this.admittedClients()?.join() === tor.clients) return;
     // Until tor has uploaded the new descriptor, peers newly admitted cannot open it yet.
+    this.followUploads(undefined);
     this.update({ published: false });
     this.publishing = (async () => {
       if (tor.serviceId) await tor.control.command(`DEL_ONION ${tor.serviceId}`);
@@ -398,9 +413,24 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
       if (phase && /BOOTSTRAP/.test(line)) this.onBootstrap(phase);
       return;
     }
-    // "HS_DESC UPLOADED <service id> ...": a directory holds the descriptor; clients can find the service.
-    const upload = /^HS_DESC UPLOADED (\S+)/.exec(line);
-    if (upload && upload[1] === this.tor?.serviceId && !this.current.published) this.update({ published: true });
+    const uploads = this.uploads;
+    if (!uploads || this.current.published) return;
+    if (uploads.onEvent(line)) return this.published(uploads);
+    if (uploads.anyUploaded) this.uploadsSettle ??= setTimeout(() => this.published(uploads), this.options.uploadsSettleMs ?? UPLOADS_SETTLE_MS).unref();
+  }
+
+  /** Follows the uploads of a descriptor just added (undefined: none, the service is gone). */
+  private followUploads(uploads: DescriptorUploads | undefined): void {
+    clearTimeout(this.uploadsSettle);
+    this.uploadsSettle = undefined;
+    this.uploads = uploads;
+  }
+
+  private published(uploads: DescriptorUploads): void {
+    if (uploads !== this.uploads) return;
+    clearTimeout(this.uploadsSettle);
+    this.uploadsSettle = undefined;
+    this.update({ published: true });
   }
 
   private onBootstrap(phase: BootstrapPhase): void {
@@ -420,6 +450,7 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
     });
     const launched = this.tor?.launched;
     this.tor = undefined;
+    this.followUploads(undefined);
     if (launched) void stopLaunchedTor(launched);
     this.update({ state: "failed", published: false, error: "the connection to tor was lost" });
     this.emit("warning", new Error("Tor: the connection to tor was lost; reconnecting"));
@@ -439,6 +470,7 @@ export class TorTransport extends EventEmitter<TransportEvents> implements Trans
   private async close(): Promise<void> {
     const tor = this.tor;
     this.tor = undefined;
+    this.followUploads(undefined);
     if (!tor) return;
     tor.control.removeAllListeners("close");
     if (tor.launched) return stopLaunchedTor(tor.launched);

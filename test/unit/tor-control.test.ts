@@ -6,7 +6,7 @@ import path from "node:path";
 import { Duplex, PassThrough } from "node:stream";
 import should from "should";
 import { DeferredDuplex } from "../../lib/discovery/deferred-duplex";
-import { Identity, isOnionHostPort, parseBootstrapPhase, TorControl } from "../../lib";
+import { Identity, isOnionHostPort, parseBootstrapPhase, TorControl, TorTransport, type TorStatus } from "../../lib";
 
 /** A scripted control port: answers each command line with what `answer` returns, and records the commands. */
 async function fakeControlPort(answer: (line: string) => string): Promise<{ address: string; commands: string[]; socket: Promise<net.Socket>; close: () => Promise<void> }> {
@@ -198,5 +198,89 @@ describe("DeferredDuplex", () => {
     open(inner);
     await new Promise((resolve) => setImmediate(resolve));
     should(inner.destroyed).be.true();
+  });
+});
+
+describe("onion service publication", () => {
+  const SERVICE = "a".repeat(56);
+  /** A tor attached by its control port, bootstrapped, that adds the service and then says what the test writes. */
+  async function attachedTransport(uploadsSettleMs?: number): Promise<{ transport: TorTransport; event: (line: string) => Promise<TorStatus>; close: () => Promise<void> }> {
+    const port = await fakeControlPort((line) => {
+      if (line === "PROTOCOLINFO 1") return "250-PROTOCOLINFO 1\r\n250-AUTH METHODS=HASHEDPASSWORD\r\n250 OK\r\n";
+      if (line === "GETINFO net/listeners/socks") return '250-net/listeners/socks="127.0.0.1:9"\r\n250 OK\r\n';
+      if (line === "GETINFO status/bootstrap-phase") return '250-status/bootstrap-phase=NOTICE BOOTSTRAP PROGRESS=100 TAG=done SUMMARY="Done"\r\n250 OK\r\n';
+      if (line.startsWith("ADD_ONION ")) return `250-ServiceID=${SERVICE}\r\n250-PrivateKey=ED25519-V3:AAAA\r\n250 OK\r\n`;
+      return "250 OK\r\n";
+    });
+    const transport = new TorTransport({ identity: Identity.generate(), target: "127.0.0.1:1", attach: { controlAddress: port.address, password: "x" }, uploadsSettleMs });
+    const added = new Promise<void>((resolve) => {
+      const off = transport.onStatus((status) => {
+        if (status.onion === undefined) return;
+        off();
+        resolve();
+      });
+    });
+    await transport.start();
+    await added;
+    const socket = await port.socket;
+    let marks = 0;
+    /** Writes an event and reads the status once the transport has read it: a bootstrap summary written after it marks that. */
+    const event = async (line: string): Promise<TorStatus> => {
+      const mark = `read ${++marks}`;
+      const read = new Promise<void>((resolve) => {
+        const off = transport.onStatus((status) => {
+          if (status.summary !== mark) return;
+          off();
+          resolve();
+        });
+      });
+      socket.write(`650 ${line}\r\n650 STATUS_CLIENT NOTICE BOOTSTRAP PROGRESS=100 TAG=done SUMMARY="${mark}"\r\n`);
+      await read;
+      return transport.status;
+    };
+    return { transport, event, close: async () => (await transport.stop(), await port.close()) };
+  }
+  const upload = (directory: string, descriptor: string): string => `HS_DESC UPLOAD ${SERVICE} UNKNOWN $${directory}~relay ${descriptor} HSDIR_INDEX=00`;
+  const answer = (action: "UPLOADED" | "FAILED", directory: string): string => `HS_DESC ${action} ${SERVICE} UNKNOWN $${directory}~relay${action === "FAILED" ? " REASON=UPLOAD_REJECTED" : ""}`;
+
+  it("counts the service published once every directory sent the new descriptor answered, not at the first (a guest asking a directory still holding the old one fails)", async () => {
+    const { event, close } = await attachedTransport();
+    try {
+      for (const directory of ["D1", "D2", "D3"]) for (const descriptor of ["current", "next"]) await event(upload(directory, descriptor));
+      // An answer to an upload from before this descriptor was added is not one of its answers.
+      should((await event(answer("UPLOADED", "D9"))).published).be.false();
+      should((await event(answer("UPLOADED", "D1"))).published).be.false();
+      should((await event(answer("UPLOADED", "D1"))).published).be.false();
+      should((await event(answer("FAILED", "D2"))).published).be.false();
+      should((await event(answer("UPLOADED", "D2"))).published).be.false();
+      should((await event(answer("UPLOADED", "D3"))).published).be.false();
+      should((await event(answer("UPLOADED", "D3"))).published).be.true();
+    } finally {
+      await close();
+    }
+  });
+
+  it("counts it published a while after the first directory took it when another never answers, and never when none took it", async () => {
+    const { transport, event, close } = await attachedTransport(300);
+    try {
+      await event(upload("D1", "current"));
+      await event(upload("D2", "current"));
+      should((await event(answer("FAILED", "D1"))).published).be.false();
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      should(transport.status.published).be.false();
+      should((await event(answer("UPLOADED", "D2"))).published).be.true();
+    } finally {
+      await close();
+    }
+    const second = await attachedTransport(300);
+    try {
+      await second.event(upload("D1", "current"));
+      await second.event(upload("D2", "current"));
+      should((await second.event(answer("UPLOADED", "D1"))).published).be.false();
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      should(second.transport.status.published).be.true();
+    } finally {
+      await second.close();
+    }
   });
 });
