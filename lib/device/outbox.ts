@@ -62,7 +62,9 @@ export class Outbox {
     for (const outgoing of [...this.streams]) {
       if (await this.authorize(outgoing.peerId, "receive", outgoing.resource)) continue;
       if (!this.streams.delete(outgoing)) continue;
-      outgoing.body.destroy(new WireError("REFUSED", `${this.label(outgoing.peerId)} is no longer allowed to receive ${outgoing.resource}`));
+      // A turn later: the pipeline then resets the HTTP/2 request, which must not happen inside nghttp2's read (see resetStream).
+      const refused = new WireError("REFUSED", `${this.label(outgoing.peerId)} is no longer allowed to receive ${outgoing.resource}`);
+      setImmediate(() => outgoing.body.destroy(refused));
     }
   }
 

@@ -1,7 +1,7 @@
 import http2, { type ClientHttp2Stream, type ServerHttp2Stream } from "node:http2";
 import { WireError } from "../protocol/errors";
 import { CHANNEL_CONTENT_TYPE } from "../protocol/wire";
-import { errorFromResponse } from "./http2-io";
+import { errorFromResponse, resetStream } from "./http2-io";
 import { type BatchItem, type BatchOutcome, MAX_BATCH_REQUEST_BYTES } from "./batch";
 import { decodeOutcomes, encodeItems, encodeOutcomes } from "./channel-codec";
 
@@ -116,14 +116,14 @@ export function serveChannel(stream: ServerHttp2Stream, host: ChannelHost): Prom
       try {
         frames = reader.push(chunk);
       } catch {
-        stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
+        resetStream(stream, http2.constants.NGHTTP2_PROTOCOL_ERROR);
         return;
       }
       for (const frame of frames) {
         try {
           host.charge(frame.body.length);
         } catch {
-          stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+          resetStream(stream, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
           return;
         }
         charged += frame.body.length;
@@ -133,7 +133,7 @@ export function serveChannel(stream: ServerHttp2Stream, host: ChannelHost): Prom
           .then(
             ({ outcomes }) => void outcomes.then((list) => answered(frame, list)),
             // A frame that is not a batch at all: the sender is broken or hostile, and the channel ends.
-            () => stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR),
+            () => resetStream(stream, http2.constants.NGHTTP2_PROTOCOL_ERROR),
           );
       }
       if (pending >= MAX_CHANNEL_FRAMES_PENDING) stream.pause();
@@ -187,7 +187,7 @@ export class ClientChannel {
       // An earlier release has no route: it answers 404 (and drops the frames already sent).
       if (status === 404) {
         this.fail(new ChannelUnsupported());
-        stream.close();
+        resetStream(stream);
         return;
       }
       const chunks = early.splice(0);
@@ -210,7 +210,7 @@ export class ClientChannel {
       frames = this.reader.push(chunk);
     } catch (err) {
       this.fail(err as Error);
-      this.stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
+      resetStream(this.stream, http2.constants.NGHTTP2_PROTOCOL_ERROR);
       return;
     }
     for (const frame of frames) {

@@ -8,7 +8,7 @@ import { SessionTickets, TicketProof } from "./session-tickets";
 import { ChannelUnsupported, ClientChannel } from "./channel";
 import { BatchItem, BatchOutcome, encodeBatch, MAX_BATCH_BODY_BYTES, MAX_BATCH_ITEMS } from "./batch";
 import { WireError, wireErrorFromResponse } from "../protocol/errors";
-import { ackFromResponse, errorFromResponse, readResponse, setIdleTimeout, ClientResponse } from "./http2-io";
+import { ackFromResponse, destroyStream, errorFromResponse, readResponse, setIdleTimeout, ClientResponse } from "./http2-io";
 import { decodePayload, encodePayload } from "./payload";
 import { Ack, BATCH_CONTENT_TYPE, BATCH_PATH, CHANNEL_CONTENT_TYPE, CHANNEL_PATH, HEADER_MESSAGE_ID, HEADER_REPLY_WITHIN, MAX_MESSAGE_ID_CHARS, MAX_REPLY_WAIT_MS, MESSAGE_PATH, PAIRING_EXPORTER_LABEL, PAIRING_PATH, STREAM_PATH, topicPath } from "../protocol/wire";
 import { CONNECTION_WINDOW_BYTES, FLOW_SETTINGS } from "./limits";
@@ -394,7 +394,7 @@ export class ClientPool {
     const idleMs = options.idleMs ?? DEFAULT_STREAM_IDLE_MS;
     const response = readResponse(request);
     response.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
-    request.setTimeout(idleMs, () => request.destroy(new WireError("TIMEOUT", `the stream to ${peer.id} moved no data for ${idleMs} ms`)));
+    request.setTimeout(idleMs, () => destroyStream(request, new WireError("TIMEOUT", `the stream to ${peer.id} moved no data for ${idleMs} ms`)));
     try {
       await pipeline(body, request);
     } catch (err) {
@@ -440,7 +440,7 @@ export class ClientPool {
     const open = async (pooled: PooledSession): Promise<StreamedResponse> => {
       const request = pooled.session.request({ ...init.headers, ":method": init.method, ":path": init.path }, { signal: init.signal });
       const timeoutMs = init.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS;
-      request.setTimeout(timeoutMs, () => request.destroy(new WireError("TIMEOUT", `no answer within ${timeoutMs} ms`)));
+      request.setTimeout(timeoutMs, () => destroyStream(request, new WireError("TIMEOUT", `no answer within ${timeoutMs} ms`)));
       request.end(init.body);
       return new Promise((resolve, reject) => {
         request.once("response", (headers) => {
@@ -485,7 +485,7 @@ export class ClientPool {
 
   private exchange(request: ClientHttp2Stream, timeoutMs: number, body: Buffer): Promise<ClientResponse> {
     const response = readResponse(request);
-    request.setTimeout(timeoutMs, () => request.destroy(new WireError("TIMEOUT", `no answer within ${timeoutMs} ms`)));
+    request.setTimeout(timeoutMs, () => destroyStream(request, new WireError("TIMEOUT", `no answer within ${timeoutMs} ms`)));
     request.end(body);
     return response;
   }

@@ -11,7 +11,7 @@ import { SESSION_TICKET_LIFETIME_S } from "./session-tickets";
 import { WireError } from "../protocol/errors";
 import { BatchItem, BatchOutcome, decodeBatch, MAX_BATCH_ITEMS, MAX_BATCH_REQUEST_BYTES } from "./batch";
 import { BodyBudget } from "./body-budget";
-import { markHeadRequest, readBody, respondAck, respondCouch, respondError, respondJson, respondReply, retireSession, setIdleTimeout } from "./http2-io";
+import { destroyStream, markHeadRequest, readBody, respondAck, respondCouch, respondError, respondJson, respondReply, retireSession, setIdleTimeout } from "./http2-io";
 import { ReplySlots, type Reply } from "./reply-slots";
 import type { CouchReply, CouchRequest } from "../protocol/couch";
 import { CONNECTION_WINDOW_BYTES, DEFAULT_LIMITS, FLOW_SETTINGS, WireLimits } from "./limits";
@@ -174,7 +174,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     this.server.on("stream", (stream, headers) => {
       stream.on("error", () => undefined); // a reset by the peer is reported through the request's outcome
       // Every request, not only streams: one that stops sending (or reading) holds a slot and memory.
-      stream.setTimeout(this.limits.streamIdleMs, () => stream.destroy(new WireError("TIMEOUT", `the request was idle for ${this.limits.streamIdleMs} ms`)));
+      stream.setTimeout(this.limits.streamIdleMs, () => destroyStream(stream, new WireError("TIMEOUT", `the request was idle for ${this.limits.streamIdleMs} ms`)));
       // A reset from the peer before the answer: CANCEL (what clients send) or REFUSED_STREAM.
       const session = stream.session; // gone from the stream once it closes
       stream.once("close", () => {
@@ -244,7 +244,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
       const revoked = new WireError("REFUSED", `device ${open.peerId} is no longer allowed to send to ${open.resource}`);
       respondError(open.stream, revoked);
       // The local reader learns it too, rather than waiting for an end that will not come.
-      open.stream.destroy(revoked);
+      destroyStream(open.stream, revoked);
     }
     return ended;
   }
@@ -448,7 +448,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
     } catch (err) {
       const failure = err instanceof WireError ? err : new WireError("REMOTE_ERROR", String((err as Error)?.message ?? err));
       if (!response.headersSent) reply(failure.httpStatus, failure.code.toLowerCase(), failure.message);
-      else response.destroy();
+      else response.destroy(); // HTTP/1.1: no nghttp2 under it
     }
   }
 
@@ -565,7 +565,7 @@ export class WireServer extends EventEmitter<WireServerEvents> {
 
   private async serveStream(stream: ServerHttp2Stream, meta: { id: string; from: string; topic: string }): Promise<void> {
     stream.setTimeout(this.limits.streamIdleMs, () => {
-      stream.destroy(new WireError("TIMEOUT", `the stream sent nothing for ${this.limits.streamIdleMs} ms`));
+      destroyStream(stream, new WireError("TIMEOUT", `the stream sent nothing for ${this.limits.streamIdleMs} ms`));
     });
     // A sender whose ack was lost sends the stream again under its id: the flow has it once. A repeat
     // that comes while the first is still being received waits for it to end, whole or not.
@@ -638,7 +638,7 @@ function readHttp1Body(request: Http1Request, limit: number): Promise<Buffer> {
       size += chunk.length;
       if (size > limit) {
         reject(new WireError("TOO_LARGE", `the request is larger than the ${limit} bytes this device accepts`));
-        request.destroy();
+        request.destroy(); // HTTP/1.1: no nghttp2 under it
       } else chunks.push(chunk);
     });
     request.once("end", () => resolve(Buffer.concat(chunks)));
