@@ -271,9 +271,11 @@ describe("Mesh on its own", function () {
     should(own.sequenceFloor([held._id])).equal(0);
     // Written after everything the feed has brought: the feed's position is below it (the old answer was 0).
     const feedAt = (await db.info()).update_seq as number;
-    const fresh = "msg:not-yet-seen";
+    // A whole message (the mesh's feed reads what it brings: a bare { _id } made it throw inside PouchDB's listener).
+    const message = seal(sender, target, 5);
+    const fresh = message._id;
     should(own.sequenceFloor([fresh])).equal(feedAt);
-    await db.put({ _id: fresh });
+    await db.bulkDocs([withRev(message)] as never, { new_edits: false });
     const found = await db.changes({ since: own.sequenceFloor([fresh]), doc_ids: [fresh], return_docs: true });
     should(found.results.map((change) => change.id)).eql([fresh]);
   });
