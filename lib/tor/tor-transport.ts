@@ -74,7 +74,7 @@ export interface TorStatus {
   summary: string;
   /** "<56 characters>.onion:443" once the onion service is added. */
   onion?: string;
-  /** Tor uploaded the onion service's descriptor: peers can reach it from now on. */
+  /** Every directory tor sent the service's descriptor to took it (or 10 s passed since the first did): peers can reach it now. */
   published: boolean;
   /** With client authorisation: how many peers the published service admits (0: nobody yet). */
   admitted?: number;
