@@ -44,7 +44,10 @@ export function recordChangesReads(db: Database): { since: unknown[]; restore():
   const since: unknown[] = [];
   const changes = db.changes.bind(db);
   db.changes = ((options?: { since?: unknown; live?: boolean }) => {
-    if (!options?.live) since.push(options?.since);
+    // A live feed is not a read of its own, and neither are the reads PouchDB makes for it at each change
+    // it is told of (its `eventFunction` calls db.changes without `live`): a mesh's feed catching up could
+    // land one inside a test's window, and a test counting reads saw two (once, under load).
+    if (!options?.live && !/\beventFunction\b/.test(new Error().stack ?? "")) since.push(options?.since);
     return changes(options as never);
   }) as typeof db.changes;
   return { since, restore: () => void (db.changes = changes) };
