@@ -11,10 +11,12 @@ import { resetStream } from "../../lib/wire/http2-io";
 export async function resetsInRead(mode: "direct" | "deferred", rounds: number): Promise<number> {
   const server = http2.createServer();
   let open: http2.ServerHttp2Stream | undefined;
+  let opened: () => void = () => undefined;
   server.on("stream", (stream, headers) => {
     stream.on("error", () => undefined);
     if (headers[":path"] === "/open") {
       open = stream;
+      opened();
       return;
     }
     const reset = mode === "direct" ? (target: http2.ServerHttp2Stream, code: number) => target.close(code) : resetStream;
@@ -30,10 +32,12 @@ export async function resetsInRead(mode: "direct" | "deferred", rounds: number):
       const session = http2.connect(`http://127.0.0.1:${port}`);
       session.on("error", () => undefined);
       await once(session, "connect");
+      // The server must hold T open before S arrives (under valgrind a fixed pause may not be enough).
+      const serverHoldsIt = new Promise<void>((resolve) => (opened = resolve));
       const held = session.request({ ":method": "POST", ":path": "/open" });
       held.on("error", () => undefined);
       held.write("x");
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await serverHoldsIt;
       const request = session.request({ ":path": "/refused" });
       request.on("error", () => undefined);
       request.resume();
