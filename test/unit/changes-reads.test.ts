@@ -10,12 +10,16 @@ describe("recordChangesReads", () => {
     await db.put({ _id: "before" });
     const seen: string[] = [];
     const feed = db.changes({ since: "now", live: true });
-    feed.on("change", (change) => void seen.push(change.id));
+    const allSeen = new Promise<void>((resolve) => {
+      feed.on("change", (change) => {
+        seen.push(change.id);
+        if (seen.length === 5) resolve();
+      });
+    });
     const reads = recordChangesReads(db);
     try {
       for (let i = 0; i < 5; i++) await db.put({ _id: `after-${i}` });
-      const deadline = Date.now() + 5_000;
-      while (seen.length < 5 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      await allSeen;
       should(seen).have.length(5);
       await db.changes({ since: 1 });
       should(reads.since).eql([1]);
