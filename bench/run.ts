@@ -17,6 +17,7 @@ import { libraryMessages } from "./messages-library";
 import { gatewayScale } from "./gateway-scale";
 import { mosquittoAvailable, startMosquitto, type Broker } from "./mosquitto";
 import { BenchResult, pairedResult, result } from "./stats";
+import { coreSpeeds, coreSpread, describeCores, UNEVEN_CORES } from "./core-speeds";
 import { firstMessage, knownPeerMessage, streamThroughput } from "./streams-and-handshakes";
 import { torVsDirect } from "./tor";
 
@@ -259,6 +260,8 @@ async function main(): Promise<void> {
   const results: BenchResult[] = [];
   const skipped: Array<{ name: string; why: string }> = [];
   const failed: Array<{ name: string; error: string }> = [];
+  /** Each benchmark's CPU speeds as it started (see bench/core-speeds.ts). */
+  const cores: Array<{ benchmark: string; loopMs?: number[] }> = [];
   const chosen = BENCHMARKS.filter((benchmark) => !(quick && benchmark.fullOnly) && (!benchmark.optIn || process.argv.includes(benchmark.optIn)));
   const optIns = BENCHMARKS.filter((benchmark) => benchmark.optIn && !chosen.includes(benchmark)).map((benchmark) => `${benchmark.optIn} for "${benchmark.name}"`);
   console.log(`${quick ? "quick" : "full"} set: ${chosen.length} benchmarks${quick ? ` (${BENCHMARKS.length - chosen.length} left out; run without --quick for all)` : ""}${optIns.length > 0 ? `; add ${optIns.join(", ")}` : ""}`);
@@ -270,7 +273,9 @@ async function main(): Promise<void> {
       skipped.push({ name: benchmark.name, why });
       continue;
     }
-    console.log(`${label} …`);
+    const loopMs = coreSpeeds();
+    cores.push({ benchmark: benchmark.name, loopMs });
+    console.log(`${label} … (${describeCores(loopMs)})`);
     const at = Date.now();
     try {
       const rows = await benchmark.run(quick);
@@ -287,9 +292,11 @@ async function main(): Promise<void> {
   for (const row of results) console.log(row.name.padEnd(30) + String(row.ours).padStart(12) + String(row.baseline).padStart(12) + `  ${row.unit.padEnd(6)} ${row.ratio}`);
   for (const { name, why } of skipped) console.log(`skipped: ${name} (${why})`);
   for (const { name, error } of failed) console.log(`failed: ${name}: ${error}`);
+  const uneven = cores.filter((entry) => entry.loopMs && coreSpread(entry.loopMs) > UNEVEN_CORES);
+  for (const entry of uneven) console.log(`uneven CPUs as "${entry.benchmark}" started: ${describeCores(entry.loopMs)}`);
   const file = path.resolve(__dirname, "..", "..", "bench", quick ? "results-quick.json" : "results.json");
   const seconds = Math.round((Date.now() - started) / 1000);
-  fs.writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), set: quick ? "quick" : "full", seconds, machine: machine(), results, skipped, failed }, null, 2) + "\n");
+  fs.writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), set: quick ? "quick" : "full", seconds, machine: machine(), cores, results, skipped, failed }, null, 2) + "\n");
   console.log(`\nwrote ${path.relative(process.cwd(), file)} in ${seconds} s`);
   // A skipped benchmark is this machine's lack; a failed one is a bug.
   process.exitCode = failed.length > 0 ? 1 : 0;
