@@ -109,7 +109,15 @@ export interface SoakOptions {
   streamChunkBytes?: number;
   /** The devices' memoryTrimIntervalMs (0: off, to compare; default: the Device's). */
   memoryTrimIntervalMs?: number;
+  /**
+   * Loads left out, to tell which one the memory follows: the messages, the streams or the
+   * store-and-forward messages (mesh sync still runs between the devices without the last).
+   */
+  without?: ReadonlyArray<SoakLoad>;
 }
+
+export const SOAK_LOADS = ["messages", "streams", "mesh"] as const;
+export type SoakLoad = (typeof SOAK_LOADS)[number];
 
 export async function soak(seconds: number, options: SoakOptions = {}): Promise<SoakReport> {
   const dirs = ["a", "b", "c"].map((name) => fs.mkdtempSync(path.join(os.tmpdir(), `peer-mesh-soak-${name}-`)));
@@ -148,6 +156,7 @@ export async function soak(seconds: number, options: SoakOptions = {}): Promise<
     const started = Date.now();
     const until = started + seconds * 1000;
     const running = (): boolean => Date.now() < until;
+    const runs = (load: SoakLoad): boolean => !options.without?.includes(load);
     const sample = (): void => {
       // Run with node --expose-gc and each sample follows a full collection: the heap in use is then
       // what is still referenced, not wherever the last collection left it.
@@ -160,7 +169,7 @@ export async function soak(seconds: number, options: SoakOptions = {}): Promise<
     const sampler = setInterval(sample, Math.min(15_000, Math.max(1_000, (seconds * 1000) / 20)));
 
     let messageSeq = 0;
-    const messageWorkers = Array.from({ length: IN_FLIGHT }, async () => {
+    const messageWorkers = Array.from({ length: runs("messages") ? IN_FLIGHT : 0 }, async () => {
       while (running()) {
         // Paced from the start time, so a slow moment is made up for but never turns into a burst backlog.
         const seq = messageSeq++;
@@ -175,7 +184,7 @@ export async function soak(seconds: number, options: SoakOptions = {}): Promise<
       }
     });
     const streamWorker = (async () => {
-      for (let seq = 0; running(); seq++) {
+      for (let seq = 0; runs("streams") && running(); seq++) {
         try {
           await a.sendStream(b.id, `soak/s/${seq}`, Readable.from(streamSource(seq, options.streamChunkBytes ?? STREAM_BYTES)));
           report.streams.sent++;
@@ -187,7 +196,7 @@ export async function soak(seconds: number, options: SoakOptions = {}): Promise<
       }
     })();
     const meshWorker = (async () => {
-      for (let seq = 0; running(); seq++) {
+      for (let seq = 0; runs("mesh") && running(); seq++) {
         try {
           await a.mesh.send(c.id, { seq }, { topic: "soak", ttlMs: options.meshTtlMs });
           report.mesh.sent++;
@@ -247,7 +256,14 @@ if (require.main === module) {
     console.error("--memory-trim-seconds takes a number of seconds (0: off)");
     process.exit(2);
   }
-  soak(seconds, { meshTtlMs, streamChunkBytes, memoryTrimIntervalMs }).then(
+  const withoutFlag = process.argv.indexOf("--without");
+  const without = withoutFlag >= 0 ? (process.argv[withoutFlag + 1] ?? "").split(",") : [];
+  const unknown = without.filter((load) => !(SOAK_LOADS as readonly string[]).includes(load));
+  if (unknown.length > 0 || (withoutFlag >= 0 && without.length === 0)) {
+    console.error(`--without takes a comma-separated list of ${SOAK_LOADS.join(", ")}`);
+    process.exit(2);
+  }
+  soak(seconds, { meshTtlMs, streamChunkBytes, memoryTrimIntervalMs, without: without as SoakLoad[] }).then(
     (report) => {
       for (const kind of ["messages", "streams", "mesh"] as const) {
         const t = report[kind];
