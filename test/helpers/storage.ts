@@ -52,3 +52,24 @@ export function recordChangesReads(db: Database): { since: unknown[]; restore():
   }) as typeof db.changes;
   return { since, restore: () => void (db.changes = changes) };
 }
+
+/**
+ * Makes `db`'s live changes feeds (opened from now on) hand each change on `ms` later, in order: a
+ * loaded machine's feed, which runs behind the writes. What a test waits for then has to be the change
+ * itself, not something that holds true earlier by chance.
+ */
+export function delayLiveFeeds(db: Database, ms: number): void {
+  const changes = db.changes.bind(db);
+  db.changes = ((options?: { live?: boolean }) => {
+    const feed = changes(options as never) as unknown as { emit(event: string, ...args: unknown[]): boolean };
+    if (options?.live) {
+      const emit = feed.emit.bind(feed);
+      feed.emit = (event: string, ...args: unknown[]): boolean => {
+        if (event !== "change") return emit(event, ...args);
+        setTimeout(() => emit(event, ...args), ms);
+        return true;
+      };
+    }
+    return feed;
+  }) as unknown as typeof db.changes;
+}
