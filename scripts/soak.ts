@@ -29,6 +29,13 @@ export interface SoakReport {
    * MB that a single sample would read as growth or shrinkage.
    */
   growthMb?: number;
+  /**
+   * The same growth of native memory alone: anonymous RSS less V8's reserved heap and LevelDB's own
+   * count, the memory the package's native parts and the allocator hold (Linux). V8's heap swings by
+   * tens of MB with the allocation rate, more than the RSS goal, so this is the figure that shows a
+   * change in native memory from one run to the next.
+   */
+  nativeGrowthMb?: number;
   /** What the memory trimmer did (README, Memory): how often, how much it gave back, its longest call. */
   memoryTrim?: MemoryTrimStatus;
 }
@@ -79,12 +86,18 @@ function residentMb(): { anonMb?: number; fileMb?: number } {
   return { anonMb: mb(anonymousBytes), fileMb: mb(fileBytes) };
 }
 
-/** See SoakReport.growthMb. */
-export function growthFromMinuteFive(samples: SoakReport["rssMb"], seconds: number): number | undefined {
+type Sample = SoakReport["rssMb"][number];
+
+/** See SoakReport.growthMb; `of` picks another figure from each sample (undefined where a sample lacks it). */
+export function growthFromMinuteFive(samples: SoakReport["rssMb"], seconds: number, of: (sample: Sample) => number | undefined = (sample) => sample.mb): number | undefined {
   if (seconds < 600) return undefined;
-  const lowest = (from: number, to: number): number => Math.min(...samples.filter((s) => s.at >= from && s.at <= to).map((s) => s.mb));
-  return lowest(seconds - 60, seconds) - lowest(270, 330);
+  const lowest = (from: number, to: number): number => Math.min(...samples.filter((s) => s.at >= from && s.at <= to).map(of).filter((v): v is number => v !== undefined));
+  const growth = lowest(seconds - 60, seconds) - lowest(270, 330);
+  return Number.isFinite(growth) ? growth : undefined;
 }
+
+/** See SoakReport.nativeGrowthMb. */
+export const nativeMb = (sample: Sample): number | undefined => (sample.anonMb === undefined ? undefined : sample.anonMb - sample.heapTotalMb - sample.levelDbMb);
 
 const STREAM_BYTES = 256 * 1024;
 
@@ -222,6 +235,7 @@ export async function soak(seconds: number, options: SoakOptions = {}): Promise<
     settle(report.streams, seen.streams);
     settle(report.mesh, seen.mesh);
     report.growthMb = growthFromMinuteFive(report.rssMb, seconds);
+    report.nativeGrowthMb = growthFromMinuteFive(report.rssMb, seconds, nativeMb);
     report.memoryTrim = memoryTrimStatus();
     return report;
   } finally {
@@ -271,6 +285,7 @@ if (require.main === module) {
       }
       console.log(`rss / heap used / heap reserved / external / anonymous / mapped files / LevelDB (MB) / acks held by the three devices over time: ${report.rssMb.map((s) => `${s.at}s:${s.mb}/${s.heapMb}/${s.heapTotalMb}/${s.externalMb}/${s.anonMb ?? "?"}/${s.fileMb ?? "?"}/${s.levelDbMb}/${s.acksHeld}`).join(" ")}`);
       if (report.growthMb !== undefined) console.log(`RSS growth from minute 5 to the end (lowest in the minute around each): ${report.growthMb} MB`);
+      if (report.nativeGrowthMb !== undefined) console.log(`native memory (anonymous RSS less V8's reserved heap and LevelDB's count), the same way: ${report.nativeGrowthMb} MB`);
       const trim = report.memoryTrim;
       if (trim) console.log(trim.available ? `memory trim: ${trim.trims} trims gave back ${(trim.releasedBytes / 1048576).toFixed(1)} MB in all, the longest took ${trim.longestMs.toFixed(1)} ms` : `memory trim unavailable: ${trim.reason}`);
       console.log(JSON.stringify(report));

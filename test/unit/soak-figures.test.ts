@@ -1,0 +1,44 @@
+import should from "should";
+import { growthFromMinuteFive, nativeMb, type SoakReport } from "../../scripts/soak";
+
+type Sample = SoakReport["rssMb"][number];
+
+/** A 10-minute soak's samples every 15 s: V8's reserved heap swinging by 60 MB, native memory as given. */
+function samples(native: (at: number) => number): Sample[] {
+  const out: Sample[] = [];
+  for (let at = 0; at <= 600; at += 15) {
+    const heapTotalMb = 80 + (at % 60 === 0 ? 0 : 60);
+    const levelDbMb = 7;
+    const anonMb = heapTotalMb + levelDbMb + native(at);
+    out.push({ at, mb: anonMb + 50, heapMb: 40, heapTotalMb, externalMb: 5, anonMb, fileMb: 50, levelDbMb, acksHeld: 0 });
+  }
+  return out;
+}
+
+describe("the soak's memory figures", () => {
+  it("takes each end's lowest in its minute, for RSS and for native memory alone", () => {
+    const flat = samples(() => 20);
+    should(growthFromMinuteFive(flat, 600)).equal(0);
+    should(growthFromMinuteFive(flat, 600, nativeMb)).equal(0);
+    const growing = samples((at) => 20 + Math.floor(at / 60));
+    should(growthFromMinuteFive(growing, 600, nativeMb)).equal(5); // lowest 24 in the minute around minute 5, 29 in the last
+  });
+
+  it("tells native growth apart from V8's heap ending on a peak", () => {
+    const list = samples(() => 20);
+    // The last minute caught V8 at its peak throughout: RSS reads +60, native memory did not move.
+    for (const sample of list.filter((s) => s.at >= 540)) {
+      sample.heapTotalMb = 140;
+      sample.anonMb = 140 + sample.levelDbMb + 20;
+      sample.mb = sample.anonMb + 50;
+    }
+    should(growthFromMinuteFive(list, 600)).equal(60);
+    should(growthFromMinuteFive(list, 600, nativeMb)).equal(0);
+  });
+
+  it("has no figure for a run shorter than 10 minutes, or without /proc's split", () => {
+    should(growthFromMinuteFive(samples(() => 20), 300)).be.undefined();
+    const withoutSplit = samples(() => 20).map((sample) => ({ ...sample, anonMb: undefined }));
+    should(growthFromMinuteFive(withoutSplit, 600, nativeMb)).be.undefined();
+  });
+});
