@@ -61,12 +61,13 @@ export function recordChangesReads(db: Database): { since: unknown[]; restore():
 export function delayLiveFeeds(db: Database, ms: number): void {
   const changes = db.changes.bind(db);
   db.changes = ((options?: { live?: boolean }) => {
-    const feed = changes(options as never) as unknown as { emit(event: string, ...args: unknown[]): boolean };
+    const feed = changes(options as never) as unknown as { emit(event: string, ...args: unknown[]): boolean; isCancelled?: boolean };
     if (options?.live) {
       const emit = feed.emit.bind(feed);
       feed.emit = (event: string, ...args: unknown[]): boolean => {
         if (event !== "change") return emit(event, ...args);
-        setTimeout(() => emit(event, ...args), ms);
+        // A change still on its way when the feed is cancelled (its listener stopped) is dropped, as a real feed's would be.
+        setTimeout(() => feed.isCancelled || emit(event, ...args), ms);
         return true;
       };
     }
