@@ -14,8 +14,11 @@ import os from "node:os";
 const LOOP_ITERATIONS = 100_000_000;
 const LOOP = `let x = 0; const t = process.hrtime.bigint(); for (let i = 0; i < ${LOOP_ITERATIONS}; i++) x += i % 7; process.stdout.write(String(x > 0 ? Number(process.hrtime.bigint() - t) / 1e6 : 0));`;
 
-/** Ms the loop took on each CPU, or undefined where CPUs cannot be pinned (no taskset, not Linux). */
-export function coreSpeeds(cpus = os.cpus().length): number[] | undefined {
+/** CPUs timed at most: each takes a few hundred ms, before every benchmark. */
+const MAX_CPUS_TIMED = 8;
+
+/** Ms the loop took on each CPU (the first 8), or undefined where CPUs cannot be pinned (no taskset, not Linux). */
+export function coreSpeeds(cpus = Math.min(MAX_CPUS_TIMED, os.cpus().length)): number[] | undefined {
   if (process.platform !== "linux") return undefined;
   const times: number[] = [];
   for (let cpu = 0; cpu < cpus; cpu++) {
