@@ -279,7 +279,7 @@ if (require.main === module) {
   }
   soak(seconds, { meshTtlMs, streamChunkBytes, memoryTrimIntervalMs, without: without as SoakLoad[] }).then(
     (report) => {
-      for (const kind of ["messages", "streams", "mesh"] as const) {
+      for (const kind of SOAK_LOADS) {
         const t = report[kind];
         console.log(`${kind.padEnd(9)} sent ${t.sent}, delivered ${t.delivered}, duplicated ${t.duplicated}, lost ${t.lost}, failed to send ${t.failed}`);
       }
@@ -289,7 +289,7 @@ if (require.main === module) {
       const trim = report.memoryTrim;
       if (trim) console.log(trim.available ? `memory trim: ${trim.trims} trims gave back ${(trim.releasedBytes / 1048576).toFixed(1)} MB in all, the longest took ${trim.longestMs.toFixed(1)} ms` : `memory trim unavailable: ${trim.reason}`);
       console.log(JSON.stringify(report));
-      const bad = (["messages", "streams", "mesh"] as const).some((kind) => report[kind].lost > 0 || report[kind].duplicated > 0);
+      const bad = SOAK_LOADS.some((kind) => report[kind].lost > 0 || report[kind].duplicated > 0);
       process.exit(bad ? 1 : 0);
     },
     (err: Error) => {
