@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import v8 from "node:v8";
 import { Readable } from "node:stream";
 import { Device, Identity, levelDbMemory, memoryTrimStatus, MeshSync, residentSplit, type MemoryTrimStatus } from "../lib";
 
@@ -22,7 +23,7 @@ export interface SoakReport {
    * And the acks the mesh stores hold: each is kept until its message's time to live ends (a day by
    * default) or the ack quota (10,000 per device) makes room, and each costs about 1.3 KB of heap.
    */
-  rssMb: Array<{ at: number; mb: number; heapMb: number; heapTotalMb: number; externalMb: number; anonMb?: number; fileMb?: number; levelDbMb: number; acksHeld: number }>;
+  rssMb: Array<{ at: number; mb: number; heapMb: number; heapTotalMb: number; externalMb: number; anonMb?: number; fileMb?: number; levelDbMb: number; acksHeld: number; v8?: V8Spaces }>;
   /**
    * RSS growth from minute 5 to the end (runs of 10 minutes or more), each end taken as the lowest RSS
    * in the minute around it: V8 sizes its heap to the allocation rate and back, a saw-tooth of tens of
@@ -36,8 +37,22 @@ export interface SoakReport {
    * change in native memory from one run to the next.
    */
   nativeGrowthMb?: number;
+  /** The same growth of V8's reserved heap, in all and by space (lowest in each end's minute, each on its own). */
+  v8GrowthMb?: { reservedMb?: number } & Partial<V8Spaces>;
   /** What the memory trimmer did (README, Memory): how often, how much it gave back, its longest call. */
   memoryTrim?: MemoryTrimStatus;
+}
+
+/**
+ * V8's reserved heap by the spaces that make most of it, in MB: the young generation (fixed in size once the
+ * allocation rate has grown it), the old generation and the large objects (a Buffer's JS side is small;
+ * large objects are arrays and strings over ~128 KB). Which of them a swing of the reserved heap is in
+ * says whether it is V8 sizing its heap or something kept.
+ */
+export interface V8Spaces {
+  newMb: number;
+  oldMb: number;
+  largeObjectsMb: number;
 }
 
 interface Tally {
@@ -88,6 +103,12 @@ function residentMb(): { anonMb?: number; fileMb?: number } {
 
 type Sample = SoakReport["rssMb"][number];
 
+function v8Spaces(): V8Spaces {
+  const committed = new Map(v8.getHeapSpaceStatistics().map((space) => [space.space_name, space.space_size]));
+  const mb = (...names: string[]): number => Math.round(names.reduce((sum, name) => sum + (committed.get(name) ?? 0), 0) / 1048576);
+  return { newMb: mb("new_space"), oldMb: mb("old_space"), largeObjectsMb: mb("large_object_space", "new_large_object_space") };
+}
+
 /** See SoakReport.growthMb; `of` picks another figure from each sample (undefined where a sample lacks it). */
 export function growthFromMinuteFive(samples: SoakReport["rssMb"], seconds: number, of: (sample: Sample) => number | undefined = (sample) => sample.mb): number | undefined {
   if (seconds < 600) return undefined;
@@ -98,6 +119,18 @@ export function growthFromMinuteFive(samples: SoakReport["rssMb"], seconds: numb
 
 /** See SoakReport.nativeGrowthMb. */
 export const nativeMb = (sample: Sample): number | undefined => (sample.anonMb === undefined ? undefined : sample.anonMb - sample.heapTotalMb - sample.levelDbMb);
+
+/** See SoakReport.v8GrowthMb. */
+export function v8GrowthFromMinuteFive(samples: SoakReport["rssMb"], seconds: number): SoakReport["v8GrowthMb"] {
+  if (seconds < 600) return undefined;
+  const ofSpace = (space: keyof V8Spaces) => (sample: Sample): number | undefined => sample.v8?.[space];
+  return {
+    reservedMb: growthFromMinuteFive(samples, seconds, (sample) => sample.heapTotalMb),
+    newMb: growthFromMinuteFive(samples, seconds, ofSpace("newMb")),
+    oldMb: growthFromMinuteFive(samples, seconds, ofSpace("oldMb")),
+    largeObjectsMb: growthFromMinuteFive(samples, seconds, ofSpace("largeObjectsMb")),
+  };
+}
 
 const STREAM_BYTES = 256 * 1024;
 
@@ -176,7 +209,7 @@ export async function soak(seconds: number, options: SoakOptions = {}): Promise<
       (globalThis as { gc?: () => void }).gc?.();
       const memory = process.memoryUsage();
       const mb = (bytes: number): number => Math.round(bytes / 1048576);
-      report.rssMb.push({ at: Math.round((Date.now() - started) / 1000), mb: mb(memory.rss), heapMb: mb(memory.heapUsed), heapTotalMb: mb(memory.heapTotal), externalMb: mb(memory.external), ...residentMb(), levelDbMb: mb(levelDbMemory().bytes), acksHeld: devices.reduce((sum, device) => sum + device.mesh.storedAcks, 0) });
+      report.rssMb.push({ at: Math.round((Date.now() - started) / 1000), mb: mb(memory.rss), heapMb: mb(memory.heapUsed), heapTotalMb: mb(memory.heapTotal), externalMb: mb(memory.external), ...residentMb(), levelDbMb: mb(levelDbMemory().bytes), acksHeld: devices.reduce((sum, device) => sum + device.mesh.storedAcks, 0), v8: v8Spaces() });
     };
     sample();
     const sampler = setInterval(sample, Math.min(15_000, Math.max(1_000, (seconds * 1000) / 20)));
@@ -236,6 +269,7 @@ export async function soak(seconds: number, options: SoakOptions = {}): Promise<
     settle(report.mesh, seen.mesh);
     report.growthMb = growthFromMinuteFive(report.rssMb, seconds);
     report.nativeGrowthMb = growthFromMinuteFive(report.rssMb, seconds, nativeMb);
+    report.v8GrowthMb = v8GrowthFromMinuteFive(report.rssMb, seconds);
     report.memoryTrim = memoryTrimStatus();
     return report;
   } finally {
@@ -286,6 +320,8 @@ if (require.main === module) {
       console.log(`rss / heap used / heap reserved / external / anonymous / mapped files / LevelDB (MB) / acks held by the three devices over time: ${report.rssMb.map((s) => `${s.at}s:${s.mb}/${s.heapMb}/${s.heapTotalMb}/${s.externalMb}/${s.anonMb ?? "?"}/${s.fileMb ?? "?"}/${s.levelDbMb}/${s.acksHeld}`).join(" ")}`);
       if (report.growthMb !== undefined) console.log(`RSS growth from minute 5 to the end (lowest in the minute around each): ${report.growthMb} MB`);
       if (report.nativeGrowthMb !== undefined) console.log(`native memory (anonymous RSS less V8's reserved heap and LevelDB's count), the same way: ${report.nativeGrowthMb} MB`);
+      const heap = report.v8GrowthMb;
+      if (heap) console.log(`V8's reserved heap, the same way: ${heap.reservedMb} MB (young generation ${heap.newMb}, old ${heap.oldMb}, large objects ${heap.largeObjectsMb})`);
       const trim = report.memoryTrim;
       if (trim) console.log(trim.available ? `memory trim: ${trim.trims} trims gave back ${(trim.releasedBytes / 1048576).toFixed(1)} MB in all, the longest took ${trim.longestMs.toFixed(1)} ms` : `memory trim unavailable: ${trim.reason}`);
       console.log(JSON.stringify(report));

@@ -1,5 +1,5 @@
 import should from "should";
-import { growthFromMinuteFive, nativeMb, type SoakReport } from "../../scripts/soak";
+import { growthFromMinuteFive, nativeMb, v8GrowthFromMinuteFive, type SoakReport } from "../../scripts/soak";
 
 type Sample = SoakReport["rssMb"][number];
 
@@ -10,7 +10,7 @@ function samples(native: (at: number) => number): Sample[] {
     const heapTotalMb = 80 + (at % 60 === 0 ? 0 : 60);
     const levelDbMb = 7;
     const anonMb = heapTotalMb + levelDbMb + native(at);
-    out.push({ at, mb: anonMb + 50, heapMb: 40, heapTotalMb, externalMb: 5, anonMb, fileMb: 50, levelDbMb, acksHeld: 0 });
+    out.push({ at, mb: anonMb + 50, heapMb: 40, heapTotalMb, externalMb: 5, anonMb, fileMb: 50, levelDbMb, acksHeld: 0, v8: { newMb: 32, oldMb: heapTotalMb - 40, largeObjectsMb: 3 } });
   }
   return out;
 }
@@ -34,6 +34,17 @@ describe("the soak's memory figures", () => {
     }
     should(growthFromMinuteFive(list, 600)).equal(60);
     should(growthFromMinuteFive(list, 600, nativeMb)).equal(0);
+  });
+
+  it("says which of V8's spaces a peak at the end is in", () => {
+    const list = samples(() => 20);
+    for (const sample of list.filter((s) => s.at >= 540)) {
+      sample.heapTotalMb = 140;
+      sample.v8 = { newMb: 32, oldMb: 95, largeObjectsMb: 5 };
+    }
+    // Lowest around minute 5: 80 reserved, old 40 (80 - 40); in the last minute: 140, old 95.
+    should(v8GrowthFromMinuteFive(list, 600)).eql({ reservedMb: 60, newMb: 0, oldMb: 55, largeObjectsMb: 2 });
+    should(v8GrowthFromMinuteFive(list, 300)).be.undefined();
   });
 
   it("has no figure for a run shorter than 10 minutes, or without /proc's split", () => {
