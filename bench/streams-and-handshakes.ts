@@ -15,7 +15,7 @@ async function pair(): Promise<{ a: Device; b: Device }> {
 }
 
 /** A TLS 1.3 server and a client with certificates, the same keys and cipher suite as the wire, nothing on top. */
-async function rawTlsServer(onSocket: (socket: tls.TLSSocket) => void): Promise<{ port: number; client: Identity; close(): Promise<void> }> {
+export async function rawTlsServer(onSocket: (socket: tls.TLSSocket) => void): Promise<{ port: number; client: Identity; close(): Promise<void> }> {
   const server = Identity.generate();
   const client = Identity.generate();
   const listener = tls.createServer(
@@ -31,7 +31,7 @@ async function rawTlsServer(onSocket: (socket: tls.TLSSocket) => void): Promise<
   };
 }
 
-function rawConnect(port: number, client: Identity, ticket?: Buffer): Promise<tls.TLSSocket> {
+export function rawConnect(port: number, client: Identity, ticket?: Buffer): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ port, host: "127.0.0.1", secureContext: client.tlsContext(), rejectUnauthorized: false, session: ticket }, () => resolve(socket));
     socket.once("error", reject);
