@@ -26,8 +26,9 @@ export interface SoakReport {
   rssMb: Array<{ at: number; mb: number; heapMb: number; heapTotalMb: number; externalMb: number; anonMb?: number; fileMb?: number; levelDbMb: number; acksHeld: number; v8?: V8Spaces }>;
   /**
    * RSS growth from minute 5 to the end (runs of 10 minutes or more), each end taken as the lowest RSS
-   * in the minute around it: V8 sizes its heap to the allocation rate and back, a saw-tooth of tens of
-   * MB that a single sample would read as growth or shrinkage.
+   * over 2.5 minutes (GROWTH_WINDOW_S: around minute 5, and the last): V8 grows its old generation with the allocation rate
+   * and gives it back at each full collection, a saw-tooth of 60–70 MB whose peaks can last over a
+   * minute, which a shorter window would read as growth or shrinkage.
    */
   growthMb?: number;
   /**
@@ -109,11 +110,18 @@ function v8Spaces(): V8Spaces {
   return { newMb: mb("new_space"), oldMb: mb("old_space"), largeObjectsMb: mb("large_object_space", "new_large_object_space") };
 }
 
+/**
+ * The span each end of the growth figures is the lowest of. A 30-minute soak (2026-12-08) had V8's old
+ * generation at 43–115 MB, up for as long as 75 s between full collections: a window of one minute read
+ * RSS growth of +71 and +79 MB in two runs and −13 in a third, as the last minute fell on a peak or not.
+ */
+export const GROWTH_WINDOW_S = 150;
+
 /** See SoakReport.growthMb; `of` picks another figure from each sample (undefined where a sample lacks it). */
 export function growthFromMinuteFive(samples: SoakReport["rssMb"], seconds: number, of: (sample: Sample) => number | undefined = (sample) => sample.mb): number | undefined {
   if (seconds < 600) return undefined;
   const lowest = (from: number, to: number): number => Math.min(...samples.filter((s) => s.at >= from && s.at <= to).map(of).filter((v): v is number => v !== undefined));
-  const growth = lowest(seconds - 60, seconds) - lowest(270, 330);
+  const growth = lowest(seconds - GROWTH_WINDOW_S, seconds) - lowest(300 - GROWTH_WINDOW_S / 2, 300 + GROWTH_WINDOW_S / 2);
   return Number.isFinite(growth) ? growth : undefined;
 }
 
@@ -318,7 +326,7 @@ if (require.main === module) {
         console.log(`${kind.padEnd(9)} sent ${t.sent}, delivered ${t.delivered}, duplicated ${t.duplicated}, lost ${t.lost}, failed to send ${t.failed}`);
       }
       console.log(`rss / heap used / heap reserved / external / anonymous / mapped files / LevelDB (MB) / acks held by the three devices over time: ${report.rssMb.map((s) => `${s.at}s:${s.mb}/${s.heapMb}/${s.heapTotalMb}/${s.externalMb}/${s.anonMb ?? "?"}/${s.fileMb ?? "?"}/${s.levelDbMb}/${s.acksHeld}`).join(" ")}`);
-      if (report.growthMb !== undefined) console.log(`RSS growth from minute 5 to the end (lowest in the minute around each): ${report.growthMb} MB`);
+      if (report.growthMb !== undefined) console.log(`RSS growth from minute 5 to the end (the lowest over ${GROWTH_WINDOW_S} s at each end): ${report.growthMb} MB`);
       if (report.nativeGrowthMb !== undefined) console.log(`native memory (anonymous RSS less V8's reserved heap and LevelDB's count), the same way: ${report.nativeGrowthMb} MB`);
       const heap = report.v8GrowthMb;
       if (heap) console.log(`V8's reserved heap, the same way: ${heap.reservedMb} MB (young generation ${heap.newMb}, old ${heap.oldMb}, large objects ${heap.largeObjectsMb})`);
