@@ -1,8 +1,8 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import v8 from "node:v8";
 import { Readable } from "node:stream";
+import v8 from "node:v8";
 import { Device, Identity, levelDbMemory, memoryTrimStatus, MeshSync, residentSplit, type MemoryTrimStatus } from "../lib";
 
 /**
@@ -26,9 +26,9 @@ export interface SoakReport {
   rssMb: Array<{ at: number; mb: number; heapMb: number; heapTotalMb: number; externalMb: number; anonMb?: number; fileMb?: number; levelDbMb: number; acksHeld: number; v8?: V8Spaces }>;
   /**
    * RSS growth from minute 5 to the end (runs of 10 minutes or more), each end taken as the lowest RSS
-   * over 2.5 minutes (GROWTH_WINDOW_S: around minute 5, and the last): V8 grows its old generation with the allocation rate
-   * and gives it back at each full collection, a saw-tooth of 60–70 MB whose peaks can last over a
-   * minute, which a shorter window would read as growth or shrinkage.
+   * over 2.5 minutes (GROWTH_WINDOW_S: around minute 5, and the last): V8 grows its old generation with
+   * the allocation rate and gives it back at each full collection, a saw-tooth of 60–70 MB whose peaks
+   * can last over a minute, which a shorter window would read as growth or shrinkage.
    */
   growthMb?: number;
   /**
@@ -38,7 +38,7 @@ export interface SoakReport {
    * change in native memory from one run to the next.
    */
   nativeGrowthMb?: number;
-  /** The same growth of V8's reserved heap, in all and by space (lowest in each end's minute, each on its own). */
+  /** The same growth of V8's reserved heap, in all and by space (each the lowest over the same spans, on its own). */
   v8GrowthMb?: { reservedMb?: number } & Partial<V8Spaces>;
   /** What the memory trimmer did (README, Memory): how often, how much it gave back, its longest call. */
   memoryTrim?: MemoryTrimStatus;
