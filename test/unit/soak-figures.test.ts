@@ -53,7 +53,7 @@ describe("the soak's memory figures", () => {
       sample.heapTotalMb = 140;
       sample.v8 = { newMb: 32, oldMb: 95, largeObjectsMb: 5 };
     }
-    // Lowest around minute 5: 80 reserved, old 40 (80 - 40); in the last minute: 140, old 95.
+    // Lowest around minute 5: 80 reserved, old 40 (80 - 40); in the last 2.5 minutes: 140, old 95.
     should(v8GrowthFromMinuteFive(list, 600)).eql({ reservedMb: 60, newMb: 0, oldMb: 55, largeObjectsMb: 2 });
     should(v8GrowthFromMinuteFive(list, 300)).be.undefined();
   });
